@@ -1,0 +1,405 @@
+//! The database handle: one of the three sqlx pools, chosen at run time.
+//!
+//! sea-query picks its SQL dialect statically, so the run-time choice between SQLite,
+//! PostgreSQL and MySQL/MariaDB is a `match` on [`Database`] here, and nowhere else: callers
+//! hand over a sea-query statement and get rows affected, an id, or [`DbRow`]s back.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sea_query::{InsertStatement, SchemaStatementBuilder};
+use sea_query_sqlx::SqlxBinder;
+use sqlx::{AssertSqlSafe, Row as _};
+
+use crate::error::{Error, Result};
+
+#[cfg(feature = "mysql")]
+use sqlx::mysql::{MySqlPool, MySqlPoolOptions, MySqlRow};
+#[cfg(feature = "postgres")]
+use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
+#[cfg(feature = "sqlite")]
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
+
+/// How long SQLite waits for a lock before answering "database is locked".
+pub const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Which SQL dialect a [`Database`] speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Backend {
+    /// SQLite (embedded, bundled).
+    Sqlite,
+    /// PostgreSQL.
+    Postgres,
+    /// MySQL or MariaDB.
+    MySql,
+}
+
+/// A connection pool to the host's database.
+///
+/// Cloning is cheap (the pools are reference counted). Build one from a URL with
+/// [`Database::connect`], or wrap a pool the host already has with `From`:
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use barycenter_jobs_core::{Backend, Database};
+///
+/// let dir = tempfile::tempdir()?;
+/// let url = format!("sqlite://{}", dir.path().join("jobs.db").display());
+/// let db = Database::connect(&url).await?;
+/// assert_eq!(db.backend(), Backend::Sqlite);
+///
+/// // or: let db = Database::from(my_existing_sqlx_pool);
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum Database {
+    /// A SQLite pool.
+    #[cfg(feature = "sqlite")]
+    Sqlite(SqlitePool),
+    /// A PostgreSQL pool.
+    #[cfg(feature = "postgres")]
+    Postgres(PgPool),
+    /// A MySQL / MariaDB pool.
+    #[cfg(feature = "mysql")]
+    MySql(MySqlPool),
+}
+
+#[cfg(feature = "sqlite")]
+impl From<SqlitePool> for Database {
+    fn from(pool: SqlitePool) -> Self {
+        Database::Sqlite(pool)
+    }
+}
+
+#[cfg(feature = "postgres")]
+impl From<PgPool> for Database {
+    fn from(pool: PgPool) -> Self {
+        Database::Postgres(pool)
+    }
+}
+
+#[cfg(feature = "mysql")]
+impl From<MySqlPool> for Database {
+    fn from(pool: MySqlPool) -> Self {
+        Database::MySql(pool)
+    }
+}
+
+impl Database {
+    /// Open a pool from a URL: `sqlite://PATH` (created if missing, WAL mode, 5 s busy
+    /// timeout), `postgres://...` or `mysql://...` (also used for MariaDB).
+    pub async fn connect(url: &str) -> Result<Self> {
+        Self::connect_with_max(url, 8).await
+    }
+
+    /// Like [`Database::connect`], with at most `max_connections` connections.
+    pub async fn connect_with_max(url: &str, max_connections: u32) -> Result<Self> {
+        let scheme = url.split(':').next().unwrap_or_default();
+        match scheme {
+            #[cfg(feature = "sqlite")]
+            "sqlite" => {
+                let options = SqliteConnectOptions::from_str(url)?
+                    .create_if_missing(true)
+                    .journal_mode(SqliteJournalMode::Wal)
+                    .synchronous(SqliteSynchronous::Normal)
+                    .busy_timeout(SQLITE_BUSY_TIMEOUT);
+                let pool = SqlitePoolOptions::new()
+                    .max_connections(max_connections)
+                    .connect_with(options)
+                    .await?;
+                Ok(Database::Sqlite(pool))
+            }
+            #[cfg(feature = "postgres")]
+            "postgres" | "postgresql" => {
+                let pool = PgPoolOptions::new()
+                    .max_connections(max_connections)
+                    .acquire_timeout(Duration::from_secs(10))
+                    .connect(url)
+                    .await?;
+                Ok(Database::Postgres(pool))
+            }
+            #[cfg(feature = "mysql")]
+            "mysql" | "mariadb" => {
+                let url = url.replacen("mariadb:", "mysql:", 1);
+                let pool = MySqlPoolOptions::new()
+                    .max_connections(max_connections)
+                    .acquire_timeout(Duration::from_secs(10))
+                    .connect(&url)
+                    .await?;
+                Ok(Database::MySql(pool))
+            }
+            _ => Err(Error::UnsupportedDatabase(redact_url(url))),
+        }
+    }
+
+    /// The SQL dialect of this pool.
+    pub fn backend(&self) -> Backend {
+        match self {
+            #[cfg(feature = "sqlite")]
+            Database::Sqlite(_) => Backend::Sqlite,
+            #[cfg(feature = "postgres")]
+            Database::Postgres(_) => Backend::Postgres,
+            #[cfg(feature = "mysql")]
+            Database::MySql(_) => Backend::MySql,
+        }
+    }
+
+    /// Close every connection of the pool.
+    pub async fn close(&self) {
+        match self {
+            #[cfg(feature = "sqlite")]
+            Database::Sqlite(p) => p.close().await,
+            #[cfg(feature = "postgres")]
+            Database::Postgres(p) => p.close().await,
+            #[cfg(feature = "mysql")]
+            Database::MySql(p) => p.close().await,
+        }
+    }
+
+    /// Run a query statement (UPDATE, DELETE, INSERT) and return the rows affected.
+    pub async fn execute<S: SqlxBinder>(&self, stmt: &S) -> Result<u64> {
+        Ok(match self {
+            #[cfg(feature = "sqlite")]
+            Database::Sqlite(p) => {
+                let (sql, values) = stmt.build_sqlx(sea_query::SqliteQueryBuilder);
+                sqlx::query_with(AssertSqlSafe(sql), values)
+                    .execute(p)
+                    .await?
+                    .rows_affected()
+            }
+            #[cfg(feature = "postgres")]
+            Database::Postgres(p) => {
+                let (sql, values) = stmt.build_sqlx(sea_query::PostgresQueryBuilder);
+                sqlx::query_with(AssertSqlSafe(sql), values)
+                    .execute(p)
+                    .await?
+                    .rows_affected()
+            }
+            #[cfg(feature = "mysql")]
+            Database::MySql(p) => {
+                let (sql, values) = stmt.build_sqlx(sea_query::MysqlQueryBuilder);
+                sqlx::query_with(AssertSqlSafe(sql), values)
+                    .execute(p)
+                    .await?
+                    .rows_affected()
+            }
+        })
+    }
+
+    /// Run an INSERT of one row and return the auto-increment id it got (column `id_column`).
+    pub async fn insert_returning_id(
+        &self,
+        stmt: &InsertStatement,
+        id_column: &str,
+    ) -> Result<i64> {
+        Ok(match self {
+            #[cfg(feature = "sqlite")]
+            Database::Sqlite(p) => {
+                let (sql, values) = stmt.build_sqlx(sea_query::SqliteQueryBuilder);
+                sqlx::query_with(AssertSqlSafe(sql), values)
+                    .execute(p)
+                    .await?
+                    .last_insert_rowid()
+            }
+            #[cfg(feature = "postgres")]
+            Database::Postgres(p) => {
+                let mut stmt = stmt.clone();
+                stmt.returning_col(sea_query::Alias::new(id_column));
+                let (sql, values) = stmt.build_sqlx(sea_query::PostgresQueryBuilder);
+                let row = sqlx::query_with(AssertSqlSafe(sql), values)
+                    .fetch_one(p)
+                    .await?;
+                DbRow::Postgres(row).i64(id_column)?
+            }
+            #[cfg(feature = "mysql")]
+            Database::MySql(p) => {
+                let _ = id_column;
+                let (sql, values) = stmt.build_sqlx(sea_query::MysqlQueryBuilder);
+                let id = sqlx::query_with(AssertSqlSafe(sql), values)
+                    .execute(p)
+                    .await?
+                    .last_insert_id();
+                i64::try_from(id).map_err(|e| sqlx::Error::Decode(Box::new(e)))?
+            }
+        })
+    }
+
+    /// Run a SELECT (or a statement with RETURNING) and return all rows.
+    pub async fn fetch_all<S: SqlxBinder>(&self, stmt: &S) -> Result<Vec<DbRow>> {
+        Ok(match self {
+            #[cfg(feature = "sqlite")]
+            Database::Sqlite(p) => {
+                let (sql, values) = stmt.build_sqlx(sea_query::SqliteQueryBuilder);
+                sqlx::query_with(AssertSqlSafe(sql), values)
+                    .fetch_all(p)
+                    .await?
+                    .into_iter()
+                    .map(DbRow::Sqlite)
+                    .collect()
+            }
+            #[cfg(feature = "postgres")]
+            Database::Postgres(p) => {
+                let (sql, values) = stmt.build_sqlx(sea_query::PostgresQueryBuilder);
+                sqlx::query_with(AssertSqlSafe(sql), values)
+                    .fetch_all(p)
+                    .await?
+                    .into_iter()
+                    .map(DbRow::Postgres)
+                    .collect()
+            }
+            #[cfg(feature = "mysql")]
+            Database::MySql(p) => {
+                let (sql, values) = stmt.build_sqlx(sea_query::MysqlQueryBuilder);
+                sqlx::query_with(AssertSqlSafe(sql), values)
+                    .fetch_all(p)
+                    .await?
+                    .into_iter()
+                    .map(DbRow::MySql)
+                    .collect()
+            }
+        })
+    }
+
+    /// Run a SELECT and return its first row, if any.
+    pub async fn fetch_optional<S: SqlxBinder>(&self, stmt: &S) -> Result<Option<DbRow>> {
+        Ok(self.fetch_all(stmt).await?.into_iter().next())
+    }
+
+    /// Run a schema statement (CREATE TABLE, ALTER TABLE, CREATE INDEX).
+    pub async fn execute_schema<S: SchemaStatementBuilder>(&self, stmt: &S) -> Result<()> {
+        match self {
+            #[cfg(feature = "sqlite")]
+            Database::Sqlite(p) => {
+                let sql = stmt.build(sea_query::SqliteQueryBuilder);
+                sqlx::query(AssertSqlSafe(sql)).execute(p).await?;
+            }
+            #[cfg(feature = "postgres")]
+            Database::Postgres(p) => {
+                let sql = stmt.build(sea_query::PostgresQueryBuilder);
+                sqlx::query(AssertSqlSafe(sql)).execute(p).await?;
+            }
+            #[cfg(feature = "mysql")]
+            Database::MySql(p) => {
+                let sql = stmt.build(sea_query::MysqlQueryBuilder);
+                sqlx::query(AssertSqlSafe(sql)).execute(p).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The SQL text a statement renders to on this backend, for logs and tests
+    /// (values are placeholders, never spliced in).
+    pub fn render<S: SqlxBinder>(&self, stmt: &S) -> String {
+        match self.backend() {
+            Backend::Sqlite => stmt.build_sqlx(sea_query::SqliteQueryBuilder).0,
+            Backend::Postgres => stmt.build_sqlx(sea_query::PostgresQueryBuilder).0,
+            Backend::MySql => stmt.build_sqlx(sea_query::MysqlQueryBuilder).0,
+        }
+    }
+}
+
+/// One result row, from whichever backend produced it.
+///
+/// The getters accept any integer width (and booleans) for integer columns, so tables
+/// created by other tools (`INTEGER` on PostgreSQL, `TINYINT` on MySQL) read back fine.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum DbRow {
+    /// A SQLite row.
+    #[cfg(feature = "sqlite")]
+    Sqlite(SqliteRow),
+    /// A PostgreSQL row.
+    #[cfg(feature = "postgres")]
+    Postgres(PgRow),
+    /// A MySQL / MariaDB row.
+    #[cfg(feature = "mysql")]
+    MySql(MySqlRow),
+}
+
+macro_rules! try_int_widths {
+    ($row:expr, $col:expr, $($ty:ty),+) => {{
+        let mut first: Option<sqlx::Error> = None;
+        $(
+            match $row.try_get::<Option<$ty>, _>($col) {
+                Ok(v) => return Ok(v.map(|v| v as i64)),
+                Err(e @ sqlx::Error::ColumnDecode { .. }) => {
+                    first.get_or_insert(e);
+                }
+                Err(e) => return Err(e.into()),
+            }
+        )+
+        match $row.try_get::<Option<bool>, _>($col) {
+            Ok(v) => return Ok(v.map(i64::from)),
+            Err(e) => return Err(first.unwrap_or(e).into()),
+        }
+    }};
+}
+
+impl DbRow {
+    /// A nullable integer column.
+    pub fn opt_i64(&self, col: &str) -> Result<Option<i64>> {
+        match self {
+            #[cfg(feature = "sqlite")]
+            DbRow::Sqlite(r) => try_int_widths!(r, col, i64),
+            #[cfg(feature = "postgres")]
+            DbRow::Postgres(r) => try_int_widths!(r, col, i64, i32, i16),
+            #[cfg(feature = "mysql")]
+            DbRow::MySql(r) => try_int_widths!(r, col, i64, i32, i16, i8, u64, u32),
+        }
+    }
+
+    /// A non-null integer column.
+    pub fn i64(&self, col: &str) -> Result<i64> {
+        self.opt_i64(col)?.ok_or_else(|| {
+            Error::Database(sqlx::Error::ColumnDecode {
+                index: col.to_owned(),
+                source: "unexpected NULL".into(),
+            })
+        })
+    }
+
+    /// A nullable text column.
+    pub fn opt_string(&self, col: &str) -> Result<Option<String>> {
+        Ok(match self {
+            #[cfg(feature = "sqlite")]
+            DbRow::Sqlite(r) => r.try_get(col)?,
+            #[cfg(feature = "postgres")]
+            DbRow::Postgres(r) => r.try_get(col)?,
+            #[cfg(feature = "mysql")]
+            DbRow::MySql(r) => r.try_get(col)?,
+        })
+    }
+}
+
+/// A URL with any password replaced, safe to show in an error message.
+pub(crate) fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.find(':') {
+                Some(c) => format!("{}://{}:***{}", &url[..s], &creds[..c], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_url;
+
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(
+            redact_url("redis://user:secret@host/db"),
+            "redis://user:***@host/db"
+        );
+        assert_eq!(redact_url("foo://host/db"), "foo://host/db");
+    }
+}

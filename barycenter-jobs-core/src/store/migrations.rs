@@ -1,0 +1,344 @@
+//! Versioned, idempotent schema migrations.
+//!
+//! Each step is written so that running it against a database where it already happened (or
+//! half happened, or another replica is running it at the same moment) is harmless: tables and
+//! indexes are created only if missing, and a column is added only after checking that it is
+//! not there. Applied versions are recorded in `barycenter_jobs_migrations`, keyed by the
+//! execution table's name so two differently-named histories can share one database.
+
+use chrono::Utc;
+use sea_query::{ColumnDef, Expr, ExprTrait, Index, Query, Table};
+
+use super::TableNames;
+use super::schema::{Exec, Lease, Migrations};
+use crate::db::Database;
+use crate::error::{Error, Result};
+use crate::ident::Identifier;
+
+/// The name of the bookkeeping table.
+pub const MIGRATIONS_TABLE: &str = "barycenter_jobs_migrations";
+
+type Step =
+    for<'a> fn(
+        &'a Database,
+        &'a TableNames,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<()>> + Send + 'a>>;
+
+/// All migrations, in order. Never edit a released one: add a new version.
+const MIGRATIONS: &[(i64, &str, Step)] = &[
+    (1, "create_job_executions", |db, t| {
+        Box::pin(create_executions(db, t))
+    }),
+    (2, "add_execution_detail_columns", |db, t| {
+        Box::pin(add_detail_columns(db, t))
+    }),
+    (3, "add_execution_indexes", |db, t| {
+        Box::pin(add_indexes(db, t))
+    }),
+    (4, "create_job_leases", |db, t| {
+        Box::pin(create_leases(db, t))
+    }),
+];
+
+/// The newest schema version this build knows.
+pub fn latest_version() -> i64 {
+    MIGRATIONS.last().map(|m| m.0).unwrap_or(0)
+}
+
+pub(crate) async fn run(db: &Database, tables: &TableNames) -> Result<Vec<i64>> {
+    let book = Identifier::new(MIGRATIONS_TABLE)?;
+    create_table(
+        db,
+        &book,
+        Table::create()
+            .table(book.clone())
+            .if_not_exists()
+            .col(ColumnDef::new(Migrations::Scope).string_len(64).not_null())
+            .col(ColumnDef::new(Migrations::Version).big_integer().not_null())
+            .col(ColumnDef::new(Migrations::Name).string_len(128).not_null())
+            .col(
+                ColumnDef::new(Migrations::AppliedAt)
+                    .big_integer()
+                    .not_null(),
+            )
+            .primary_key(
+                Index::create()
+                    .col(Migrations::Scope)
+                    .col(Migrations::Version),
+            ),
+    )
+    .await?;
+
+    let scope = tables.executions.as_str().to_owned();
+    let applied: Vec<i64> = db
+        .fetch_all(
+            Query::select()
+                .column(Migrations::Version)
+                .from(book.clone())
+                .and_where(Expr::col(Migrations::Scope).eq(scope.clone())),
+        )
+        .await?
+        .iter()
+        .map(|r| r.i64("version"))
+        .collect::<Result<_>>()?;
+
+    let mut ran = Vec::new();
+    for (version, name, step) in MIGRATIONS {
+        if applied.contains(version) {
+            continue;
+        }
+        step(db, tables).await.map_err(|e| match e {
+            Error::Database(source) => Error::Migration {
+                version: *version,
+                name,
+                source,
+            },
+            other => other,
+        })?;
+        let record = Query::insert()
+            .into_table(book.clone())
+            .columns([
+                Migrations::Scope,
+                Migrations::Version,
+                Migrations::Name,
+                Migrations::AppliedAt,
+            ])
+            .values_panic([
+                scope.clone().into(),
+                (*version).into(),
+                (*name).into(),
+                Utc::now().timestamp().into(),
+            ])
+            .to_owned();
+        // A replica migrating at the same moment may have recorded it first: fine.
+        if let Err(e) = db.execute(&record).await {
+            if !is_recorded(db, &book, &scope, *version).await? {
+                return Err(e);
+            }
+        }
+        tracing::info!(version, name, table = %tables.executions, "applied migration");
+        ran.push(*version);
+    }
+    Ok(ran)
+}
+
+async fn is_recorded(db: &Database, book: &Identifier, scope: &str, version: i64) -> Result<bool> {
+    Ok(db
+        .fetch_optional(
+            Query::select()
+                .column(Migrations::Version)
+                .from(book.clone())
+                .and_where(Expr::col(Migrations::Scope).eq(scope))
+                .and_where(Expr::col(Migrations::Version).eq(version)),
+        )
+        .await?
+        .is_some())
+}
+
+/// Barycenter's table, exactly: an existing one is left as it is.
+async fn create_executions(db: &Database, t: &TableNames) -> Result<()> {
+    create_table(
+        db,
+        &t.executions,
+        Table::create()
+            .table(t.executions.clone())
+            .if_not_exists()
+            .col(
+                ColumnDef::new(Exec::Id)
+                    .big_integer()
+                    .not_null()
+                    .auto_increment()
+                    .primary_key(),
+            )
+            .col(ColumnDef::new(Exec::JobName).string_len(191).not_null())
+            .col(ColumnDef::new(Exec::StartedAt).big_integer().not_null())
+            .col(ColumnDef::new(Exec::CompletedAt).big_integer().null())
+            .col(ColumnDef::new(Exec::Success).big_integer().null())
+            .col(ColumnDef::new(Exec::ErrorMessage).text().null())
+            .col(ColumnDef::new(Exec::RecordsProcessed).big_integer().null()),
+    )
+    .await
+}
+
+async fn add_detail_columns(db: &Database, t: &TableNames) -> Result<()> {
+    let columns = [
+        (
+            Exec::Status,
+            ColumnDef::new(Exec::Status)
+                .string_len(16)
+                .null()
+                .to_owned(),
+        ),
+        (
+            Exec::TriggerKind,
+            ColumnDef::new(Exec::TriggerKind)
+                .string_len(16)
+                .null()
+                .to_owned(),
+        ),
+        (
+            Exec::Instance,
+            ColumnDef::new(Exec::Instance)
+                .string_len(255)
+                .null()
+                .to_owned(),
+        ),
+        (
+            Exec::DurationMs,
+            ColumnDef::new(Exec::DurationMs)
+                .big_integer()
+                .null()
+                .to_owned(),
+        ),
+        (
+            Exec::ScheduledFor,
+            ColumnDef::new(Exec::ScheduledFor)
+                .big_integer()
+                .null()
+                .to_owned(),
+        ),
+    ];
+    for (col, mut def) in columns {
+        if column_exists(db, &t.executions, col).await {
+            continue;
+        }
+        let alter = Table::alter()
+            .table(t.executions.clone())
+            .add_column(&mut def)
+            .to_owned();
+        if let Err(e) = db.execute_schema(&alter).await {
+            // Lost a race with another replica adding the same column?
+            if !column_exists(db, &t.executions, col).await {
+                return Err(e);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `CREATE TABLE IF NOT EXISTS`, tolerating the race PostgreSQL loses when two sessions
+/// create the same table at once (a unique violation in its catalog).
+async fn create_table(
+    db: &Database,
+    name: &Identifier,
+    stmt: &mut sea_query::TableCreateStatement,
+) -> Result<()> {
+    match db.execute_schema(stmt).await {
+        Err(e) if table_exists(db, name).await => {
+            tracing::debug!(table = %name, error = %e, "table created concurrently");
+            Ok(())
+        }
+        other => other,
+    }
+}
+
+async fn table_exists(db: &Database, table: &Identifier) -> bool {
+    db.fetch_all(
+        Query::select()
+            .expr(Expr::val(1))
+            .from(table.clone())
+            .and_where(Expr::val(1).eq(0)),
+    )
+    .await
+    .is_ok()
+}
+
+async fn column_exists(db: &Database, table: &Identifier, col: Exec) -> bool {
+    db.fetch_all(
+        Query::select()
+            // Qualified, because SQLite reads an unknown bare "column" as a string literal.
+            .column((table.clone(), col))
+            .from(table.clone())
+            .and_where(Expr::val(1).eq(0)),
+    )
+    .await
+    .is_ok()
+}
+
+async fn add_indexes(db: &Database, t: &TableNames) -> Result<()> {
+    // "latest N of job X": WHERE job_name = ? ORDER BY id DESC
+    let by_job = Index::create()
+        .name(t.executions.with_suffix("_job_id_idx")?.as_str())
+        .table(t.executions.clone())
+        .col(Exec::JobName)
+        .col(Exec::Id)
+        .if_not_exists()
+        .to_owned();
+    // "latest N failures": WHERE success = 0 ORDER BY id DESC
+    let by_outcome = Index::create()
+        .name(t.executions.with_suffix("_success_id_idx")?.as_str())
+        .table(t.executions.clone())
+        .col(Exec::Success)
+        .col(Exec::Id)
+        .if_not_exists()
+        .to_owned();
+    // retention: WHERE started_at < ?
+    let by_start = Index::create()
+        .name(t.executions.with_suffix("_started_idx")?.as_str())
+        .table(t.executions.clone())
+        .col(Exec::StartedAt)
+        .if_not_exists()
+        .to_owned();
+    for index in [by_job, by_outcome, by_start] {
+        if let Err(e) = db.execute_schema(&index).await {
+            // MySQL has no CREATE INDEX IF NOT EXISTS: a duplicate name means it is there.
+            if !is_duplicate_index(&e) {
+                return Err(e);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn is_duplicate_index(e: &Error) -> bool {
+    match e {
+        Error::Database(sqlx::Error::Database(d)) => {
+            // MySQL/MariaDB ER_DUP_KEYNAME, PostgreSQL duplicate_table (relation exists).
+            // MySQL/MariaDB ER_DUP_KEYNAME (1061); PostgreSQL duplicate_table, or a unique
+            // violation in its catalog when two sessions create the index at once.
+            matches!(
+                d.code().as_deref(),
+                Some("42P07") | Some("23505") | Some("42000")
+            ) && !d.message().contains("syntax")
+                || d.message().contains("Duplicate key name")
+        }
+        _ => false,
+    }
+}
+
+async fn create_leases(db: &Database, t: &TableNames) -> Result<()> {
+    create_table(
+        db,
+        &t.leases,
+        Table::create()
+            .table(t.leases.clone())
+            .if_not_exists()
+            .col(
+                ColumnDef::new(Lease::JobName)
+                    .string_len(191)
+                    .not_null()
+                    .primary_key(),
+            )
+            .col(ColumnDef::new(Lease::Holder).string_len(255).null())
+            .col(
+                ColumnDef::new(Lease::Token)
+                    .big_integer()
+                    .not_null()
+                    .default(0),
+            )
+            .col(
+                ColumnDef::new(Lease::ExpiresAtMs)
+                    .big_integer()
+                    .not_null()
+                    .default(0),
+            )
+            .col(
+                ColumnDef::new(Lease::LastTick)
+                    .big_integer()
+                    .not_null()
+                    .default(0),
+            )
+            .col(ColumnDef::new(Lease::ExecutionId).big_integer().null()),
+    )
+    .await
+}

@@ -1,0 +1,508 @@
+//! The execution history: one row per run in `job_executions`.
+//!
+//! The table is compatible with Barycenter's (`id`, `job_name`, `started_at` in epoch seconds,
+//! `completed_at`, `success` NULL/0/1, `error_message`, `records_processed`); our extra columns
+//! (`status`, `trigger_kind`, `instance`, `duration_ms`, `scheduled_for`) are nullable, so rows
+//! Barycenter wrote read back fine and Barycenter can keep reading rows we write.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use barycenter_jobs_core::{Database, ExecutionQuery, ExecutionStore, NewExecution, Outcome};
+//! use chrono::Utc;
+//!
+//! let dir = tempfile::tempdir()?;
+//! let db = Database::connect(&format!("sqlite://{}", dir.path().join("h.db").display())).await?;
+//! let store = ExecutionStore::new(db);
+//! store.migrate().await?;
+//!
+//! let id = store.start(&NewExecution::manual("cleanup_expired_sessions", Utc::now())).await?;
+//! store.finish(id, &Outcome::Succeeded { records_processed: 3 }, Utc::now()).await?;
+//!
+//! let latest = store.list(&ExecutionQuery::new().job("cleanup_expired_sessions")).await?;
+//! assert_eq!(latest[0].records_processed, Some(3));
+//! # Ok(()) }
+//! ```
+
+pub(crate) mod migrations;
+pub(crate) mod schema;
+
+use chrono::{DateTime, TimeZone, Utc};
+use sea_query::{Expr, ExprTrait, Order, Query, SelectStatement};
+
+use crate::db::{Database, DbRow};
+use crate::error::Result;
+use crate::ident::Identifier;
+use crate::job::Trigger;
+use schema::Exec;
+
+pub use migrations::{MIGRATIONS_TABLE, latest_version};
+
+/// Largest `limit` a listing accepts.
+pub const MAX_LIST_LIMIT: u32 = 1000;
+
+/// Names of the tables the store owns.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(default)]
+pub struct TableNames {
+    /// The execution history (`job_executions`).
+    pub executions: Identifier,
+    /// The per-job lease rows used to elect one runner per tick (`job_leases`).
+    pub leases: Identifier,
+}
+
+impl Default for TableNames {
+    fn default() -> Self {
+        Self {
+            executions: Identifier::new("job_executions").expect("valid"),
+            leases: Identifier::new("job_leases").expect("valid"),
+        }
+    }
+}
+
+/// Where a run stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ExecutionStatus {
+    /// Started, not finished.
+    Running,
+    /// Finished with `success = 1`.
+    Succeeded,
+    /// Finished with an error (including a timeout or a panic).
+    Failed,
+    /// Stopped by a shutdown past its grace deadline.
+    Cancelled,
+    /// Left open by a process that died; closed by another one.
+    Abandoned,
+}
+
+impl ExecutionStatus {
+    /// The label stored in the `status` column.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            ExecutionStatus::Running => "running",
+            ExecutionStatus::Succeeded => "succeeded",
+            ExecutionStatus::Failed => "failed",
+            ExecutionStatus::Cancelled => "cancelled",
+            ExecutionStatus::Abandoned => "abandoned",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "running" => ExecutionStatus::Running,
+            "succeeded" => ExecutionStatus::Succeeded,
+            "failed" => ExecutionStatus::Failed,
+            "cancelled" => ExecutionStatus::Cancelled,
+            "abandoned" => ExecutionStatus::Abandoned,
+            _ => return None,
+        })
+    }
+}
+
+/// One row of the history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Execution {
+    /// Auto-increment id.
+    pub id: i64,
+    /// The job's name.
+    pub job_name: String,
+    /// When the run started (second precision, as Barycenter stores it).
+    pub started_at: DateTime<Utc>,
+    /// When it finished; `None` while running.
+    pub completed_at: Option<DateTime<Utc>>,
+    /// `None` while running, then whether it succeeded.
+    pub success: Option<bool>,
+    /// Error text of a failed, cancelled or abandoned run.
+    pub error_message: Option<String>,
+    /// What the job reported (successful runs only).
+    pub records_processed: Option<u64>,
+    /// Status; derived from `success` for rows written without a `status` (Barycenter's).
+    pub status: ExecutionStatus,
+    /// `scheduled`, `catch_up` or `manual`; `None` for Barycenter's rows.
+    pub trigger: Option<String>,
+    /// The scheduler instance that ran it.
+    pub instance: Option<String>,
+    /// Run time in milliseconds.
+    pub duration_ms: Option<i64>,
+    /// The tick a scheduled run belongs to.
+    pub scheduled_for: Option<DateTime<Utc>>,
+}
+
+/// The start of a run, as [`ExecutionStore::start`] records it.
+#[derive(Debug, Clone)]
+pub struct NewExecution {
+    /// The job's name.
+    pub job_name: String,
+    /// When the run starts.
+    pub started_at: DateTime<Utc>,
+    /// What started it.
+    pub trigger: Trigger,
+    /// Which scheduler instance runs it.
+    pub instance: Option<String>,
+}
+
+impl NewExecution {
+    /// A manual run of `job_name` starting at `started_at`, with no instance recorded.
+    pub fn manual(job_name: impl Into<String>, started_at: DateTime<Utc>) -> Self {
+        Self {
+            job_name: job_name.into(),
+            started_at,
+            trigger: Trigger::Manual,
+            instance: None,
+        }
+    }
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Outcome {
+    /// It worked.
+    Succeeded {
+        /// What the job reported.
+        records_processed: u64,
+    },
+    /// It returned an error, panicked or timed out.
+    Failed {
+        /// Why.
+        message: String,
+    },
+    /// Shutdown cancelled it.
+    Cancelled {
+        /// Why.
+        message: String,
+    },
+    /// Its process died; another one closed it.
+    Abandoned {
+        /// Why.
+        message: String,
+    },
+}
+
+impl Outcome {
+    /// The status this outcome records.
+    pub fn status(&self) -> ExecutionStatus {
+        match self {
+            Outcome::Succeeded { .. } => ExecutionStatus::Succeeded,
+            Outcome::Failed { .. } => ExecutionStatus::Failed,
+            Outcome::Cancelled { .. } => ExecutionStatus::Cancelled,
+            Outcome::Abandoned { .. } => ExecutionStatus::Abandoned,
+        }
+    }
+}
+
+/// Filters for [`ExecutionStore::list`]. Results are newest first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecutionQuery {
+    /// Only this job.
+    pub job_name: Option<String>,
+    /// Only runs with `success = 0` (failed, cancelled, abandoned).
+    pub only_failures: bool,
+    /// At most this many rows (clamped to 1..=[`MAX_LIST_LIMIT`]).
+    pub limit: u32,
+}
+
+impl Default for ExecutionQuery {
+    fn default() -> Self {
+        Self {
+            job_name: None,
+            only_failures: false,
+            limit: 100,
+        }
+    }
+}
+
+impl ExecutionQuery {
+    /// The 100 newest runs of every job.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Only runs of `name`.
+    pub fn job(mut self, name: impl Into<String>) -> Self {
+        self.job_name = Some(name.into());
+        self
+    }
+
+    /// Only failures.
+    pub fn failures(mut self) -> Self {
+        self.only_failures = true;
+        self
+    }
+
+    /// At most `limit` rows.
+    pub fn limit(mut self, limit: u32) -> Self {
+        self.limit = limit;
+        self
+    }
+}
+
+/// Reads and writes the execution history.
+#[derive(Debug, Clone)]
+pub struct ExecutionStore {
+    db: Database,
+    tables: TableNames,
+}
+
+fn ts(t: DateTime<Utc>) -> i64 {
+    t.timestamp()
+}
+
+fn from_ts(secs: i64) -> DateTime<Utc> {
+    Utc.timestamp_opt(secs, 0)
+        .single()
+        .unwrap_or(DateTime::<Utc>::MIN_UTC)
+}
+
+impl ExecutionStore {
+    /// A store over `db` with the default table names.
+    pub fn new(db: Database) -> Self {
+        Self::with_tables(db, TableNames::default())
+    }
+
+    /// A store over `db` with the given table names.
+    pub fn with_tables(db: Database, tables: TableNames) -> Self {
+        Self { db, tables }
+    }
+
+    /// The database handle.
+    pub fn db(&self) -> &Database {
+        &self.db
+    }
+
+    /// The table names in use.
+    pub fn tables(&self) -> &TableNames {
+        &self.tables
+    }
+
+    /// Create or upgrade the tables. Idempotent; safe to run from several replicas at once.
+    /// Returns the versions applied by this call.
+    pub async fn migrate(&self) -> Result<Vec<i64>> {
+        migrations::run(&self.db, &self.tables).await
+    }
+
+    /// Record the start of a run; returns its id.
+    pub async fn start(&self, new: &NewExecution) -> Result<i64> {
+        let stmt = Query::insert()
+            .into_table(self.tables.executions.clone())
+            .columns([
+                Exec::JobName,
+                Exec::StartedAt,
+                Exec::Status,
+                Exec::TriggerKind,
+                Exec::Instance,
+                Exec::ScheduledFor,
+            ])
+            .values_panic([
+                new.job_name.clone().into(),
+                ts(new.started_at).into(),
+                ExecutionStatus::Running.as_str().into(),
+                new.trigger.as_str().into(),
+                new.instance.clone().into(),
+                new.trigger.fire_time().map(ts).into(),
+            ])
+            .to_owned();
+        self.db.insert_returning_id(&stmt, "id").await
+    }
+
+    /// Record the end of run `id`. Returns false if the row was already closed (for example
+    /// as abandoned by another replica), in which case it is left untouched.
+    pub async fn finish(
+        &self,
+        id: i64,
+        outcome: &Outcome,
+        completed_at: DateTime<Utc>,
+    ) -> Result<bool> {
+        let (success, message, records): (i64, Option<String>, Option<i64>) = match outcome {
+            Outcome::Succeeded { records_processed } => (
+                1,
+                None,
+                Some(i64::try_from(*records_processed).unwrap_or(i64::MAX)),
+            ),
+            Outcome::Failed { message }
+            | Outcome::Cancelled { message }
+            | Outcome::Abandoned { message } => (0, Some(message.clone()), None),
+        };
+        let stmt = Query::update()
+            .table(self.tables.executions.clone())
+            .value(Exec::CompletedAt, ts(completed_at))
+            .value(Exec::Success, success)
+            .value(Exec::ErrorMessage, message)
+            .value(Exec::RecordsProcessed, records)
+            .value(Exec::Status, outcome.status().as_str())
+            // Millisecond duration from the second-precision start column would be coarse;
+            // the scheduler records it separately with `set_duration`.
+            .and_where(Expr::col(Exec::Id).eq(id))
+            .and_where(Expr::col(Exec::CompletedAt).is_null())
+            .to_owned();
+        Ok(self.db.execute(&stmt).await? == 1)
+    }
+
+    /// Record the run time of `id` in milliseconds.
+    pub async fn set_duration(&self, id: i64, duration: std::time::Duration) -> Result<()> {
+        let ms = i64::try_from(duration.as_millis()).unwrap_or(i64::MAX);
+        self.db
+            .execute(
+                Query::update()
+                    .table(self.tables.executions.clone())
+                    .value(Exec::DurationMs, ms)
+                    .and_where(Expr::col(Exec::Id).eq(id)),
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Close every open run of `job_name` other than `except` as abandoned. The caller must
+    /// hold the job's lease, which proves nobody else is running it. Returns how many rows
+    /// were closed.
+    pub async fn close_abandoned(
+        &self,
+        job_name: &str,
+        except: Option<i64>,
+        now: DateTime<Utc>,
+    ) -> Result<u64> {
+        let mut stmt = Query::update()
+            .table(self.tables.executions.clone())
+            .value(Exec::CompletedAt, ts(now))
+            .value(Exec::Success, 0)
+            .value(
+                Exec::ErrorMessage,
+                "abandoned: the process running it stopped before it finished",
+            )
+            .value(Exec::Status, ExecutionStatus::Abandoned.as_str())
+            .and_where(Expr::col(Exec::JobName).eq(job_name))
+            .and_where(Expr::col(Exec::CompletedAt).is_null())
+            .to_owned();
+        if let Some(id) = except {
+            stmt.and_where(Expr::col(Exec::Id).ne(id));
+        }
+        self.db.execute(&stmt).await
+    }
+
+    /// One run by id.
+    pub async fn get(&self, id: i64) -> Result<Option<Execution>> {
+        let mut q = self.select();
+        q.and_where(Expr::col(Exec::Id).eq(id));
+        match self.db.fetch_optional(&q).await? {
+            Some(row) => Ok(Some(decode(&row)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Runs matching `query`, newest first.
+    pub async fn list(&self, query: &ExecutionQuery) -> Result<Vec<Execution>> {
+        let mut q = self.select();
+        if let Some(name) = &query.job_name {
+            q.and_where(Expr::col(Exec::JobName).eq(name.as_str()));
+        }
+        if query.only_failures {
+            q.and_where(Expr::col(Exec::Success).eq(0));
+        }
+        q.order_by(Exec::Id, Order::Desc)
+            .limit(u64::from(query.limit.clamp(1, MAX_LIST_LIMIT)));
+        self.db.fetch_all(&q).await?.iter().map(decode).collect()
+    }
+
+    /// The newest run of `job_name`, if any.
+    pub async fn latest(&self, job_name: &str) -> Result<Option<Execution>> {
+        Ok(self
+            .list(&ExecutionQuery::new().job(job_name).limit(1))
+            .await?
+            .into_iter()
+            .next())
+    }
+
+    /// The newest run of each of `job_names` (jobs that never ran are absent).
+    pub async fn latest_per_job<S: AsRef<str>>(&self, job_names: &[S]) -> Result<Vec<Execution>> {
+        let mut out = Vec::with_capacity(job_names.len());
+        for name in job_names {
+            // One indexed probe per job beats a GROUP BY over the whole history.
+            if let Some(e) = self.latest(name.as_ref()).await? {
+                out.push(e);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Delete up to `batch` finished runs that started before `cutoff`; returns how many.
+    /// Call repeatedly until it returns less than `batch`.
+    pub async fn purge_batch(&self, cutoff: DateTime<Utc>, batch: u32) -> Result<u64> {
+        let ids: Vec<i64> = self
+            .db
+            .fetch_all(
+                Query::select()
+                    .column(Exec::Id)
+                    .from(self.tables.executions.clone())
+                    .and_where(Expr::col(Exec::StartedAt).lt(ts(cutoff)))
+                    .and_where(Expr::col(Exec::CompletedAt).is_not_null())
+                    .order_by(Exec::Id, Order::Asc)
+                    .limit(u64::from(Ord::max(batch, 1))),
+            )
+            .await?
+            .iter()
+            .map(|r| r.i64("id"))
+            .collect::<Result<_>>()?;
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        self.db
+            .execute(
+                Query::delete()
+                    .from_table(self.tables.executions.clone())
+                    .and_where(Expr::col(Exec::Id).is_in(ids)),
+            )
+            .await
+    }
+
+    fn select(&self) -> SelectStatement {
+        Query::select()
+            .columns([
+                Exec::Id,
+                Exec::JobName,
+                Exec::StartedAt,
+                Exec::CompletedAt,
+                Exec::Success,
+                Exec::ErrorMessage,
+                Exec::RecordsProcessed,
+                Exec::Status,
+                Exec::TriggerKind,
+                Exec::Instance,
+                Exec::DurationMs,
+                Exec::ScheduledFor,
+            ])
+            .from(self.tables.executions.clone())
+            .to_owned()
+    }
+}
+
+fn decode(row: &DbRow) -> Result<Execution> {
+    let completed_at = row.opt_i64("completed_at")?.map(from_ts);
+    let success = row.opt_i64("success")?.map(|s| s != 0);
+    let status = row
+        .opt_string("status")?
+        .as_deref()
+        .and_then(ExecutionStatus::parse)
+        .unwrap_or(match (success, completed_at) {
+            (Some(true), _) => ExecutionStatus::Succeeded,
+            (Some(false), _) => ExecutionStatus::Failed,
+            (None, None) => ExecutionStatus::Running,
+            (None, Some(_)) => ExecutionStatus::Failed,
+        });
+    Ok(Execution {
+        id: row.i64("id")?,
+        job_name: row.opt_string("job_name")?.unwrap_or_default(),
+        started_at: from_ts(row.i64("started_at")?),
+        completed_at,
+        success,
+        error_message: row.opt_string("error_message")?,
+        records_processed: row
+            .opt_i64("records_processed")?
+            .map(|n| u64::try_from(n).unwrap_or(0)),
+        status,
+        trigger: row.opt_string("trigger_kind")?,
+        instance: row.opt_string("instance")?,
+        duration_ms: row.opt_i64("duration_ms")?,
+        scheduled_for: row.opt_i64("scheduled_for")?.map(from_ts),
+    })
+}

@@ -1,0 +1,256 @@
+//! Fresh databases for tests.
+//!
+//! - SQLite: a file in a temporary directory, always available.
+//! - PostgreSQL / MariaDB: a new database created on the server named by
+//!   `BARYCENTER_JOBS_TEST_POSTGRES` / `BARYCENTER_JOBS_TEST_MYSQL` (a URL whose database
+//!   the test user may connect to, e.g. `postgres://postgres@127.0.0.1:5432/test`), dropped
+//!   again when the [`TestDb`] is dropped, even if the test panicked.
+//!
+//! When a server's variable is unset, its tests are skipped with a message, except under
+//! `CI=true`, where a missing or unreachable server fails the test.
+//!
+//! [`backend_tests!`] turns one `async fn(&TestDb)` into a test per backend.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use barycenter_jobs_core::{Backend, Database};
+use sqlx::{AssertSqlSafe, Connection};
+
+/// Environment variable with the PostgreSQL server URL.
+pub const POSTGRES_ENV: &str = "BARYCENTER_JOBS_TEST_POSTGRES";
+/// Environment variable with the MySQL / MariaDB server URL.
+pub const MYSQL_ENV: &str = "BARYCENTER_JOBS_TEST_MYSQL";
+
+/// A database that exists for one test.
+pub struct TestDb {
+    /// A pool on the fresh database.
+    pub db: Database,
+    /// Its URL, to open more pools (as other replicas would).
+    pub url: String,
+    drop_on_server: Option<(Backend, String, String)>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl std::fmt::Debug for TestDb {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestDb").field("url", &self.url).finish()
+    }
+}
+
+impl TestDb {
+    /// The backend.
+    pub fn backend(&self) -> Backend {
+        self.db.backend()
+    }
+
+    /// Another, independent pool on the same database.
+    pub async fn another_pool(&self) -> Database {
+        Database::connect(&self.url).await.expect("second pool")
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let Some((backend, admin_url, name)) = self.drop_on_server.take() else {
+            return;
+        };
+        // Drop runs inside (or while unwinding out of) an async test: do the blocking clean-up
+        // on a thread with its own runtime.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(async move {
+                let sql = match backend {
+                    Backend::Postgres => format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"),
+                    _ => format!("DROP DATABASE IF EXISTS `{name}`"),
+                };
+                let result = match backend {
+                    Backend::Postgres => match sqlx::PgConnection::connect(&admin_url).await {
+                        Ok(mut c) => sqlx::query(AssertSqlSafe(sql))
+                            .execute(&mut c)
+                            .await
+                            .map(|_| ()),
+                        Err(e) => Err(e),
+                    },
+                    _ => match sqlx::MySqlConnection::connect(&admin_url).await {
+                        Ok(mut c) => sqlx::query(AssertSqlSafe(sql))
+                            .execute(&mut c)
+                            .await
+                            .map(|_| ()),
+                        Err(e) => Err(e),
+                    },
+                };
+                if let Err(e) = result {
+                    eprintln!("warning: could not drop test database {name}: {e}");
+                }
+            });
+        })
+        .join();
+    }
+}
+
+fn unique_name() -> String {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!(
+        "bjt_{}_{}_{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed),
+        nanos
+    )
+}
+
+fn in_ci() -> bool {
+    std::env::var("CI")
+        .map(|v| v == "true" || v == "1")
+        .unwrap_or(false)
+}
+
+/// A fresh SQLite database in a temporary directory.
+pub async fn sqlite() -> TestDb {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("sqlite://{}", dir.path().join("test.db").display());
+    let db = Database::connect(&url).await.expect("open sqlite");
+    TestDb {
+        db,
+        url,
+        drop_on_server: None,
+        _dir: Some(dir),
+    }
+}
+
+/// A fresh PostgreSQL database, or `None` (skip) when no server is configured outside CI.
+pub async fn postgres() -> Option<TestDb> {
+    server(Backend::Postgres, POSTGRES_ENV).await
+}
+
+/// A fresh MariaDB / MySQL database, or `None` (skip) when no server is configured outside CI.
+pub async fn mysql() -> Option<TestDb> {
+    server(Backend::MySql, MYSQL_ENV).await
+}
+
+/// A fresh database on `backend`, or `None` when it is skipped.
+pub async fn fresh(backend: Backend) -> Option<TestDb> {
+    match backend {
+        Backend::Sqlite => Some(sqlite().await),
+        Backend::Postgres => postgres().await,
+        _ => mysql().await,
+    }
+}
+
+async fn server(backend: Backend, var: &str) -> Option<TestDb> {
+    let Ok(admin_url) = std::env::var(var) else {
+        if in_ci() {
+            panic!("{var} is not set, and CI=true makes {backend:?} tests mandatory");
+        }
+        eprintln!("skipping {backend:?} test: {var} is not set");
+        return None;
+    };
+    let name = unique_name();
+    let create = match backend {
+        Backend::Postgres => format!("CREATE DATABASE \"{name}\""),
+        _ => format!("CREATE DATABASE `{name}` CHARACTER SET utf8mb4"),
+    };
+    let created = match backend {
+        Backend::Postgres => match sqlx::PgConnection::connect(&admin_url).await {
+            Ok(mut c) => sqlx::query(AssertSqlSafe(create))
+                .execute(&mut c)
+                .await
+                .map(|_| ()),
+            Err(e) => Err(e),
+        },
+        _ => match sqlx::MySqlConnection::connect(&admin_url).await {
+            Ok(mut c) => sqlx::query(AssertSqlSafe(create))
+                .execute(&mut c)
+                .await
+                .map(|_| ()),
+            Err(e) => Err(e),
+        },
+    };
+    if let Err(e) = created {
+        panic!("cannot create a {backend:?} test database through {var}: {e}");
+    }
+    let url = replace_database(&admin_url, &name);
+    let db = Database::connect_with_max(&url, 6)
+        .await
+        .unwrap_or_else(|e| panic!("cannot open {url}: {e}"));
+    Some(TestDb {
+        db,
+        url,
+        drop_on_server: Some((backend, admin_url, name)),
+        _dir: None,
+    })
+}
+
+/// `scheme://auth@host:port/OLD?query` with the database path replaced by `name`.
+fn replace_database(url: &str, name: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
+    };
+    let after_scheme = base.find("://").map(|i| i + 3).unwrap_or(0);
+    let host_end = base[after_scheme..]
+        .find('/')
+        .map(|i| i + after_scheme)
+        .unwrap_or(base.len());
+    let mut out = format!("{}/{}", &base[..host_end], name);
+    if let Some(q) = query {
+        out.push('?');
+        out.push_str(q);
+    }
+    out
+}
+
+/// One test per backend from one `async fn case(t: &TestDb)`:
+///
+/// ```ignore
+/// async fn migrations_are_idempotent(t: &TestDb) { ... }
+/// backend_tests!(migrations_are_idempotent);
+/// ```
+///
+/// expands to a module `migrations_are_idempotent` with tests `sqlite`, `postgres`, `mysql`.
+#[macro_export]
+macro_rules! backend_tests {
+    ($($case:ident),+ $(,)?) => {$(
+        mod $case {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                let t = $crate::sqlite().await;
+                super::$case(&t).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                if let Some(t) = $crate::postgres().await {
+                    super::$case(&t).await;
+                }
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn mysql() {
+                if let Some(t) = $crate::mysql().await {
+                    super::$case(&t).await;
+                }
+            }
+        }
+    )+};
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn replaces_the_database_path() {
+        assert_eq!(
+            super::replace_database("postgres://postgres@127.0.0.1:5432/test", "x"),
+            "postgres://postgres@127.0.0.1:5432/x"
+        );
+        assert_eq!(
+            super::replace_database("mysql://root@127.0.0.1:3306/test?ssl-mode=disabled", "y"),
+            "mysql://root@127.0.0.1:3306/y?ssl-mode=disabled"
+        );
+    }
+}
