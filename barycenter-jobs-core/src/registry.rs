@@ -191,6 +191,7 @@ impl fmt::Debug for Registry {
 #[derive(Default)]
 pub struct RegistryBuilder {
     jobs: Vec<Arc<dyn Job>>,
+    replacements: Vec<Arc<dyn Job>>,
     inventory: bool,
 }
 
@@ -210,6 +211,16 @@ impl RegistryBuilder {
     /// Add one job that is already shared.
     pub fn register_arc(mut self, job: Arc<dyn Job>) -> Self {
         self.jobs.push(job);
+        self
+    }
+
+    /// Replace the job of the same name (typically one submitted with
+    /// [`register_job!`](crate::register_job) with its default settings) by `job`, configured
+    /// by the host. Unlike [`register`](Self::register) it requires the name to exist:
+    /// [`build`](Self::build) fails with [`Error::UnknownJob`] otherwise, so a typo is not
+    /// silently registered as a second job.
+    pub fn replace(mut self, job: impl Job) -> Self {
+        self.replacements.push(Arc::new(job));
         self
     }
 
@@ -234,6 +245,14 @@ impl RegistryBuilder {
                 return Err(Error::DuplicateJob(name));
             }
             jobs.insert(name, RegisteredJob { job, schedule });
+        }
+        for job in self.replacements {
+            let name = job.name().to_owned();
+            let schedule = Schedule::parse(job.schedule())?;
+            match jobs.get_mut(&name) {
+                Some(slot) => *slot = RegisteredJob { job, schedule },
+                None => return Err(Error::UnknownJob(name)),
+            }
         }
         Ok(Registry { jobs })
     }
