@@ -21,7 +21,9 @@ mod error;
 mod ident;
 mod job;
 mod registry;
+pub mod lease;
 mod schedule;
+pub mod scheduler;
 pub mod store;
 
 pub use async_trait::async_trait;
@@ -31,7 +33,12 @@ pub use error::{Error, Result};
 pub use ident::Identifier;
 pub use job::{Job, JobContext, JobError, JobOutput, Trigger};
 pub use registry::{JobRegistration, RegisteredJob, Registry, RegistryBuilder};
+pub use lease::{ClaimKind, Lease, LeaseStore};
 pub use schedule::Schedule;
+pub use scheduler::{
+    CoordinationConfig, JobConfig, JobInfo, MisfirePolicy, RetentionConfig, Scheduler,
+    SchedulerBuilder, SchedulerConfig, SchedulerHandle, TriggeredRun,
+};
 pub use store::{
     Execution, ExecutionQuery, ExecutionStatus, ExecutionStore, NewExecution, Outcome, TableNames,
 };

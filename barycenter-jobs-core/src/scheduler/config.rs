@@ -1,0 +1,164 @@
+//! Host configuration of the scheduler, deserialisable from TOML (or anything serde reads).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::store::TableNames;
+
+/// Everything a host can set without recompiling.
+///
+/// ```
+/// use barycenter_jobs_core::SchedulerConfig;
+///
+/// let cfg: SchedulerConfig = serde_json::from_str(r#"{
+///     "jobs": { "cleanup_expired_sessions": { "schedule": "0 */10 * * * *", "timeout_secs": 120 },
+///               "cleanup_expired_device_codes": { "enabled": false } },
+///     "retention": { "keep_days": 7 }
+/// }"#).unwrap();
+/// assert_eq!(cfg.retention.keep_days, Some(7));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SchedulerConfig {
+    /// Per-job overrides, keyed by job name. A name that is not registered is an error at
+    /// start-up, so a typo does not go unnoticed.
+    pub jobs: BTreeMap<String, JobConfig>,
+    /// Timeout of jobs that set none (seconds). Default: 3600.
+    pub default_timeout_secs: u64,
+    /// Cross-replica coordination.
+    pub coordination: CoordinationConfig,
+    /// How long the history is kept.
+    pub retention: RetentionConfig,
+    /// Table names of the history and the leases.
+    pub tables: TableNames,
+}
+
+impl Default for SchedulerConfig {
+    fn default() -> Self {
+        Self {
+            jobs: BTreeMap::new(),
+            default_timeout_secs: 3600,
+            coordination: CoordinationConfig::default(),
+            retention: RetentionConfig::default(),
+            tables: TableNames::default(),
+        }
+    }
+}
+
+impl SchedulerConfig {
+    /// Override one job.
+    pub fn job(mut self, name: impl Into<String>, config: JobConfig) -> Self {
+        self.jobs.insert(name.into(), config);
+        self
+    }
+
+    /// Single-process mode: no lease rows are written (see [`CoordinationConfig::enabled`]).
+    pub fn without_coordination(mut self) -> Self {
+        self.coordination.enabled = false;
+        self
+    }
+}
+
+/// Overrides for one job. Unset fields keep the job's defaults.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct JobConfig {
+    /// Cron expression replacing the job's own.
+    pub schedule: Option<String>,
+    /// IANA time zone the schedule is evaluated in (default UTC).
+    pub time_zone: Option<String>,
+    /// `false` stops scheduled runs; the job can still be triggered by hand.
+    pub enabled: Option<bool>,
+    /// Cancel a run after this many seconds and record it as failed.
+    pub timeout_secs: Option<u64>,
+    /// What to do at start-up about a tick missed while no scheduler was up.
+    pub misfire: Option<MisfirePolicy>,
+}
+
+impl JobConfig {
+    /// A config that only sets the schedule.
+    pub fn schedule(expr: impl Into<String>) -> Self {
+        Self {
+            schedule: Some(expr.into()),
+            ..Self::default()
+        }
+    }
+
+    /// Set the timeout.
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout_secs = Some(timeout.as_secs().max(1));
+        self
+    }
+
+    /// Enable or disable scheduled runs.
+    pub fn with_enabled(mut self, enabled: bool) -> Self {
+        self.enabled = Some(enabled);
+        self
+    }
+
+    /// Set the misfire policy.
+    pub fn with_misfire(mut self, misfire: MisfirePolicy) -> Self {
+        self.misfire = Some(misfire);
+        self
+    }
+}
+
+/// Policy for ticks missed while no scheduler was running.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MisfirePolicy {
+    /// Run once at start-up if the most recent tick is newer than the job's last recorded
+    /// run (however many ticks were missed: no burst). A job that never ran is not caught up.
+    #[default]
+    RunOnce,
+    /// Do nothing; wait for the next tick.
+    Skip,
+}
+
+/// Cross-replica coordination through lease rows in the shared database.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CoordinationConfig {
+    /// Claim a lease in the database before each run (default `true`). Turn it off for a
+    /// single process that wants no extra writes; several processes sharing a database with
+    /// coordination off each run every tick.
+    pub enabled: bool,
+    /// Lease time-to-live in seconds (default 30); renewed every third of it while running.
+    pub lease_ttl_secs: u64,
+    /// This process's identity in the history and the lease table; default `HOST:PID`.
+    pub instance: Option<String>,
+}
+
+impl Default for CoordinationConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            lease_ttl_secs: 30,
+            instance: None,
+        }
+    }
+}
+
+/// History retention.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RetentionConfig {
+    /// Delete finished runs older than this many days (default 30); `None` keeps everything.
+    pub keep_days: Option<u32>,
+    /// How often the purge runs, in seconds (default 3600).
+    pub interval_secs: u64,
+    /// Rows per DELETE (default 1000), so a purge never holds a long lock.
+    pub batch_size: u32,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        Self {
+            keep_days: Some(30),
+            interval_secs: 3600,
+            batch_size: 1000,
+        }
+    }
+}

@@ -1,0 +1,127 @@
+//! What a running scheduler gives its host: job information, manual triggers, shutdown.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tokio::sync::oneshot;
+
+use super::Shared;
+use crate::error::{Error, Result};
+use crate::job::Trigger;
+use crate::schedule::Schedule;
+use crate::store::{Execution, ExecutionStore};
+
+/// A handle on a started [`Scheduler`](super::Scheduler). Cheap to clone; every clone
+/// controls the same scheduler.
+#[derive(Clone)]
+pub struct SchedulerHandle {
+    pub(super) shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for SchedulerHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SchedulerHandle")
+            .field("instance", &self.shared.instance)
+            .field("jobs", &self.shared.slots.len())
+            .finish()
+    }
+}
+
+/// A job as the scheduler runs it: its schedule after host overrides, and its state.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct JobInfo {
+    /// Name.
+    pub name: String,
+    /// One-line description.
+    pub description: String,
+    /// The schedule in force (the job's default or the host's override).
+    pub schedule: Schedule,
+    /// Whether scheduled runs happen (manual triggers always work).
+    pub enabled: bool,
+    /// Whether a run is in progress in this process.
+    pub running: bool,
+    /// The next scheduled fire time; `None` when disabled or shut down.
+    pub next_run_at: Option<DateTime<Utc>>,
+    /// Run timeout.
+    pub timeout: Duration,
+}
+
+/// A run started by [`SchedulerHandle::trigger`].
+#[derive(Debug)]
+pub struct TriggeredRun {
+    /// The id of its row in the history.
+    pub execution_id: i64,
+    pub(super) done: oneshot::Receiver<()>,
+    pub(super) store: ExecutionStore,
+}
+
+impl TriggeredRun {
+    /// Wait until the run has finished and been recorded; returns its row.
+    pub async fn wait(self) -> Result<Execution> {
+        // The sender is dropped only after the row was written (or writing it was given up).
+        let _ = self.done.await;
+        self.store
+            .get(self.execution_id)
+            .await?
+            .ok_or(Error::UnknownJob(format!("execution {}", self.execution_id)))
+    }
+}
+
+impl SchedulerHandle {
+    /// Every job, sorted by name.
+    pub fn jobs(&self) -> Vec<JobInfo> {
+        self.shared.slots.values().map(|s| s.info(&self.shared)).collect()
+    }
+
+    /// One job.
+    pub fn job(&self, name: &str) -> Option<JobInfo> {
+        self.shared.slots.get(name).map(|s| s.info(&self.shared))
+    }
+
+    /// The execution history.
+    pub fn store(&self) -> &ExecutionStore {
+        &self.shared.store
+    }
+
+    /// This scheduler's instance identity.
+    pub fn instance(&self) -> &str {
+        &self.shared.instance
+    }
+
+    /// Start a run of `name` now and return at once with its execution id.
+    ///
+    /// Errors: [`Error::UnknownJob`]; [`Error::AlreadyRunning`] when a run is in progress here
+    /// or, with coordination on, on another replica; [`Error::ShutDown`] after
+    /// [`shutdown`](Self::shutdown) began; [`Error::Database`] when the run could not be
+    /// recorded.
+    pub async fn trigger(&self, name: &str) -> Result<TriggeredRun> {
+        let slot = self
+            .shared
+            .slots
+            .get(name)
+            .ok_or_else(|| Error::UnknownJob(name.to_owned()))?;
+        super::run::start(&self.shared, slot, Trigger::Manual).await
+    }
+
+    /// Stop firing, let running jobs finish for up to `grace`, then cancel what is left and
+    /// record it as cancelled. Returns once every run has been recorded. Calling it again
+    /// (from any clone) waits for the same shutdown.
+    pub async fn shutdown(&self, grace: Duration) -> Result<()> {
+        let shared = &self.shared;
+        shared.stop_firing.cancel();
+        shared.tracker.close();
+        if tokio::time::timeout(grace, shared.tracker.wait()).await.is_err() {
+            tracing::warn!(?grace, "grace period over: cancelling running jobs");
+            shared.cancel_runs.cancel();
+            shared.tracker.wait().await;
+        }
+        Ok(())
+    }
+
+    /// Whether [`shutdown`](Self::shutdown) has begun.
+    pub fn is_shut_down(&self) -> bool {
+        self.shared.stop_firing.is_cancelled()
+    }
+}
