@@ -77,7 +77,13 @@ impl LeaseStore {
                 .into_table(self.table.clone())
                 .columns([Col::JobName, Col::Token, Col::ExpiresAtMs, Col::LastTick])
                 .values_panic([name.as_ref().into(), 0i64.into(), 0i64.into(), 0i64.into()])
-                .on_conflict(OnConflict::column(Col::JobName).do_nothing().to_owned())
+                .on_conflict(
+                    // A no-op update rather than DO NOTHING: sea-query's MySQL rendering of
+                    // DO NOTHING is not valid on MariaDB, and this form is valid everywhere.
+                    OnConflict::column(Col::JobName)
+                        .update_column(Col::JobName)
+                        .to_owned(),
+                )
                 .to_owned();
             self.db.execute(&stmt).await?;
         }

@@ -20,8 +20,8 @@ mod db;
 mod error;
 mod ident;
 mod job;
-mod registry;
 pub mod lease;
+mod registry;
 mod schedule;
 pub mod scheduler;
 pub mod store;
@@ -32,8 +32,8 @@ pub use db::{Backend, Database, DbRow, SQLITE_BUSY_TIMEOUT};
 pub use error::{Error, Result};
 pub use ident::Identifier;
 pub use job::{Job, JobContext, JobError, JobOutput, Trigger};
-pub use registry::{JobRegistration, RegisteredJob, Registry, RegistryBuilder};
 pub use lease::{ClaimKind, Lease, LeaseStore};
+pub use registry::{JobRegistration, RegisteredJob, Registry, RegistryBuilder};
 pub use schedule::Schedule;
 pub use scheduler::{
     CoordinationConfig, JobConfig, JobInfo, MisfirePolicy, RetentionConfig, Scheduler,

@@ -65,14 +65,21 @@ impl TriggeredRun {
         self.store
             .get(self.execution_id)
             .await?
-            .ok_or(Error::UnknownJob(format!("execution {}", self.execution_id)))
+            .ok_or(Error::UnknownJob(format!(
+                "execution {}",
+                self.execution_id
+            )))
     }
 }
 
 impl SchedulerHandle {
     /// Every job, sorted by name.
     pub fn jobs(&self) -> Vec<JobInfo> {
-        self.shared.slots.values().map(|s| s.info(&self.shared)).collect()
+        self.shared
+            .slots
+            .values()
+            .map(|s| s.info(&self.shared))
+            .collect()
     }
 
     /// One job.
@@ -112,7 +119,10 @@ impl SchedulerHandle {
         let shared = &self.shared;
         shared.stop_firing.cancel();
         shared.tracker.close();
-        if tokio::time::timeout(grace, shared.tracker.wait()).await.is_err() {
+        if tokio::time::timeout(grace, shared.tracker.wait())
+            .await
+            .is_err()
+        {
             tracing::warn!(?grace, "grace period over: cancelling running jobs");
             shared.cancel_runs.cancel();
             shared.tracker.wait().await;

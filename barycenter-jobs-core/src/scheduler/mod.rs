@@ -75,9 +75,7 @@ use chrono::{DateTime, Utc};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-pub use config::{
-    CoordinationConfig, JobConfig, MisfirePolicy, RetentionConfig, SchedulerConfig,
-};
+pub use config::{CoordinationConfig, JobConfig, MisfirePolicy, RetentionConfig, SchedulerConfig};
 pub use handle::{JobInfo, SchedulerHandle, TriggeredRun};
 
 use crate::clock::{SharedClock, SystemClock};
@@ -227,13 +225,19 @@ impl SchedulerBuilder {
         }
         for (name, slot) in &shared.slots {
             if slot.enabled {
-                shared.tracker.spawn(tick_loop(shared.clone(), name.clone()));
+                // Known before the timer task first runs, so `jobs()` shows it at once.
+                slot.set_next(slot.schedule.next_after(shared.clock.now()));
+                shared
+                    .tracker
+                    .spawn(tick_loop(shared.clone(), name.clone()));
             }
         }
         if let (true, Some(days)) = (record_history, config.retention.keep_days) {
-            shared
-                .tracker
-                .spawn(retention_loop(shared.clone(), days, config.retention.clone()));
+            shared.tracker.spawn(retention_loop(
+                shared.clone(),
+                days,
+                config.retention.clone(),
+            ));
         }
         tracing::info!(
             instance = %shared.instance,
@@ -351,7 +355,13 @@ async fn close_stale_runs(shared: &Shared) {
         let result = match &shared.leases {
             Some(leases) => {
                 match leases
-                    .claim(name, &shared.instance, ClaimKind::Now, now, shared.lease_ttl)
+                    .claim(
+                        name,
+                        &shared.instance,
+                        ClaimKind::Now,
+                        now,
+                        shared.lease_ttl,
+                    )
                     .await
                 {
                     Ok(Some(lease)) => {
@@ -367,7 +377,9 @@ async fn close_stale_runs(shared: &Shared) {
         };
         match result {
             Ok(0) => {}
-            Ok(n) => tracing::warn!(job = %name, closed = n, "closed runs abandoned by a dead process"),
+            Ok(n) => {
+                tracing::warn!(job = %name, closed = n, "closed runs abandoned by a dead process")
+            }
             Err(e) => tracing::warn!(job = %name, error = %e, "could not check for abandoned runs"),
         }
     }

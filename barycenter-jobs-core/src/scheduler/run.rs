@@ -226,7 +226,8 @@ async fn run_job(
     let deadline = tokio::time::sleep(slot.timeout);
     tokio::pin!(deadline);
     let renew_every = shared.lease_ttl / 3;
-    let mut renew = tokio::time::interval_at(tokio::time::Instant::now() + renew_every, renew_every);
+    let mut renew =
+        tokio::time::interval_at(tokio::time::Instant::now() + renew_every, renew_every);
 
     loop {
         tokio::select! {
@@ -268,13 +269,19 @@ async fn run_job(
 
 /// Give a cancelled job a moment to return on its own, then abort its task.
 async fn stop(task: &mut tokio::task::JoinHandle<std::result::Result<crate::JobOutput, JobError>>) {
-    if tokio::time::timeout(CANCEL_GRACE, &mut *task).await.is_err() {
+    if tokio::time::timeout(CANCEL_GRACE, &mut *task)
+        .await
+        .is_err()
+    {
         task.abort();
     }
 }
 
 fn outcome_of(
-    joined: std::result::Result<std::result::Result<crate::JobOutput, JobError>, tokio::task::JoinError>,
+    joined: std::result::Result<
+        std::result::Result<crate::JobOutput, JobError>,
+        tokio::task::JoinError,
+    >,
 ) -> Outcome {
     match joined {
         Ok(Ok(out)) => Outcome::Succeeded {

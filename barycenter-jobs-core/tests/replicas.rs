@@ -1,0 +1,172 @@
+//! Several schedulers on one database behave like one: one run per tick, cross-replica
+//! "already running", and take-over after a replica dies mid-run.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use barycenter_jobs_core::{
+    Database, Error, ExecutionQuery, ExecutionStatus, JobError, JobOutput, Registry, Scheduler,
+    SchedulerConfig, SchedulerHandle, Trigger,
+};
+use barycenter_jobs_test_support::{TestDb, backend_tests};
+use chrono::{DateTime, Utc};
+use common::{RunLog, ScriptedJob};
+
+/// One replica: its own runtime (as its own process would have), pool and scheduler.
+struct Replica {
+    rt: tokio::runtime::Runtime,
+    handle: SchedulerHandle,
+}
+
+impl Replica {
+    fn start(url: &str, name: &str, log: &RunLog) -> Replica {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let (url, tag, log) = (url.to_owned(), name.to_owned(), log.clone());
+        let handle = rt.block_on(async move {
+            let db = Database::connect_with_max(&url, 4).await.unwrap();
+            let tick_log = log.clone();
+            let tick_tag = tag.clone();
+            let registry = Registry::builder()
+                .register(ScriptedJob::new("tick", "* * * * * *", move |ctx| {
+                    tick_log.push("tick", &ctx, &tick_tag);
+                    async move {
+                        tokio::time::sleep(Duration::from_millis(150)).await;
+                        Ok(JobOutput::processed(1))
+                    }
+                }))
+                .register(ScriptedJob::new("long", "0 0 0 1 1 *", |ctx| async move {
+                    tokio::select! {
+                        _ = ctx.cancellation().cancelled() => Err(JobError::Cancelled),
+                        _ = tokio::time::sleep(Duration::from_secs(120)) => Ok(JobOutput::processed(0)),
+                    }
+                }))
+                .build()
+                .unwrap();
+            let mut config = SchedulerConfig::default();
+            config.coordination.lease_ttl_secs = 3;
+            config.coordination.instance = Some(tag);
+            Scheduler::builder(registry, db).config(config).start().await.unwrap()
+        });
+        Replica { rt, handle }
+    }
+
+    async fn trigger(&self, job: &str) -> Result<i64, Error> {
+        let (h, job) = (self.handle.clone(), job.to_owned());
+        self.rt
+            .spawn(async move { h.trigger(&job).await.map(|r| r.execution_id) })
+            .await
+            .unwrap()
+    }
+
+    /// A process crash: every task dropped mid-flight, nothing recorded, no lease released.
+    fn crash(self) {
+        self.rt.shutdown_background();
+    }
+
+    async fn stop(self) {
+        let h = self.handle.clone();
+        self.rt
+            .spawn(async move { h.shutdown(Duration::from_secs(10)).await })
+            .await
+            .unwrap()
+            .unwrap();
+        self.rt.shutdown_background();
+    }
+}
+
+fn tick_counts(log: &RunLog, after: Option<DateTime<Utc>>) -> BTreeMap<DateTime<Utc>, Vec<String>> {
+    let mut ticks: BTreeMap<DateTime<Utc>, Vec<String>> = BTreeMap::new();
+    for s in log.of("tick") {
+        if let Trigger::Scheduled { fire_time } = s.trigger {
+            if after.is_none_or(|a| fire_time > a) {
+                ticks.entry(fire_time).or_default().push(s.tag.clone());
+            }
+        }
+    }
+    ticks
+}
+
+async fn three_replicas_one_run_per_tick(t: &TestDb) {
+    let log = RunLog::default();
+    let (url_a, url_b, url_c) = (t.url.clone(), t.url.clone(), t.url.clone());
+    let (la, lb, lc) = (log.clone(), log.clone(), log.clone());
+    // Start them on blocking threads so their runtimes can block_on.
+    let a = tokio::task::spawn_blocking(move || Replica::start(&url_a, "replica-a", &la));
+    let b = tokio::task::spawn_blocking(move || Replica::start(&url_b, "replica-b", &lb));
+    let c = tokio::task::spawn_blocking(move || Replica::start(&url_c, "replica-c", &lc));
+    let (a, b, c) = (a.await.unwrap(), b.await.unwrap(), c.await.unwrap());
+
+    tokio::time::sleep(Duration::from_secs(11)).await;
+
+    // Phase 1: ten seconds, three schedulers, one every-second job.
+    let ticks = tick_counts(&log, None);
+    let dups: Vec<_> = ticks.iter().filter(|(_, who)| who.len() > 1).collect();
+    assert!(dups.is_empty(), "ticks run more than once: {dups:?}");
+    let (first, last) = (*ticks.keys().next().unwrap(), *ticks.keys().last().unwrap());
+    let expected = (last - first).num_seconds() + 1;
+    let missed = expected - ticks.len() as i64;
+    assert!(expected >= 9, "only {expected} seconds observed");
+    assert!(
+        missed <= 1,
+        "missed {missed} of {expected} ticks: {ticks:?}"
+    );
+    let runners: std::collections::BTreeSet<_> = ticks.values().flatten().collect();
+    eprintln!("{} ticks, {missed} missed, run by {runners:?}", ticks.len());
+
+    // Phase 2: a manual run on A blocks manual runs on B (cross-replica "already running").
+    let doomed = a.trigger("long").await.unwrap();
+    match b.trigger("long").await {
+        Err(Error::AlreadyRunning(name)) => assert_eq!(name, "long"),
+        other => panic!("B should see A's run: {other:?}"),
+    }
+    // A dies mid-run: its row stays open, its lease lapses after the TTL (3 s).
+    let crash_at = Utc::now();
+    a.crash();
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    let taken_over = b
+        .trigger("long")
+        .await
+        .expect("B takes over once A's lease lapsed");
+    assert_ne!(taken_over, doomed);
+    let store = barycenter_jobs_core::ExecutionStore::new(t.db.clone());
+    let row = store.get(doomed).await.unwrap().unwrap();
+    assert_eq!(row.status, ExecutionStatus::Abandoned, "{row:?}");
+    assert_eq!(row.instance.as_deref(), Some("replica-a"));
+
+    // The survivors kept ticking after the crash, still once per tick.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let after = tick_counts(&log, Some(crash_at));
+    assert!(
+        after.len() >= 3,
+        "survivors ran {} ticks after the crash",
+        after.len()
+    );
+    assert!(
+        after
+            .values()
+            .all(|who| who.len() == 1 && who[0] != "replica-a")
+    );
+
+    b.stop().await;
+    c.stop().await;
+    // Clean shutdowns leave nothing open but nothing is lost either: the rows of every tick
+    // run are there, each with the instance that ran it.
+    let rows = store
+        .list(&ExecutionQuery::new().job("tick").limit(1000))
+        .await
+        .unwrap();
+    assert!(rows.iter().all(|r| r.instance.is_some()));
+    assert!(
+        rows.iter()
+            .filter(|r| r.instance.as_deref() != Some("replica-a"))
+            .all(|r| r.completed_at.is_some())
+    );
+}
+
+backend_tests!(three_replicas_one_run_per_tick);

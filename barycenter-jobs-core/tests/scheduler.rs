@@ -1,0 +1,578 @@
+//! Scheduler semantics, on SQLite, PostgreSQL and MariaDB.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use barycenter_jobs_core::{
+    Error, ExecutionQuery, ExecutionStatus, ExecutionStore, JobConfig, JobError, JobOutput,
+    MisfirePolicy, NewExecution, Outcome, Registry, Scheduler, SchedulerConfig, SchedulerHandle,
+    Trigger,
+};
+use barycenter_jobs_test_support::{TestDb, backend_tests};
+use chrono::{Duration as ChronoDuration, Timelike, Utc};
+use common::{RunLog, ScriptedJob, logging_job};
+
+const GRACE: Duration = Duration::from_secs(10);
+
+async fn start(t: &TestDb, registry: Registry, config: SchedulerConfig) -> SchedulerHandle {
+    Scheduler::builder(registry, t.db.clone())
+        .config(config)
+        .start()
+        .await
+        .expect("scheduler starts")
+}
+
+async fn open_rows(store: &ExecutionStore) -> usize {
+    store
+        .list(&ExecutionQuery::new().limit(1000))
+        .await
+        .unwrap()
+        .iter()
+        .filter(|e| e.completed_at.is_none())
+        .count()
+}
+
+/// A slow job does not delay another job's fires, and fires land on the second.
+async fn slow_job_does_not_delay_others(t: &TestDb) {
+    let log = RunLog::default();
+    let slow_log = log.clone();
+    let registry = Registry::builder()
+        .register(logging_job("fast", "* * * * * *", &log, "", 1))
+        .register(ScriptedJob::new("slow", "* * * * * *", move |ctx| {
+            slow_log.push("slow", &ctx, "");
+            async move {
+                tokio::time::sleep(Duration::from_secs(3)).await;
+                Ok(JobOutput::processed(0))
+            }
+        }))
+        .build()
+        .unwrap();
+    let handle = start(t, registry, SchedulerConfig::default()).await;
+    tokio::time::sleep(Duration::from_millis(4300)).await;
+    handle.shutdown(GRACE).await.unwrap();
+
+    let fast = log.of("fast");
+    assert!(
+        fast.len() >= 3,
+        "fast job ran {} times in 4.3 s",
+        fast.len()
+    );
+    for s in &fast {
+        let Trigger::Scheduled { fire_time } = s.trigger else {
+            panic!("unexpected trigger {:?}", s.trigger);
+        };
+        assert_eq!(fire_time.nanosecond(), 0, "ticks are whole seconds");
+        let late = s.entered - fire_time;
+        assert!(
+            late >= ChronoDuration::zero(),
+            "ran before its tick: {late:?}"
+        );
+        assert!(
+            late < ChronoDuration::milliseconds(900),
+            "fast job {late:?} late behind the slow one"
+        );
+    }
+    // No overlap: the slow job (3 s per run, fired every second) ran at most twice.
+    let slow = log.of("slow");
+    assert!(
+        (1..=2).contains(&slow.len()),
+        "slow job ran {} times",
+        slow.len()
+    );
+    assert_eq!(open_rows(handle.store()).await, 0);
+}
+
+/// A job still running is not started again; a manual trigger says so.
+async fn no_overlap_and_already_running(t: &TestDb) {
+    let concurrent = Arc::new(AtomicUsize::new(0));
+    let max_seen = Arc::new(AtomicUsize::new(0));
+    let (c, m) = (concurrent.clone(), max_seen.clone());
+    let registry = Registry::builder()
+        .register(ScriptedJob::new("busy", "0 0 0 1 1 *", move |_ctx| {
+            let (c, m) = (c.clone(), m.clone());
+            async move {
+                let now = c.fetch_add(1, Ordering::SeqCst) + 1;
+                m.fetch_max(now, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(800)).await;
+                c.fetch_sub(1, Ordering::SeqCst);
+                Ok(JobOutput::processed(1))
+            }
+        }))
+        .build()
+        .unwrap();
+    let handle = start(t, registry, SchedulerConfig::default()).await;
+    let first = handle.trigger("busy").await.unwrap();
+    assert!(handle.job("busy").unwrap().running);
+    match handle.trigger("busy").await {
+        Err(Error::AlreadyRunning(name)) => assert_eq!(name, "busy"),
+        other => panic!("expected AlreadyRunning, got {other:?}"),
+    }
+    let row = first.wait().await.unwrap();
+    assert_eq!(row.status, ExecutionStatus::Succeeded);
+    assert_eq!(row.trigger.as_deref(), Some("manual"));
+    assert!(!handle.job("busy").unwrap().running);
+    // Free again once finished.
+    handle.trigger("busy").await.unwrap().wait().await.unwrap();
+    assert_eq!(max_seen.load(Ordering::SeqCst), 1);
+    assert!(matches!(handle.trigger("nope").await, Err(Error::UnknownJob(n)) if n == "nope"));
+    handle.shutdown(GRACE).await.unwrap();
+}
+
+/// Over its timeout a run is cancelled and recorded as failed.
+async fn timeout_is_recorded_as_failure(t: &TestDb) {
+    let registry = Registry::builder()
+        .register(ScriptedJob::new("stuck", "0 0 0 1 1 *", |ctx| async move {
+            ctx.cancellation().cancelled().await;
+            Err(JobError::Cancelled)
+        }))
+        .build()
+        .unwrap();
+    let config = SchedulerConfig::default().job(
+        "stuck",
+        JobConfig::default().with_timeout(Duration::from_secs(1)),
+    );
+    let handle = start(t, registry, config).await;
+    let row = handle.trigger("stuck").await.unwrap().wait().await.unwrap();
+    assert_eq!(row.status, ExecutionStatus::Failed);
+    assert_eq!(row.success, Some(false));
+    assert!(
+        row.error_message
+            .as_deref()
+            .unwrap()
+            .contains("timed out after 1s"),
+        "{row:?}"
+    );
+    assert!(row.duration_ms.unwrap() >= 1000);
+    handle.shutdown(GRACE).await.unwrap();
+}
+
+/// A panic is caught and recorded; the scheduler and other jobs carry on.
+async fn panic_is_caught(t: &TestDb) {
+    let log = RunLog::default();
+    let registry = Registry::builder()
+        .register(ScriptedJob::new(
+            "explodes",
+            "0 0 0 1 1 *",
+            |_ctx| async move {
+                if true {
+                    panic!("boom at row 42");
+                }
+                Ok(JobOutput::default())
+            },
+        ))
+        .register(logging_job("steady", "* * * * * *", &log, "", 0))
+        .build()
+        .unwrap();
+    let handle = start(t, registry, SchedulerConfig::default()).await;
+    let row = handle
+        .trigger("explodes")
+        .await
+        .unwrap()
+        .wait()
+        .await
+        .unwrap();
+    assert_eq!(row.status, ExecutionStatus::Failed);
+    assert_eq!(
+        row.error_message.as_deref(),
+        Some("panicked: boom at row 42")
+    );
+    // Still usable: trigger again, and the other job keeps firing.
+    let again = handle
+        .trigger("explodes")
+        .await
+        .unwrap()
+        .wait()
+        .await
+        .unwrap();
+    assert_eq!(again.status, ExecutionStatus::Failed);
+    tokio::time::sleep(Duration::from_millis(2200)).await;
+    assert!(log.of("steady").len() >= 2);
+    handle.shutdown(GRACE).await.unwrap();
+}
+
+/// A tick missed while down is run once at start-up; a job that never ran is not.
+async fn misfire_runs_once_at_startup(t: &TestDb) {
+    let store = ExecutionStore::new(t.db.clone());
+    store.migrate().await.unwrap();
+    let three_hours_ago = Utc::now() - ChronoDuration::hours(3);
+    for job in ["hourly_missed", "hourly_skip"] {
+        let id = store
+            .start(&NewExecution::manual(job, three_hours_ago))
+            .await
+            .unwrap();
+        store
+            .finish(
+                id,
+                &Outcome::Succeeded {
+                    records_processed: 0,
+                },
+                three_hours_ago,
+            )
+            .await
+            .unwrap();
+    }
+    let log = RunLog::default();
+    let registry = Registry::builder()
+        .register(logging_job("hourly_missed", "0 0 * * * *", &log, "", 0))
+        .register(logging_job("hourly_skip", "0 0 * * * *", &log, "", 0))
+        .register(logging_job("hourly_never_ran", "0 0 * * * *", &log, "", 0))
+        .build()
+        .unwrap();
+    let config = SchedulerConfig::default().job(
+        "hourly_skip",
+        JobConfig::default().with_misfire(MisfirePolicy::Skip),
+    );
+    let handle = start(t, registry, config).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    handle.shutdown(GRACE).await.unwrap();
+
+    let caught = log.of("hourly_missed");
+    assert_eq!(caught.len(), 1, "three missed ticks, one catch-up run");
+    let Trigger::CatchUp { fire_time } = caught[0].trigger else {
+        panic!("expected a catch-up trigger, got {:?}", caught[0].trigger);
+    };
+    assert_eq!((fire_time.minute(), fire_time.second()), (0, 0));
+    assert!(Utc::now() - fire_time <= ChronoDuration::hours(1));
+    assert!(log.of("hourly_skip").is_empty());
+    assert!(log.of("hourly_never_ran").is_empty());
+    let row = store.latest("hourly_missed").await.unwrap().unwrap();
+    assert_eq!(row.trigger.as_deref(), Some("catch_up"));
+    assert_eq!(row.scheduled_for, Some(fire_time));
+
+    // Restarting right away catches up nothing more.
+    let log2 = RunLog::default();
+    let registry = Registry::builder()
+        .register(logging_job("hourly_missed", "0 0 * * * *", &log2, "", 0))
+        .build()
+        .unwrap();
+    let handle = start(t, registry, SchedulerConfig::default()).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    handle.shutdown(GRACE).await.unwrap();
+    assert!(log2.all().is_empty());
+}
+
+/// Runs left open by a crashed process are closed as abandoned at start-up.
+async fn stale_runs_are_closed(t: &TestDb) {
+    let store = ExecutionStore::new(t.db.clone());
+    store.migrate().await.unwrap();
+    let crashed = store
+        .start(&NewExecution::manual(
+            "sweeper",
+            Utc::now() - ChronoDuration::minutes(10),
+        ))
+        .await
+        .unwrap();
+    let registry = Registry::builder()
+        .register(logging_job(
+            "sweeper",
+            "0 0 0 1 1 *",
+            &RunLog::default(),
+            "",
+            0,
+        ))
+        .build()
+        .unwrap();
+    let handle = start(t, registry, SchedulerConfig::default()).await;
+    let row = store.get(crashed).await.unwrap().unwrap();
+    assert_eq!(row.status, ExecutionStatus::Abandoned);
+    assert!(row.error_message.unwrap().starts_with("abandoned"));
+    handle.shutdown(GRACE).await.unwrap();
+}
+
+/// Shutdown lets short runs finish and cancels long ones; no row stays open.
+async fn graceful_shutdown(t: &TestDb) {
+    let registry = Registry::builder()
+        .register(ScriptedJob::new(
+            "short",
+            "0 0 0 1 1 *",
+            |_ctx| async move {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                Ok(JobOutput::processed(5))
+            },
+        ))
+        .register(ScriptedJob::new("long", "0 0 0 1 1 *", |ctx| async move {
+            tokio::select! {
+                _ = ctx.cancellation().cancelled() => Err(JobError::Cancelled),
+                _ = tokio::time::sleep(Duration::from_secs(60)) => Ok(JobOutput::processed(1)),
+            }
+        }))
+        .build()
+        .unwrap();
+    let handle = start(t, registry, SchedulerConfig::default()).await;
+    let short = handle.trigger("short").await.unwrap().execution_id;
+    let long = handle.trigger("long").await.unwrap().execution_id;
+    handle.shutdown(Duration::from_secs(1)).await.unwrap();
+    let store = handle.store();
+    let short = store.get(short).await.unwrap().unwrap();
+    assert_eq!(short.status, ExecutionStatus::Succeeded);
+    assert_eq!(short.records_processed, Some(5));
+    let long = store.get(long).await.unwrap().unwrap();
+    assert_eq!(long.status, ExecutionStatus::Cancelled, "{long:?}");
+    assert_eq!(open_rows(store).await, 0);
+    assert!(matches!(
+        handle.trigger("short").await,
+        Err(Error::ShutDown)
+    ));
+    assert!(handle.jobs().iter().all(|j| j.next_run_at.is_none()));
+}
+
+/// Host overrides: schedule, enabled, timeout; typos are errors.
+async fn config_overrides(t: &TestDb) {
+    let log = RunLog::default();
+    let registry = || {
+        Registry::builder()
+            .register(logging_job("every_sec", "0 0 0 1 1 *", &log, "", 0))
+            .register(logging_job("disabled", "* * * * * *", &log, "", 0))
+            .build()
+            .unwrap()
+    };
+    let config = SchedulerConfig::default()
+        .job(
+            "every_sec",
+            JobConfig::schedule("* * * * * *").with_timeout(Duration::from_secs(7)),
+        )
+        .job("disabled", JobConfig::default().with_enabled(false));
+    let handle = start(t, registry(), config).await;
+    let info = handle.job("every_sec").unwrap();
+    assert_eq!(info.schedule.expression(), "* * * * * *");
+    assert_eq!(info.timeout, Duration::from_secs(7));
+    assert!(info.next_run_at.is_some());
+    let disabled = handle.job("disabled").unwrap();
+    assert!(!disabled.enabled);
+    assert_eq!(disabled.next_run_at, None);
+    tokio::time::sleep(Duration::from_millis(2200)).await;
+    assert!(log.of("every_sec").len() >= 2);
+    assert!(log.of("disabled").is_empty(), "disabled jobs are not fired");
+    // ...but can be triggered by hand.
+    handle
+        .trigger("disabled")
+        .await
+        .unwrap()
+        .wait()
+        .await
+        .unwrap();
+    assert_eq!(log.of("disabled").len(), 1);
+    handle.shutdown(GRACE).await.unwrap();
+
+    let typo = SchedulerConfig::default().job("evry_sec", JobConfig::default());
+    let err = Scheduler::builder(registry(), t.db.clone())
+        .config(typo)
+        .start()
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::UnknownJob(n) if n == "evry_sec"));
+    let bad_cron = SchedulerConfig::default().job("every_sec", JobConfig::schedule("every minute"));
+    let err = Scheduler::builder(registry(), t.db.clone())
+        .config(bad_cron)
+        .start()
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::InvalidCron { .. }));
+}
+
+/// The configuration deserialises from TOML-like input with every section.
+#[test]
+fn config_deserialises() {
+    let cfg: SchedulerConfig = serde_json::from_str(
+        r#"{"jobs": {"a": {"schedule": "0 * * * * *", "enabled": false, "timeout_secs": 5, "misfire": "skip", "time_zone": "Europe/Paris"}},
+            "default_timeout_secs": 60,
+            "coordination": {"enabled": false, "lease_ttl_secs": 10, "instance": "me"},
+            "retention": {"keep_days": null, "interval_secs": 60, "batch_size": 10},
+            "tables": {"executions": "hist", "leases": "locks"}}"#,
+    )
+    .unwrap();
+    assert_eq!(cfg.jobs["a"].misfire, Some(MisfirePolicy::Skip));
+    assert_eq!(cfg.retention.keep_days, None);
+    assert!(!cfg.coordination.enabled);
+    assert!(
+        serde_json::from_str::<SchedulerConfig>(r#"{"tables": {"executions": "a;b"}}"#).is_err()
+    );
+    assert!(serde_json::from_str::<SchedulerConfig>(r#"{"jbos": {}}"#).is_err());
+}
+
+/// Old history is purged at start-up and later, in batches; recent rows stay.
+async fn retention_purges_old_history(t: &TestDb) {
+    let store = ExecutionStore::new(t.db.clone());
+    store.migrate().await.unwrap();
+    let old = Utc::now() - ChronoDuration::days(40);
+    for _ in 0..25 {
+        let id = store.start(&NewExecution::manual("x", old)).await.unwrap();
+        store
+            .finish(
+                id,
+                &Outcome::Succeeded {
+                    records_processed: 0,
+                },
+                old,
+            )
+            .await
+            .unwrap();
+    }
+    let recent = store
+        .start(&NewExecution::manual(
+            "x",
+            Utc::now() - ChronoDuration::days(2),
+        ))
+        .await
+        .unwrap();
+    store
+        .finish(
+            recent,
+            &Outcome::Succeeded {
+                records_processed: 0,
+            },
+            Utc::now(),
+        )
+        .await
+        .unwrap();
+    let registry = Registry::builder()
+        .register(logging_job("x", "0 0 0 1 1 *", &RunLog::default(), "", 0))
+        .build()
+        .unwrap();
+    let mut config = SchedulerConfig::default();
+    config.retention.batch_size = 10;
+    config.jobs.insert(
+        "x".into(),
+        JobConfig::default().with_misfire(MisfirePolicy::Skip),
+    );
+    let handle = start(t, registry, config).await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    handle.shutdown(GRACE).await.unwrap();
+    let left = store.list(&ExecutionQuery::new()).await.unwrap();
+    assert_eq!(left.iter().map(|e| e.id).collect::<Vec<_>>(), vec![recent]);
+}
+
+/// With coordination off no lease rows are written, and everything else still works.
+async fn coordination_off_writes_no_leases(t: &TestDb) {
+    let log = RunLog::default();
+    let registry = Registry::builder()
+        .register(logging_job("solo", "* * * * * *", &log, "", 3))
+        .build()
+        .unwrap();
+    let handle = start(
+        t,
+        registry,
+        SchedulerConfig::default().without_coordination(),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let row = handle.trigger("solo").await;
+    handle.shutdown(GRACE).await.unwrap();
+    assert!(log.of("solo").len() >= 2);
+    if let Ok(run) = row {
+        assert_eq!(run.wait().await.unwrap().records_processed, Some(3));
+    }
+    let leases = barycenter_jobs_core::LeaseStore::new(
+        t.db.clone(),
+        barycenter_jobs_core::Identifier::new("job_leases").unwrap(),
+    );
+    // The table exists (migrations), but holds no row for the job.
+    assert!(!leases.is_held("solo", Utc::now()).await.unwrap());
+    let claimed = leases
+        .claim(
+            "solo",
+            "probe",
+            barycenter_jobs_core::ClaimKind::Now,
+            Utc::now(),
+            Duration::from_secs(1),
+        )
+        .await
+        .unwrap();
+    assert!(claimed.is_none(), "no lease row was created");
+}
+
+backend_tests!(
+    slow_job_does_not_delay_others,
+    no_overlap_and_already_running,
+    timeout_is_recorded_as_failure,
+    panic_is_caught,
+    misfire_runs_once_at_startup,
+    stale_runs_are_closed,
+    graceful_shutdown,
+    config_overrides,
+    retention_purges_old_history,
+    coordination_off_writes_no_leases,
+);
+
+/// PostgreSQL goes away for a few seconds (connections killed, new ones refused): the
+/// scheduler keeps going, and records runs again once the database is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn survives_database_outage_postgres() {
+    use sqlx::{AssertSqlSafe, Connection};
+    let Some(t) = barycenter_jobs_test_support::postgres().await else {
+        return;
+    };
+    let admin_url = std::env::var(barycenter_jobs_test_support::POSTGRES_ENV).unwrap();
+    let dbname = t.url.rsplit('/').next().unwrap().to_owned();
+    let log = RunLog::default();
+    let registry = Registry::builder()
+        .register(logging_job("heartbeat", "* * * * * *", &log, "", 1))
+        .build()
+        .unwrap();
+    let handle = start(&t, registry, SchedulerConfig::default()).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+
+    let mut admin = sqlx::PgConnection::connect(&admin_url).await.unwrap();
+    let exec = |sql: String| sqlx::raw_sql(AssertSqlSafe(sql));
+    exec(format!(
+        "ALTER DATABASE \"{dbname}\" ALLOW_CONNECTIONS false"
+    ))
+    .execute(&mut admin)
+    .await
+    .unwrap();
+    exec(format!(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{dbname}' AND pid <> pg_backend_pid()"
+    ))
+    .execute(&mut admin)
+    .await
+    .unwrap();
+    let down_at = Utc::now();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    exec(format!(
+        "ALTER DATABASE \"{dbname}\" ALLOW_CONNECTIONS true"
+    ))
+    .execute(&mut admin)
+    .await
+    .unwrap();
+    let up_at = Utc::now();
+
+    // Still alive and firing: within a few seconds (the pool must notice its connections
+    // died and reconnect) runs are recorded again.
+    assert!(!handle.is_shut_down());
+    let mut rows = Vec::new();
+    for _ in 0..40 {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        rows = match handle
+            .store()
+            .list(&ExecutionQuery::new().job("heartbeat").limit(100))
+            .await
+        {
+            Ok(rows) => rows,
+            Err(_) => continue,
+        };
+        if rows
+            .iter()
+            .filter(|r| r.started_at > up_at && r.status == ExecutionStatus::Succeeded)
+            .count()
+            >= 2
+        {
+            break;
+        }
+    }
+    assert!(
+        rows.iter()
+            .filter(|r| r.started_at > up_at && r.status == ExecutionStatus::Succeeded)
+            .count()
+            >= 2,
+        "recording resumed after the outage: {rows:?}"
+    );
+    assert!(
+        rows.iter().any(|r| r.started_at < down_at),
+        "recorded before the outage"
+    );
+    handle.shutdown(GRACE).await.unwrap();
+    assert_eq!(open_rows(handle.store()).await, 0);
+}
