@@ -15,7 +15,9 @@ use crate::error::{Error, Result};
 /// Six fields with seconds (`sec min hour day-of-month month day-of-week`), or five fields
 /// meaning "at second 0". Parsing and calendar arithmetic are done by the `croner` crate;
 /// daylight-saving transitions are handled by evaluating the expression in the zone through
-/// `chrono-tz`, never with a fixed offset.
+/// `chrono-tz`, never with a fixed offset. A local time skipped when clocks spring forward
+/// fires once, at the first instant after the gap; a local time repeated when they fall back
+/// fires once.
 ///
 /// ```
 /// use barycenter_jobs_core::Schedule;
@@ -262,9 +264,11 @@ mod tests {
             .with_time_zone("Europe/Berlin")
             .unwrap();
         let next = s.next_after(utc(2026, 3, 28, 12, 0, 0)).unwrap();
-        // The day before the jump: 02:30 CET = 01:30 UTC on the 29th does not exist, so the
-        // next real 02:30 local is on the 30th at 02:30 CEST = 00:30 UTC.
-        assert_eq!(next, utc(2026, 3, 30, 0, 30, 0));
+        // 02:30 local does not exist on the 29th: the run is not lost, it fires once at the
+        // first instant after the gap (03:00 CEST = 01:00 UTC), as cronie does.
+        assert_eq!(next, utc(2026, 3, 29, 1, 0, 0));
+        // and the day after, at 02:30 CEST = 00:30 UTC.
+        assert_eq!(s.next_after(next), Some(utc(2026, 3, 30, 0, 30, 0)));
         // An hourly job keeps firing every real hour across the jump (no duplicate, no gap
         // other than the missing local hour).
         let hourly = Schedule::parse("0 0 * * * *")
@@ -274,6 +278,17 @@ mod tests {
         let a = hourly.next_after(utc(2026, 3, 29, 0, 30, 0)).unwrap();
         let b = hourly.next_after(a).unwrap();
         assert_eq!((b - a).num_minutes(), 60);
+    }
+
+    #[test]
+    fn dst_fall_back_repeated_hour_fires_once() {
+        // 2026-10-25: Berlin repeats 02:00-03:00 (CEST, then CET). 02:30 local happens twice;
+        // the job runs once that day.
+        let s = Schedule::parse("0 30 2 * * *").unwrap().with_time_zone("Europe/Berlin").unwrap();
+        let first = s.next_after(utc(2026, 10, 24, 12, 0, 0)).unwrap();
+        let second = s.next_after(first).unwrap();
+        assert_eq!(first.with_timezone(&chrono_tz::Europe::Berlin).date_naive().to_string(), "2026-10-25");
+        assert_eq!(second.with_timezone(&chrono_tz::Europe::Berlin).date_naive().to_string(), "2026-10-26");
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! Jobs with scripted behaviour for the scheduler tests.
-#![allow(dead_code)]
+#![allow(dead_code, missing_docs)]
 
 use std::future::Future;
 use std::pin::Pin;

@@ -83,10 +83,10 @@ impl Replica {
 fn tick_counts(log: &RunLog, after: Option<DateTime<Utc>>) -> BTreeMap<DateTime<Utc>, Vec<String>> {
     let mut ticks: BTreeMap<DateTime<Utc>, Vec<String>> = BTreeMap::new();
     for s in log.of("tick") {
-        if let Trigger::Scheduled { fire_time } = s.trigger {
-            if after.is_none_or(|a| fire_time > a) {
-                ticks.entry(fire_time).or_default().push(s.tag.clone());
-            }
+        if let Trigger::Scheduled { fire_time } = s.trigger
+            && after.is_none_or(|a| fire_time > a)
+        {
+            ticks.entry(fire_time).or_default().push(s.tag.clone());
         }
     }
     ticks

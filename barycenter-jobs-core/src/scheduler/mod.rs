@@ -1,5 +1,5 @@
 //! The scheduler: fires each job on its cron schedule, runs it under the rules below, and
-//! records every run in the [`ExecutionStore`](crate::ExecutionStore).
+//! records every run in the [`ExecutionStore`].
 //!
 //! # Semantics
 //! - **Concurrency**: every job has its own timer task and every run its own tokio task, so a

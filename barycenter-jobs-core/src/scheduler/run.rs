@@ -162,11 +162,11 @@ async fn run_and_record(
     if shared.record_history {
         record(&shared, execution_id, &outcome, duration).await;
     }
-    if let (Some(leases), Some(lease)) = (&shared.leases, &lease) {
-        if let Err(e) = leases.release(lease).await {
-            // Not fatal: the lease lapses after its TTL.
-            tracing::warn!(job = %job_name, error = %e, "could not release lease");
-        }
+    if let (Some(leases), Some(lease)) = (&shared.leases, &lease)
+        && let Err(e) = leases.release(lease).await
+    {
+        // Not fatal: the lease lapses after its TTL.
+        tracing::warn!(job = %job_name, error = %e, "could not release lease");
     }
 }
 

@@ -111,10 +111,10 @@ pub(crate) async fn run(db: &Database, tables: &TableNames) -> Result<Vec<i64>> 
             ])
             .to_owned();
         // A replica migrating at the same moment may have recorded it first: fine.
-        if let Err(e) = db.execute(&record).await {
-            if !is_recorded(db, &book, &scope, *version).await? {
-                return Err(e);
-            }
+        if let Err(e) = db.execute(&record).await
+            && !is_recorded(db, &book, &scope, *version).await?
+        {
+            return Err(e);
         }
         tracing::info!(version, name, table = %tables.executions, "applied migration");
         ran.push(*version);
