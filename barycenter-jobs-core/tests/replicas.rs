@@ -20,8 +20,22 @@ struct Replica {
     handle: SchedulerHandle,
 }
 
+/// The system clock, off by a fixed amount (clock skew between hosts).
+#[derive(Debug)]
+struct SkewedClock(chrono::Duration);
+
+impl barycenter_jobs_core::Clock for SkewedClock {
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now() + self.0
+    }
+}
+
 impl Replica {
     fn start(url: &str, name: &str, log: &RunLog) -> Replica {
+        Self::start_skewed(url, name, log, chrono::Duration::zero())
+    }
+
+    fn start_skewed(url: &str, name: &str, log: &RunLog, skew: chrono::Duration) -> Replica {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
@@ -51,7 +65,12 @@ impl Replica {
             let mut config = SchedulerConfig::default();
             config.coordination.lease_ttl_secs = 3;
             config.coordination.instance = Some(tag);
-            Scheduler::builder(registry, db).config(config).start().await.unwrap()
+            Scheduler::builder(registry, db)
+                .config(config)
+                .clock(std::sync::Arc::new(SkewedClock(skew)))
+                .start()
+                .await
+                .unwrap()
         });
         Replica { rt, handle }
     }
@@ -169,4 +188,29 @@ async fn three_replicas_one_run_per_tick(t: &TestDb) {
     );
 }
 
-backend_tests!(three_replicas_one_run_per_tick);
+/// Replicas whose clocks disagree by up to four seconds still run each tick once: the tick
+/// identity is the cron fire time, not anybody's "now".
+async fn clock_skew_does_not_double_run(t: &TestDb) {
+    let log = RunLog::default();
+    let mut starting = Vec::new();
+    for (tag, skew_ms) in [("behind", -2000i64), ("exact", 0), ("ahead", 2000)] {
+        let (url, log) = (t.url.clone(), log.clone());
+        starting.push(tokio::task::spawn_blocking(move || {
+            Replica::start_skewed(&url, tag, &log, chrono::Duration::milliseconds(skew_ms))
+        }));
+    }
+    let mut replicas = Vec::new();
+    for r in starting {
+        replicas.push(r.await.unwrap());
+    }
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    for r in replicas {
+        r.stop().await;
+    }
+    let ticks = tick_counts(&log, None);
+    assert!(ticks.len() >= 5, "{ticks:?}");
+    let dups: Vec<_> = ticks.iter().filter(|(_, who)| who.len() > 1).collect();
+    assert!(dups.is_empty(), "ticks run more than once under skew: {dups:?}");
+}
+
+backend_tests!(three_replicas_one_run_per_tick, clock_skew_does_not_double_run);

@@ -1,0 +1,91 @@
+//! The GraphQL schema over a running scheduler and its execution history.
+//!
+//! It is compatible with Barycenter's documented `/admin/jobs` API and adds a few fields:
+//!
+//! ```graphql
+//! type Query {
+//!   availableJobs: [Job!]!
+//!   job(name: String!): Job
+//!   jobLogs(jobName: String, limit: Int! = 100, onlyFailures: Boolean! = false): [JobExecution!]!
+//!   jobExecution(id: ID!): JobExecution
+//! }
+//! type Mutation {
+//!   triggerJob(jobName: String!): TriggerResult!
+//! }
+//! type Job {
+//!   name: String!  description: String!  schedule: String!  scheduleDescription: String!
+//!   enabled: Boolean!  running: Boolean!  nextRunAt: String  timeoutSecs: Int!
+//!   lastExecution: JobExecution
+//! }
+//! type JobExecution {
+//!   id: ID!  jobName: String!  startedAt: String!  completedAt: String  success: Boolean
+//!   errorMessage: String  recordsProcessed: Int  status: String!  trigger: String
+//!   instance: String  durationMs: Int  scheduledFor: String
+//! }
+//! type TriggerResult { success: Boolean!  message: String!  jobName: String!  executionId: ID }
+//! ```
+//!
+//! Times are ISO 8601 UTC strings with second precision (`2026-01-01T00:00:00Z`).
+//!
+//! Errors: caller mistakes (a `limit` outside 1..=1000, a non-numeric id) are GraphQL errors
+//! that say what is wrong. Database failures reach the client as `internal error` only; the
+//! cause is logged with `tracing` at `ERROR` level, so no SQL or connection string leaks.
+//! `triggerJob` reports refusals in its result (`success: false`) rather than as errors.
+//!
+//! Most hosts use [`AdminService`](crate::AdminService), which builds this schema with
+//! depth and complexity limits. [`builder`] gives the `async_graphql::SchemaBuilder` for hosts
+//! that execute the schema themselves (and must then set their own limits).
+//!
+//! ```no_run
+//! # async fn demo(handle: barycenter_jobs_core::SchedulerHandle) {
+//! let schema = barycenter_jobs_graphql::schema::builder(handle)
+//!     .limit_depth(12)
+//!     .limit_complexity(500)
+//!     .finish();
+//! let response = schema.execute("{ availableJobs { name schedule } }").await;
+//! assert!(response.errors.is_empty());
+//! # }
+//! ```
+
+mod mutation;
+mod query;
+mod types;
+
+use async_graphql::{EmptySubscription, Schema, SchemaBuilder};
+use barycenter_jobs_core::SchedulerHandle;
+
+pub use mutation::MutationRoot;
+pub use query::QueryRoot;
+pub use types::{Job, JobExecution, TriggerResult};
+
+/// The admin schema type.
+pub type AdminSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
+
+/// Largest `limit` `jobLogs` accepts.
+pub use barycenter_jobs_core::store::MAX_LIST_LIMIT;
+
+/// Message given to clients in place of any database or other internal failure.
+pub const INTERNAL_ERROR: &str = "internal error";
+
+/// What the resolvers reach through the schema's data.
+pub(crate) struct AdminState {
+    pub(crate) handle: SchedulerHandle,
+}
+
+/// A schema builder over `handle`, without limits: add `limit_depth`, `limit_complexity`
+/// (and `disable_introspection` if wanted) before `finish()`.
+pub fn builder(
+    handle: SchedulerHandle,
+) -> SchemaBuilder<QueryRoot, MutationRoot, EmptySubscription> {
+    Schema::build(QueryRoot::new(), MutationRoot::new(), EmptySubscription)
+        .data(AdminState { handle })
+}
+
+/// Log `err` server-side and give the client a generic error.
+pub(crate) fn internal_error(
+    operation: &'static str,
+    err: barycenter_jobs_core::Error,
+) -> async_graphql::Error {
+    tracing::error!(operation, error = %err, "admin GraphQL request failed");
+    async_graphql::Error::new(INTERNAL_ERROR)
+}
