@@ -1,1 +1,105 @@
-//! placeholder
+//! The four built-in cleanup jobs of barycenter-jobs, for the expiring tables of an OpenID
+//! Connect / OAuth server:
+//!
+//! | job | description | schedule | deletes |
+//! |---|---|---|---|
+//! | `cleanup_expired_sessions` | Clean up expired user sessions | `0 0 * * * *` | `sessions` rows with `expires_at < now` |
+//! | `cleanup_expired_refresh_tokens` | Clean up expired refresh tokens | `0 30 * * * *` | `refresh_tokens` rows with `expires_at < now`, and rotated tokens once their successor is older than a grace period (30 min) |
+//! | `cleanup_expired_challenges` | Clean up expired WebAuthn challenges | `0 */5 * * * *` | `webauthn_challenges` rows created more than 5 minutes ago or with `expires_at < now` |
+//! | `cleanup_expired_device_codes` | Clean up expired device authorization codes | `0 45 * * * *` | `device_codes` rows with `expires_at < now` |
+//!
+//! "Now" is the job's clock ([`JobContext::now`](barycenter_jobs_core::JobContext::now)), read
+//! once at the start of a run. A row expiring exactly now, or whose time is NULL, is kept.
+//! Rows are deleted in bounded, adaptive batches by one shared mechanism,
+//! [`BatchedDelete`] (see [`batch`] for the statements per database).
+//!
+//! # Registration and linking
+//!
+//! Each job is submitted to the global registry with
+//! [`register_job!`](barycenter_jobs_core::register_job) (`inventory::submit!`), so
+//! `Registry::from_inventory()` finds all four. Registration happens through link sections,
+//! and a linker drops a crate that nothing in the final binary references, taking its
+//! registrations with it ([inventory issue #50](https://github.com/dtolnay/inventory/issues/50)).
+//! A host that only depends on this crate for its side effects must therefore reference it
+//! once: call [`link()`] (or [`configure`], which calls it) before building the registry.
+//!
+//! ```
+//! use barycenter_jobs_core::Registry;
+//!
+//! barycenter_jobs_builtin::link();
+//! let registry = Registry::from_inventory().unwrap();
+//! assert!(registry.get("cleanup_expired_sessions").is_some());
+//! assert!(registry.get("cleanup_expired_device_codes").is_some());
+//! ```
+//!
+//! # Configuration
+//!
+//! The defaults are Barycenter's schema: tables `sessions`, `refresh_tokens`,
+//! `webauthn_challenges`, `device_codes` with text primary keys `session_id`, `token`,
+//! `challenge`, `device_code`, and `created_at` / `expires_at` in epoch seconds. Another server
+//! renames tables and columns, and picks epoch milliseconds or native timestamps
+//! ([`TimeFormat`]), in a [`BuiltinConfig`] that [`configure`] applies to a registry builder:
+//!
+//! ```
+//! use barycenter_jobs_builtin::{BuiltinConfig, configure};
+//! use barycenter_jobs_core::Registry;
+//!
+//! let config: BuiltinConfig = toml::from_str(r#"
+//!     [sessions]
+//!     table = "user_sessions"
+//!     key_column = "id"
+//!     time_format = "timestamp_tz"
+//! "#)?;
+//! let registry = configure(Registry::builder().with_inventory(), &config)?.build()?;
+//! assert_eq!(registry.len(), 4);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! Names are validated as plain identifiers ([`Identifier`](barycenter_jobs_core::Identifier);
+//! a bad one is [`Error::InvalidIdentifier`](barycenter_jobs_core::Error::InvalidIdentifier))
+//! and quoted by sea-query; they are never spliced into SQL.
+//!
+//! # Indexes
+//!
+//! Each batch walks an index in order: give `expires_at` an index (and `created_at` on the
+//! challenges table). The rotation pass of the refresh-token cleanup looks up successors by
+//! `parent_token`; an index on it keeps that pass cheap on large tables.
+
+#![warn(missing_docs)]
+#![forbid(unsafe_code)]
+
+pub mod batch;
+mod challenges;
+mod config;
+mod device_codes;
+mod refresh_tokens;
+mod sessions;
+mod table;
+mod time;
+
+pub use batch::{BatchedDelete, Batching, DeleteReport};
+pub use challenges::{ChallengesCleanup, ChallengesConfig};
+pub use config::{BuiltinConfig, configure};
+pub use device_codes::{DeviceCodesCleanup, DeviceCodesConfig};
+pub use refresh_tokens::{FlagFormat, RefreshTokensCleanup, RefreshTokensConfig};
+pub use sessions::{SessionsCleanup, SessionsConfig};
+pub use time::TimeFormat;
+
+/// Make sure this crate, and with it the `inventory` registrations of its four jobs, is
+/// linked into the final binary.
+///
+/// Call it once (at start-up, before `Registry::from_inventory()` or
+/// `RegistryBuilder::with_inventory`) from a binary that otherwise names nothing of this
+/// crate. It does nothing at run time; referencing it is what keeps the linker from dropping
+/// the crate ([inventory issue #50](https://github.com/dtolnay/inventory/issues/50)).
+/// [`configure`] calls it for you.
+#[inline(never)]
+pub fn link() {
+    // Name each job type so its module, and the registration beside it, is kept too.
+    std::hint::black_box((
+        SessionsCleanup::NAME,
+        RefreshTokensCleanup::NAME,
+        ChallengesCleanup::NAME,
+        DeviceCodesCleanup::NAME,
+    ));
+}

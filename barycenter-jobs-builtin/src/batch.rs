@@ -1,0 +1,419 @@
+//! The one batched-delete mechanism every built-in cleanup uses.
+//!
+//! A cleanup of a million rows must not hold the write lock for seconds (SQLite has one
+//! writer; on PostgreSQL and MySQL a huge DELETE bloats locks and replication), yet it should
+//! cost about as much as one plain `DELETE`. [`BatchedDelete`] deletes in bounded batches:
+//!
+//! - each batch is **one statement** that finds its rows by walking an index (the time column
+//!   for expiry cleanups) in order, with a `LIMIT`, and deletes them by their physical address
+//!   where the database has one, so it never scans the table;
+//! - the batch size **adapts** so each statement takes about
+//!   [`Batching::target_statement_ms`] (20 ms by default): it doubles at most per batch while
+//!   statements are faster than the target, and shrinks at once, in proportion, when one is
+//!   slower;
+//! - between batches it **pauses** for [`Batching::pause_ms`] so the host's own writes (logins,
+//!   token refreshes) get the lock;
+//! - it stops when a batch deletes nothing, so rows that match while it runs are taken too,
+//!   and `records_processed` is the exact sum of the rows each statement deleted.
+//!
+//! # The statements
+//!
+//! The per-backend choice lives in [`BatchedDelete::statement`] and nowhere else:
+//!
+//! | backend | statement |
+//! |---|---|
+//! | SQLite | `DELETE FROM t WHERE rowid IN (SELECT rowid FROM t WHERE <filter> ORDER BY <order> LIMIT n)` |
+//! | PostgreSQL | `DELETE FROM t WHERE ctid IN (SELECT ctid FROM t WHERE <filter> ORDER BY <order> LIMIT n) AND <filter>` |
+//! | MySQL / MariaDB | `DELETE FROM t WHERE <filter> ORDER BY <order> LIMIT n` |
+//! | MySQL, filter reading `t` itself | `DELETE FROM t WHERE key IN (SELECT key FROM (SELECT key FROM t WHERE <filter> ORDER BY <order> LIMIT n) AS batch)` |
+//!
+//! On SQLite the subquery walks the index of `<order>` and the outer DELETE seeks each rowid;
+//! writers are serialised, so nothing can change between the two. On PostgreSQL the `ctid`
+//! list becomes a TID scan (a key list would be a hash join over the whole table); the filter
+//! is repeated on the outer DELETE so a row updated concurrently (a session extended between
+//! the subquery and the delete) is re-checked on its new version and kept. MySQL deletes with
+//! `ORDER BY ... LIMIT` directly; it cannot read the table it deletes from in a subquery
+//! (error 1093), so a filter that does goes through a materialised derived table.
+//!
+//! # Cancellation
+//!
+//! [`BatchedDelete::run`] checks the job's cancellation token before every batch and during
+//! every pause. A cancelled run stops between two statements (every batch is its own committed
+//! statement, so nothing is half done) and returns [`JobError::Cancelled`]; the scheduler
+//! records the run as cancelled. The number of rows deleted until then is logged at `info`
+//! level, and the next run finishes the work.
+
+use std::time::{Duration, Instant};
+
+use barycenter_jobs_core::{Backend, Identifier, JobContext, JobError};
+use sea_query::{
+    Alias, Cond, Condition, DeleteStatement, Expr, IntoIden, Order, Query, SelectStatement, Value,
+};
+use serde::{Deserialize, Serialize};
+
+/// Batching settings shared by the four cleanups (`[batch]` in [`BuiltinConfig`]).
+///
+/// ```
+/// use barycenter_jobs_builtin::Batching;
+///
+/// let b: Batching = toml::from_str("target_statement_ms = 10\npause_ms = 2").unwrap();
+/// assert_eq!(b.target_statement_ms, 10);
+/// assert_eq!(b.initial_batch_size, Batching::default().initial_batch_size);
+/// ```
+///
+/// [`BuiltinConfig`]: crate::BuiltinConfig
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct Batching {
+    /// Rows in the first batch (default 1,000).
+    pub initial_batch_size: u64,
+    /// Smallest batch (default 100): a slow database does not make the cleanup crawl row by
+    /// row.
+    pub min_batch_size: u64,
+    /// Largest batch (default 100,000).
+    pub max_batch_size: u64,
+    /// How long one DELETE statement should take, in milliseconds (default 20). The batch size
+    /// follows from the measured speed of the previous statements.
+    pub target_statement_ms: u64,
+    /// Pause between two batches, in milliseconds, during which the host's writes get the lock
+    /// (default 2). `0` still yields to the runtime.
+    pub pause_ms: u64,
+}
+
+impl Default for Batching {
+    fn default() -> Self {
+        Self {
+            initial_batch_size: 1_000,
+            min_batch_size: 100,
+            max_batch_size: 100_000,
+            target_statement_ms: 20,
+            pause_ms: 2,
+        }
+    }
+}
+
+impl Batching {
+    fn normalised(&self) -> Batching {
+        let min = self.min_batch_size.max(1);
+        let max = self.max_batch_size.max(min);
+        Batching {
+            initial_batch_size: self.initial_batch_size.clamp(min, max),
+            min_batch_size: min,
+            max_batch_size: max,
+            target_statement_ms: self.target_statement_ms.max(1),
+            pause_ms: self.pause_ms,
+        }
+    }
+
+    /// The size of the batch after one that deleted `deleted` of `size` requested rows in
+    /// `elapsed`.
+    fn next_size(&self, size: u64, deleted: u64, elapsed: Duration) -> u64 {
+        let target = Duration::from_millis(self.target_statement_ms).as_secs_f64();
+        let took = elapsed.as_secs_f64().max(1e-6);
+        let next = if took > target {
+            // Too slow: shrink in proportion, at once.
+            (size as f64 * target / took) as u64
+        } else if deleted >= size {
+            // Fast and full: grow towards the target, at most doubling.
+            (size as f64 * (target / took).min(2.0)) as u64
+        } else {
+            // A partial batch says little about the speed of a full one.
+            size
+        };
+        next.clamp(self.min_batch_size, self.max_batch_size)
+    }
+}
+
+/// What one [`BatchedDelete::run`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct DeleteReport {
+    /// Rows deleted (the sum of the rows affected by every statement).
+    pub deleted: u64,
+    /// Statements executed, including the final one that found nothing.
+    pub statements: u64,
+    /// The longest single statement.
+    pub longest_statement: Duration,
+}
+
+/// Deletes the rows of one table that match a filter, in adaptive, index-ordered batches.
+///
+/// The filter is a sea-query [`Condition`] on the table; column references should be
+/// qualified with the table (`Expr::col((table, column))`). See the [module docs](self) for
+/// the statements each backend gets.
+///
+/// ```
+/// use barycenter_jobs_builtin::BatchedDelete;
+/// use barycenter_jobs_core::sea_query::{Cond, Expr, ExprTrait};
+/// use barycenter_jobs_core::{Backend, Identifier};
+///
+/// let t = Identifier::new("sessions").unwrap();
+/// let expires = Identifier::new("expires_at").unwrap();
+/// let delete = BatchedDelete::new(
+///     t.clone(),
+///     Identifier::new("session_id").unwrap(),
+///     expires.clone(),
+///     Cond::all().add(Expr::col((t, expires)).lt(1_700_000_000_i64)),
+/// );
+/// let (sql, _) = delete
+///     .statement(Backend::Sqlite, 500)
+///     .build(barycenter_jobs_core::sea_query::SqliteQueryBuilder);
+/// assert_eq!(
+///     sql,
+///     r#"DELETE FROM "sessions" WHERE "rowid" IN (SELECT "rowid" FROM "sessions" WHERE "sessions"."expires_at" < ? ORDER BY "sessions"."expires_at" ASC LIMIT ?)"#
+/// );
+/// ```
+#[derive(Debug, Clone)]
+pub struct BatchedDelete {
+    table: Identifier,
+    key: Identifier,
+    order_by: Identifier,
+    filter: Condition,
+    reads_own_table: bool,
+    batching: Batching,
+}
+
+impl BatchedDelete {
+    /// Delete rows of `table` matching `filter`, oldest `order_by` first. `key` is a unique
+    /// column (the primary key); `order_by` should be indexed.
+    pub fn new(
+        table: Identifier,
+        key: Identifier,
+        order_by: Identifier,
+        filter: impl Into<Condition>,
+    ) -> Self {
+        Self {
+            table,
+            key,
+            order_by,
+            filter: filter.into(),
+            reads_own_table: false,
+            batching: Batching::default(),
+        }
+    }
+
+    /// Declare that the filter has a subquery on the table being deleted from (MySQL then
+    /// selects the batch through a derived table).
+    pub fn reads_own_table(mut self) -> Self {
+        self.reads_own_table = true;
+        self
+    }
+
+    /// Use these batching settings instead of the defaults.
+    pub fn with_batching(mut self, batching: &Batching) -> Self {
+        self.batching = batching.normalised();
+        self
+    }
+
+    /// The table rows are deleted from.
+    pub fn table(&self) -> &Identifier {
+        &self.table
+    }
+
+    /// The DELETE statement for one batch of at most `limit` rows on `backend`.
+    ///
+    /// This is the only place that chooses SQL per backend; see the [module docs](self).
+    pub fn statement(&self, backend: Backend, limit: u64) -> DeleteStatement {
+        use sea_query::ExprTrait as _;
+        let mut delete = Query::delete();
+        delete.from_table(self.table.clone());
+        match backend {
+            Backend::Sqlite => {
+                let rowid = Alias::new("rowid");
+                delete.and_where(Expr::col(rowid.clone()).in_subquery(self.select(rowid, limit)));
+            }
+            Backend::Postgres => {
+                let ctid = Alias::new("ctid");
+                delete
+                    .and_where(Expr::col(ctid.clone()).in_subquery(self.select(ctid, limit)))
+                    .cond_where(self.filter.clone());
+            }
+            _ if self.reads_own_table => {
+                let batch = Alias::new("batch");
+                let derived = Query::select()
+                    .column((batch.clone(), self.key.clone()))
+                    .from_subquery(self.select(self.key.clone(), limit), batch)
+                    .to_owned();
+                delete.and_where(Expr::col(self.key.clone()).in_subquery(derived));
+            }
+            _ => {
+                delete
+                    .cond_where(self.filter.clone())
+                    .order_by((self.table.clone(), self.order_by.clone()), Order::Asc)
+                    .limit(limit);
+            }
+        }
+        delete
+    }
+
+    fn select(&self, column: impl IntoIden, limit: u64) -> SelectStatement {
+        Query::select()
+            .column(column)
+            .from(self.table.clone())
+            .cond_where(self.filter.clone())
+            .order_by((self.table.clone(), self.order_by.clone()), Order::Asc)
+            .limit(limit)
+            .to_owned()
+    }
+
+    /// Delete every matching row, batch after batch, until a batch deletes nothing.
+    ///
+    /// Fails with [`JobError::Cancelled`] when the context is cancelled (between two
+    /// batches), and with the database error of a failed statement (rows deleted by earlier
+    /// batches stay deleted; the next run continues).
+    pub async fn run(&self, ctx: &JobContext) -> Result<DeleteReport, JobError> {
+        let db = ctx.db();
+        let backend = db.backend();
+        let batching = &self.batching;
+        let pause = Duration::from_millis(batching.pause_ms);
+        let mut size = batching.initial_batch_size;
+        let mut report = DeleteReport::default();
+        // One connection for the whole run: on SQLite it keeps the pages of one batch cached
+        // for the next and checkpoints between batches rather than inside each commit.
+        let mut conn = db.bulk_connection().await?;
+        loop {
+            if ctx.is_cancelled() {
+                return Err(self.cancelled(&report));
+            }
+            let stmt = self.statement(backend, size);
+            let started = Instant::now();
+            let deleted = conn.execute(&stmt).await?;
+            let elapsed = started.elapsed();
+            report.deleted += deleted;
+            report.statements += 1;
+            report.longest_statement = report.longest_statement.max(elapsed);
+            tracing::trace!(
+                table = %self.table,
+                size,
+                deleted,
+                elapsed_us = elapsed.as_micros() as u64,
+                "batch"
+            );
+            if deleted == 0 {
+                break;
+            }
+            if report.statements % CHECKPOINT_EVERY == 0 {
+                conn.checkpoint().await?;
+            }
+            size = batching.next_size(size, deleted, elapsed);
+            tokio::select! {
+                biased;
+                _ = ctx.cancellation().cancelled() => return Err(self.cancelled(&report)),
+                _ = tokio::time::sleep(pause) => {}
+            }
+        }
+        conn.checkpoint().await?;
+        tracing::debug!(
+            table = %self.table,
+            deleted = report.deleted,
+            statements = report.statements,
+            longest_ms = report.longest_statement.as_secs_f64() * 1e3,
+            "batched delete done"
+        );
+        Ok(report)
+    }
+
+    fn cancelled(&self, report: &DeleteReport) -> JobError {
+        tracing::info!(
+            table = %self.table,
+            deleted = report.deleted,
+            "cleanup cancelled between batches"
+        );
+        JobError::Cancelled
+    }
+}
+
+/// Statements between two WAL checkpoints on SQLite: often enough to keep the WAL to a few
+/// tens of megabytes, rarely enough that checkpointing costs little.
+const CHECKPOINT_EVERY: u64 = 16;
+
+/// `table.column < value`, the building block of every expiry filter.
+pub(crate) fn before(table: &Identifier, column: &Identifier, value: Value) -> Condition {
+    use sea_query::ExprTrait as _;
+    Cond::all().add(Expr::col((table.clone(), column.clone())).lt(value))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batch_size_adapts_towards_the_target() {
+        let b = Batching::default().normalised();
+        // Fast, full batch: doubles at most.
+        assert_eq!(b.next_size(1_000, 1_000, Duration::from_millis(1)), 2_000);
+        // Fast enough to reach the target by 1.5x.
+        assert_eq!(
+            b.next_size(1_000, 1_000, Duration::from_micros(13_334)),
+            1_499
+        );
+        // Too slow: shrinks in proportion.
+        assert_eq!(b.next_size(1_000, 1_000, Duration::from_millis(40)), 500);
+        // Partial batch: unchanged.
+        assert_eq!(b.next_size(1_000, 10, Duration::from_millis(1)), 1_000);
+        // Bounds.
+        assert_eq!(b.next_size(150, 150, Duration::from_secs(1)), 100);
+        assert_eq!(
+            b.next_size(90_000, 90_000, Duration::from_millis(1)),
+            100_000
+        );
+    }
+
+    fn delete() -> BatchedDelete {
+        let t = Identifier::new("sessions").unwrap();
+        let e = Identifier::new("expires_at").unwrap();
+        BatchedDelete::new(
+            t.clone(),
+            Identifier::new("session_id").unwrap(),
+            e.clone(),
+            before(&t, &e, 5_i64.into()),
+        )
+    }
+
+    #[test]
+    fn statements_per_backend() {
+        let pg = delete()
+            .statement(Backend::Postgres, 10)
+            .build(sea_query::PostgresQueryBuilder)
+            .0;
+        assert_eq!(
+            pg,
+            r#"DELETE FROM "sessions" WHERE "ctid" IN (SELECT "ctid" FROM "sessions" WHERE "sessions"."expires_at" < $1 ORDER BY "sessions"."expires_at" ASC LIMIT $2) AND "sessions"."expires_at" < $3"#
+        );
+        let my = delete()
+            .statement(Backend::MySql, 10)
+            .build(sea_query::MysqlQueryBuilder)
+            .0;
+        assert_eq!(
+            my,
+            "DELETE FROM `sessions` WHERE `sessions`.`expires_at` < ? ORDER BY `sessions`.`expires_at` ASC LIMIT ?"
+        );
+        let my = delete()
+            .reads_own_table()
+            .statement(Backend::MySql, 10)
+            .build(sea_query::MysqlQueryBuilder)
+            .0;
+        assert_eq!(
+            my,
+            "DELETE FROM `sessions` WHERE `session_id` IN (SELECT `batch`.`session_id` FROM (SELECT `session_id` FROM `sessions` WHERE `sessions`.`expires_at` < ? ORDER BY `sessions`.`expires_at` ASC LIMIT ?) AS `batch`)"
+        );
+    }
+
+    #[test]
+    fn odd_settings_are_normalised() {
+        let b = Batching {
+            initial_batch_size: 0,
+            min_batch_size: 0,
+            max_batch_size: 0,
+            target_statement_ms: 0,
+            pause_ms: 0,
+        }
+        .normalised();
+        assert_eq!(
+            (b.initial_batch_size, b.min_batch_size, b.max_batch_size),
+            (1, 1, 1)
+        );
+        assert_eq!(b.target_statement_ms, 1);
+    }
+}

@@ -1,0 +1,463 @@
+//! Every rule of the four cleanups, on Barycenter's schema, on SQLite, PostgreSQL and MariaDB.
+
+mod common;
+
+use barycenter_jobs_builtin::{
+    BatchedDelete, Batching, BuiltinConfig, ChallengesCleanup, ChallengesConfig,
+    DeviceCodesCleanup, DeviceCodesConfig, RefreshTokensCleanup, RefreshTokensConfig,
+    SessionsCleanup, SessionsConfig, TimeFormat, configure,
+};
+use barycenter_jobs_core::sea_query::{Cond, Expr, ExprTrait};
+use barycenter_jobs_core::{
+    Backend, CancellationToken, Error, Identifier, Job, JobError, Registry,
+};
+use barycenter_jobs_test_support::{TestDb, backend_tests};
+use chrono::Duration;
+use common::*;
+
+fn tiny_batches() -> Batching {
+    let mut b = Batching::default();
+    b.initial_batch_size = 2;
+    b.min_batch_size = 2;
+    b.max_batch_size = 2;
+    b.pause_ms = 0;
+    b
+}
+
+async fn session(t: &TestDb, id: &str, expires_at: i64) {
+    insert(
+        &t.db,
+        "sessions",
+        vec![
+            ("session_id", s(id)),
+            ("subject", s("alice")),
+            ("created_at", i(expires_at - 3600)),
+            ("expires_at", i(expires_at)),
+        ],
+    )
+    .await;
+}
+
+async fn sessions_expire_strictly_before_now(t: &TestDb) {
+    create_barycenter_tables(t).await;
+    session(t, "long_gone", NOW - 86_400).await;
+    session(t, "just_gone", NOW - 1).await;
+    session(t, "at_now", NOW).await;
+    session(t, "next_second", NOW + 1).await;
+    session(t, "far_future", i64::from(i32::MAX) * 4).await;
+    let out = SessionsCleanup::default().run(ctx(&t.db)).await.unwrap();
+    assert_eq!(out.records_processed, 2);
+    assert_eq!(
+        keys(&t.db, "sessions", "session_id").await,
+        set(&["at_now", "far_future", "next_second"])
+    );
+    // Idempotent: a second run finds nothing.
+    let out = SessionsCleanup::default().run(ctx(&t.db)).await.unwrap();
+    assert_eq!(out.records_processed, 0);
+}
+
+async fn many_batches_count_exactly(t: &TestDb) {
+    create_barycenter_tables(t).await;
+    let rows = (0..57)
+        .map(|n| {
+            let expires = if n % 3 == 0 { NOW + n } else { NOW - n - 1 };
+            vec![s(&format!("s{n:03}")), s("bob"), i(0), i(expires)]
+        })
+        .collect();
+    insert_many(
+        &t.db,
+        "sessions",
+        &["session_id", "subject", "created_at", "expires_at"],
+        rows,
+    )
+    .await;
+    let expired = (0..57).filter(|n| n % 3 != 0).count() as u64; // 38
+    let job = SessionsCleanup::default().with_batching(&tiny_batches());
+    let out = job.run(ctx(&t.db)).await.unwrap();
+    assert_eq!(out.records_processed, expired);
+    assert_eq!(keys(&t.db, "sessions", "session_id").await.len(), 57 - 38);
+
+    // The mechanism itself: 7 rows in batches of 3 take 3 statements with rows and a last
+    // empty one.
+    let table = Identifier::new("sessions").unwrap();
+    let col = Identifier::new("expires_at").unwrap();
+    let mut b = tiny_batches();
+    b.initial_batch_size = 3;
+    b.min_batch_size = 3;
+    b.max_batch_size = 3;
+    let delete = BatchedDelete::new(
+        table.clone(),
+        Identifier::new("session_id").unwrap(),
+        col.clone(),
+        Cond::all().add(Expr::col((table, col)).lt(NOW + 19)),
+    )
+    .with_batching(&b);
+    let report = delete.run(&ctx(&t.db)).await.unwrap();
+    assert_eq!(report.deleted, 7);
+    assert_eq!(report.statements, 4);
+    assert_eq!(keys(&t.db, "sessions", "session_id").await.len(), 12);
+}
+
+async fn cancelled_run_stops_before_the_next_batch(t: &TestDb) {
+    create_barycenter_tables(t).await;
+    session(t, "gone", NOW - 10).await;
+    let cancel = CancellationToken::new();
+    cancel.cancel();
+    let err = SessionsCleanup::default()
+        .run(ctx_with(&t.db, cancel))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, JobError::Cancelled), "{err:?}");
+    assert_eq!(keys(&t.db, "sessions", "session_id").await, set(&["gone"]));
+}
+
+async fn token(
+    t: &TestDb,
+    id: &str,
+    created: i64,
+    expires: i64,
+    revoked: i64,
+    parent: Option<&str>,
+) {
+    insert(
+        &t.db,
+        "refresh_tokens",
+        vec![
+            ("token", s(id)),
+            ("client_id", s("app")),
+            ("subject", s("alice")),
+            ("created_at", i(created)),
+            ("expires_at", i(expires)),
+            ("revoked", i(revoked)),
+            ("parent_token", parent.map(s).unwrap_or_else(null_str)),
+        ],
+    )
+    .await;
+}
+
+async fn refresh_tokens_expired_and_rotated(t: &TestDb) {
+    create_barycenter_tables(t).await;
+    let grace = 1800;
+    let later = NOW + 86_400;
+    // Expiry.
+    token(t, "expired", NOW - 90_000, NOW - 1, 0, None).await;
+    token(t, "expires_now", NOW - 90_000, NOW, 0, None).await;
+    token(t, "live", NOW - 10, later, 0, None).await;
+    // Rotated, successor older than the grace period: deleted; the successor stays.
+    token(t, "rotated_old", NOW - 9_000, later, 1, None).await;
+    token(
+        t,
+        "child_old",
+        NOW - grace - 1,
+        later,
+        0,
+        Some("rotated_old"),
+    )
+    .await;
+    // Successor within the grace period, or exactly at its end: kept.
+    token(t, "rotated_recent", NOW - 9_000, later, 1, None).await;
+    token(
+        t,
+        "child_recent",
+        NOW - grace + 1,
+        later,
+        0,
+        Some("rotated_recent"),
+    )
+    .await;
+    token(t, "rotated_edge", NOW - 9_000, later, 1, None).await;
+    token(t, "child_edge", NOW - grace, later, 0, Some("rotated_edge")).await;
+    // Revoked but named by nothing: not a rotation, kept until it expires.
+    token(t, "revoked_orphan", NOW - 9_000, later, 1, None).await;
+    token(
+        t,
+        "revoked_dangling",
+        NOW - 9_000,
+        later,
+        1,
+        Some("no_such_token"),
+    )
+    .await;
+    // Not revoked: kept whatever names it.
+    token(t, "active_parent", NOW - 9_000, later, 0, None).await;
+    token(
+        t,
+        "child_active",
+        NOW - 7_200,
+        later,
+        0,
+        Some("active_parent"),
+    )
+    .await;
+    // A chain a -> b -> c, all successors old: a and b go.
+    token(t, "chain_a", NOW - 9_000, later, 1, None).await;
+    token(t, "chain_b", NOW - 8_000, later, 1, Some("chain_a")).await;
+    token(t, "chain_c", NOW - 7_000, later, 0, Some("chain_b")).await;
+    // Any non-zero value counts as revoked.
+    token(t, "revoked_two", NOW - 9_000, later, 2, None).await;
+    token(t, "child_two", NOW - 7_000, later, 0, Some("revoked_two")).await;
+
+    let out = RefreshTokensCleanup::default()
+        .run(ctx(&t.db))
+        .await
+        .unwrap();
+    assert_eq!(out.records_processed, 5);
+    assert_eq!(
+        keys(&t.db, "refresh_tokens", "token").await,
+        set(&[
+            "active_parent",
+            "chain_c",
+            "child_active",
+            "child_edge",
+            "child_old",
+            "child_recent",
+            "child_two",
+            "expires_now",
+            "live",
+            "revoked_dangling",
+            "revoked_orphan",
+            "rotated_edge",
+            "rotated_recent",
+        ])
+    );
+
+    // The grace period is configurable: with 60 s, the recent and edge rotations go too.
+    let mut config = RefreshTokensConfig::default();
+    config.rotation_grace_period_secs = 60;
+    let job = RefreshTokensCleanup::new(&config)
+        .unwrap()
+        .with_batching(&tiny_batches());
+    let out = job.run(ctx(&t.db)).await.unwrap();
+    assert_eq!(out.records_processed, 2);
+    let left = keys(&t.db, "refresh_tokens", "token").await;
+    assert!(!left.contains("rotated_recent") && !left.contains("rotated_edge"));
+    assert!(left.contains("revoked_orphan") && left.contains("child_recent"));
+}
+
+async fn challenge(t: &TestDb, id: &str, created: i64, expires: i64) {
+    insert(
+        &t.db,
+        "webauthn_challenges",
+        vec![
+            ("challenge", s(id)),
+            ("challenge_type", s("authentication")),
+            ("created_at", i(created)),
+            ("expires_at", i(expires)),
+        ],
+    )
+    .await;
+}
+
+async fn challenges_older_than_five_minutes_or_expired(t: &TestDb) {
+    create_barycenter_tables(t).await;
+    challenge(t, "too_old", NOW - 301, NOW + 600).await;
+    challenge(t, "exactly_five_minutes", NOW - 300, NOW + 600).await;
+    challenge(t, "expired", NOW - 10, NOW - 1).await;
+    challenge(t, "expires_now", NOW - 10, NOW).await;
+    challenge(t, "fresh", NOW - 10, NOW + 290).await;
+    challenge(t, "old_and_expired", NOW - 1_000, NOW - 700).await;
+    let out = ChallengesCleanup::default().run(ctx(&t.db)).await.unwrap();
+    assert_eq!(out.records_processed, 3);
+    assert_eq!(
+        keys(&t.db, "webauthn_challenges", "challenge").await,
+        set(&["exactly_five_minutes", "expires_now", "fresh"])
+    );
+
+    let mut config = ChallengesConfig::default();
+    config.max_age_secs = 5;
+    let out = ChallengesCleanup::new(&config)
+        .unwrap()
+        .run(ctx(&t.db))
+        .await
+        .unwrap();
+    assert_eq!(out.records_processed, 3);
+}
+
+async fn device_code(t: &TestDb, id: &str, expires: i64) {
+    insert(
+        &t.db,
+        "device_codes",
+        vec![
+            ("device_code", s(id)),
+            ("user_code", s("ABCD-EFGH")),
+            ("client_id", s("tv")),
+            ("created_at", i(expires - 600)),
+            ("expires_at", i(expires)),
+        ],
+    )
+    .await;
+}
+
+async fn device_codes_expire_strictly_before_now(t: &TestDb) {
+    create_barycenter_tables(t).await;
+    device_code(t, "gone", NOW - 1).await;
+    device_code(t, "gone_long_ago", NOW - 100_000).await;
+    device_code(t, "at_now", NOW).await;
+    device_code(t, "pending", NOW + 300).await;
+    let out = DeviceCodesCleanup::default().run(ctx(&t.db)).await.unwrap();
+    assert_eq!(out.records_processed, 2);
+    assert_eq!(
+        keys(&t.db, "device_codes", "device_code").await,
+        set(&["at_now", "pending"])
+    );
+}
+
+/// Other table and column names (reserved words among them), native timestamps for sessions
+/// and epoch milliseconds for device codes, applied through `configure`.
+async fn other_schema_with_native_timestamps(t: &TestDb) {
+    let (key, ts, format) = match t.backend() {
+        Backend::Sqlite => ("TEXT", "TEXT", TimeFormat::Timestamp),
+        Backend::Postgres => ("TEXT", "TIMESTAMPTZ", TimeFormat::TimestampTz),
+        _ => ("VARCHAR(64)", "DATETIME(3)", TimeFormat::Timestamp),
+    };
+    let (q1, q2) = match t.backend() {
+        Backend::MySql => ('`', '`'),
+        _ => ('"', '"'),
+    };
+    raw(
+        &t.db,
+        &format!(
+            "CREATE TABLE {q1}user{q2} (id {key} PRIMARY KEY, {q1}end{q2} {ts});
+             CREATE INDEX user_end ON {q1}user{q2}({q1}end{q2});
+             CREATE TABLE oauth_device (code {key} PRIMARY KEY, exp_ms BIGINT NOT NULL);"
+        ),
+    )
+    .await;
+    let config: BuiltinConfig = toml::from_str(&format!(
+        r#"
+        [batch]
+        initial_batch_size = 2
+        min_batch_size = 2
+        [sessions]
+        table = "user"
+        key_column = "id"
+        expires_column = "end"
+        time_format = "{}"
+        [device_codes]
+        table = "oauth_device"
+        key_column = "code"
+        expires_column = "exp_ms"
+        time_format = "epoch_millis"
+        "#,
+        match format {
+            TimeFormat::TimestampTz => "timestamp_tz",
+            _ => "timestamp",
+        }
+    ))
+    .unwrap();
+    let at = |ms: i64| format.value(now() + Duration::milliseconds(ms));
+    for (id, v) in [
+        ("gone_1ms", at(-1)),
+        ("gone_1day", at(-86_400_000)),
+        ("at_now", at(0)),
+        ("in_1ms", at(1)),
+        ("in_1year", at(365 * 86_400_000)),
+        ("never", format.value(now()).as_null()),
+    ] {
+        insert(&t.db, "user", vec![("id", s(id)), ("end", v)]).await;
+    }
+    for (id, ms) in [("d_gone", -1), ("d_now", 0), ("d_later", 1)] {
+        insert(
+            &t.db,
+            "oauth_device",
+            vec![("code", s(id)), ("exp_ms", i(NOW * 1000 + ms))],
+        )
+        .await;
+    }
+    let registry = configure(Registry::builder().with_inventory(), &config)
+        .unwrap()
+        .build()
+        .unwrap();
+    let sessions = registry.get(SessionsCleanup::NAME).unwrap().job().clone();
+    let out = sessions.run(ctx(&t.db)).await.unwrap();
+    assert_eq!(out.records_processed, 2);
+    assert_eq!(
+        keys(&t.db, "user", "id").await,
+        set(&["at_now", "in_1ms", "in_1year", "never"])
+    );
+    let devices = registry
+        .get(DeviceCodesCleanup::NAME)
+        .unwrap()
+        .job()
+        .clone();
+    let out = devices.run(ctx(&t.db)).await.unwrap();
+    assert_eq!(out.records_processed, 1);
+    assert_eq!(
+        keys(&t.db, "oauth_device", "code").await,
+        set(&["d_later", "d_now"])
+    );
+}
+
+backend_tests!(
+    sessions_expire_strictly_before_now,
+    many_batches_count_exactly,
+    cancelled_run_stops_before_the_next_batch,
+    refresh_tokens_expired_and_rotated,
+    challenges_older_than_five_minutes_or_expired,
+    device_codes_expire_strictly_before_now,
+    other_schema_with_native_timestamps,
+);
+
+#[test]
+fn bad_identifiers_are_a_clear_error() {
+    let bad = [
+        "",
+        "sessions; DROP TABLE users",
+        "a b",
+        "x\"y",
+        "1st",
+        "tab`le",
+    ];
+    for name in bad {
+        let is_invalid =
+            |r: Result<(), Error>| matches!(r, Err(Error::InvalidIdentifier(n)) if n == name);
+
+        let mut c = SessionsConfig::default();
+        c.table = name.into();
+        assert!(is_invalid(SessionsCleanup::new(&c).map(drop)), "{name}");
+        let mut c = SessionsConfig::default();
+        c.expires_column = name.into();
+        assert!(is_invalid(SessionsCleanup::new(&c).map(drop)), "{name}");
+
+        let mut c = RefreshTokensConfig::default();
+        c.parent_column = name.into();
+        assert!(
+            is_invalid(RefreshTokensCleanup::new(&c).map(drop)),
+            "{name}"
+        );
+        let mut c = RefreshTokensConfig::default();
+        c.revoked_column = name.into();
+        assert!(
+            is_invalid(RefreshTokensCleanup::new(&c).map(drop)),
+            "{name}"
+        );
+
+        let mut c = ChallengesConfig::default();
+        c.created_column = name.into();
+        assert!(is_invalid(ChallengesCleanup::new(&c).map(drop)), "{name}");
+
+        let mut c = DeviceCodesConfig::default();
+        c.key_column = name.into();
+        assert!(is_invalid(DeviceCodesCleanup::new(&c).map(drop)), "{name}");
+
+        let mut c = BuiltinConfig::default();
+        c.challenges.table = name.into();
+        assert!(is_invalid(
+            configure(Registry::builder().with_inventory(), &c).map(drop)
+        ));
+    }
+    // Through TOML too: deserialising succeeds, configuring names the culprit.
+    let config: BuiltinConfig =
+        toml::from_str("[refresh_tokens]\ntable = \"tokens--\\\"x\"").unwrap();
+    let err = configure(Registry::builder(), &config).err().unwrap();
+    assert!(err.is_invalid_input());
+    assert!(err.to_string().contains("tokens--"), "{err}");
+}
+
+#[test]
+fn unknown_config_keys_are_refused() {
+    assert!(toml::from_str::<BuiltinConfig>("[sessions]\ntabel = \"x\"").is_err());
+    assert!(toml::from_str::<BuiltinConfig>("[sesions]\ntable = \"x\"").is_err());
+    let empty: BuiltinConfig = toml::from_str("").unwrap();
+    assert_eq!(empty, BuiltinConfig::default());
+}
