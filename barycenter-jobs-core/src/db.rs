@@ -292,6 +292,33 @@ impl Database {
         Ok(())
     }
 
+    /// A connection of its own for a long sequence of writes (a batched cleanup), set up so
+    /// that the sequence is cheap and leaves the host's writers room between statements.
+    ///
+    /// On SQLite the connection is taken out of the pool (and closed when dropped, never
+    /// returned with changed settings), gets a 64 MiB page cache so pages touched by one
+    /// batch are still cached for the next, and does not checkpoint after each commit: the
+    /// WAL is checkpointed with [`BulkConnection::checkpoint`] (a PASSIVE checkpoint, which
+    /// never blocks writers) between batches instead. On the other backends it is a plain
+    /// pooled connection.
+    pub async fn bulk_connection(&self) -> Result<BulkConnection> {
+        Ok(match self {
+            #[cfg(feature = "sqlite")]
+            Database::Sqlite(p) => {
+                let mut conn = p.acquire().await?.detach();
+                // Constant pragmas: nothing from outside goes into this SQL.
+                sqlx::raw_sql("PRAGMA cache_size = -65536; PRAGMA wal_autocheckpoint = 0")
+                    .execute(&mut conn)
+                    .await?;
+                BulkConnection::Sqlite(conn)
+            }
+            #[cfg(feature = "postgres")]
+            Database::Postgres(p) => BulkConnection::Postgres(p.acquire().await?),
+            #[cfg(feature = "mysql")]
+            Database::MySql(p) => BulkConnection::MySql(p.acquire().await?),
+        })
+    }
+
     /// The SQL text a statement renders to on this backend, for logs and tests
     /// (values are placeholders, never spliced in).
     pub fn render<S: SqlxBinder>(&self, stmt: &S) -> String {
@@ -300,6 +327,65 @@ impl Database {
             Backend::Postgres => stmt.build_sqlx(sea_query::PostgresQueryBuilder).0,
             Backend::MySql => stmt.build_sqlx(sea_query::MysqlQueryBuilder).0,
         }
+    }
+}
+
+/// A connection for a sequence of writes; see [`Database::bulk_connection`].
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum BulkConnection {
+    /// A SQLite connection outside the pool, tuned for bulk writes.
+    #[cfg(feature = "sqlite")]
+    Sqlite(sqlx::SqliteConnection),
+    /// A pooled PostgreSQL connection.
+    #[cfg(feature = "postgres")]
+    Postgres(sqlx::pool::PoolConnection<sqlx::Postgres>),
+    /// A pooled MySQL / MariaDB connection.
+    #[cfg(feature = "mysql")]
+    MySql(sqlx::pool::PoolConnection<sqlx::MySql>),
+}
+
+impl BulkConnection {
+    /// Run a query statement; returns the rows affected.
+    pub async fn execute<S: SqlxBinder>(&mut self, stmt: &S) -> Result<u64> {
+        Ok(match self {
+            #[cfg(feature = "sqlite")]
+            BulkConnection::Sqlite(c) => {
+                let (sql, values) = stmt.build_sqlx(sea_query::SqliteQueryBuilder);
+                sqlx::query_with(AssertSqlSafe(sql), values)
+                    .execute(&mut *c)
+                    .await?
+                    .rows_affected()
+            }
+            #[cfg(feature = "postgres")]
+            BulkConnection::Postgres(c) => {
+                let (sql, values) = stmt.build_sqlx(sea_query::PostgresQueryBuilder);
+                sqlx::query_with(AssertSqlSafe(sql), values)
+                    .execute(&mut **c)
+                    .await?
+                    .rows_affected()
+            }
+            #[cfg(feature = "mysql")]
+            BulkConnection::MySql(c) => {
+                let (sql, values) = stmt.build_sqlx(sea_query::MysqlQueryBuilder);
+                sqlx::query_with(AssertSqlSafe(sql), values)
+                    .execute(&mut **c)
+                    .await?
+                    .rows_affected()
+            }
+        })
+    }
+
+    /// Move what the WAL holds into the database file without waiting for, or blocking,
+    /// anybody (SQLite `wal_checkpoint(PASSIVE)`); a no-op on the other backends.
+    pub async fn checkpoint(&mut self) -> Result<()> {
+        #[cfg(feature = "sqlite")]
+        if let BulkConnection::Sqlite(c) = self {
+            sqlx::raw_sql("PRAGMA wal_checkpoint(PASSIVE)")
+                .execute(&mut *c)
+                .await?;
+        }
+        Ok(())
     }
 }
 

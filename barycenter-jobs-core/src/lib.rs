@@ -28,7 +28,7 @@ pub mod store;
 
 pub use async_trait::async_trait;
 pub use clock::{Clock, ManualClock, SharedClock, SystemClock};
-pub use db::{Backend, Database, DbRow, SQLITE_BUSY_TIMEOUT};
+pub use db::{Backend, BulkConnection, Database, DbRow, SQLITE_BUSY_TIMEOUT};
 pub use error::{Error, Result};
 pub use ident::Identifier;
 pub use job::{Job, JobContext, JobError, JobOutput, Trigger};

@@ -284,11 +284,26 @@ mod tests {
     fn dst_fall_back_repeated_hour_fires_once() {
         // 2026-10-25: Berlin repeats 02:00-03:00 (CEST, then CET). 02:30 local happens twice;
         // the job runs once that day.
-        let s = Schedule::parse("0 30 2 * * *").unwrap().with_time_zone("Europe/Berlin").unwrap();
+        let s = Schedule::parse("0 30 2 * * *")
+            .unwrap()
+            .with_time_zone("Europe/Berlin")
+            .unwrap();
         let first = s.next_after(utc(2026, 10, 24, 12, 0, 0)).unwrap();
         let second = s.next_after(first).unwrap();
-        assert_eq!(first.with_timezone(&chrono_tz::Europe::Berlin).date_naive().to_string(), "2026-10-25");
-        assert_eq!(second.with_timezone(&chrono_tz::Europe::Berlin).date_naive().to_string(), "2026-10-26");
+        assert_eq!(
+            first
+                .with_timezone(&chrono_tz::Europe::Berlin)
+                .date_naive()
+                .to_string(),
+            "2026-10-25"
+        );
+        assert_eq!(
+            second
+                .with_timezone(&chrono_tz::Europe::Berlin)
+                .date_naive()
+                .to_string(),
+            "2026-10-26"
+        );
     }
 
     #[test]

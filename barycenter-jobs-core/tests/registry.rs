@@ -31,7 +31,9 @@ register_job!(Submitted);
 #[test]
 fn inventory_jobs_are_found() {
     let registry = Registry::from_inventory().unwrap();
-    let job = registry.get("inventory_submitted_job").expect("submitted job registered");
+    let job = registry
+        .get("inventory_submitted_job")
+        .expect("submitted job registered");
     assert_eq!(job.description(), "Submitted with inventory");
     assert_eq!(job.default_schedule().describe(), "Hourly at :15");
     // Explicit registration alone does not see inventory.
@@ -59,11 +61,20 @@ fn duplicate_names_are_an_error_even_against_inventory() {
     let log = RunLog::default();
     let err = Registry::builder()
         .with_inventory()
-        .register(logging_job("inventory_submitted_job", "* * * * * *", &log, "", 0))
+        .register(logging_job(
+            "inventory_submitted_job",
+            "* * * * * *",
+            &log,
+            "",
+            0,
+        ))
         .build()
         .unwrap_err();
     assert!(matches!(&err, Error::DuplicateJob(n) if n == "inventory_submitted_job"));
-    assert_eq!(err.to_string(), "duplicate job name \"inventory_submitted_job\"");
+    assert_eq!(
+        err.to_string(),
+        "duplicate job name \"inventory_submitted_job\""
+    );
 }
 
 #[test]
@@ -93,7 +104,10 @@ fn invalid_names_are_an_error() {
         let job = ScriptedJob::new(bad, "* * * * * *", |_ctx| async {
             Ok(barycenter_jobs_core::JobOutput::default())
         });
-        assert!(matches!(Registry::builder().register(job).build(), Err(Error::InvalidJobName(_))));
+        assert!(matches!(
+            Registry::builder().register(job).build(),
+            Err(Error::InvalidJobName(_))
+        ));
     }
 }
 
@@ -102,7 +116,13 @@ fn replace_swaps_a_registered_job_and_refuses_unknown_names() {
     let log = RunLog::default();
     let registry = Registry::builder()
         .with_inventory()
-        .replace(logging_job("inventory_submitted_job", "0 0 * * * *", &log, "", 0))
+        .replace(logging_job(
+            "inventory_submitted_job",
+            "0 0 * * * *",
+            &log,
+            "",
+            0,
+        ))
         .build()
         .unwrap();
     let job = registry.get("inventory_submitted_job").unwrap();

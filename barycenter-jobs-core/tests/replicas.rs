@@ -210,7 +210,13 @@ async fn clock_skew_does_not_double_run(t: &TestDb) {
     let ticks = tick_counts(&log, None);
     assert!(ticks.len() >= 5, "{ticks:?}");
     let dups: Vec<_> = ticks.iter().filter(|(_, who)| who.len() > 1).collect();
-    assert!(dups.is_empty(), "ticks run more than once under skew: {dups:?}");
+    assert!(
+        dups.is_empty(),
+        "ticks run more than once under skew: {dups:?}"
+    );
 }
 
-backend_tests!(three_replicas_one_run_per_tick, clock_skew_does_not_double_run);
+backend_tests!(
+    three_replicas_one_run_per_tick,
+    clock_skew_does_not_double_run
+);
