@@ -1,0 +1,58 @@
+//! Mount the admin API in an existing axum application, next to its own routes, behind a
+//! standard tower layer.
+//!
+//! ```text
+//! cargo run --example axum_mount [-- --listen 127.0.0.1:8082]
+//! ```
+//!
+//! The history goes to `axum-mount.db` in the current directory.
+
+#[path = "common/mod.rs"]
+mod common;
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::routing::get;
+use barycenter_jobs::graphql::AdminService;
+use barycenter_jobs::{Database, Registry, Scheduler, SchedulerConfig};
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    common::init_tracing();
+    let listen = std::env::args()
+        .skip_while(|a| a != "--listen")
+        .nth(1)
+        .unwrap_or_else(|| "127.0.0.1:8082".into());
+
+    let db = Database::connect("sqlite://axum-mount.db").await?;
+    barycenter_jobs::builtin::link();
+    let scheduler = Scheduler::builder(Registry::from_inventory()?, db)
+        .config(SchedulerConfig::default())
+        .start()
+        .await?;
+
+    // The host's own routes...
+    let app = Router::new()
+        .route("/", get(|| async { "my auth server" }))
+        .route("/healthz", get(|| async { "ok" }))
+        // ...and the admin API under /admin/jobs, behind an ordinary tower layer (here one
+        // that logs who calls it; an auth or rate-limit layer composes the same way).
+        .nest_service(
+            "/admin/jobs",
+            tower::ServiceBuilder::new()
+                .map_request(|req: axum::extract::Request| {
+                    tracing::info!(method = %req.method(), "admin API request");
+                    req
+                })
+                .service(AdminService::new(scheduler.clone())),
+        );
+
+    let listener = tokio::net::TcpListener::bind(&listen).await?;
+    println!("admin API:  http://{}/admin/jobs", listener.local_addr()?);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(common::shutdown_signal())
+        .await?;
+    scheduler.shutdown(Duration::from_secs(30)).await?;
+    Ok(())
+}

@@ -1,0 +1,61 @@
+//! Serve the admin API with plain hyper: no web framework at all.
+//!
+//! ```text
+//! cargo run --example hyper_serve [-- --listen 127.0.0.1:8083]
+//! ```
+//!
+//! The history goes to `hyper-serve.db` in the current directory. Set
+//! `BARYCENTER_JOBS_ADMIN_TOKEN` to require a bearer token.
+
+#[path = "common/mod.rs"]
+mod common;
+
+use std::time::Duration;
+
+use barycenter_jobs::graphql::AdminService;
+use barycenter_jobs::{Database, Registry, Scheduler, SchedulerConfig};
+use hyper::server::conn::http1;
+use hyper_util::rt::TokioIo;
+use hyper_util::service::TowerToHyperService;
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    common::init_tracing();
+    let listen = std::env::args()
+        .skip_while(|a| a != "--listen")
+        .nth(1)
+        .unwrap_or_else(|| "127.0.0.1:8083".into());
+
+    let db = Database::connect("sqlite://hyper-serve.db").await?;
+    barycenter_jobs::builtin::link();
+    let scheduler = Scheduler::builder(Registry::from_inventory()?, db)
+        .config(SchedulerConfig::default())
+        .start()
+        .await?;
+    let mut admin = AdminService::builder(scheduler.clone());
+    if let Ok(token) = std::env::var("BARYCENTER_JOBS_ADMIN_TOKEN") {
+        admin = admin.bearer_token(token);
+    }
+    let admin = admin.build();
+
+    let listener = tokio::net::TcpListener::bind(&listen).await?;
+    println!("admin API:  http://{}/admin/jobs", listener.local_addr()?);
+    let shutdown = common::shutdown_signal();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => break,
+            accepted = listener.accept() => {
+                let (stream, _) = accepted?;
+                let service = TowerToHyperService::new(admin.clone());
+                tokio::spawn(async move {
+                    if let Err(e) = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await {
+                        tracing::debug!(error = %e, "connection closed");
+                    }
+                });
+            }
+        }
+    }
+    scheduler.shutdown(Duration::from_secs(30)).await?;
+    Ok(())
+}

@@ -1,0 +1,517 @@
+//! Smoke tests of every example: start it, talk to it, stop it with SIGTERM, expect exit 0.
+//!
+//! `cargo test --workspace` builds the examples before running this; the tests look for the
+//! binaries next to this test's own (`target/<profile>/examples/`).
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use barycenter_jobs::{Database, ExecutionQuery, ExecutionStore};
+
+fn example(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().unwrap().parent().unwrap().join("examples");
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} not built: run `cargo test --workspace` (it builds the examples) or `cargo build --examples`",
+        path.display()
+    );
+    path
+}
+
+/// A running example whose stdout lines are collected.
+struct Running {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Running {
+    fn start(name: &str, cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> Running {
+        let mut cmd = Command::new(example(name));
+        cmd.args(args)
+            .current_dir(cwd)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Running {
+            child,
+            lines: rx,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Wait for a stdout line containing `needle`; returns it.
+    fn wait_for(&mut self, needle: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            match self.lines.recv_timeout(Duration::from_millis(200)) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if line.contains(needle) {
+                        return line;
+                    }
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    if let Ok(Some(status)) = self.child.try_wait() {
+                        panic!(
+                            "exited with {status} before printing {needle:?}; printed {:?}",
+                            self.seen
+                        );
+                    }
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            }
+        }
+        panic!("never printed {needle:?}; printed {:?}", self.seen);
+    }
+
+    /// The `http://ADDR` the example printed on its "admin API:" line.
+    fn admin_url(&mut self) -> String {
+        let line = self.wait_for("admin API:");
+        line.split_whitespace().last().unwrap().to_owned()
+    }
+
+    /// SIGTERM, then the exit status (panics if it does not exit within 60 s).
+    fn terminate(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        assert!(
+            Command::new("kill")
+                .args(["-TERM", &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "did not exit after SIGTERM");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn wait_exit(mut self) -> (std::process::ExitStatus, Vec<String>) {
+        let status = self.child.wait().unwrap();
+        let mut seen = self.seen;
+        seen.extend(self.lines.try_iter());
+        (status, seen)
+    }
+}
+
+/// A minimal HTTP/1.1 request; returns (status, body).
+fn http(
+    url: &str,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+    headers: &[(&str, &str)],
+) -> (u16, String) {
+    let addr = url.trim_start_matches("http://").split('/').next().unwrap();
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    if let Some(b) = body {
+        req.push_str(&format!(
+            "Content-Type: application/json\r\nContent-Length: {}\r\n",
+            b.len()
+        ));
+    }
+    req.push_str("\r\n");
+    if let Some(b) = body {
+        req.push_str(b);
+    }
+    stream.write_all(req.as_bytes()).unwrap();
+    let mut raw = String::new();
+    stream.read_to_string(&mut raw).unwrap();
+    let status = raw.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let body = raw
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+fn graphql(url: &str, query: &str, headers: &[(&str, &str)]) -> (u16, serde_json::Value) {
+    let body = serde_json::json!({ "query": query }).to_string();
+    let (status, text) = http(url, "POST", "/admin/jobs", Some(&body), headers);
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)),
+    )
+}
+
+async fn open_rows(db_path: &Path) -> usize {
+    let db = Database::connect(&format!("sqlite://{}", db_path.display()))
+        .await
+        .unwrap();
+    let rows = ExecutionStore::new(db.clone())
+        .list(&ExecutionQuery::new().limit(1000))
+        .await
+        .unwrap();
+    db.close().await;
+    rows.iter().filter(|r| r.completed_at.is_none()).count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_serves_the_seed_queries_and_stops_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Running::start("server", dir.path(), &["--listen", "127.0.0.1:0"], &[]);
+    let url = server.admin_url();
+    server.wait_for("try:");
+
+    let (status, body) = graphql(&url, "{ availableJobs { name description schedule } }", &[]);
+    assert_eq!(status, 200);
+    let jobs = body["data"]["availableJobs"].as_array().unwrap();
+    assert_eq!(jobs.len(), 4);
+    assert!(jobs.iter().any(|j| j["name"] == "cleanup_expired_sessions"
+        && j["description"] == "Clean up expired user sessions"
+        && j["schedule"] == "0 0 * * * *"));
+
+    let (_, body) = graphql(
+        &url,
+        r#"mutation { triggerJob(jobName: "cleanup_expired_sessions") { success message jobName } }"#,
+        &[],
+    );
+    assert_eq!(body["data"]["triggerJob"]["success"], true, "{body}");
+    assert_eq!(
+        body["data"]["triggerJob"]["jobName"],
+        "cleanup_expired_sessions"
+    );
+
+    // The demo data has two expired sessions.
+    let mut processed = serde_json::Value::Null;
+    for _ in 0..100 {
+        let (_, body) = graphql(
+            &url,
+            "{ jobLogs(jobName: \"cleanup_expired_sessions\", limit: 1) { success recordsProcessed completedAt } }",
+            &[],
+        );
+        let log = &body["data"]["jobLogs"][0];
+        if !log["completedAt"].is_null() {
+            assert_eq!(log["success"], true);
+            processed = log["recordsProcessed"].clone();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(processed, 2);
+
+    let (status, body) = graphql(
+        &url,
+        r#"mutation { triggerJob(jobName: "nope") { success message } }"#,
+        &[],
+    );
+    assert_eq!(status, 200);
+    assert_eq!(body["data"]["triggerJob"]["message"], "Unknown job: nope");
+    let (status, page) = http(&url, "GET", "/admin/jobs/playground", None, &[]);
+    assert_eq!(status, 200);
+    assert!(page.to_lowercase().contains("graphiql"));
+
+    let status = server.terminate();
+    assert!(status.success(), "exit status {status}");
+    assert_eq!(open_rows(&dir.path().join("barycenter-jobs.db")).await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_requires_the_admin_token_when_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Running::start(
+        "server",
+        dir.path(),
+        &["--listen", "127.0.0.1:0", "--no-seed"],
+        &[("BARYCENTER_JOBS_ADMIN_TOKEN", "s3cret")],
+    );
+    let url = server.admin_url();
+    let (status, _) = graphql(&url, "{ availableJobs { name } }", &[]);
+    assert_eq!(status, 401);
+    let (status, _) = graphql(
+        &url,
+        "{ availableJobs { name } }",
+        &[("Authorization", "Bearer wrong")],
+    );
+    assert_eq!(status, 401);
+    let (status, body) = graphql(
+        &url,
+        "{ availableJobs { name } }",
+        &[("Authorization", "Bearer s3cret")],
+    );
+    assert_eq!(status, 200);
+    assert_eq!(body["data"]["availableJobs"].as_array().unwrap().len(), 4);
+    assert!(server.terminate().success());
+    // --no-seed created no host tables.
+    let db = Database::connect(&format!(
+        "sqlite://{}",
+        dir.path().join("barycenter-jobs.db").display()
+    ))
+    .await
+    .unwrap();
+    let sessions = db
+        .fetch_all(
+            barycenter_jobs::sea_query::Query::select()
+                .expr(barycenter_jobs::sea_query::Expr::val(1))
+                .from("sessions"),
+        )
+        .await;
+    assert!(sessions.is_err(), "no demo tables with --no-seed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_reads_its_config_file_and_rejects_bad_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("jobs.toml"),
+        r#"
+[jobs.cleanup_expired_sessions]
+schedule = "0 */10 * * * *"
+timeout_secs = 120
+
+[jobs.cleanup_expired_device_codes]
+enabled = false
+
+[retention]
+keep_days = 7
+
+[builtin.refresh_tokens]
+rotation_grace_period_secs = 600
+"#,
+    )
+    .unwrap();
+    let mut server = Running::start(
+        "server",
+        dir.path(),
+        &["--listen", "127.0.0.1:0", "--config", "jobs.toml"],
+        &[],
+    );
+    let url = server.admin_url();
+    let (_, body) = graphql(&url, "{ availableJobs { name schedule enabled } }", &[]);
+    let jobs = body["data"]["availableJobs"].as_array().unwrap().clone();
+    let get = |n: &str| jobs.iter().find(|j| j["name"] == n).unwrap().clone();
+    assert_eq!(
+        get("cleanup_expired_sessions")["schedule"],
+        "0 */10 * * * *"
+    );
+    assert_eq!(get("cleanup_expired_device_codes")["enabled"], false);
+    assert!(server.terminate().success());
+
+    std::fs::write(
+        dir.path().join("bad.toml"),
+        "[jobs.cleanup_expired_sesions]\nenabled = false\n",
+    )
+    .unwrap();
+    let (status, _) = Running::start(
+        "server",
+        dir.path(),
+        &["--listen", "127.0.0.1:0", "--config", "bad.toml"],
+        &[],
+    )
+    .wait_exit();
+    assert_eq!(
+        status.code(),
+        Some(1),
+        "a config naming an unknown job is refused"
+    );
+    let (status, _) = Running::start("server", dir.path(), &["--bogus"], &[]).wait_exit();
+    assert_eq!(status.code(), Some(2));
+}
+
+/// Pointed at an existing Barycenter database, the server touches only the job tables and
+/// the rows the jobs delete.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_on_an_existing_barycenter_database() {
+    use sqlx::AssertSqlSafe;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("barycenter.db");
+    let db = Database::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap();
+    let now = chrono::Utc::now().timestamp();
+    let Database::Sqlite(pool) = &db else {
+        unreachable!()
+    };
+    sqlx::raw_sql(AssertSqlSafe(format!(
+        "CREATE TABLE sessions (session_id TEXT PRIMARY KEY, subject TEXT NOT NULL, auth_time INTEGER, created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL, amr TEXT);
+         INSERT INTO sessions VALUES ('live', 'alice', {now}, {now}, {live}, 'pwd'), ('dead', 'bob', 1, 1, 2, 'pwd');
+         CREATE TABLE refresh_tokens (token TEXT PRIMARY KEY, client_id TEXT NOT NULL, subject TEXT NOT NULL, scope TEXT, created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL, revoked INTEGER NOT NULL DEFAULT 0, parent_token TEXT);
+         INSERT INTO refresh_tokens VALUES ('rt', 'app', 'alice', 'openid', {now}, {live}, 0, NULL);
+         CREATE TABLE webauthn_challenges (challenge TEXT PRIMARY KEY, user_id TEXT, challenge_type TEXT NOT NULL, created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL);
+         CREATE TABLE device_codes (device_code TEXT PRIMARY KEY, user_code TEXT NOT NULL, client_id TEXT NOT NULL, scope TEXT, created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL);
+         CREATE TABLE users (id TEXT PRIMARY KEY, name TEXT);
+         INSERT INTO users VALUES ('alice', 'Alice');
+         CREATE TABLE job_executions (id INTEGER PRIMARY KEY AUTOINCREMENT, job_name TEXT NOT NULL, started_at INTEGER NOT NULL, completed_at INTEGER, success INTEGER, error_message TEXT, records_processed INTEGER);
+         INSERT INTO job_executions (job_name, started_at, completed_at, success, records_processed) VALUES ('cleanup_expired_sessions', {old}, {old}, 1, 5);",
+        live = now + 3600,
+        old = now - 600,
+    )))
+    .execute(pool)
+    .await
+    .unwrap();
+    db.close().await;
+
+    let url_arg = format!("sqlite://{}", path.display());
+    let mut server = Running::start(
+        "server",
+        dir.path(),
+        &["--listen", "127.0.0.1:0", "--database-url", &url_arg],
+        &[],
+    );
+    let url = server.admin_url();
+    let (_, body) = graphql(
+        &url,
+        "{ jobLogs(limit: 5) { jobName recordsProcessed success } }",
+        &[],
+    );
+    assert_eq!(
+        body["data"]["jobLogs"][0]["recordsProcessed"], 5,
+        "Barycenter's history reads back: {body}"
+    );
+    for job in [
+        "cleanup_expired_sessions",
+        "cleanup_expired_refresh_tokens",
+        "cleanup_expired_challenges",
+        "cleanup_expired_device_codes",
+    ] {
+        let (_, body) = graphql(
+            &url,
+            &format!("mutation {{ triggerJob(jobName: \"{job}\") {{ success }} }}"),
+            &[],
+        );
+        assert_eq!(body["data"]["triggerJob"]["success"], true);
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(server.terminate().success());
+
+    let db = Database::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap();
+    let Database::Sqlite(pool) = &db else {
+        unreachable!()
+    };
+    let count = |sql: &'static str| sqlx::query_scalar::<_, i64>(sql).fetch_one(pool);
+    assert_eq!(
+        count("SELECT count(*) FROM sessions WHERE session_id = 'live'")
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        count("SELECT count(*) FROM sessions").await.unwrap(),
+        1,
+        "only the expired session went"
+    );
+    assert_eq!(
+        count("SELECT count(*) FROM refresh_tokens").await.unwrap(),
+        1
+    );
+    assert_eq!(count("SELECT count(*) FROM users").await.unwrap(), 1);
+    assert_eq!(
+        count("SELECT count(*) FROM sessions WHERE amr = 'pwd'")
+            .await
+            .unwrap(),
+        1,
+        "host columns untouched"
+    );
+    assert_eq!(
+        count("SELECT count(*) FROM job_executions").await.unwrap(),
+        5
+    );
+    assert_eq!(
+        count("SELECT count(*) FROM job_executions WHERE completed_at IS NULL")
+            .await
+            .unwrap(),
+        0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn axum_mount_serves_host_routes_and_the_admin_api() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut app = Running::start("axum_mount", dir.path(), &["--listen", "127.0.0.1:0"], &[]);
+    let url = app.admin_url();
+    assert_eq!(
+        http(&url, "GET", "/healthz", None, &[]),
+        (200, "ok".to_owned())
+    );
+    let (status, body) = graphql(&url, "{ availableJobs { name } }", &[]);
+    assert_eq!(status, 200);
+    assert_eq!(body["data"]["availableJobs"].as_array().unwrap().len(), 4);
+    assert!(app.terminate().success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hyper_serve_serves_the_admin_api() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut app = Running::start("hyper_serve", dir.path(), &["--listen", "127.0.0.1:0"], &[]);
+    let url = app.admin_url();
+    let (status, body) = graphql(&url, "{ jobLogs(limit: 10) { id } }", &[]);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"]["jobLogs"], serde_json::json!([]));
+    assert!(app.terminate().success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn custom_plugin_is_registered_and_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let (status, lines) = Running::start("custom_plugin", dir.path(), &[], &[]).wait_exit();
+    assert!(status.success(), "{lines:?}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("registered: purge_old_audit_log")),
+        "{lines:?}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("registered: cleanup_expired_sessions")),
+        "{lines:?}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l == "purge_old_audit_log: Succeeded, 1 rows deleted"),
+        "{lines:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_on_postgres_run_each_tick_once() {
+    let Some(t) = barycenter_jobs_test_support::postgres().await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (status, lines) = Running::start(
+        "replicas",
+        dir.path(),
+        &["--database-url", &t.url, "--seconds", "4"],
+        &[],
+    )
+    .wait_exit();
+    assert!(status.success(), "{lines:?}");
+    let summary = lines.iter().find(|l| l.starts_with("ticks:")).unwrap();
+    assert!(summary.contains("duplicates: 0"), "{summary}");
+}
