@@ -138,20 +138,16 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         }
         None => FileConfig::default(),
     };
-    let mut config = SchedulerConfig::default();
-    config.jobs = file.jobs;
-    if let Some(t) = file.default_timeout_secs {
-        config.default_timeout_secs = t;
-    }
-    if let Some(r) = file.retention {
-        config.retention = r;
-    }
-    if let Some(c) = file.coordination {
-        config.coordination = c;
-    }
-    if let Some(t) = file.tables {
-        config.tables = t;
-    }
+    let defaults = SchedulerConfig::default();
+    let config = SchedulerConfig {
+        jobs: file.jobs,
+        default_timeout_secs: file
+            .default_timeout_secs
+            .unwrap_or(defaults.default_timeout_secs),
+        retention: file.retention.unwrap_or(defaults.retention),
+        coordination: file.coordination.unwrap_or(defaults.coordination),
+        tables: file.tables.unwrap_or(defaults.tables),
+    };
 
     let db = Database::connect(&args.database_url).await?;
     if args.seed {
@@ -207,12 +203,7 @@ async fn seed_demo_data(db: &Database) -> Result<(), Box<dyn std::error::Error>>
     let text = |name: &'static str| ColumnDef::new(name).string_len(255).null().to_owned();
     let time = |name: &'static str| ColumnDef::new(name).big_integer().not_null().to_owned();
 
-    let tables: [(
-        &str,
-        Vec<ColumnDef>,
-        Vec<&str>,
-        Vec<Vec<(&str, barycenter_jobs::sea_query::Value)>>,
-    ); 4] = [
+    let tables: [DemoTable; 4] = [
         (
             "sessions",
             vec![
@@ -381,9 +372,12 @@ async fn seed_demo_data(db: &Database) -> Result<(), Box<dyn std::error::Error>>
     Ok(())
 }
 
-fn row(
-    cells: &[(&'static str, barycenter_jobs::sea_query::Value)],
-) -> Vec<(&'static str, barycenter_jobs::sea_query::Value)> {
+/// A demo table: name, columns, indexed columns, rows.
+type DemoTable = (&'static str, Vec<ColumnDef>, Vec<&'static str>, Vec<Row>);
+/// A demo row: (column, value) pairs.
+type Row = Vec<(&'static str, barycenter_jobs::sea_query::Value)>;
+
+fn row(cells: &[(&'static str, barycenter_jobs::sea_query::Value)]) -> Row {
     cells.to_vec()
 }
 
