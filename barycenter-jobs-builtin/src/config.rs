@@ -6,9 +6,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::batch::Batching;
 use crate::challenges::{ChallengesCleanup, ChallengesConfig};
-use crate::device_codes::{DeviceCodesCleanup, DeviceCodesConfig};
+use crate::expiry::{DeviceCodesCleanup, DeviceCodesConfig, SessionsCleanup, SessionsConfig};
 use crate::refresh_tokens::{RefreshTokensCleanup, RefreshTokensConfig};
-use crate::sessions::{SessionsCleanup, SessionsConfig};
 
 /// Settings of the four built-in cleanups: one section per job plus the shared batching.
 /// Every field has a default (Barycenter's schema), so an empty file is a valid

@@ -71,18 +71,19 @@
 pub mod batch;
 mod challenges;
 mod config;
-mod device_codes;
+mod expiry;
 mod refresh_tokens;
-mod sessions;
 mod table;
 mod time;
 
 pub use batch::{BatchedDelete, Batching, DeleteReport};
 pub use challenges::{ChallengesCleanup, ChallengesConfig};
 pub use config::{BuiltinConfig, configure};
-pub use device_codes::{DeviceCodesCleanup, DeviceCodesConfig};
+pub use expiry::{
+    DeviceCodes, DeviceCodesCleanup, DeviceCodesConfig, ExpiryCleanup, ExpiryConfig, ExpiryKind,
+    Sessions, SessionsCleanup, SessionsConfig,
+};
 pub use refresh_tokens::{FlagFormat, RefreshTokensCleanup, RefreshTokensConfig};
-pub use sessions::{SessionsCleanup, SessionsConfig};
 pub use time::TimeFormat;
 
 /// Make sure this crate, and with it the `inventory` registrations of its four jobs, is

@@ -1,0 +1,250 @@
+//! `cleanup_expired_sessions` and `cleanup_expired_device_codes`: the cleanups that delete the
+//! rows of one table whose expiry column is past. They differ only in names and defaults, so
+//! they are one generic job, [`ExpiryCleanup`], instantiated per [`ExpiryKind`].
+
+use std::fmt;
+use std::marker::PhantomData;
+
+use barycenter_jobs_core::{
+    Error, Job, JobContext, JobError, JobOutput, async_trait, register_job,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::batch::Batching;
+use crate::table::ExpiringTable;
+use crate::time::TimeFormat;
+
+/// What distinguishes one expiry cleanup from another: its job identity and the default
+/// table layout (Barycenter's).
+pub trait ExpiryKind: fmt::Debug + Send + Sync + 'static {
+    /// The job's name.
+    const NAME: &'static str;
+    /// The job's description.
+    const DESCRIPTION: &'static str;
+    /// The job's default schedule.
+    const SCHEDULE: &'static str;
+    /// Default table name.
+    const TABLE: &'static str;
+    /// Default primary key column.
+    const KEY: &'static str;
+}
+
+/// User sessions: `cleanup_expired_sessions`, hourly at :00, table `sessions` keyed by
+/// `session_id`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Sessions;
+
+impl ExpiryKind for Sessions {
+    const NAME: &'static str = "cleanup_expired_sessions";
+    const DESCRIPTION: &'static str = "Clean up expired user sessions";
+    const SCHEDULE: &'static str = "0 0 * * * *";
+    const TABLE: &'static str = "sessions";
+    const KEY: &'static str = "session_id";
+}
+
+/// Device authorization codes (RFC 8628): `cleanup_expired_device_codes`, hourly at :45,
+/// table `device_codes` keyed by `device_code`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct DeviceCodes;
+
+impl ExpiryKind for DeviceCodes {
+    const NAME: &'static str = "cleanup_expired_device_codes";
+    const DESCRIPTION: &'static str = "Clean up expired device authorization codes";
+    const SCHEDULE: &'static str = "0 45 * * * *";
+    const TABLE: &'static str = "device_codes";
+    const KEY: &'static str = "device_code";
+}
+
+/// Where the rows of an expiry cleanup live (`[sessions]` / `[device_codes]` in
+/// [`BuiltinConfig`](crate::BuiltinConfig)). The defaults are Barycenter's schema.
+///
+/// ```
+/// use barycenter_jobs_builtin::{SessionsCleanup, SessionsConfig, TimeFormat};
+///
+/// let config: SessionsConfig = toml::from_str(r#"
+///     table = "user_sessions"
+///     expires_column = "valid_until"
+///     time_format = "timestamp_tz"
+/// "#).unwrap();
+/// assert_eq!(config.key_column, "session_id");
+/// let job = SessionsCleanup::new(&config).unwrap();
+/// ```
+#[derive(Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, bound = "")]
+#[non_exhaustive]
+pub struct ExpiryConfig<K: ExpiryKind> {
+    /// Table name (default [`ExpiryKind::TABLE`]: `sessions`, `device_codes`).
+    pub table: String,
+    /// Primary key column (default [`ExpiryKind::KEY`]: `session_id`, `device_code`).
+    pub key_column: String,
+    /// Expiry column (default `expires_at`); NULL means "never expires".
+    pub expires_column: String,
+    /// How the expiry column stores instants (default epoch seconds).
+    pub time_format: TimeFormat,
+    #[serde(skip)]
+    kind: PhantomData<K>,
+}
+
+impl<K: ExpiryKind> Default for ExpiryConfig<K> {
+    fn default() -> Self {
+        Self {
+            table: K::TABLE.into(),
+            key_column: K::KEY.into(),
+            expires_column: "expires_at".into(),
+            time_format: TimeFormat::EpochSeconds,
+            kind: PhantomData,
+        }
+    }
+}
+
+impl<K: ExpiryKind> Clone for ExpiryConfig<K> {
+    fn clone(&self) -> Self {
+        Self {
+            table: self.table.clone(),
+            key_column: self.key_column.clone(),
+            expires_column: self.expires_column.clone(),
+            time_format: self.time_format,
+            kind: PhantomData,
+        }
+    }
+}
+
+impl<K: ExpiryKind> PartialEq for ExpiryConfig<K> {
+    fn eq(&self, other: &Self) -> bool {
+        (
+            &self.table,
+            &self.key_column,
+            &self.expires_column,
+            self.time_format,
+        ) == (
+            &other.table,
+            &other.key_column,
+            &other.expires_column,
+            other.time_format,
+        )
+    }
+}
+
+impl<K: ExpiryKind> Eq for ExpiryConfig<K> {}
+
+impl<K: ExpiryKind> fmt::Debug for ExpiryConfig<K> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ExpiryConfig")
+            .field("job", &K::NAME)
+            .field("table", &self.table)
+            .field("key_column", &self.key_column)
+            .field("expires_column", &self.expires_column)
+            .field("time_format", &self.time_format)
+            .finish()
+    }
+}
+
+/// Deletes the rows whose expiry is before now. A row expiring exactly now, or with a NULL
+/// expiry, stays.
+///
+/// ```
+/// use barycenter_jobs_builtin::{DeviceCodesCleanup, SessionsCleanup};
+/// use barycenter_jobs_core::Job;
+///
+/// let job = SessionsCleanup::default();
+/// assert_eq!(job.name(), "cleanup_expired_sessions");
+/// assert_eq!(job.schedule(), "0 0 * * * *");
+/// assert_eq!(DeviceCodesCleanup::default().schedule(), "0 45 * * * *");
+/// ```
+pub struct ExpiryCleanup<K: ExpiryKind> {
+    table: ExpiringTable,
+    batching: Batching,
+    kind: PhantomData<K>,
+}
+
+impl<K: ExpiryKind> ExpiryCleanup<K> {
+    /// The job's name.
+    pub const NAME: &'static str = K::NAME;
+    /// The job's description.
+    pub const DESCRIPTION: &'static str = K::DESCRIPTION;
+    /// The job's default schedule.
+    pub const SCHEDULE: &'static str = K::SCHEDULE;
+
+    /// A cleanup of the table described by `config`; fails with
+    /// [`Error::InvalidIdentifier`] on a name that is not a plain SQL identifier.
+    pub fn new(config: &ExpiryConfig<K>) -> Result<Self, Error> {
+        Ok(Self {
+            table: ExpiringTable::new(
+                &config.table,
+                &config.key_column,
+                &config.expires_column,
+                config.time_format,
+            )?,
+            batching: Batching::default(),
+            kind: PhantomData,
+        })
+    }
+
+    /// Use these batching settings.
+    pub fn with_batching(mut self, batching: &Batching) -> Self {
+        self.batching = batching.clone();
+        self
+    }
+}
+
+impl<K: ExpiryKind> Default for ExpiryCleanup<K> {
+    fn default() -> Self {
+        Self::new(&ExpiryConfig::default()).expect("the default names are valid identifiers")
+    }
+}
+
+impl<K: ExpiryKind> Clone for ExpiryCleanup<K> {
+    fn clone(&self) -> Self {
+        Self {
+            table: self.table.clone(),
+            batching: self.batching.clone(),
+            kind: PhantomData,
+        }
+    }
+}
+
+impl<K: ExpiryKind> fmt::Debug for ExpiryCleanup<K> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ExpiryCleanup")
+            .field("job", &K::NAME)
+            .field("table", &self.table)
+            .field("batching", &self.batching)
+            .finish()
+    }
+}
+
+#[async_trait]
+impl<K: ExpiryKind> Job for ExpiryCleanup<K> {
+    fn name(&self) -> &str {
+        K::NAME
+    }
+
+    fn description(&self) -> &str {
+        K::DESCRIPTION
+    }
+
+    fn schedule(&self) -> &str {
+        K::SCHEDULE
+    }
+
+    async fn run(&self, ctx: JobContext) -> Result<JobOutput, JobError> {
+        let report = self
+            .table
+            .expired(ctx.now(), &self.batching)
+            .run(&ctx)
+            .await?;
+        Ok(JobOutput::processed(report.deleted))
+    }
+}
+
+/// `cleanup_expired_sessions`: deletes `sessions` rows with `expires_at < now`.
+pub type SessionsCleanup = ExpiryCleanup<Sessions>;
+/// Table layout of [`SessionsCleanup`] (`[sessions]`).
+pub type SessionsConfig = ExpiryConfig<Sessions>;
+/// `cleanup_expired_device_codes`: deletes `device_codes` rows with `expires_at < now`.
+pub type DeviceCodesCleanup = ExpiryCleanup<DeviceCodes>;
+/// Table layout of [`DeviceCodesCleanup`] (`[device_codes]`).
+pub type DeviceCodesConfig = ExpiryConfig<DeviceCodes>;
+
+register_job!(SessionsCleanup::default());
+register_job!(DeviceCodesCleanup::default());
