@@ -41,6 +41,10 @@ pub enum Error {
     /// A database URL with a scheme this build does not support.
     #[error("unsupported database URL scheme in {0:?} (expected sqlite:, postgres: or mysql:)")]
     UnsupportedDatabase(String),
+    /// No execution with this id is in the history (it was purged, or the scheduler runs
+    /// without history).
+    #[error("execution {0} is not in the history")]
+    ExecutionNotFound(i64),
     /// The scheduler has been shut down (or is shutting down).
     #[error("the scheduler is shut down")]
     ShutDown,

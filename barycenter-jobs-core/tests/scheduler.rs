@@ -576,3 +576,35 @@ async fn survives_database_outage_postgres() {
     handle.shutdown(GRACE).await.unwrap();
     assert_eq!(open_rows(handle.store()).await, 0);
 }
+
+/// Without history nothing is written: runs still happen, ids are process-local, and
+/// waiting for a run's row says it is not recorded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_history_writes_nothing() {
+    let t = barycenter_jobs_test_support::sqlite().await;
+    let log = RunLog::default();
+    let registry = Registry::builder()
+        .register(logging_job("mem", "0 0 0 1 1 *", &log, "", 0))
+        .build()
+        .unwrap();
+    let handle = Scheduler::builder(registry, t.db.clone())
+        .config(SchedulerConfig::default().without_coordination())
+        .without_history()
+        .start()
+        .await
+        .unwrap();
+    let first = handle.trigger("mem").await.unwrap();
+    let id = first.execution_id;
+    assert!(matches!(first.wait().await, Err(Error::ExecutionNotFound(n)) if n == id));
+    let second = handle.trigger("mem").await.unwrap();
+    assert_eq!(second.execution_id, id + 1);
+    handle.shutdown(GRACE).await.unwrap();
+    assert_eq!(log.of("mem").len(), 2);
+    // Not even the tables were created.
+    assert!(
+        ExecutionStore::new(t.db.clone())
+            .list(&ExecutionQuery::new())
+            .await
+            .is_err()
+    );
+}

@@ -54,21 +54,23 @@ pub struct TriggeredRun {
     /// The id of its row in the history.
     pub execution_id: i64,
     pub(super) done: oneshot::Receiver<()>,
-    pub(super) store: ExecutionStore,
+    /// `None` when the scheduler keeps no history.
+    pub(super) store: Option<ExecutionStore>,
 }
 
 impl TriggeredRun {
-    /// Wait until the run has finished and been recorded; returns its row.
+    /// Wait until the run has finished and been recorded; returns its row
+    /// ([`Error::ExecutionNotFound`] when the scheduler runs without history).
     pub async fn wait(self) -> Result<Execution> {
         // The sender is dropped only after the row was written (or writing it was given up).
         let _ = self.done.await;
-        self.store
+        let Some(store) = self.store else {
+            return Err(Error::ExecutionNotFound(self.execution_id));
+        };
+        store
             .get(self.execution_id)
             .await?
-            .ok_or(Error::UnknownJob(format!(
-                "execution {}",
-                self.execution_id
-            )))
+            .ok_or(Error::ExecutionNotFound(self.execution_id))
     }
 }
 

@@ -121,7 +121,7 @@ pub(super) async fn start(
     Ok(TriggeredRun {
         execution_id,
         done: done_rx,
-        store: shared.store.clone(),
+        store: shared.record_history.then(|| shared.store.clone()),
     })
 }
 
