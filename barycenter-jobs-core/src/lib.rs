@@ -2,6 +2,43 @@
 //! [`Schedule`]s, the [`Scheduler`], the [`ExecutionStore`] and the per-job [`Lease`]s that
 //! make a fleet of replicas run each tick once.
 //!
+//! # Example
+//! A job, a registry, a scheduler on SQLite, a manual run:
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use std::time::Duration;
+//! use barycenter_jobs_core::{async_trait, Database, Job, JobContext, JobError, JobOutput,
+//!     Registry, Scheduler, SchedulerConfig, ExecutionQuery};
+//!
+//! struct CountDown;
+//!
+//! #[async_trait]
+//! impl Job for CountDown {
+//!     fn name(&self) -> &str { "count_down" }
+//!     fn description(&self) -> &str { "Count to three" }
+//!     fn schedule(&self) -> &str { "*/5 * * * *" } // five fields: at second 0
+//!     async fn run(&self, ctx: JobContext) -> Result<JobOutput, JobError> {
+//!         for _ in 0..3 {
+//!             if ctx.is_cancelled() { return Err(JobError::Cancelled); }
+//!         }
+//!         Ok(JobOutput::processed(3))
+//!     }
+//! }
+//!
+//! let dir = tempfile::tempdir()?;
+//! let db = Database::connect(&format!("sqlite://{}", dir.path().join("jobs.db").display())).await?;
+//! let registry = Registry::builder().register(CountDown).build()?;
+//! let scheduler = Scheduler::builder(registry, db).config(SchedulerConfig::default()).start().await?;
+//!
+//! assert_eq!(scheduler.job("count_down").unwrap().schedule.describe(), "Every 5 minutes");
+//! scheduler.trigger("count_down").await?.wait().await?;
+//! let history = scheduler.store().list(&ExecutionQuery::new().job("count_down")).await?;
+//! assert_eq!(history[0].records_processed, Some(3));
+//! scheduler.shutdown(Duration::from_secs(5)).await?;
+//! # Ok(()) }
+//! ```
+//!
 //! # Choice of crates
 //! - cron parsing and calendar arithmetic: [`croner`] (seconds field, `L`/`W`/`#`, DST-aware
 //!   evaluation through `chrono-tz`, and an English `describe()`);
