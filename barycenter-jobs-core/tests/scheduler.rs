@@ -608,3 +608,44 @@ async fn without_history_writes_nothing() {
             .is_err()
     );
 }
+
+/// A job that ignores its cancellation token is dropped after the grace period and still
+/// recorded as timed out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timeout_of_a_job_that_ignores_cancellation() {
+    let t = barycenter_jobs_test_support::sqlite().await;
+    let dropped = Arc::new(AtomicUsize::new(0));
+    struct Guard(Arc<AtomicUsize>);
+    impl Drop for Guard {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+    let d = dropped.clone();
+    let registry = Registry::builder()
+        .register(ScriptedJob::new("deaf", "0 0 0 1 1 *", move |_ctx| {
+            let guard = Guard(d.clone());
+            async move {
+                let _guard = guard;
+                tokio::time::sleep(Duration::from_secs(600)).await;
+                Ok(JobOutput::processed(1))
+            }
+        }))
+        .build()
+        .unwrap();
+    let config = SchedulerConfig::default().job(
+        "deaf",
+        JobConfig::default().with_timeout(Duration::from_secs(1)),
+    );
+    let handle = start(&t, registry, config).await;
+    let row = handle.trigger("deaf").await.unwrap().wait().await.unwrap();
+    assert_eq!(row.status, ExecutionStatus::Failed);
+    assert_eq!(row.error_message.as_deref(), Some("timed out after 1s"));
+    assert_eq!(
+        dropped.load(Ordering::SeqCst),
+        1,
+        "the run's future was dropped"
+    );
+    assert!(!handle.job("deaf").unwrap().running);
+    handle.shutdown(GRACE).await.unwrap();
+}

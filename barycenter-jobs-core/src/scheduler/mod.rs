@@ -2,8 +2,10 @@
 //! records every run in the [`ExecutionStore`].
 //!
 //! # Semantics
-//! - **Concurrency**: every job has its own timer task and every run its own tokio task, so a
-//!   slow job never delays another job's fire time (nor the host's request handlers).
+//! - **Concurrency**: one timer task per distinct schedule wakes at each fire time and starts
+//!   every due job in a tokio task of its own, so a slow job never delays another job's fire
+//!   time (nor the host's request handlers). Jobs must not block the executor: use
+//!   `spawn_blocking` for blocking work.
 //! - **No overlap**: a tick that fires while the previous run of the same job is still going
 //!   is *not run* (it is logged at debug level, not recorded). A manual trigger in that state
 //!   gets [`Error::AlreadyRunning`].
@@ -12,7 +14,7 @@
 //!   triggers take the same lease, so they also answer "already running" while another
 //!   replica runs the job.
 //! - **Timeouts**: past its timeout a run's cancellation token fires; the job gets 5 s to
-//!   return, then its task is aborted; the run is recorded as failed, "timed out after N s".
+//!   return, then its future is dropped; the run is recorded as failed, "timed out after N s".
 //! - **Panics**: a panicking job is recorded as failed with the panic message; the scheduler
 //!   and the other jobs carry on.
 //! - **Misfires**: at start-up, a job whose most recent tick is newer than its last recorded
@@ -25,7 +27,7 @@
 //! - **Disabled jobs** are not fired but can still be triggered by hand.
 //! - **Shutdown**: [`SchedulerHandle::shutdown`] stops firing, waits for running jobs up to a
 //!   grace period, then cancels them and records them as cancelled. No row is left open.
-//! - **No busy polling**: each timer task sleeps until its job's next fire time.
+//! - **No busy polling**: each timer task sleeps until its schedule's next fire time.
 //! - **Database outages** never stop the scheduler: a tick whose lease or start row cannot be
 //!   written is skipped with a warning; the end of a run is retried for about 8 s, and the
 //!   outcome is in the trace either way.
@@ -223,14 +225,22 @@ impl SchedulerBuilder {
             close_stale_runs(&shared).await;
             catch_up(&shared).await;
         }
+        // One timer per distinct schedule: jobs that share a cron expression (and zone) wake
+        // together, and the next fire time is computed once for all of them.
+        let mut groups: BTreeMap<(String, Option<&'static str>), Vec<String>> = BTreeMap::new();
         for (name, slot) in &shared.slots {
             if slot.enabled {
                 // Known before the timer task first runs, so `jobs()` shows it at once.
                 slot.set_next(slot.schedule.next_after(shared.clock.now()));
-                shared
-                    .tracker
-                    .spawn(tick_loop(shared.clone(), name.clone()));
+                let key = (
+                    slot.schedule.expression().to_owned(),
+                    slot.schedule.time_zone().map(|tz| tz.name()),
+                );
+                groups.entry(key).or_default().push(name.clone());
             }
+        }
+        for names in groups.into_values() {
+            shared.tracker.spawn(tick_loop(shared.clone(), names));
         }
         if let (true, Some(days)) = (record_history, config.retention.keep_days) {
             shared.tracker.spawn(retention_loop(
@@ -314,9 +324,10 @@ fn default_instance() -> String {
     format!("{host}:{}", std::process::id())
 }
 
-/// Sleep until each fire time of one job and start a run; never two timers per job.
-async fn tick_loop(shared: Arc<Shared>, name: String) {
-    let Some(slot) = shared.slots.get(&name) else {
+/// Sleep until each fire time of a group of jobs sharing one schedule, and start their runs.
+async fn tick_loop(shared: Arc<Shared>, names: Vec<String>) {
+    let slots: Vec<&Slot> = names.iter().filter_map(|n| shared.slots.get(n)).collect();
+    let Some(schedule) = slots.first().map(|s| s.schedule.clone()) else {
         return;
     };
     let mut last_tick: Option<DateTime<Utc>> = None;
@@ -324,28 +335,44 @@ async fn tick_loop(shared: Arc<Shared>, name: String) {
         let now = shared.clock.now();
         // Never fire the same tick twice, even if the wall clock steps back.
         let from = last_tick.filter(|t| *t > now).unwrap_or(now);
-        let Some(next) = slot.schedule.next_after(from) else {
-            tracing::warn!(job = %name, "schedule has no future fire time");
+        let Some(next) = schedule.next_after(from) else {
+            tracing::warn!(jobs = ?names, "schedule has no future fire time");
             break;
         };
-        slot.set_next(Some(next));
+        for slot in &slots {
+            slot.set_next(Some(next));
+        }
         let wait = (next - now).to_std().unwrap_or_default();
         tokio::select! {
             _ = shared.stop_firing.cancelled() => break,
             _ = tokio::time::sleep(wait) => {}
         }
-        // The timer may wake a hair early by the clock's measure; fire the tick we slept for.
         last_tick = Some(next);
-        match run::start(&shared, slot, Trigger::Scheduled { fire_time: next }).await {
-            Ok(_) => {}
-            Err(Error::AlreadyRunning(_)) => {
-                tracing::debug!(job = %name, tick = %next, "tick not run: job already running (here or elsewhere)");
-            }
-            Err(Error::ShutDown) => break,
-            Err(e) => tracing::warn!(job = %name, tick = %next, error = %e, "tick not run"),
+        // One task per run, so that no job's claim or run delays another's.
+        for name in &names {
+            shared
+                .tracker
+                .spawn(fire(shared.clone(), name.clone(), next));
         }
     }
-    slot.set_next(None);
+    for slot in &slots {
+        slot.set_next(None);
+    }
+}
+
+/// Run one scheduled tick of one job.
+async fn fire(shared: Arc<Shared>, name: String, tick: DateTime<Utc>) {
+    let Some(slot) = shared.slots.get(&name) else {
+        return;
+    };
+    match run::begin(&shared, slot, Trigger::Scheduled { fire_time: tick }).await {
+        Ok(prepared) => prepared.execute().await,
+        Err(Error::AlreadyRunning(_)) => {
+            tracing::debug!(job = %name, %tick, "tick not run: job already running (here or elsewhere)");
+        }
+        Err(Error::ShutDown) => {}
+        Err(e) => tracing::warn!(job = %name, %tick, error = %e, "tick not run"),
+    }
 }
 
 /// Close runs left open by processes that died, for every job nobody is running now.

@@ -1,10 +1,12 @@
 //! The run path: claim, record the start, run with a timeout, record the end, release.
 
 use std::any::Any;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use futures_util::FutureExt as _;
 use tokio::sync::oneshot;
 use tracing::Instrument;
 
@@ -16,7 +18,7 @@ use crate::store::{NewExecution, Outcome};
 
 use super::handle::TriggeredRun;
 
-/// How long a cancelled job gets to notice its token before its task is aborted.
+/// How long a cancelled job gets to notice its token before its future is dropped.
 const CANCEL_GRACE: Duration = Duration::from_secs(5);
 
 /// Clears the slot's running flag however the run ends.
@@ -30,13 +32,73 @@ impl Drop for Running {
     }
 }
 
-/// Start a run of `slot` (no overlap, lease claimed when coordinating) and return once its
-/// start is recorded; the run itself goes on in a task of the scheduler's tracker.
+/// A run whose start is claimed and recorded, ready to execute.
+pub(super) struct Prepared {
+    shared: Arc<Shared>,
+    name: String,
+    execution_id: i64,
+    trigger: Trigger,
+    lease: Option<Lease>,
+    running: Running,
+    done: Option<oneshot::Sender<()>>,
+}
+
+impl Prepared {
+    /// A handle to wait for this run's end.
+    pub(super) fn handle(&mut self) -> TriggeredRun {
+        let (tx, rx) = oneshot::channel();
+        self.done = Some(tx);
+        TriggeredRun {
+            execution_id: self.execution_id,
+            done: rx,
+            store: self
+                .shared
+                .record_history
+                .then(|| self.shared.store.clone()),
+        }
+    }
+
+    /// Run the job and record its end; waiters are woken once the row is written.
+    pub(super) async fn execute(self) {
+        let Prepared {
+            shared,
+            name,
+            execution_id,
+            trigger,
+            lease,
+            running,
+            done,
+        } = self;
+        let span = tracing::info_span!(
+            "job_run",
+            job = %name,
+            execution_id,
+            trigger = trigger.as_str(),
+        );
+        run_and_record(shared, &name, execution_id, trigger, lease)
+            .instrument(span)
+            .await;
+        drop(running);
+        drop(done);
+    }
+}
+
+/// Start a run of `slot` and return once its start is recorded; the run goes on in a task
+/// of the scheduler's tracker.
 pub(super) async fn start(
     shared: &Arc<Shared>,
     slot: &Slot,
     trigger: Trigger,
 ) -> Result<TriggeredRun> {
+    let mut prepared = begin(shared, slot, trigger).await?;
+    let handle = prepared.handle();
+    shared.tracker.spawn(prepared.execute());
+    Ok(handle)
+}
+
+/// Claim a run of `slot`: no overlap in this process, the job's lease when coordinating,
+/// runs abandoned by dead processes closed, and the start recorded.
+pub(super) async fn begin(shared: &Arc<Shared>, slot: &Slot, trigger: Trigger) -> Result<Prepared> {
     if shared.stop_firing.is_cancelled() {
         return Err(Error::ShutDown);
     }
@@ -99,29 +161,14 @@ pub(super) async fn start(
     if let (Some(leases), Some(lease)) = (&shared.leases, &lease) {
         let _ = leases.set_execution(lease, execution_id).await;
     }
-
-    let (done_tx, done_rx) = oneshot::channel();
-    let span = tracing::info_span!(
-        "job_run",
-        job = %name,
+    Ok(Prepared {
+        shared: shared.clone(),
+        name,
         execution_id,
-        trigger = trigger.as_str(),
-    );
-    let task_shared = shared.clone();
-    let name_for_task = name.clone();
-    shared.tracker.spawn(
-        async move {
-            let name = name_for_task;
-            run_and_record(task_shared, &name, execution_id, trigger, lease).await;
-            drop(running);
-            drop(done_tx);
-        }
-        .instrument(span),
-    );
-    Ok(TriggeredRun {
-        execution_id,
-        done: done_rx,
-        store: shared.record_history.then(|| shared.store.clone()),
+        trigger,
+        lease,
+        running,
+        done: None,
     })
 }
 
@@ -210,7 +257,6 @@ async fn run_job(
     trigger: Trigger,
     lease: Option<&Lease>,
 ) -> Outcome {
-    let span = tracing::Span::current();
     let cancel = shared.cancel_runs.child_token();
     let ctx = JobContext::new(
         shared.db.clone(),
@@ -219,37 +265,39 @@ async fn run_job(
         shared.clock.clone(),
         cancel.clone(),
     );
-    let job = slot.job.clone();
     tracing::info!("job started");
-    let mut task = tokio::spawn(async move { job.run(ctx).await }.instrument(span));
+    // Polled in this task rather than spawned: one task per run. A panic is caught here.
+    let run = AssertUnwindSafe(slot.job.run(ctx)).catch_unwind();
+    tokio::pin!(run);
 
     let deadline = tokio::time::sleep(slot.timeout);
     tokio::pin!(deadline);
+    // Only a run holding a lease needs the renewal timer.
     let renew_every = shared.lease_ttl / 3;
-    let mut renew =
-        tokio::time::interval_at(tokio::time::Instant::now() + renew_every, renew_every);
+    let mut renew = lease
+        .map(|_| tokio::time::interval_at(tokio::time::Instant::now() + renew_every, renew_every));
 
     loop {
         tokio::select! {
-            joined = &mut task => return outcome_of(joined),
+            result = &mut run => return outcome_of(result),
             _ = &mut deadline => {
                 cancel.cancel();
-                stop(&mut task).await;
+                // A job that ignores its token is dropped (cancelled) after the grace period.
+                let _ = tokio::time::timeout(CANCEL_GRACE, &mut run).await;
                 return Outcome::Failed {
                     message: format!("timed out after {}s", slot.timeout.as_secs_f64()),
                 };
             }
             _ = shared.cancel_runs.cancelled() => {
                 // Shutdown past its grace period: the token already fired for the job.
-                return match tokio::time::timeout(CANCEL_GRACE, &mut task).await {
+                return match tokio::time::timeout(CANCEL_GRACE, &mut run).await {
                     Ok(Ok(Ok(out))) => Outcome::Succeeded { records_processed: out.records_processed },
-                    _ => {
-                        task.abort();
-                        Outcome::Cancelled { message: "cancelled: scheduler shut down before the run finished".into() }
-                    }
+                    _ => Outcome::Cancelled {
+                        message: "cancelled: scheduler shut down before the run finished".into(),
+                    },
                 };
             }
-            _ = renew.tick(), if lease.is_some() => {
+            _ = async { renew.as_mut().expect("guarded").tick().await }, if renew.is_some() => {
                 let (Some(leases), Some(lease)) = (&shared.leases, lease) else { continue };
                 match leases.renew(lease, shared.clock.now(), shared.lease_ttl).await {
                     Ok(true) => {}
@@ -257,7 +305,7 @@ async fn run_job(
                         // Another replica took over (we could not renew in time): stop, so the
                         // job never runs twice at once.
                         cancel.cancel();
-                        stop(&mut task).await;
+                        let _ = tokio::time::timeout(CANCEL_GRACE, &mut run).await;
                         return Outcome::Failed { message: "lease lost: another instance took over the job".into() };
                     }
                     Err(e) => tracing::warn!(error = %e, "could not renew lease; will retry"),
@@ -267,23 +315,13 @@ async fn run_job(
     }
 }
 
-/// Give a cancelled job a moment to return on its own, then abort its task.
-async fn stop(task: &mut tokio::task::JoinHandle<std::result::Result<crate::JobOutput, JobError>>) {
-    if tokio::time::timeout(CANCEL_GRACE, &mut *task)
-        .await
-        .is_err()
-    {
-        task.abort();
-    }
-}
-
 fn outcome_of(
-    joined: std::result::Result<
+    result: std::result::Result<
         std::result::Result<crate::JobOutput, JobError>,
-        tokio::task::JoinError,
+        Box<dyn Any + Send>,
     >,
 ) -> Outcome {
-    match joined {
+    match result {
         Ok(Ok(out)) => Outcome::Succeeded {
             records_processed: out.records_processed,
         },
@@ -293,11 +331,8 @@ fn outcome_of(
         Ok(Err(e)) => Outcome::Failed {
             message: e.to_string(),
         },
-        Err(e) if e.is_panic() => Outcome::Failed {
-            message: format!("panicked: {}", panic_message(e.into_panic())),
-        },
-        Err(_) => Outcome::Failed {
-            message: "aborted".into(),
+        Err(panic) => Outcome::Failed {
+            message: format!("panicked: {}", panic_message(panic)),
         },
     }
 }
