@@ -11,8 +11,14 @@
 //!   [`Batching::target_statement_ms`] (20 ms by default): it doubles at most per batch while
 //!   statements are faster than the target, and shrinks at once, in proportion, when one is
 //!   slower;
-//! - between batches it **pauses** for [`Batching::pause_ms`] so the host's own writes (logins,
-//!   token refreshes) get the lock;
+//! - between batches it **pauses** so the host's own writes (logins, token refreshes) get the
+//!   lock: at least [`Batching::pause_ms`], and on SQLite long enough that statements take at
+//!   most a quarter of the time ([`Batching::lock_share_percent`]). SQLite admits one writer
+//!   at a time and a waiting writer retries after growing sleeps, so short gaps starve the
+//!   host's inserts; the cleanup is slower for it, but logins do not wait behind it;
+//! - on SQLite the run uses a connection of its own with a large page cache and checkpoints
+//!   the WAL (passively, without blocking anybody) every few batches rather than after every
+//!   commit ([`Database::bulk_connection`](barycenter_jobs_core::Database::bulk_connection));
 //! - it stops when a batch deletes nothing, so rows that match while it runs are taken too,
 //!   and `records_processed` is the exact sum of the rows each statement deleted.
 //!
@@ -76,9 +82,15 @@ pub struct Batching {
     /// How long one DELETE statement should take, in milliseconds (default 20). The batch size
     /// follows from the measured speed of the previous statements.
     pub target_statement_ms: u64,
-    /// Pause between two batches, in milliseconds, during which the host's writes get the lock
-    /// (default 2). `0` still yields to the runtime.
+    /// Shortest pause between two batches, in milliseconds, during which the host's writes get
+    /// the lock (default 2). `0` still yields to the runtime.
     pub pause_ms: u64,
+    /// Largest share of the run, in percent, spent inside DELETE statements; the pause after
+    /// each statement is stretched to keep to it. Unset (the default) means 25 on SQLite and
+    /// 100 elsewhere: SQLite has one writer at a time, and a host insert that finds it busy
+    /// sleeps in growing steps (1, 2, 5, 10 ms ...), so it needs gaps longer than a step to get
+    /// in; PostgreSQL and MySQL lock rows, so deleting expired rows does not hold up inserts.
+    pub lock_share_percent: Option<u8>,
 }
 
 impl Default for Batching {
@@ -89,6 +101,7 @@ impl Default for Batching {
             max_batch_size: 100_000,
             target_statement_ms: 20,
             pause_ms: 2,
+            lock_share_percent: None,
         }
     }
 }
@@ -103,7 +116,18 @@ impl Batching {
             max_batch_size: max,
             target_statement_ms: self.target_statement_ms.max(1),
             pause_ms: self.pause_ms,
+            lock_share_percent: self.lock_share_percent,
         }
+    }
+
+    /// The pause after a statement that took `elapsed` on `backend`.
+    fn pause_after(&self, backend: Backend, elapsed: Duration) -> Duration {
+        let share = self
+            .lock_share_percent
+            .unwrap_or(if backend == Backend::Sqlite { 25 } else { 100 })
+            .clamp(1, 100);
+        let stretch = elapsed.mul_f64(f64::from(100 - share) / f64::from(share));
+        stretch.max(Duration::from_millis(self.pause_ms))
     }
 
     /// The size of the batch after one that deleted `deleted` of `size` requested rows in
@@ -266,7 +290,6 @@ impl BatchedDelete {
         let db = ctx.db();
         let backend = db.backend();
         let batching = &self.batching;
-        let pause = Duration::from_millis(batching.pause_ms);
         let mut size = batching.initial_batch_size;
         let mut report = DeleteReport::default();
         // One connection for the whole run: on SQLite it keeps the pages of one batch cached
@@ -300,7 +323,7 @@ impl BatchedDelete {
             tokio::select! {
                 biased;
                 _ = ctx.cancellation().cancelled() => return Err(self.cancelled(&report)),
-                _ = tokio::time::sleep(pause) => {}
+                _ = tokio::time::sleep(batching.pause_after(backend, elapsed)) => {}
             }
         }
         conn.checkpoint().await?;
@@ -401,6 +424,24 @@ mod tests {
     }
 
     #[test]
+    fn pauses_keep_the_lock_share() {
+        let b = Batching::default();
+        let ms = Duration::from_millis;
+        // SQLite: at most a quarter of the time inside statements.
+        assert_eq!(b.pause_after(Backend::Sqlite, ms(20)), ms(60));
+        // Row-locking databases: just the minimum pause.
+        assert_eq!(b.pause_after(Backend::Postgres, ms(20)), ms(2));
+        assert_eq!(b.pause_after(Backend::MySql, ms(20)), ms(2));
+        let half = Batching {
+            lock_share_percent: Some(50),
+            ..Batching::default()
+        };
+        assert_eq!(half.pause_after(Backend::Postgres, ms(20)), ms(20));
+        // Never below the minimum pause.
+        assert_eq!(b.pause_after(Backend::Sqlite, Duration::ZERO), ms(2));
+    }
+
+    #[test]
     fn odd_settings_are_normalised() {
         let b = Batching {
             initial_batch_size: 0,
@@ -408,6 +449,7 @@ mod tests {
             max_batch_size: 0,
             target_statement_ms: 0,
             pause_ms: 0,
+            lock_share_percent: Some(0),
         }
         .normalised();
         assert_eq!(

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::FutureExt as _;
 use tokio::sync::oneshot;
+use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::{Shared, Slot};
@@ -257,7 +258,9 @@ async fn run_job(
     trigger: Trigger,
     lease: Option<&Lease>,
 ) -> Outcome {
-    let cancel = shared.cancel_runs.child_token();
+    // A token of its own (not a child of `cancel_runs`: thousands of children registering
+    // with one parent contend on its lock); shutdown cancels it below.
+    let cancel = CancellationToken::new();
     let ctx = JobContext::new(
         shared.db.clone(),
         trigger,
@@ -289,7 +292,8 @@ async fn run_job(
                 };
             }
             _ = shared.cancel_runs.cancelled() => {
-                // Shutdown past its grace period: the token already fired for the job.
+                // Shutdown past its grace period.
+                cancel.cancel();
                 return match tokio::time::timeout(CANCEL_GRACE, &mut run).await {
                     Ok(Ok(Ok(out))) => Outcome::Succeeded { records_processed: out.records_processed },
                     _ => Outcome::Cancelled {
