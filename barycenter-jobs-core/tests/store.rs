@@ -5,35 +5,13 @@ use barycenter_jobs_core::{
 };
 use barycenter_jobs_test_support::{TestDb, backend_tests};
 use chrono::{DateTime, Duration, TimeZone, Utc};
-use sqlx::AssertSqlSafe;
 
 fn at(secs: i64) -> DateTime<Utc> {
     Utc.timestamp_opt(1_790_000_000 + secs, 0).unwrap()
 }
 
 async fn raw(t: &TestDb, sql: &str) {
-    use barycenter_jobs_core::Database;
-    match &t.db {
-        Database::Sqlite(p) => {
-            sqlx::raw_sql(AssertSqlSafe(sql.to_owned()))
-                .execute(p)
-                .await
-                .unwrap();
-        }
-        Database::Postgres(p) => {
-            sqlx::raw_sql(AssertSqlSafe(sql.to_owned()))
-                .execute(p)
-                .await
-                .unwrap();
-        }
-        Database::MySql(p) => {
-            sqlx::raw_sql(AssertSqlSafe(sql.to_owned()))
-                .execute(p)
-                .await
-                .unwrap();
-        }
-        _ => unreachable!(),
-    }
+    barycenter_jobs_test_support::raw(&t.db, sql).await;
 }
 
 /// Barycenter's own DDL for the history table on each database, with rows in it.

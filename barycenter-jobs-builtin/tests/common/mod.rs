@@ -12,7 +12,6 @@ use barycenter_jobs_core::{
 };
 use barycenter_jobs_test_support::TestDb;
 use chrono::{DateTime, TimeZone, Utc};
-use sqlx::AssertSqlSafe;
 
 /// The instant the tests' clock is stopped at.
 pub const NOW: i64 = 1_790_000_000;
@@ -35,29 +34,7 @@ pub fn ctx_with(db: &Database, cancel: CancellationToken) -> JobContext {
     )
 }
 
-pub async fn raw(db: &Database, sql: &str) {
-    match db {
-        Database::Sqlite(p) => {
-            sqlx::raw_sql(AssertSqlSafe(sql.to_owned()))
-                .execute(p)
-                .await
-                .unwrap();
-        }
-        Database::Postgres(p) => {
-            sqlx::raw_sql(AssertSqlSafe(sql.to_owned()))
-                .execute(p)
-                .await
-                .unwrap();
-        }
-        Database::MySql(p) => {
-            sqlx::raw_sql(AssertSqlSafe(sql.to_owned()))
-                .execute(p)
-                .await
-                .unwrap();
-        }
-        _ => unreachable!(),
-    }
-}
+pub use barycenter_jobs_test_support::raw;
 
 /// Barycenter's four tables (SQLite DDL as Barycenter writes it; VARCHAR keys on MySQL and
 /// BIGINT times elsewhere), with the indexes a host is advised to create.

@@ -207,6 +207,21 @@ fn replace_database(url: &str, name: &str) -> String {
     out
 }
 
+/// Run `sql` (one or more statements) on `db` as it is. For test fixtures only: the host
+/// tables "as Barycenter creates them", rows "as Barycenter writes them".
+pub async fn raw(db: &Database, sql: &str) {
+    let sql = AssertSqlSafe(sql.to_owned());
+    let result = match db {
+        Database::Sqlite(p) => sqlx::raw_sql(sql).execute(p).await.map(drop),
+        Database::Postgres(p) => sqlx::raw_sql(sql).execute(p).await.map(drop),
+        Database::MySql(p) => sqlx::raw_sql(sql).execute(p).await.map(drop),
+        _ => unreachable!("all backends are compiled into the tests"),
+    };
+    if let Err(e) = result {
+        panic!("fixture SQL failed: {e}");
+    }
+}
+
 /// One test per backend from one `async fn case(t: &TestDb)`:
 ///
 /// ```ignore
