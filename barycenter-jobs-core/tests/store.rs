@@ -212,8 +212,17 @@ async fn start_finish_and_read_back(t: &TestDb) {
             .start(&NewExecution::manual("job_a", at(30)))
             .await
             .unwrap();
-        store.finish(id, &outcome, at(31)).await.unwrap();
+        store
+            .finish_timed(
+                id,
+                &outcome,
+                at(31),
+                Some(std::time::Duration::from_millis(250)),
+            )
+            .await
+            .unwrap();
         let row = store.get(id).await.unwrap().unwrap();
+        assert_eq!(row.duration_ms, Some(250));
         assert_eq!(row.status, status);
         assert_eq!(row.success, Some(false));
         assert!(row.error_message.is_some());

@@ -225,14 +225,13 @@ async fn record(shared: &Shared, execution_id: i64, outcome: &Outcome, duration:
     for attempt in 1..=6 {
         match shared
             .store
-            .finish(execution_id, outcome, shared.clock.now())
+            .finish_timed(execution_id, outcome, shared.clock.now(), Some(duration))
             .await
         {
             Ok(updated) => {
                 if !updated {
                     tracing::warn!("run was already closed (lease lost?); its row is left as is");
                 }
-                let _ = shared.store.set_duration(execution_id, duration).await;
                 return;
             }
             Err(e) => {

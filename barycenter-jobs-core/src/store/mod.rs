@@ -249,6 +249,10 @@ fn ts(t: DateTime<Utc>) -> i64 {
     t.timestamp()
 }
 
+fn duration_ms(d: std::time::Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
 fn from_ts(secs: i64) -> DateTime<Utc> {
     Utc.timestamp_opt(secs, 0)
         .single()
@@ -314,6 +318,18 @@ impl ExecutionStore {
         outcome: &Outcome,
         completed_at: DateTime<Utc>,
     ) -> Result<bool> {
+        self.finish_timed(id, outcome, completed_at, None).await
+    }
+
+    /// [`finish`](Self::finish), also recording the run time in `duration_ms`, in the same
+    /// statement.
+    pub async fn finish_timed(
+        &self,
+        id: i64,
+        outcome: &Outcome,
+        completed_at: DateTime<Utc>,
+        duration: Option<std::time::Duration>,
+    ) -> Result<bool> {
         let (success, message, records): (i64, Option<String>, Option<i64>) = match outcome {
             Outcome::Succeeded { records_processed } => (
                 1,
@@ -324,29 +340,30 @@ impl ExecutionStore {
             | Outcome::Cancelled { message }
             | Outcome::Abandoned { message } => (0, Some(message.clone()), None),
         };
-        let stmt = Query::update()
+        let mut stmt = Query::update()
             .table(self.tables.executions.clone())
             .value(Exec::CompletedAt, ts(completed_at))
             .value(Exec::Success, success)
             .value(Exec::ErrorMessage, message)
             .value(Exec::RecordsProcessed, records)
             .value(Exec::Status, outcome.status().as_str())
-            // Millisecond duration from the second-precision start column would be coarse;
-            // the scheduler records it separately with `set_duration`.
             .and_where(Expr::col(Exec::Id).eq(id))
             .and_where(Expr::col(Exec::CompletedAt).is_null())
             .to_owned();
+        if let Some(duration) = duration {
+            // Measured by the runner: the second-precision start column would be too coarse.
+            stmt.value(Exec::DurationMs, duration_ms(duration));
+        }
         Ok(self.db.execute(&stmt).await? == 1)
     }
 
     /// Record the run time of `id` in milliseconds.
     pub async fn set_duration(&self, id: i64, duration: std::time::Duration) -> Result<()> {
-        let ms = i64::try_from(duration.as_millis()).unwrap_or(i64::MAX);
         self.db
             .execute(
                 Query::update()
                     .table(self.tables.executions.clone())
-                    .value(Exec::DurationMs, ms)
+                    .value(Exec::DurationMs, duration_ms(duration))
                     .and_where(Expr::col(Exec::Id).eq(id)),
             )
             .await?;
