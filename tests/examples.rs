@@ -365,7 +365,8 @@ async fn server_on_an_existing_barycenter_database() {
          CREATE TABLE job_executions (id INTEGER PRIMARY KEY AUTOINCREMENT, job_name TEXT NOT NULL, started_at INTEGER NOT NULL, completed_at INTEGER, success INTEGER, error_message TEXT, records_processed INTEGER);
          INSERT INTO job_executions (job_name, started_at, completed_at, success, records_processed) VALUES ('cleanup_expired_sessions', {old}, {old}, 1, 5);",
         live = now + 3600,
-        old = now - 600,
+        // Barycenter's last run just now: no tick was missed, so no catch-up run at start-up.
+        old = now,
     )))
     .execute(pool)
     .await
@@ -385,8 +386,12 @@ async fn server_on_an_existing_barycenter_database() {
         "{ jobLogs(limit: 5) { jobName recordsProcessed success } }",
         &[],
     );
-    assert_eq!(
-        body["data"]["jobLogs"][0]["recordsProcessed"], 5,
+    assert!(
+        body["data"]["jobLogs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l["recordsProcessed"] == 5 && l["success"] == true),
         "Barycenter's history reads back: {body}"
     );
     for job in [
