@@ -148,20 +148,17 @@ async fn start_finish_and_read_back(t: &TestDb) {
 
     assert!(
         store
-            .finish(
+            .finish_timed(
                 id,
                 &Outcome::Succeeded {
                     records_processed: 7
                 },
-                at(12)
+                at(12),
+                Some(std::time::Duration::from_millis(1534))
             )
             .await
             .unwrap()
     );
-    store
-        .set_duration(id, std::time::Duration::from_millis(1534))
-        .await
-        .unwrap();
     let done = store.get(id).await.unwrap().unwrap();
     assert_eq!(done.status, ExecutionStatus::Succeeded);
     assert_eq!(done.success, Some(true));

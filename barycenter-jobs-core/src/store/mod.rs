@@ -357,19 +357,6 @@ impl ExecutionStore {
         Ok(self.db.execute(&stmt).await? == 1)
     }
 
-    /// Record the run time of `id` in milliseconds.
-    pub async fn set_duration(&self, id: i64, duration: std::time::Duration) -> Result<()> {
-        self.db
-            .execute(
-                Query::update()
-                    .table(self.tables.executions.clone())
-                    .value(Exec::DurationMs, duration_ms(duration))
-                    .and_where(Expr::col(Exec::Id).eq(id)),
-            )
-            .await?;
-        Ok(())
-    }
-
     /// Close every open run of `job_name` other than `except` as abandoned. The caller must
     /// hold the job's lease, which proves nobody else is running it. Returns how many rows
     /// were closed.
