@@ -19,8 +19,16 @@
 //! - on SQLite the run uses a connection of its own with a large page cache and checkpoints
 //!   the WAL (passively, without blocking anybody) every few batches rather than after every
 //!   commit ([`Database::bulk_connection`](barycenter_jobs_core::Database::bulk_connection));
-//! - it stops when a batch deletes nothing, so rows that match while it runs are taken too,
-//!   and `records_processed` is the exact sum of the rows each statement deleted.
+//! - on PostgreSQL 14 and later it first **walks the heap** in ranges of pages (a TID range
+//!   scan, `ctid >= '(b,0)' AND ctid < '(b+n,0)'`), so it reads the table in order as one plain
+//!   `DELETE` does, instead of fetching each row at a random place by the index; PostgreSQL
+//!   leaves index entries to vacuum, so a range of pages is all a batch touches. The range
+//!   adapts to the target like the batch size does;
+//! - index-ordered batches stop when one deletes nothing, so rows that match while they run are
+//!   taken too; the heap walk goes on to the pages added while it ran, and leaves a row that
+//!   appears behind it (in free space vacuum found) for the next run rather than follow it
+//!   with an index pass that would step over every index entry the walk left for vacuum;
+//! - `records_processed` is the exact sum of the rows each statement deleted.
 //!
 //! # The statements
 //!
@@ -29,6 +37,7 @@
 //! | backend | statement |
 //! |---|---|
 //! | SQLite | `DELETE FROM t WHERE rowid IN (SELECT rowid FROM t WHERE <filter> ORDER BY <order> LIMIT n)` |
+//! | PostgreSQL ≥ 14, heap walk | `DELETE FROM t WHERE ctid >= CAST(p AS tid) AND ctid < CAST(q AS tid) AND <filter>` |
 //! | PostgreSQL | `DELETE FROM t WHERE ctid IN (SELECT ctid FROM t WHERE <filter> ORDER BY <order> LIMIT n) AND <filter>` |
 //! | MySQL / MariaDB | `DELETE FROM t WHERE <filter> ORDER BY <order> LIMIT n` |
 //! | MySQL, filter reading `t` itself | `DELETE FROM t WHERE key IN (SELECT key FROM (SELECT key FROM t WHERE <filter> ORDER BY <order> LIMIT n) AS batch)` |
@@ -51,9 +60,10 @@
 
 use std::time::{Duration, Instant};
 
-use barycenter_jobs_core::{Backend, Identifier, JobContext, JobError};
+use barycenter_jobs_core::{Backend, BulkConnection, Identifier, JobContext, JobError};
 use sea_query::{
-    Alias, Cond, Condition, DeleteStatement, Expr, IntoIden, Order, Query, SelectStatement, Value,
+    Alias, Cond, Condition, DeleteStatement, Expr, Func, IntoIden, Order, Query, SelectStatement,
+    Value,
 };
 use serde::{Deserialize, Serialize};
 
@@ -133,21 +143,32 @@ impl Batching {
     /// The size of the batch after one that deleted `deleted` of `size` requested rows in
     /// `elapsed`.
     fn next_size(&self, size: u64, deleted: u64, elapsed: Duration) -> u64 {
-        let target = Duration::from_millis(self.target_statement_ms).as_secs_f64();
-        let took = elapsed.as_secs_f64().max(1e-6);
-        let next = if took > target {
-            // Too slow: shrink in proportion, at once.
-            (size as f64 * target / took) as u64
-        } else if deleted >= size {
-            // Fast and full: grow towards the target, at most doubling.
-            (size as f64 * (target / took).min(2.0)) as u64
-        } else {
-            // A partial batch says little about the speed of a full one.
-            size
-        };
-        next.clamp(self.min_batch_size, self.max_batch_size)
+        resize(size, deleted >= size, elapsed, self.target_statement_ms)
+            .clamp(self.min_batch_size, self.max_batch_size)
     }
 }
+
+/// The next amount of work (rows, or heap pages) after `size` took `elapsed`: shrink in
+/// proportion at once when slower than the target, grow towards it (at most doubling) when
+/// faster and the batch was `full`; a partial batch says little about the speed of a full one.
+fn resize(size: u64, full: bool, elapsed: Duration, target_ms: u64) -> u64 {
+    let target = Duration::from_millis(target_ms).as_secs_f64();
+    let took = elapsed.as_secs_f64().max(1e-6);
+    if took > target {
+        (size as f64 * target / took) as u64
+    } else if full {
+        (size as f64 * (target / took).min(2.0)) as u64
+    } else {
+        size
+    }
+}
+
+/// Heap pages in the first range of a PostgreSQL heap walk, and the bounds of the range.
+const FIRST_RANGE_PAGES: u64 = 32;
+const MAX_RANGE_PAGES: u64 = 1 << 20;
+/// The first PostgreSQL version with TID range scans; older servers would scan the whole
+/// table for every range, so they get the index-ordered batches only.
+const MIN_PG_VERSION_FOR_RANGES: i64 = 140_000;
 
 /// What one [`BatchedDelete::run`] did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -281,6 +302,58 @@ impl BatchedDelete {
             .to_owned()
     }
 
+    /// The DELETE statement for the heap pages `from..to` of a PostgreSQL table (a TID range
+    /// scan on PostgreSQL 14 and later).
+    pub fn range_statement(&self, from: u64, to: u64) -> DeleteStatement {
+        use sea_query::ExprTrait as _;
+        let ctid = Alias::new("ctid");
+        let tid = |page: u64| Expr::val(format!("({page},0)")).cast_as(Alias::new("tid"));
+        Query::delete()
+            .from_table(self.table.clone())
+            .and_where(Expr::col(ctid.clone()).gte(tid(from)))
+            .and_where(Expr::col(ctid).lt(tid(to)))
+            .cond_where(self.filter.clone())
+            .to_owned()
+    }
+
+    /// The pages of the table's heap when the database can walk it in ranges (PostgreSQL 14
+    /// and later), `None` otherwise.
+    async fn heap_pages(
+        &self,
+        backend: Backend,
+        conn: &mut BulkConnection,
+    ) -> Result<Option<u64>, JobError> {
+        if backend != Backend::Postgres {
+            return Ok(None);
+        }
+        use sea_query::ExprTrait as _;
+        let setting = |name: &str| {
+            Func::cust(Alias::new("current_setting"))
+                .arg(name)
+                .cast_as(Alias::new("bigint"))
+        };
+        // The name goes in as a bound value, quoted so it resolves exactly like the DELETE's
+        // table reference; identifiers are validated, so it cannot hold a quote.
+        let relation =
+            Expr::val(format!("\"{}\"", self.table.as_str())).cast_as(Alias::new("regclass"));
+        let query = Query::select()
+            .expr_as(
+                Func::cust(Alias::new("pg_relation_size"))
+                    .arg(relation)
+                    .div(setting("block_size")),
+                Alias::new("pages"),
+            )
+            .expr_as(setting("server_version_num"), Alias::new("version"))
+            .to_owned();
+        let Some(row) = conn.fetch_optional(&query).await? else {
+            return Ok(None);
+        };
+        if row.i64("version")? < MIN_PG_VERSION_FOR_RANGES {
+            return Ok(None);
+        }
+        Ok(Some(u64::try_from(row.i64("pages")?).unwrap_or(0)))
+    }
+
     /// Delete every matching row, batch after batch, until a batch deletes nothing.
     ///
     /// Fails with [`JobError::Cancelled`] when the context is cancelled (between two
@@ -290,40 +363,38 @@ impl BatchedDelete {
         let db = ctx.db();
         let backend = db.backend();
         let batching = &self.batching;
-        let mut size = batching.initial_batch_size;
         let mut report = DeleteReport::default();
         // One connection for the whole run: on SQLite it keeps the pages of one batch cached
         // for the next and checkpoints between batches rather than inside each commit.
         let mut conn = db.bulk_connection().await?;
-        loop {
-            if ctx.is_cancelled() {
-                return Err(self.cancelled(&report));
+
+        if let Some(mut pages) = self.heap_pages(backend, &mut conn).await? {
+            // No index pass after the walk: its first batch would step over every index
+            // entry the walk left for vacuum. Rows written meanwhile go to new pages at the
+            // end, which the walk takes too; anything else waits for the next run.
+            let mut from = 0;
+            let mut range = FIRST_RANGE_PAGES;
+            while from < pages {
+                let to = from.saturating_add(range);
+                let (_, elapsed) = self
+                    .batch(ctx, &mut conn, &self.range_statement(from, to), &mut report)
+                    .await?;
+                from = to;
+                range = resize(range, true, elapsed, batching.target_statement_ms)
+                    .clamp(1, MAX_RANGE_PAGES);
+                if from >= pages {
+                    pages = self.heap_pages(backend, &mut conn).await?.unwrap_or(0);
+                }
             }
-            let stmt = self.statement(backend, size);
-            let started = Instant::now();
-            let deleted = conn.execute(&stmt).await?;
-            let elapsed = started.elapsed();
-            report.deleted += deleted;
-            report.statements += 1;
-            report.longest_statement = report.longest_statement.max(elapsed);
-            tracing::trace!(
-                table = %self.table,
-                size,
-                deleted,
-                elapsed_us = elapsed.as_micros() as u64,
-                "batch"
-            );
-            if deleted == 0 {
-                break;
-            }
-            if report.statements % CHECKPOINT_EVERY == 0 {
-                conn.checkpoint().await?;
-            }
-            size = batching.next_size(size, deleted, elapsed);
-            tokio::select! {
-                biased;
-                _ = ctx.cancellation().cancelled() => return Err(self.cancelled(&report)),
-                _ = tokio::time::sleep(batching.pause_after(backend, elapsed)) => {}
+        } else {
+            let mut size = batching.initial_batch_size;
+            loop {
+                let stmt = self.statement(backend, size);
+                let (deleted, elapsed) = self.batch(ctx, &mut conn, &stmt, &mut report).await?;
+                if deleted == 0 {
+                    break;
+                }
+                size = batching.next_size(size, deleted, elapsed);
             }
         }
         conn.checkpoint().await?;
@@ -335,6 +406,43 @@ impl BatchedDelete {
             "batched delete done"
         );
         Ok(report)
+    }
+
+    /// Run one batch and the pause after it; returns the rows it deleted and its duration.
+    async fn batch(
+        &self,
+        ctx: &JobContext,
+        conn: &mut BulkConnection,
+        stmt: &DeleteStatement,
+        report: &mut DeleteReport,
+    ) -> Result<(u64, Duration), JobError> {
+        if ctx.is_cancelled() {
+            return Err(self.cancelled(report));
+        }
+        let started = Instant::now();
+        let deleted = conn.execute(stmt).await?;
+        let elapsed = started.elapsed();
+        report.deleted += deleted;
+        report.statements += 1;
+        report.longest_statement = report.longest_statement.max(elapsed);
+        tracing::trace!(
+            table = %self.table,
+            deleted,
+            elapsed_us = elapsed.as_micros() as u64,
+            "batch"
+        );
+        if deleted == 0 {
+            return Ok((0, elapsed));
+        }
+        if report.statements.is_multiple_of(CHECKPOINT_EVERY) {
+            conn.checkpoint().await?;
+        }
+        tokio::select! {
+            biased;
+            _ = ctx.cancellation().cancelled() => return Err(self.cancelled(report)),
+            _ = tokio::time::sleep(self.batching.pause_after(ctx.db().backend(), elapsed)) => {}
+        }
+        Ok((deleted, elapsed))
     }
 
     fn cancelled(&self, report: &DeleteReport) -> JobError {
@@ -420,6 +528,21 @@ mod tests {
         assert_eq!(
             my,
             "DELETE FROM `sessions` WHERE `session_id` IN (SELECT `batch`.`session_id` FROM (SELECT `session_id` FROM `sessions` WHERE `sessions`.`expires_at` < ? ORDER BY `sessions`.`expires_at` ASC LIMIT ?) AS `batch`)"
+        );
+    }
+
+    #[test]
+    fn heap_ranges_on_postgres() {
+        let (sql, values) = delete()
+            .range_statement(64, 128)
+            .build(sea_query::PostgresQueryBuilder);
+        assert_eq!(
+            sql,
+            r#"DELETE FROM "sessions" WHERE "ctid" >= CAST($1 AS tid) AND "ctid" < CAST($2 AS tid) AND "sessions"."expires_at" < $3"#
+        );
+        assert_eq!(
+            values.0[..2],
+            [Value::from("(64,0)"), Value::from("(128,0)")]
         );
     }
 

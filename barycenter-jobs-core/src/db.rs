@@ -376,6 +376,36 @@ impl BulkConnection {
         })
     }
 
+    /// Run a SELECT on this connection and return its first row, if any.
+    pub async fn fetch_optional<S: SqlxBinder>(&mut self, stmt: &S) -> Result<Option<DbRow>> {
+        Ok(match self {
+            #[cfg(feature = "sqlite")]
+            BulkConnection::Sqlite(c) => {
+                let (sql, values) = stmt.build_sqlx(sea_query::SqliteQueryBuilder);
+                sqlx::query_with(AssertSqlSafe(sql), values)
+                    .fetch_optional(&mut *c)
+                    .await?
+                    .map(DbRow::Sqlite)
+            }
+            #[cfg(feature = "postgres")]
+            BulkConnection::Postgres(c) => {
+                let (sql, values) = stmt.build_sqlx(sea_query::PostgresQueryBuilder);
+                sqlx::query_with(AssertSqlSafe(sql), values)
+                    .fetch_optional(&mut **c)
+                    .await?
+                    .map(DbRow::Postgres)
+            }
+            #[cfg(feature = "mysql")]
+            BulkConnection::MySql(c) => {
+                let (sql, values) = stmt.build_sqlx(sea_query::MysqlQueryBuilder);
+                sqlx::query_with(AssertSqlSafe(sql), values)
+                    .fetch_optional(&mut **c)
+                    .await?
+                    .map(DbRow::MySql)
+            }
+        })
+    }
+
     /// Move what the WAL holds into the database file without waiting for, or blocking,
     /// anybody (SQLite `wal_checkpoint(PASSIVE)`); a no-op on the other backends.
     pub async fn checkpoint(&mut self) -> Result<()> {

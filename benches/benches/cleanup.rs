@@ -17,8 +17,11 @@
 //! (`Batching::pause_ms`, `--extra-pause-ms`, default 20; 0 turns it off), to show what the
 //! pause does to the host's inserts.
 //!
+//! `--batching JSON` runs (b) with other [`Batching`] settings (for instance
+//! `'{"target_statement_ms": 8}'`), to try a trade-off without editing the library.
+//!
 //! ```text
-//! cargo bench -p barycenter-jobs-benches --bench cleanup -- [--quick] [--rows N] [--rounds N] [--db sqlite|postgres|all] [--extra-pause-ms N]
+//! cargo bench -p barycenter-jobs-benches --bench cleanup -- [--quick] [--rows N] [--rounds N] [--db sqlite|postgres|all] [--extra-pause-ms N] [--batching JSON]
 //! ```
 
 use std::str::FromStr;
@@ -70,6 +73,11 @@ fn main() {
     let rounds: usize = args.parsed("--rounds", 1);
     // Extra row: the job with a longer pause between batches (0 = no extra row).
     let pause_ms: u64 = args.parsed("--extra-pause-ms", 20);
+    let batching: Batching = args
+        .value("--batching")
+        .map_or_else(Batching::default, |json| {
+            serde_json::from_str(json).expect("--batching: Batching settings as JSON")
+        });
     let dbs = match args.value("--db").unwrap_or("all") {
         "sqlite" => vec![Db::Sqlite],
         "postgres" => vec![Db::Postgres],
@@ -93,7 +101,7 @@ fn main() {
         rows / 2
     );
     for db in dbs {
-        rt.block_on(bench_db(db, rows, rounds, pause_ms, &capture));
+        rt.block_on(bench_db(db, rows, rounds, pause_ms, &batching, &capture));
     }
 }
 
@@ -111,7 +119,14 @@ struct RunResult {
     left_expired: i64,
 }
 
-async fn bench_db(db: Db, rows: i64, rounds: usize, pause_ms: u64, capture: &Arc<Capture>) {
+async fn bench_db(
+    db: Db,
+    rows: i64,
+    rounds: usize,
+    pause_ms: u64,
+    batching: &Batching,
+    capture: &Arc<Capture>,
+) {
     let dir = std::env::temp_dir().join(format!("barycenter-bench-cleanup-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let pg_base = barycenter_jobs_benches::postgres_url();
@@ -134,7 +149,7 @@ async fn bench_db(db: Db, rows: i64, rounds: usize, pause_ms: u64, capture: &Arc
             modes.push(Mode::Paused(pause_ms));
         }
         for mode in modes {
-            let r = run_once(db, mode, &dir, &pg_base, capture).await;
+            let r = run_once(db, mode, &dir, &pg_base, batching, capture).await;
             println!(
                 "  round {} {:?}: {:.2} s, longest statement {:.1} ms, insert p99 {:.1} ms, failed inserts {}",
                 round + 1,
@@ -473,6 +488,7 @@ async fn run_once(
     mode: Mode,
     dir: &std::path::Path,
     pg_base: &str,
+    batching: &Batching,
     capture: &Arc<Capture>,
 ) -> RunResult {
     // A fresh copy of the template, so (a) and (b) start from the same data.
@@ -571,14 +587,11 @@ async fn run_once(
             (n, 1, t0.elapsed())
         }
         Mode::Ours | Mode::Paused(_) => {
-            let job = match mode {
-                Mode::Paused(p) => {
-                    let mut batching = Batching::default();
-                    batching.pause_ms = p;
-                    SessionsCleanup::default().with_batching(&batching)
-                }
-                _ => SessionsCleanup::default(),
-            };
+            let mut batching = batching.clone();
+            if let Mode::Paused(p) = mode {
+                batching.pause_ms = p;
+            }
+            let job = SessionsCleanup::default().with_batching(&batching);
             let ctx = JobContext::new(
                 job_db.clone(),
                 Trigger::Manual,
