@@ -295,22 +295,28 @@ impl Database {
     /// A connection of its own for a long sequence of writes (a batched cleanup), set up so
     /// that the sequence is cheap and leaves the host's writers room between statements.
     ///
-    /// On SQLite the connection is taken out of the pool (and closed when dropped, never
-    /// returned with changed settings), gets a 64 MiB page cache so pages touched by one
-    /// batch are still cached for the next, and does not checkpoint after each commit: the
-    /// WAL is checkpointed with [`BulkConnection::checkpoint`] (a PASSIVE checkpoint, which
-    /// never blocks writers) between batches instead. On the other backends it is a plain
-    /// pooled connection.
+    /// On SQLite these are two connections taken out of the pool (closed when dropped, never
+    /// returned with changed settings): a writer with a 64 MiB page cache that never
+    /// checkpoints on its own, and a reader that holds a read snapshot from the start of a
+    /// write until the next [`BulkConnection::checkpoint`]. While that snapshot is held no
+    /// checkpoint can copy the newer WAL frames into the database file, so a host writer that
+    /// gets the lock right after a batch commits does not run that copy (and its syncs)
+    /// inside its own automatic checkpoint; the cleanup's checkpoint does it instead, outside
+    /// the lock. On the other backends it is a plain pooled connection.
     pub async fn bulk_connection(&self) -> Result<BulkConnection> {
         Ok(match self {
             #[cfg(feature = "sqlite")]
             Database::Sqlite(p) => {
-                let mut conn = p.acquire().await?.detach();
+                let mut writer = p.acquire().await?.detach();
                 // Constant pragmas: nothing from outside goes into this SQL.
                 sqlx::raw_sql("PRAGMA cache_size = -65536; PRAGMA wal_autocheckpoint = 0")
-                    .execute(&mut conn)
+                    .execute(&mut writer)
                     .await?;
-                BulkConnection::Sqlite(conn)
+                BulkConnection::Sqlite(SqliteBulk {
+                    writer,
+                    pin: p.acquire().await?.detach(),
+                    pinned: false,
+                })
             }
             #[cfg(feature = "postgres")]
             Database::Postgres(p) => BulkConnection::Postgres(p.acquire().await?),
@@ -334,15 +340,52 @@ impl Database {
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum BulkConnection {
-    /// A SQLite connection outside the pool, tuned for bulk writes.
+    /// SQLite connections outside the pool, tuned for bulk writes.
     #[cfg(feature = "sqlite")]
-    Sqlite(sqlx::SqliteConnection),
+    Sqlite(SqliteBulk),
     /// A pooled PostgreSQL connection.
     #[cfg(feature = "postgres")]
     Postgres(sqlx::pool::PoolConnection<sqlx::Postgres>),
     /// A pooled MySQL / MariaDB connection.
     #[cfg(feature = "mysql")]
     MySql(sqlx::pool::PoolConnection<sqlx::MySql>),
+}
+
+/// The SQLite side of a [`BulkConnection`]: the writing connection, and a second one that
+/// holds a read snapshot from a write to the next checkpoint (see
+/// [`Database::bulk_connection`]).
+#[cfg(feature = "sqlite")]
+#[derive(Debug)]
+pub struct SqliteBulk {
+    writer: sqlx::SqliteConnection,
+    pin: sqlx::SqliteConnection,
+    pinned: bool,
+}
+
+#[cfg(feature = "sqlite")]
+impl SqliteBulk {
+    /// The writer, with the snapshot held so no checkpoint copies what it writes next.
+    async fn writer(&mut self) -> Result<&mut sqlx::SqliteConnection> {
+        if !self.pinned {
+            // A deferred transaction's first read starts the snapshot it keeps until COMMIT.
+            sqlx::raw_sql("BEGIN; SELECT 1 FROM sqlite_master LIMIT 1")
+                .execute(&mut self.pin)
+                .await?;
+            self.pinned = true;
+        }
+        Ok(&mut self.writer)
+    }
+
+    async fn checkpoint(&mut self) -> Result<()> {
+        if self.pinned {
+            sqlx::raw_sql("COMMIT").execute(&mut self.pin).await?;
+            self.pinned = false;
+        }
+        sqlx::raw_sql("PRAGMA wal_checkpoint(PASSIVE)")
+            .execute(&mut self.writer)
+            .await?;
+        Ok(())
+    }
 }
 
 impl BulkConnection {
@@ -353,7 +396,7 @@ impl BulkConnection {
             BulkConnection::Sqlite(c) => {
                 let (sql, values) = stmt.build_sqlx(sea_query::SqliteQueryBuilder);
                 sqlx::query_with(AssertSqlSafe(sql), values)
-                    .execute(&mut *c)
+                    .execute(c.writer().await?)
                     .await?
                     .rows_affected()
             }
@@ -383,7 +426,7 @@ impl BulkConnection {
             BulkConnection::Sqlite(c) => {
                 let (sql, values) = stmt.build_sqlx(sea_query::SqliteQueryBuilder);
                 sqlx::query_with(AssertSqlSafe(sql), values)
-                    .fetch_optional(&mut *c)
+                    .fetch_optional(&mut c.writer)
                     .await?
                     .map(DbRow::Sqlite)
             }
@@ -407,13 +450,12 @@ impl BulkConnection {
     }
 
     /// Move what the WAL holds into the database file without waiting for, or blocking,
-    /// anybody (SQLite `wal_checkpoint(PASSIVE)`); a no-op on the other backends.
+    /// anybody (SQLite `wal_checkpoint(PASSIVE)`, after letting go of the snapshot that held
+    /// checkpoints back); a no-op on the other backends.
     pub async fn checkpoint(&mut self) -> Result<()> {
         #[cfg(feature = "sqlite")]
         if let BulkConnection::Sqlite(c) = self {
-            sqlx::raw_sql("PRAGMA wal_checkpoint(PASSIVE)")
-                .execute(&mut *c)
-                .await?;
+            c.checkpoint().await?;
         }
         Ok(())
     }

@@ -65,6 +65,8 @@ pub mod store;
 
 pub use async_trait::async_trait;
 pub use clock::{Clock, ManualClock, SharedClock, SystemClock};
+#[cfg(feature = "sqlite")]
+pub use db::SqliteBulk;
 pub use db::{Backend, BulkConnection, Database, DbRow, SQLITE_BUSY_TIMEOUT};
 pub use error::{Error, Result};
 pub use ident::Identifier;

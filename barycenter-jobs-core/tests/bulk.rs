@@ -1,0 +1,56 @@
+//! The bulk connection batched cleanups write through.
+
+use barycenter_jobs_core::Database;
+use barycenter_jobs_core::sea_query::{Alias, Query};
+
+/// `(busy, frames in the WAL, frames copied to the database)` of a passive checkpoint run on
+/// one of the pool's connections, as the automatic checkpoint after a host's commit would.
+async fn host_checkpoint(db: &Database) -> (i64, i64, i64) {
+    let Database::Sqlite(pool) = db else {
+        unreachable!("a SQLite test")
+    };
+    sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)")
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+/// On SQLite the bulk connection holds a snapshot from its first write to its own
+/// checkpoint, so the host's checkpoints cannot copy (and sync) a batch's pages inside the
+/// host's commits; its own checkpoint copies everything.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_batches_are_checkpointed_by_the_bulk_connection() {
+    let t = barycenter_jobs_test_support::sqlite().await;
+    barycenter_jobs_test_support::raw(&t.db, "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
+        .await;
+    host_checkpoint(&t.db).await;
+    let insert = Query::insert()
+        .into_table(Alias::new("t"))
+        .columns([Alias::new("v")])
+        .values_panic(["x".into()])
+        .to_owned();
+
+    let mut bulk = t.db.bulk_connection().await.unwrap();
+    for _ in 0..3 {
+        assert_eq!(bulk.execute(&insert).await.unwrap(), 1);
+        let (_, log, copied) = host_checkpoint(&t.db).await;
+        assert!(
+            log > copied,
+            "the batch's frames stay in the WAL: {log} > {copied}"
+        );
+        bulk.checkpoint().await.unwrap();
+        let (_, log, copied) = host_checkpoint(&t.db).await;
+        assert_eq!(log, copied, "the bulk checkpoint copied every frame");
+    }
+    drop(bulk);
+
+    // Committed and visible to everybody.
+    let Database::Sqlite(pool) = &t.db else {
+        unreachable!()
+    };
+    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM t")
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    assert_eq!(n, 3);
+}
