@@ -356,7 +356,10 @@ impl BatchedDelete {
         if row.i64("version")? < MIN_PG_VERSION_FOR_RANGES {
             return Ok(None);
         }
-        Ok(Some(u64::try_from(row.i64("pages")?).unwrap_or(0)))
+        // A partitioned table has no heap of its own (size 0): its rows are found by the
+        // index batches, which also cost nothing on a table that is really empty.
+        let pages = u64::try_from(row.i64("pages")?).unwrap_or(0);
+        Ok((pages > 0).then_some(pages))
     }
 
     /// Delete every matching row, batch after batch, until a batch deletes nothing.

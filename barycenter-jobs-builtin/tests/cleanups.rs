@@ -450,6 +450,32 @@ async fn postgres_heap_walk_covers_every_page() {
     );
 }
 
+/// A partitioned table has no heap of its own to walk: the index batches do the work.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_partitioned_sessions_are_cleaned() {
+    let Some(t) = barycenter_jobs_test_support::postgres().await else {
+        return;
+    };
+    barycenter_jobs_test_support::raw(
+        &t.db,
+        &format!(
+            "CREATE TABLE sessions (session_id TEXT NOT NULL, subject TEXT NOT NULL,
+                 created_at BIGINT NOT NULL, expires_at BIGINT NOT NULL)
+                 PARTITION BY RANGE (expires_at);
+             CREATE TABLE sessions_old PARTITION OF sessions FOR VALUES FROM (MINVALUE) TO ({NOW});
+             CREATE TABLE sessions_new PARTITION OF sessions FOR VALUES FROM ({NOW}) TO (MAXVALUE);
+             CREATE INDEX ON sessions (expires_at);
+             INSERT INTO sessions SELECT 's' || i, 'alice', {NOW} - 3600,
+                    CASE WHEN i % 2 = 0 THEN {NOW} - i ELSE {NOW} + i - 1 END
+             FROM generate_series(1, 500) AS g(i);"
+        ),
+    )
+    .await;
+    let out = SessionsCleanup::default().run(ctx(&t.db)).await.unwrap();
+    assert_eq!(out.records_processed, 250);
+    assert_eq!(keys(&t.db, "sessions", "session_id").await.len(), 250);
+}
+
 #[test]
 fn bad_identifiers_are_a_clear_error() {
     let bad = [
