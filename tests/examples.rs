@@ -112,8 +112,17 @@ impl Running {
 
     fn wait_exit(mut self) -> (std::process::ExitStatus, Vec<String>) {
         let status = self.child.wait().unwrap();
+        // The reader thread may still hold the last lines when the child is reaped: read until
+        // it sees EOF and drops its sender, rather than taking only what has arrived so far.
         let mut seen = self.seen;
-        seen.extend(self.lines.try_iter());
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            match self.lines.recv_timeout(left) {
+                Ok(line) => seen.push(line),
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                Err(mpsc::RecvTimeoutError::Timeout) => panic!("stdout still open after exit"),
+            }
+        }
         (status, seen)
     }
 }
