@@ -297,12 +297,12 @@ impl Database {
     ///
     /// On SQLite these are two connections taken out of the pool (closed when dropped, never
     /// returned with changed settings): a writer with a 64 MiB page cache that never
-    /// checkpoints on its own, and a reader that holds a read snapshot from the start of a
-    /// write until the next [`BulkConnection::checkpoint`]. While that snapshot is held no
-    /// checkpoint can copy the newer WAL frames into the database file, so a host writer that
-    /// gets the lock right after a batch commits does not run that copy (and its syncs)
-    /// inside its own automatic checkpoint; the cleanup's checkpoint does it instead, outside
-    /// the lock. On the other backends it is a plain pooled connection.
+    /// checkpoints on its own, and a reader that holds a read snapshot from the first write to
+    /// [`BulkConnection::finish`], let go only while [`BulkConnection::checkpoint`] runs.
+    /// While that snapshot is held no checkpoint can copy newer WAL frames into the database
+    /// file, so a host writer that gets the lock between two batches does not run that copy
+    /// (and its syncs) inside its own automatic checkpoint; the cleanup's checkpoint does it
+    /// instead, outside the lock. On the other backends it is a plain pooled connection.
     pub async fn bulk_connection(&self) -> Result<BulkConnection> {
         Ok(match self {
             #[cfg(feature = "sqlite")]
@@ -364,8 +364,8 @@ pub struct SqliteBulk {
 
 #[cfg(feature = "sqlite")]
 impl SqliteBulk {
-    /// The writer, with the snapshot held so no checkpoint copies what it writes next.
-    async fn writer(&mut self) -> Result<&mut sqlx::SqliteConnection> {
+    /// Start holding the snapshot, if not already.
+    async fn pin(&mut self) -> Result<()> {
         if !self.pinned {
             // A deferred transaction's first read starts the snapshot it keeps until COMMIT.
             sqlx::raw_sql("BEGIN; SELECT 1 FROM sqlite_master LIMIT 1")
@@ -373,18 +373,44 @@ impl SqliteBulk {
                 .await?;
             self.pinned = true;
         }
+        Ok(())
+    }
+
+    /// The writer, with the snapshot held so no checkpoint copies what it writes next.
+    async fn writer(&mut self) -> Result<&mut sqlx::SqliteConnection> {
+        self.pin().await?;
         Ok(&mut self.writer)
     }
 
-    async fn checkpoint(&mut self) -> Result<()> {
+    /// Let go of the snapshot and copy the WAL into the database file; returns the WAL's
+    /// frame count and how many of them are now in the database file.
+    async fn copy_back(&mut self) -> Result<(i64, i64)> {
         if self.pinned {
             sqlx::raw_sql("COMMIT").execute(&mut self.pin).await?;
             self.pinned = false;
         }
-        sqlx::raw_sql("PRAGMA wal_checkpoint(PASSIVE)")
-            .execute(&mut self.writer)
-            .await?;
-        Ok(())
+        let (_busy, log, copied): (i64, i64, i64) =
+            sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)")
+                .fetch_one(&mut self.writer)
+                .await?;
+        Ok((log, copied))
+    }
+
+    async fn checkpoint(&mut self) -> Result<()> {
+        let mut last = self.copy_back().await?;
+        // Host commits that landed during the copy are copied too (a few frames), so that
+        // the snapshot taken next finds nothing left to copy. Such a snapshot leaves the next
+        // writer free to start the WAL over, and the host's commits until the next batch find
+        // nothing their automatic checkpoint may copy, so none of them syncs the WAL and the
+        // database file (with this batch's pages still being written back) inside its commit.
+        for _ in 0..3 {
+            let now = self.copy_back().await?;
+            if now == last {
+                break;
+            }
+            last = now;
+        }
+        self.pin().await
     }
 }
 
@@ -451,11 +477,23 @@ impl BulkConnection {
 
     /// Move what the WAL holds into the database file without waiting for, or blocking,
     /// anybody (SQLite `wal_checkpoint(PASSIVE)`, after letting go of the snapshot that held
-    /// checkpoints back); a no-op on the other backends.
+    /// checkpoints back, which is taken again right after); a no-op on the other backends.
     pub async fn checkpoint(&mut self) -> Result<()> {
         #[cfg(feature = "sqlite")]
         if let BulkConnection::Sqlite(c) = self {
             c.checkpoint().await?;
+        }
+        Ok(())
+    }
+
+    /// The last [`checkpoint`](Self::checkpoint), after which the host's own automatic
+    /// checkpoints take over again; closes the connection.
+    pub async fn finish(self) -> Result<()> {
+        #[cfg(feature = "sqlite")]
+        if let BulkConnection::Sqlite(mut c) = self {
+            let _ = c.copy_back().await?;
+            sqlx::Connection::close(c.pin).await?;
+            sqlx::Connection::close(c.writer).await?;
         }
         Ok(())
     }

@@ -15,9 +15,15 @@ async fn host_checkpoint(db: &Database) -> (i64, i64, i64) {
         .unwrap()
 }
 
-/// On SQLite the bulk connection holds a snapshot from its first write to its own
-/// checkpoint, so the host's checkpoints cannot copy (and sync) a batch's pages inside the
-/// host's commits; its own checkpoint copies everything.
+/// A host write on one of the pool's connections.
+async fn host_write(db: &Database) {
+    barycenter_jobs_test_support::raw(db, "INSERT INTO t (v) VALUES ('host')").await;
+}
+
+/// On SQLite the bulk connection holds a snapshot from its first write to `finish`, let go
+/// only during its own checkpoints, so the host's checkpoints cannot copy (and sync) a
+/// batch's pages, nor the host's own between two batches, inside the host's commits; its own
+/// checkpoint copies everything.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_batches_are_checkpointed_by_the_bulk_connection() {
     let t = barycenter_jobs_test_support::sqlite().await;
@@ -41,8 +47,19 @@ async fn sqlite_batches_are_checkpointed_by_the_bulk_connection() {
         bulk.checkpoint().await.unwrap();
         let (_, log, copied) = host_checkpoint(&t.db).await;
         assert_eq!(log, copied, "the bulk checkpoint copied every frame");
+        // A host write during the pause waits for the next bulk checkpoint too.
+        host_write(&t.db).await;
+        let (_, log, copied) = host_checkpoint(&t.db).await;
+        assert!(
+            log > copied,
+            "the host's frames stay in the WAL between batches: {log} > {copied}"
+        );
     }
-    drop(bulk);
+    bulk.finish().await.unwrap();
+    // Once the cleanup is done, the host's checkpoints copy everything again.
+    host_write(&t.db).await;
+    let (_, log, copied) = host_checkpoint(&t.db).await;
+    assert_eq!(log, copied, "the host checkpoints again after finish");
 
     // Committed and visible to everybody.
     let Database::Sqlite(pool) = &t.db else {
@@ -52,5 +69,5 @@ async fn sqlite_batches_are_checkpointed_by_the_bulk_connection() {
         .fetch_one(pool)
         .await
         .unwrap();
-    assert_eq!(n, 3);
+    assert_eq!(n, 7, "three bulk rows and four host rows");
 }
