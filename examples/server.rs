@@ -41,7 +41,7 @@
 //! leases = "job_leases"
 //!
 //! [builtin.batch]                      # the cleanups' batched deletes
-//! target_statement_ms = 20
+//! target_statement_ms = 15          # default: 10 on SQLite, 20 elsewhere
 //!
 //! [builtin.refresh_tokens]
 //! rotation_grace_period_secs = 1800

@@ -15,7 +15,7 @@ use crate::refresh_tokens::{RefreshTokensCleanup, RefreshTokensConfig};
 ///
 /// ```toml
 /// [batch]
-/// target_statement_ms = 20
+/// target_statement_ms = 15
 /// pause_ms = 2
 ///
 /// [sessions]

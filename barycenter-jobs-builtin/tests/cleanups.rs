@@ -432,7 +432,7 @@ async fn postgres_heap_walk_covers_every_page() {
     // statement means heap ranges. A 1 ms target keeps the ranges small.
     b.initial_batch_size = 100_000;
     b.min_batch_size = 100_000;
-    b.target_statement_ms = 1;
+    b.target_statement_ms = Some(1);
     b.pause_ms = 0;
     let delete = BatchedDelete::new(
         table.clone(),

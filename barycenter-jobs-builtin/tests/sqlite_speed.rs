@@ -62,7 +62,7 @@ async fn batched_cleanup_vs_plain_delete() {
         .ok()
         .and_then(|v| v.parse().ok())
     {
-        batching.target_statement_ms = ms;
+        batching.target_statement_ms = Some(ms);
     }
     for (correlated, sequential_keys) in [(false, false), (true, false), (true, true)] {
         let dir = tempfile::tempdir().unwrap();
@@ -110,7 +110,7 @@ async fn batched_cleanup_vs_plain_delete() {
             } else {
                 "random"
             },
-            batching.target_statement_ms,
+            batching.target_statement_ms.unwrap_or(10),
             plain_time.as_secs_f64(),
             batched_time.as_secs_f64(),
             batched_time.as_secs_f64() / plain_time.as_secs_f64(),
