@@ -195,7 +195,8 @@ pub struct DeleteReport {
     pub deleted: u64,
     /// Statements executed, including the final one that found nothing.
     pub statements: u64,
-    /// The longest single statement.
+    /// The longest time one statement held its locks (see
+    /// [`Executed::lock_held`](barycenter_jobs_core::Executed::lock_held)).
     pub longest_statement: Duration,
 }
 
@@ -428,7 +429,8 @@ impl BatchedDelete {
         Ok(report)
     }
 
-    /// Run one batch and the pause after it; returns the rows it deleted and its duration.
+    /// Run one batch and the pause after it; returns the rows it deleted and how long it held
+    /// its locks.
     async fn batch(
         &self,
         ctx: &JobContext,
@@ -439,9 +441,11 @@ impl BatchedDelete {
         if ctx.is_cancelled() {
             return Err(self.cancelled(report));
         }
-        let started = Instant::now();
-        let deleted = conn.execute(stmt).await?;
-        let elapsed = started.elapsed();
+        let executed = conn.execute(stmt).await?;
+        let ended = Instant::now();
+        // Sizes and pauses follow the time the lock was held, not time spent queueing for it
+        // behind the host's writes.
+        let (deleted, elapsed) = (executed.rows, executed.lock_held);
         report.deleted += deleted;
         report.statements += 1;
         report.longest_statement = report.longest_statement.max(elapsed);
@@ -456,7 +460,7 @@ impl BatchedDelete {
         }
         // The pause runs from the end of the statement; the checkpoint, which does not hold
         // the write lock, happens during it.
-        let resume = tokio::time::Instant::from_std(started + elapsed)
+        let resume = tokio::time::Instant::from_std(ended)
             + self.batching.pause_after(ctx.db().backend(), elapsed);
         conn.checkpoint().await?;
         tokio::select! {

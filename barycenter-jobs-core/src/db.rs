@@ -414,17 +414,54 @@ impl SqliteBulk {
     }
 }
 
+/// What [`BulkConnection::execute`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Executed {
+    /// Rows affected.
+    pub rows: u64,
+    /// How long the statement held its locks. On SQLite, from the moment it had the
+    /// database's write lock to the end of its commit (time spent waiting for a host writer
+    /// to let go of the lock is not counted); elsewhere, the statement's whole time.
+    pub lock_held: std::time::Duration,
+}
+
 impl BulkConnection {
-    /// Run a query statement; returns the rows affected.
-    pub async fn execute<S: SqlxBinder>(&mut self, stmt: &S) -> Result<u64> {
-        Ok(match self {
+    /// Run a query statement in a transaction of its own.
+    pub async fn execute<S: SqlxBinder>(&mut self, stmt: &S) -> Result<Executed> {
+        let started = std::time::Instant::now();
+        let rows = match self {
             #[cfg(feature = "sqlite")]
             BulkConnection::Sqlite(c) => {
                 let (sql, values) = stmt.build_sqlx(sea_query::SqliteQueryBuilder);
-                sqlx::query_with(AssertSqlSafe(sql), values)
-                    .execute(c.writer().await?)
-                    .await?
-                    .rows_affected()
+                let writer = c.writer().await?;
+                // Take the write lock first, so the time it is held can be told from the
+                // time spent waiting for it.
+                sqlx::raw_sql("BEGIN IMMEDIATE")
+                    .execute(&mut *writer)
+                    .await?;
+                let locked = std::time::Instant::now();
+                let done = sqlx::query_with(AssertSqlSafe(sql), values)
+                    .execute(&mut *writer)
+                    .await;
+                let committed = match done {
+                    Ok(done) => sqlx::raw_sql("COMMIT")
+                        .execute(&mut *writer)
+                        .await
+                        .map(|_| done.rows_affected()),
+                    Err(e) => Err(e),
+                };
+                return match committed {
+                    Ok(rows) => Ok(Executed {
+                        rows,
+                        lock_held: locked.elapsed(),
+                    }),
+                    Err(e) => {
+                        // Best effort: the error that matters is the statement's.
+                        let _ = sqlx::raw_sql("ROLLBACK").execute(&mut *writer).await;
+                        Err(e.into())
+                    }
+                };
             }
             #[cfg(feature = "postgres")]
             BulkConnection::Postgres(c) => {
@@ -442,6 +479,10 @@ impl BulkConnection {
                     .await?
                     .rows_affected()
             }
+        };
+        Ok(Executed {
+            rows,
+            lock_held: started.elapsed(),
         })
     }
 

@@ -67,7 +67,7 @@ pub use async_trait::async_trait;
 pub use clock::{Clock, ManualClock, SharedClock, SystemClock};
 #[cfg(feature = "sqlite")]
 pub use db::SqliteBulk;
-pub use db::{Backend, BulkConnection, Database, DbRow, SQLITE_BUSY_TIMEOUT};
+pub use db::{Backend, BulkConnection, Database, DbRow, Executed, SQLITE_BUSY_TIMEOUT};
 pub use error::{Error, Result};
 pub use ident::Identifier;
 pub use job::{Job, JobContext, JobError, JobOutput, Trigger};

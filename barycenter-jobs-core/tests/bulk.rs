@@ -38,7 +38,7 @@ async fn sqlite_batches_are_checkpointed_by_the_bulk_connection() {
 
     let mut bulk = t.db.bulk_connection().await.unwrap();
     for _ in 0..3 {
-        assert_eq!(bulk.execute(&insert).await.unwrap(), 1);
+        assert_eq!(bulk.execute(&insert).await.unwrap().rows, 1);
         let (_, log, copied) = host_checkpoint(&t.db).await;
         assert!(
             log > copied,
@@ -70,4 +70,53 @@ async fn sqlite_batches_are_checkpointed_by_the_bulk_connection() {
         .await
         .unwrap();
     assert_eq!(n, 7, "three bulk rows and four host rows");
+}
+
+/// On SQLite a statement's `lock_held` starts once it has the write lock: time spent waiting
+/// behind a host writer is not counted as holding the lock.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_lock_held_excludes_waiting_for_the_lock() {
+    let t = barycenter_jobs_test_support::sqlite().await;
+    barycenter_jobs_test_support::raw(&t.db, "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
+        .await;
+    let Database::Sqlite(pool) = &t.db else {
+        unreachable!("a SQLite test")
+    };
+    // A host writer holds the write lock for half a second.
+    let mut host = pool.acquire().await.unwrap();
+    sqlx::raw_sql("BEGIN IMMEDIATE; INSERT INTO t (v) VALUES ('host')")
+        .execute(&mut *host)
+        .await
+        .unwrap();
+    let hold = std::time::Duration::from_millis(500);
+    let release = tokio::spawn(async move {
+        tokio::time::sleep(hold).await;
+        sqlx::raw_sql("COMMIT").execute(&mut *host).await.unwrap();
+    });
+
+    let mut bulk = t.db.bulk_connection().await.unwrap();
+    let insert = Query::insert()
+        .into_table(Alias::new("t"))
+        .columns([Alias::new("v")])
+        .values_panic(["bulk".into()])
+        .to_owned();
+    let started = std::time::Instant::now();
+    let executed = bulk.execute(&insert).await.unwrap();
+    let waited = started.elapsed();
+    release.await.unwrap();
+    bulk.finish().await.unwrap();
+
+    assert_eq!(executed.rows, 1);
+    // The bulk statement started a few milliseconds into the host's half second.
+    assert!(waited >= hold / 2, "it had to wait for the host: {waited:?}");
+    assert!(
+        executed.lock_held < waited / 2,
+        "the wait is not counted as holding the lock: {:?} of {waited:?}",
+        executed.lock_held
+    );
+    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM t")
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    assert_eq!(n, 2);
 }
