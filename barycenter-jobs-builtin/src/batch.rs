@@ -493,46 +493,48 @@ mod tests {
 
     #[test]
     fn batch_size_adapts_towards_the_target() {
+        use Backend::{Postgres, Sqlite};
         let b = Batching::default().normalised();
-        // Fast, full batch: doubles at most.
-        assert_eq!(
-            b.next_size(Backend::Postgres, 1_000, 1_000, Duration::from_millis(1)),
-            2_000
-        );
-        // Fast enough to reach the target by 1.5x.
-        assert_eq!(
-            b.next_size(
-                Backend::Postgres,
+        let ms = Duration::from_millis;
+        for (backend, size, deleted, took, next, why) in [
+            (
+                Postgres,
                 1_000,
                 1_000,
-                Duration::from_micros(13_334)
+                ms(1),
+                2_000,
+                "fast, full batch: doubles at most",
             ),
-            1_499
-        );
-        // Too slow: shrinks in proportion.
-        assert_eq!(
-            b.next_size(Backend::Postgres, 1_000, 1_000, Duration::from_millis(40)),
-            500
-        );
-        // SQLite aims at 10 ms.
-        assert_eq!(
-            b.next_size(Backend::Sqlite, 1_000, 1_000, Duration::from_millis(20)),
-            500
-        );
-        // Partial batch: unchanged.
-        assert_eq!(
-            b.next_size(Backend::Postgres, 1_000, 10, Duration::from_millis(1)),
-            1_000
-        );
-        // Bounds.
-        assert_eq!(
-            b.next_size(Backend::Postgres, 150, 150, Duration::from_secs(1)),
-            100
-        );
-        assert_eq!(
-            b.next_size(Backend::Postgres, 90_000, 90_000, Duration::from_millis(1)),
-            100_000
-        );
+            (
+                Postgres,
+                1_000,
+                1_000,
+                Duration::from_micros(13_334),
+                1_499,
+                "fast enough to reach the target by 1.5x",
+            ),
+            (
+                Postgres,
+                1_000,
+                1_000,
+                ms(40),
+                500,
+                "too slow: shrinks in proportion",
+            ),
+            (Sqlite, 1_000, 1_000, ms(20), 500, "SQLite aims at 10 ms"),
+            (
+                Postgres,
+                1_000,
+                10,
+                ms(1),
+                1_000,
+                "partial batch: unchanged",
+            ),
+            (Postgres, 150, 150, ms(1_000), 100, "lower bound"),
+            (Postgres, 90_000, 90_000, ms(1), 100_000, "upper bound"),
+        ] {
+            assert_eq!(b.next_size(backend, size, deleted, took), next, "{why}");
+        }
     }
 
     fn delete() -> BatchedDelete {

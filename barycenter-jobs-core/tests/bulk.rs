@@ -108,7 +108,10 @@ async fn sqlite_lock_held_excludes_waiting_for_the_lock() {
 
     assert_eq!(executed.rows, 1);
     // The bulk statement started a few milliseconds into the host's half second.
-    assert!(waited >= hold / 2, "it had to wait for the host: {waited:?}");
+    assert!(
+        waited >= hold / 2,
+        "it had to wait for the host: {waited:?}"
+    );
     assert!(
         executed.lock_held < waited / 2,
         "the wait is not counted as holding the lock: {:?} of {waited:?}",
