@@ -396,6 +396,39 @@ impl SqliteBulk {
         Ok((log, copied))
     }
 
+    /// Run `stmt` in a transaction that takes the write lock first, so the time the lock is
+    /// held can be told from the time spent waiting for it; returns the rows affected and when
+    /// the lock was taken.
+    async fn execute_locked<S: SqlxBinder>(
+        &mut self,
+        stmt: &S,
+    ) -> Result<(u64, std::time::Instant)> {
+        let (sql, values) = stmt.build_sqlx(sea_query::SqliteQueryBuilder);
+        let writer = self.writer().await?;
+        sqlx::raw_sql("BEGIN IMMEDIATE")
+            .execute(&mut *writer)
+            .await?;
+        let locked = std::time::Instant::now();
+        let done = match sqlx::query_with(AssertSqlSafe(sql), values)
+            .execute(&mut *writer)
+            .await
+        {
+            Ok(done) => sqlx::raw_sql("COMMIT")
+                .execute(&mut *writer)
+                .await
+                .map(|_| done),
+            Err(e) => Err(e),
+        };
+        match done {
+            Ok(done) => Ok((done.rows_affected(), locked)),
+            Err(e) => {
+                // Best effort: the error that matters is the statement's.
+                let _ = sqlx::raw_sql("ROLLBACK").execute(&mut *writer).await;
+                Err(e.into())
+            }
+        }
+    }
+
     async fn checkpoint(&mut self) -> Result<()> {
         let mut last = self.copy_back().await?;
         // Host commits that landed during the copy are copied too (a few frames), so that
@@ -430,59 +463,29 @@ impl BulkConnection {
     /// Run a query statement in a transaction of its own.
     pub async fn execute<S: SqlxBinder>(&mut self, stmt: &S) -> Result<Executed> {
         let started = std::time::Instant::now();
-        let rows = match self {
+        let (rows, locked) = match self {
             #[cfg(feature = "sqlite")]
-            BulkConnection::Sqlite(c) => {
-                let (sql, values) = stmt.build_sqlx(sea_query::SqliteQueryBuilder);
-                let writer = c.writer().await?;
-                // Take the write lock first, so the time it is held can be told from the
-                // time spent waiting for it.
-                sqlx::raw_sql("BEGIN IMMEDIATE")
-                    .execute(&mut *writer)
-                    .await?;
-                let locked = std::time::Instant::now();
-                let done = sqlx::query_with(AssertSqlSafe(sql), values)
-                    .execute(&mut *writer)
-                    .await;
-                let committed = match done {
-                    Ok(done) => sqlx::raw_sql("COMMIT")
-                        .execute(&mut *writer)
-                        .await
-                        .map(|_| done.rows_affected()),
-                    Err(e) => Err(e),
-                };
-                return match committed {
-                    Ok(rows) => Ok(Executed {
-                        rows,
-                        lock_held: locked.elapsed(),
-                    }),
-                    Err(e) => {
-                        // Best effort: the error that matters is the statement's.
-                        let _ = sqlx::raw_sql("ROLLBACK").execute(&mut *writer).await;
-                        Err(e.into())
-                    }
-                };
-            }
+            BulkConnection::Sqlite(c) => c.execute_locked(stmt).await?,
             #[cfg(feature = "postgres")]
             BulkConnection::Postgres(c) => {
                 let (sql, values) = stmt.build_sqlx(sea_query::PostgresQueryBuilder);
-                sqlx::query_with(AssertSqlSafe(sql), values)
+                let done = sqlx::query_with(AssertSqlSafe(sql), values)
                     .execute(&mut **c)
-                    .await?
-                    .rows_affected()
+                    .await?;
+                (done.rows_affected(), started)
             }
             #[cfg(feature = "mysql")]
             BulkConnection::MySql(c) => {
                 let (sql, values) = stmt.build_sqlx(sea_query::MysqlQueryBuilder);
-                sqlx::query_with(AssertSqlSafe(sql), values)
+                let done = sqlx::query_with(AssertSqlSafe(sql), values)
                     .execute(&mut **c)
-                    .await?
-                    .rows_affected()
+                    .await?;
+                (done.rows_affected(), started)
             }
         };
         Ok(Executed {
             rows,
-            lock_held: started.elapsed(),
+            lock_held: locked.elapsed(),
         })
     }
 
