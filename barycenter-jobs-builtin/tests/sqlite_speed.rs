@@ -98,7 +98,7 @@ async fn batched_cleanup_vs_plain_delete() {
 
         assert_eq!(report.deleted, plain_deleted);
         println!(
-            "rows={rows} expired={plain_deleted} expiry={} keys={} target={}ms: plain DELETE \
+            "rows={rows} expired={plain_deleted} expiry={} keys={} target_statement_ms={:?}: plain DELETE \
              {:.3}s, batched {:.3}s (ratio {:.2}), {} statements, longest {:.1} ms",
             if correlated {
                 "insertion-order"
@@ -110,7 +110,7 @@ async fn batched_cleanup_vs_plain_delete() {
             } else {
                 "random"
             },
-            batching.target_statement_ms.unwrap_or(10),
+            batching.target_statement_ms,
             plain_time.as_secs_f64(),
             batched_time.as_secs_f64(),
             batched_time.as_secs_f64() / plain_time.as_secs_f64(),
