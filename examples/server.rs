@@ -147,6 +147,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         retention: file.retention.unwrap_or(defaults.retention),
         coordination: file.coordination.unwrap_or(defaults.coordination),
         tables: file.tables.unwrap_or(defaults.tables),
+        ..defaults
     };
 
     let db = Database::connect(&args.database_url).await?;

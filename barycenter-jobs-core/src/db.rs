@@ -325,6 +325,48 @@ impl Database {
         })
     }
 
+    /// The database's own clock as an SQL expression: milliseconds since the Unix epoch, as a
+    /// 64-bit integer. Leases, claims and (by default) cleanup cut-offs are judged by it, so
+    /// that replicas whose clocks disagree still agree on what "now" is.
+    ///
+    /// | backend | expression |
+    /// |---|---|
+    /// | SQLite | `CAST(unixepoch('subsec') * 1000 AS INTEGER)` |
+    /// | PostgreSQL | `CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)` |
+    /// | MySQL / MariaDB | `CAST(UNIX_TIMESTAMP(CURRENT_TIMESTAMP(3)) * 1000 AS SIGNED)` |
+    ///
+    /// PostgreSQL's `clock_timestamp()` is the time of the statement, not of its transaction.
+    pub fn now_ms_expr(&self) -> sea_query::Expr {
+        // Constant SQL, nothing from outside goes in.
+        sea_query::Expr::cust(match self.backend() {
+            Backend::Sqlite => "CAST(unixepoch('subsec') * 1000 AS INTEGER)",
+            Backend::Postgres => "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)",
+            Backend::MySql => "CAST(UNIX_TIMESTAMP(CURRENT_TIMESTAMP(3)) * 1000 AS SIGNED)",
+        })
+    }
+
+    /// The database's current time (see [`now_ms_expr`](Self::now_ms_expr)).
+    pub async fn now(&self) -> Result<chrono::DateTime<chrono::Utc>> {
+        let row = self
+            .fetch_optional(
+                sea_query::Query::select()
+                    .expr_as(self.now_ms_expr(), sea_query::Alias::new("now_ms")),
+            )
+            .await?
+            .ok_or(Error::Database(sqlx::Error::RowNotFound))?;
+        Ok(from_millis(row.i64("now_ms")?))
+    }
+
+    /// How far this process's `clock` is ahead of the database's (negative: behind),
+    /// measured with one round trip and corrected for half of it.
+    pub async fn clock_skew(&self, clock: &dyn crate::Clock) -> Result<chrono::Duration> {
+        let before = clock.now();
+        let db_now = self.now().await?;
+        let after = clock.now();
+        let local = before + (after - before) / 2;
+        Ok(local - db_now)
+    }
+
     /// The SQL text a statement renders to on this backend, for logs and tests
     /// (values are placeholders, never spliced in).
     pub fn render<S: SqlxBinder>(&self, stmt: &S) -> String {
@@ -614,6 +656,15 @@ impl DbRow {
             DbRow::MySql(r) => r.try_get(col)?,
         })
     }
+}
+
+/// An instant from epoch milliseconds (clamped to the representable range).
+pub(crate) fn from_millis(ms: i64) -> chrono::DateTime<chrono::Utc> {
+    use chrono::TimeZone as _;
+    chrono::Utc
+        .timestamp_millis_opt(ms)
+        .single()
+        .unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC)
 }
 
 /// A URL with any password replaced, safe to show in an error message.

@@ -1,6 +1,9 @@
 //! The [`Job`] trait and what a run is given and returns.
 
 use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -79,6 +82,20 @@ pub enum JobError {
     /// A core operation failed.
     #[error(transparent)]
     Core(#[from] crate::Error),
+    /// The application's clock and the database's disagree by more than the bound the run
+    /// allows (see [`TimeSource::Database`]); the run refused to compute a cut-off from
+    /// either of them.
+    #[error(
+        "refusing to run: the application clock is {skew_secs:.1} s {direction} the database clock, more than the {bound_secs} s allowed ([clock] max_skew_secs); fix the host's time synchronisation"
+    )]
+    ClockSkew {
+        /// Application time minus database time, in seconds, as an absolute value.
+        skew_secs: f64,
+        /// `"ahead of"` or `"behind"`.
+        direction: &'static str,
+        /// The bound, in seconds.
+        bound_secs: u64,
+    },
     /// Anything else, with a message for the execution history.
     #[error("{0}")]
     Failed(String),
@@ -134,6 +151,24 @@ impl fmt::Display for Trigger {
     }
 }
 
+/// Where the "now" that a run compares stored times with comes from; see
+/// [`JobContext::cutoff_now`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TimeSource {
+    /// The context's [`Clock`](crate::Clock) (the application server's time, or a test's
+    /// manual clock). The default of [`JobContext::new`].
+    App,
+    /// The database's clock, read when the run asks. The run is refused with
+    /// [`JobError::ClockSkew`] when the application clock differs from it by more than
+    /// `max_skew`: a host whose clock is that far off writes expiry times that are off too.
+    /// The default for runs the scheduler starts.
+    Database {
+        /// The largest difference between the two clocks a run accepts.
+        max_skew: Duration,
+    },
+}
+
 /// Everything a run is given.
 #[derive(Debug, Clone)]
 pub struct JobContext {
@@ -142,11 +177,50 @@ pub struct JobContext {
     execution_id: i64,
     clock: SharedClock,
     cancel: CancellationToken,
+    time_source: TimeSource,
+    progress: Arc<Progress>,
+}
+
+/// Units of work a run reported as done so far.
+#[derive(Debug, Default)]
+pub(crate) struct Progress {
+    /// `u64::MAX` until the first report: "never reported" is not "zero".
+    done: AtomicU64,
+}
+
+impl Progress {
+    const UNREPORTED: u64 = u64::MAX;
+
+    pub(crate) fn new() -> Self {
+        Self {
+            done: AtomicU64::new(Self::UNREPORTED),
+        }
+    }
+
+    fn add(&self, n: u64) {
+        let _ = self
+            .done
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |v| {
+                Some(if v == Self::UNREPORTED {
+                    n.min(Self::UNREPORTED - 1)
+                } else {
+                    v.saturating_add(n).min(Self::UNREPORTED - 1)
+                })
+            });
+    }
+
+    pub(crate) fn get(&self) -> Option<u64> {
+        match self.done.load(Ordering::Acquire) {
+            Self::UNREPORTED => None,
+            n => Some(n),
+        }
+    }
 }
 
 impl JobContext {
     /// Assemble a context. The scheduler does this; tests and hosts that run a job by hand
-    /// may too.
+    /// may too. Cut-offs come from `clock` ([`TimeSource::App`]) unless
+    /// [`with_time_source`](Self::with_time_source) says otherwise.
     pub fn new(
         db: Database,
         trigger: Trigger,
@@ -160,7 +234,21 @@ impl JobContext {
             execution_id,
             clock,
             cancel,
+            time_source: TimeSource::App,
+            progress: Arc::new(Progress::new()),
         }
+    }
+
+    /// Take cut-offs from `source` instead.
+    pub fn with_time_source(mut self, source: TimeSource) -> Self {
+        self.time_source = source;
+        self
+    }
+
+    #[allow(dead_code)] // wired into the run path next
+    pub(crate) fn with_progress(mut self, progress: Arc<Progress>) -> Self {
+        self.progress = progress;
+        self
     }
 
     /// The database the scheduler was given (the host's own tables live there too).
@@ -188,7 +276,73 @@ impl JobContext {
         &self.clock
     }
 
-    /// Fires on shutdown past the grace deadline, or when the run exceeds its timeout.
+    /// Where [`cutoff_now`](Self::cutoff_now) takes its time from.
+    pub fn time_source(&self) -> TimeSource {
+        self.time_source
+    }
+
+    /// The instant to compare stored expiry times with ("delete what expired before now").
+    ///
+    /// With [`TimeSource::Database`] (what the scheduler hands out by default) this is the
+    /// database's clock, so a replica whose own clock runs ahead cannot delete rows that are
+    /// still live; it fails with [`JobError::ClockSkew`] when the application clock is off by
+    /// more than the bound. With [`TimeSource::App`] it is [`now`](Self::now).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    /// use barycenter_jobs_core::{CancellationToken, Database, JobContext, JobError, ManualClock,
+    ///     TimeSource, Trigger};
+    /// use chrono::Utc;
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let db = Database::connect(&format!("sqlite://{}", dir.path().join("t.db").display())).await?;
+    /// // A host clock two minutes ahead of the database's.
+    /// let clock = Arc::new(ManualClock::new(Utc::now() + chrono::Duration::seconds(120)));
+    /// let ctx = JobContext::new(db, Trigger::Manual, 1, clock, CancellationToken::new())
+    ///     .with_time_source(TimeSource::Database { max_skew: Duration::from_secs(30) });
+    /// assert!(matches!(ctx.cutoff_now().await, Err(JobError::ClockSkew { .. })));
+    /// # Ok(()) }
+    /// ```
+    pub async fn cutoff_now(&self) -> Result<DateTime<Utc>, JobError> {
+        match self.time_source {
+            TimeSource::App => Ok(self.clock.now()),
+            TimeSource::Database { max_skew } => {
+                let skew = self.db.clock_skew(self.clock.as_ref()).await?;
+                let db_now = self.clock.now() - skew;
+                let abs = skew.abs().to_std().unwrap_or(Duration::MAX);
+                if abs > max_skew {
+                    return Err(JobError::ClockSkew {
+                        skew_secs: abs.as_secs_f64(),
+                        direction: if skew > chrono::Duration::zero() {
+                            "ahead of"
+                        } else {
+                            "behind"
+                        },
+                        bound_secs: max_skew.as_secs(),
+                    });
+                }
+                Ok(db_now)
+            }
+        }
+    }
+
+    /// Report `n` more units of work done (rows deleted, say). The scheduler records the
+    /// total as `records_processed` even when the run then fails, times out or is
+    /// cancelled, so the history says what a cut-short run did.
+    pub fn report_processed(&self, n: u64) {
+        self.progress.add(n);
+    }
+
+    /// The total reported with [`report_processed`](Self::report_processed) so far; `None`
+    /// if the run never reported.
+    pub fn processed_so_far(&self) -> Option<u64> {
+        self.progress.get()
+    }
+
+    /// Fires on shutdown past the grace deadline, when the run exceeds its timeout, or when
+    /// its lease can no longer be confirmed.
     pub fn cancellation(&self) -> &CancellationToken {
         &self.cancel
     }

@@ -70,13 +70,13 @@ pub use db::SqliteBulk;
 pub use db::{Backend, BulkConnection, Database, DbRow, Executed, SQLITE_BUSY_TIMEOUT};
 pub use error::{Error, Result};
 pub use ident::Identifier;
-pub use job::{Job, JobContext, JobError, JobOutput, Trigger};
+pub use job::{Job, JobContext, JobError, JobOutput, TimeSource, Trigger};
 pub use lease::{ClaimKind, Lease, LeaseStore};
 pub use registry::{JobRegistration, RegisteredJob, Registry, RegistryBuilder};
 pub use schedule::Schedule;
 pub use scheduler::{
-    CoordinationConfig, JobConfig, JobInfo, MisfirePolicy, RetentionConfig, Scheduler,
-    SchedulerBuilder, SchedulerConfig, SchedulerHandle, TriggeredRun,
+    ClockConfig, CoordinationConfig, CutoffClock, JobConfig, JobInfo, MisfirePolicy,
+    RetentionConfig, Scheduler, SchedulerBuilder, SchedulerConfig, SchedulerHandle, TriggeredRun,
 };
 pub use store::{
     Execution, ExecutionQuery, ExecutionStatus, ExecutionStore, NewExecution, Outcome, TableNames,

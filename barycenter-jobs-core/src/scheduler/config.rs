@@ -33,6 +33,11 @@ pub struct SchedulerConfig {
     pub retention: RetentionConfig,
     /// Table names of the history and the leases.
     pub tables: TableNames,
+    /// Which clock cut-offs come from, and how much skew is tolerated.
+    pub clock: ClockConfig,
+    /// How long a cancelled run (shutdown past its grace, timeout) gets to notice its token
+    /// before its future is dropped, in seconds (default 5). Never longer than its lease.
+    pub cancel_grace_secs: u64,
 }
 
 impl Default for SchedulerConfig {
@@ -43,6 +48,8 @@ impl Default for SchedulerConfig {
             coordination: CoordinationConfig::default(),
             retention: RetentionConfig::default(),
             tables: TableNames::default(),
+            clock: ClockConfig::default(),
+            cancel_grace_secs: 5,
         }
     }
 }
@@ -129,6 +136,10 @@ pub struct CoordinationConfig {
     pub lease_ttl_secs: u64,
     /// This process's identity in the history and the lease table; default `HOST:PID`.
     pub instance: Option<String>,
+    /// Time bound of one lease statement (claim, renewal, release) in milliseconds. Default:
+    /// a sixth of the TTL, between 250 and 5,000. A statement that takes longer is abandoned:
+    /// a claim counts as lost, a renewal is retried, a release is left to the TTL.
+    pub statement_timeout_ms: Option<u64>,
 }
 
 impl Default for CoordinationConfig {
@@ -137,8 +148,51 @@ impl Default for CoordinationConfig {
             enabled: true,
             lease_ttl_secs: 30,
             instance: None,
+            statement_timeout_ms: None,
         }
     }
+}
+
+/// Where the instants that decide what a cleanup deletes come from.
+///
+/// Leases and claims always use the database's clock. Cut-offs ("expired before now") do by
+/// default too, so a replica whose clock runs ahead cannot delete rows that are still live:
+/// see [`TimeSource`](crate::TimeSource).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClockConfig {
+    /// `database` (default) or `app`: the clock runs take their cut-offs from. `app` trusts
+    /// the application server's clock, as Barycenter's own cleanups do; choose it when the
+    /// host writes expiry times with a clock it trusts more than the database's.
+    pub cutoffs: CutoffClock,
+    /// With `cutoffs = "database"`, a run is refused (recorded as failed, with the measured
+    /// skew in its message) when the application clock differs from the database's by more
+    /// than this many seconds (default 30).
+    pub max_skew_secs: u64,
+    /// The scheduler logs a warning when the skew it measures (at start and at each claim)
+    /// exceeds this many seconds (default 5).
+    pub warn_skew_secs: u64,
+}
+
+impl Default for ClockConfig {
+    fn default() -> Self {
+        Self {
+            cutoffs: CutoffClock::Database,
+            max_skew_secs: 30,
+            warn_skew_secs: 5,
+        }
+    }
+}
+
+/// See [`ClockConfig::cutoffs`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CutoffClock {
+    /// The database's clock.
+    #[default]
+    Database,
+    /// The application server's clock (the scheduler's [`Clock`](crate::Clock)).
+    App,
 }
 
 /// History retention.

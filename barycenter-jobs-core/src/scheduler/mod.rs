@@ -77,7 +77,10 @@ use chrono::{DateTime, Utc};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-pub use config::{CoordinationConfig, JobConfig, MisfirePolicy, RetentionConfig, SchedulerConfig};
+pub use config::{
+    ClockConfig, CoordinationConfig, CutoffClock, JobConfig, MisfirePolicy, RetentionConfig,
+    SchedulerConfig,
+};
 pub use handle::{JobInfo, SchedulerHandle, TriggeredRun};
 
 use crate::clock::{SharedClock, SystemClock};
