@@ -86,7 +86,7 @@ pub use handle::{JobInfo, SchedulerHandle, TriggeredRun};
 use crate::clock::{SharedClock, SystemClock};
 use crate::db::Database;
 use crate::error::{Error, Result};
-use crate::job::{Job, Trigger};
+use crate::job::{Job, TimeSource, Trigger};
 use crate::lease::{ClaimKind, LeaseStore};
 use crate::registry::Registry;
 use crate::schedule::Schedule;
@@ -222,6 +222,12 @@ impl SchedulerBuilder {
             tracker: TaskTracker::new(),
             record_history,
             local_ids: AtomicI64::new(0),
+            time_source: match config.clock.cutoffs {
+                CutoffClock::Database => TimeSource::Database {
+                    max_skew: Duration::from_secs(config.clock.max_skew_secs),
+                },
+                CutoffClock::App => TimeSource::App,
+            },
         });
 
         if record_history {
@@ -278,6 +284,8 @@ pub(crate) struct Shared {
     tracker: TaskTracker,
     record_history: bool,
     local_ids: AtomicI64,
+    /// Where runs take their cut-offs from.
+    time_source: TimeSource,
 }
 
 /// One job as scheduled.

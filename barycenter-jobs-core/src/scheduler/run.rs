@@ -266,7 +266,8 @@ async fn run_job(
         execution_id,
         shared.clock.clone(),
         cancel.clone(),
-    );
+    )
+    .with_time_source(shared.time_source);
     tracing::info!("job started");
     // Polled in this task rather than spawned: one task per run. A panic is caught here.
     let run = AssertUnwindSafe(slot.job.run(ctx)).catch_unwind();
