@@ -635,6 +635,29 @@ impl DbRow {
         }
     }
 
+    /// A nullable integer column, by position (for expressions without a name, such as a
+    /// `RETURNING` list).
+    pub fn opt_i64_at(&self, index: usize) -> Result<Option<i64>> {
+        match self {
+            #[cfg(feature = "sqlite")]
+            DbRow::Sqlite(r) => try_int_widths!(r, index, i64),
+            #[cfg(feature = "postgres")]
+            DbRow::Postgres(r) => try_int_widths!(r, index, i64, i32, i16),
+            #[cfg(feature = "mysql")]
+            DbRow::MySql(r) => try_int_widths!(r, index, i64, i32, i16, i8, u64, u32),
+        }
+    }
+
+    /// A non-null integer column, by position.
+    pub fn i64_at(&self, index: usize) -> Result<i64> {
+        self.opt_i64_at(index)?.ok_or_else(|| {
+            Error::Database(sqlx::Error::ColumnDecode {
+                index: index.to_string(),
+                source: "unexpected NULL".into(),
+            })
+        })
+    }
+
     /// A non-null integer column.
     pub fn i64(&self, col: &str) -> Result<i64> {
         self.opt_i64(col)?.ok_or_else(|| {

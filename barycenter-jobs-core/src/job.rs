@@ -245,7 +245,6 @@ impl JobContext {
         self
     }
 
-    #[allow(dead_code)] // wired into the run path next
     pub(crate) fn with_progress(mut self, progress: Arc<Progress>) -> Self {
         self.progress = progress;
         self

@@ -5,8 +5,10 @@
 //!
 //! ```text
 //! UPDATE job_leases
-//!    SET holder = :me, token = token + 1, expires_at_ms = :now + :ttl, last_tick = :tick
-//!  WHERE job_name = :job AND expires_at_ms <= :now AND last_tick < :tick
+//!    SET holder = :me, token = token + 1, expires_at_ms = NOW_MS + :ttl, last_tick = :tick
+//!  WHERE job_name = :job AND expires_at_ms <= NOW_MS
+//!    AND last_tick < :tick AND :tick_ms <= NOW_MS + 1000
+//! RETURNING token, NOW_MS
 //! ```
 //!
 //! The database serialises the competing `UPDATE`s, so at most one replica sees "1 row
@@ -16,21 +18,43 @@
 //! lease lapses after the TTL. `token` increases on every claim and fences renewals and
 //! releases: a replica whose lease lapsed cannot renew or release the next holder's.
 //!
-//! Clocks: `now` is each replica's own clock. The tick is the cron fire time, which every
-//! replica computes alike, so skew cannot cause a second run of one tick. Skew does shorten
-//! a lease as seen by a replica whose clock runs ahead; it is safe while skew stays below
-//! `ttl - renew_interval` (20 s with the defaults of 30 s and 10 s).
+//! # Clocks
+//! `NOW_MS` is the **database's** clock ([`Database::now_ms_expr`]), never a replica's own:
+//! a replica whose clock runs ahead or behind cannot see a held lease as expired, and cannot
+//! claim a tick before the database says it is due (`:tick_ms <= NOW_MS + 1 s`). The tick
+//! itself is the cron fire time, which every replica computes alike.
+//!
+//! # Failures
+//! Every statement is bounded by the store's statement timeout: a lease row locked by
+//! another session, a dead connection or an exhausted pool answer [`Error::Timeout`] instead
+//! of hanging. A claim that succeeded but whose run then cannot start (the start row could
+//! not be written) gives its tick back with [`LeaseStore::release_tick`], so another replica
+//! (or this one, later) can still run it. On PostgreSQL and SQLite the claim and the read of
+//! its token are one statement (`RETURNING`); MySQL/MariaDB needs a second statement, and a
+//! failure of that one gives the tick back as well.
 //!
 //! The same mechanism works on SQLite, PostgreSQL and MySQL/MariaDB: it needs nothing but
 //! single-row atomic `UPDATE`s.
 
-use chrono::{DateTime, Utc};
-use sea_query::{Expr, ExprTrait, OnConflict, Query};
+use std::future::Future;
+use std::time::Duration;
 
-use crate::db::Database;
-use crate::error::Result;
+use chrono::{DateTime, Utc};
+use sea_query::{
+    Alias, Cond, Expr, ExprTrait, OnConflict, Query, ReturningClause, UpdateStatement,
+};
+
+use crate::db::{Backend, Database, from_millis};
+use crate::error::{Error, Result};
 use crate::ident::Identifier;
 use crate::store::schema::Lease as Col;
+
+/// How far ahead of the database's clock a tick may be claimed: replicas fire on their own
+/// clocks, which a well-run fleet keeps within milliseconds of each other.
+const TICK_TOLERANCE_MS: i64 = 1_000;
+
+/// Default time bound of one lease statement.
+const DEFAULT_STATEMENT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A lease this process holds on one job.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,14 +67,33 @@ pub struct Lease {
     pub token: i64,
 }
 
+/// A successful claim: the lease, and the database's clock when it was taken.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claimed {
+    /// The lease now held.
+    pub lease: Lease,
+    /// The database's time at the claim (for skew measurement); `None` when the backend
+    /// could not say in the same statement.
+    pub db_now: Option<DateTime<Utc>>,
+}
+
 /// What a claim asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ClaimKind {
     /// Run the scheduled tick at this instant; refused if that tick (or a later one) was
-    /// already claimed by anybody.
+    /// already claimed by anybody, or if the database's clock says it is not due yet.
     Tick(DateTime<Utc>),
     /// Run now, outside the schedule (manual trigger, start-up sweep).
     Now,
+}
+
+impl ClaimKind {
+    fn tick(self) -> Option<DateTime<Utc>> {
+        match self {
+            ClaimKind::Tick(t) => Some(t),
+            ClaimKind::Now => None,
+        }
+    }
 }
 
 /// Reads and writes the lease table.
@@ -58,16 +101,44 @@ pub enum ClaimKind {
 pub struct LeaseStore {
     db: Database,
     table: Identifier,
+    statement_timeout: Duration,
 }
 
-fn ms(t: DateTime<Utc>) -> i64 {
-    t.timestamp_millis()
+fn ttl_ms(ttl: Duration) -> i64 {
+    i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX / 4)
 }
 
 impl LeaseStore {
-    /// Leases in `table` (created by the execution store's migrations).
+    /// Leases in `table` (created by [`LeaseStore::migrate`] or the execution store's
+    /// migrations), each statement bounded by 5 s.
     pub fn new(db: Database, table: Identifier) -> Self {
-        Self { db, table }
+        Self {
+            db,
+            table,
+            statement_timeout: DEFAULT_STATEMENT_TIMEOUT,
+        }
+    }
+
+    /// Bound every lease statement by `timeout` instead.
+    pub fn with_statement_timeout(mut self, timeout: Duration) -> Self {
+        self.statement_timeout = timeout.max(Duration::from_millis(1));
+        self
+    }
+
+    /// The time bound of one statement.
+    pub fn statement_timeout(&self) -> Duration {
+        self.statement_timeout
+    }
+
+    /// Run `statement` within the statement timeout.
+    async fn bounded<T>(&self, statement: impl Future<Output = Result<T>>) -> Result<T> {
+        tokio::time::timeout(self.statement_timeout, statement)
+            .await
+            .map_err(|_| Error::Timeout(self.statement_timeout))?
+    }
+
+    fn now_ms(&self) -> Expr {
+        self.db.now_ms_expr()
     }
 
     /// Make sure every job has its row; existing rows are left alone.
@@ -85,93 +156,168 @@ impl LeaseStore {
                         .to_owned(),
                 )
                 .to_owned();
-            self.db.execute(&stmt).await?;
+            self.bounded(self.db.execute(&stmt)).await?;
         }
         Ok(())
     }
 
-    /// Try to take the lease of `job_name` for `ttl`. `Ok(None)` means somebody else holds it
-    /// (or, for a tick, already ran that tick).
+    /// The claim statement of `job_name` for `holder`.
+    fn claim_statement(
+        &self,
+        job_name: &str,
+        holder: &str,
+        kind: ClaimKind,
+        ttl: Duration,
+    ) -> UpdateStatement {
+        let mut stmt = Query::update()
+            .table(self.table.clone())
+            .value(Col::Holder, holder)
+            .value(Col::Token, Expr::col(Col::Token).add(1))
+            .value(Col::ExpiresAtMs, self.now_ms().add(ttl_ms(ttl)))
+            .value(Col::ExecutionId, Option::<i64>::None)
+            .and_where(Expr::col(Col::JobName).eq(job_name))
+            .to_owned();
+        let free = Expr::col(Col::ExpiresAtMs).lte(self.now_ms());
+        match kind.tick() {
+            None => {
+                stmt.and_where(free);
+            }
+            Some(tick) => {
+                let fresh = Cond::all()
+                    .add(free)
+                    .add(Expr::col(Col::LastTick).lt(tick.timestamp()))
+                    // Not before the database's clock says the tick is due: a replica whose
+                    // clock runs ahead cannot take (and so run early) a tick of the future.
+                    .add(
+                        Expr::val(tick.timestamp_millis())
+                            .lte(self.now_ms().add(TICK_TOLERANCE_MS)),
+                    );
+                // Our own claim of this very tick whose answer was lost (the connection
+                // broke after the commit) and whose run never started: take it again
+                // rather than lose the tick until the lease lapses.
+                let ours = Cond::all()
+                    .add(Expr::col(Col::Holder).eq(holder))
+                    .add(Expr::col(Col::LastTick).eq(tick.timestamp()))
+                    .add(Expr::col(Col::ExecutionId).is_null());
+                stmt.value(Col::LastTick, tick.timestamp())
+                    .cond_where(Cond::any().add(fresh).add(ours));
+            }
+        }
+        stmt
+    }
+
+    /// Try to take the lease of `job_name` for `ttl` (from the database's now). `Ok(None)`
+    /// means somebody else holds it (or, for a tick, already ran that tick, or the tick is
+    /// not due yet by the database's clock).
     pub async fn claim(
         &self,
         job_name: &str,
         holder: &str,
         kind: ClaimKind,
-        now: DateTime<Utc>,
-        ttl: std::time::Duration,
-    ) -> Result<Option<Lease>> {
-        let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX / 4);
-        let mut stmt = Query::update()
-            .table(self.table.clone())
-            .value(Col::Holder, holder)
-            .value(Col::Token, Expr::col(Col::Token).add(1))
-            .value(Col::ExpiresAtMs, ms(now).saturating_add(ttl_ms))
-            .value(Col::ExecutionId, Option::<i64>::None)
-            .and_where(Expr::col(Col::JobName).eq(job_name))
-            .and_where(Expr::col(Col::ExpiresAtMs).lte(ms(now)))
-            .to_owned();
-        if let ClaimKind::Tick(tick) = kind {
-            stmt.value(Col::LastTick, tick.timestamp())
-                .and_where(Expr::col(Col::LastTick).lt(tick.timestamp()));
+        ttl: Duration,
+    ) -> Result<Option<Claimed>> {
+        let mut stmt = self.claim_statement(job_name, holder, kind, ttl);
+        if self.db.backend() != Backend::MySql {
+            // One statement: the claim and what it gave us.
+            stmt.returning(ReturningClause::Exprs(vec![
+                Expr::col(Col::Token),
+                self.now_ms(),
+            ]));
+            let Some(row) = self.bounded(self.db.fetch_optional(&stmt)).await? else {
+                return Ok(None);
+            };
+            return Ok(Some(Claimed {
+                lease: Lease {
+                    job_name: job_name.to_owned(),
+                    holder: holder.to_owned(),
+                    token: row.i64_at(0)?,
+                },
+                db_now: Some(from_millis(row.i64_at(1)?)),
+            }));
         }
-        if self.db.execute(&stmt).await? != 1 {
+        if self.bounded(self.db.execute(&stmt)).await? != 1 {
             return Ok(None);
         }
-        let row = self
-            .db
-            .fetch_optional(
-                Query::select()
-                    .columns([Col::Token])
-                    .from(self.table.clone())
-                    .and_where(Expr::col(Col::JobName).eq(job_name))
-                    .and_where(Expr::col(Col::Holder).eq(holder)),
-            )
-            .await?;
-        Ok(match row {
-            Some(row) => Some(Lease {
-                job_name: job_name.to_owned(),
-                holder: holder.to_owned(),
-                token: row.i64("token")?,
-            }),
-            None => None,
-        })
+        // MySQL has no UPDATE ... RETURNING: read the token back. If that fails the claim is
+        // undone, so a tick is never lost to a claim nobody acts on.
+        let read = Query::select()
+            .column(Col::Token)
+            .expr_as(self.now_ms(), Alias::new("db_now_ms"))
+            .from(self.table.clone())
+            .and_where(Expr::col(Col::JobName).eq(job_name))
+            .and_where(Expr::col(Col::Holder).eq(holder))
+            .to_owned();
+        match self.bounded(self.db.fetch_optional(&read)).await {
+            Ok(Some(row)) => Ok(Some(Claimed {
+                lease: Lease {
+                    job_name: job_name.to_owned(),
+                    holder: holder.to_owned(),
+                    token: row.i64("token")?,
+                },
+                db_now: Some(from_millis(row.i64("db_now_ms")?)),
+            })),
+            Ok(None) => Ok(None),
+            Err(e) => {
+                let undo = self.unclaim_statement(job_name, holder, None, kind.tick());
+                if let Err(undo_error) = self.bounded(self.db.execute(&undo)).await {
+                    tracing::warn!(job = job_name, error = %undo_error, "could not undo a claim; it lapses after its TTL");
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Release the lease and, when `tick` is given, make that tick claimable again (the
+    /// run of a claimed tick could not start).
+    fn unclaim_statement(
+        &self,
+        job_name: &str,
+        holder: &str,
+        token: Option<i64>,
+        tick: Option<DateTime<Utc>>,
+    ) -> UpdateStatement {
+        let mut stmt = Query::update()
+            .table(self.table.clone())
+            .value(Col::ExpiresAtMs, 0i64)
+            .value(Col::Holder, Option::<String>::None)
+            .value(Col::ExecutionId, Option::<i64>::None)
+            .and_where(Expr::col(Col::JobName).eq(job_name))
+            .and_where(Expr::col(Col::Holder).eq(holder))
+            .to_owned();
+        if let Some(token) = token {
+            stmt.and_where(Expr::col(Col::Token).eq(token));
+        }
+        if let Some(tick) = tick {
+            // One second before the tick: this tick is claimable again, earlier ones are not.
+            stmt.value(Col::LastTick, tick.timestamp() - 1)
+                .and_where(Expr::col(Col::LastTick).eq(tick.timestamp()));
+        }
+        stmt
     }
 
     /// Note the execution a lease is running (for operators reading the table).
     pub async fn set_execution(&self, lease: &Lease, execution_id: i64) -> Result<()> {
-        self.db
-            .execute(
-                Query::update()
-                    .table(self.table.clone())
-                    .value(Col::ExecutionId, execution_id)
-                    .and_where(Expr::col(Col::JobName).eq(lease.job_name.as_str()))
-                    .and_where(Expr::col(Col::Token).eq(lease.token)),
-            )
-            .await?;
+        let stmt = Query::update()
+            .table(self.table.clone())
+            .value(Col::ExecutionId, execution_id)
+            .and_where(Expr::col(Col::JobName).eq(lease.job_name.as_str()))
+            .and_where(Expr::col(Col::Token).eq(lease.token))
+            .to_owned();
+        self.bounded(self.db.execute(&stmt)).await?;
         Ok(())
     }
 
-    /// Extend a held lease to `now + ttl`. `Ok(false)` means it was lost (it lapsed and
-    /// somebody else claimed it).
-    pub async fn renew(
-        &self,
-        lease: &Lease,
-        now: DateTime<Utc>,
-        ttl: std::time::Duration,
-    ) -> Result<bool> {
-        let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX / 4);
-        let n = self
-            .db
-            .execute(
-                Query::update()
-                    .table(self.table.clone())
-                    .value(Col::ExpiresAtMs, ms(now).saturating_add(ttl_ms))
-                    .and_where(Expr::col(Col::JobName).eq(lease.job_name.as_str()))
-                    .and_where(Expr::col(Col::Holder).eq(lease.holder.as_str()))
-                    .and_where(Expr::col(Col::Token).eq(lease.token)),
-            )
-            .await?;
-        if n == 1 {
+    /// Extend a held lease to the database's now + `ttl`. `Ok(false)` means it was lost (it
+    /// lapsed and somebody else claimed it).
+    pub async fn renew(&self, lease: &Lease, ttl: Duration) -> Result<bool> {
+        let stmt = Query::update()
+            .table(self.table.clone())
+            .value(Col::ExpiresAtMs, self.now_ms().add(ttl_ms(ttl)))
+            .and_where(Expr::col(Col::JobName).eq(lease.job_name.as_str()))
+            .and_where(Expr::col(Col::Holder).eq(lease.holder.as_str()))
+            .and_where(Expr::col(Col::Token).eq(lease.token))
+            .to_owned();
+        if self.bounded(self.db.execute(&stmt)).await? == 1 {
             return Ok(true);
         }
         // MySQL counts changed rows, not matched ones: an identical value reports 0.
@@ -180,49 +326,44 @@ impl LeaseStore {
 
     /// Whether `lease` is still the current one.
     pub async fn holds(&self, lease: &Lease) -> Result<bool> {
-        Ok(self
-            .db
-            .fetch_optional(
-                Query::select()
-                    .column(Col::Token)
-                    .from(self.table.clone())
-                    .and_where(Expr::col(Col::JobName).eq(lease.job_name.as_str()))
-                    .and_where(Expr::col(Col::Holder).eq(lease.holder.as_str()))
-                    .and_where(Expr::col(Col::Token).eq(lease.token)),
-            )
-            .await?
-            .is_some())
+        let stmt = Query::select()
+            .column(Col::Token)
+            .from(self.table.clone())
+            .and_where(Expr::col(Col::JobName).eq(lease.job_name.as_str()))
+            .and_where(Expr::col(Col::Holder).eq(lease.holder.as_str()))
+            .and_where(Expr::col(Col::Token).eq(lease.token))
+            .to_owned();
+        Ok(self.bounded(self.db.fetch_optional(&stmt)).await?.is_some())
     }
 
     /// Give a lease back so another replica (or a manual trigger) can take it at once.
     pub async fn release(&self, lease: &Lease) -> Result<()> {
-        self.db
-            .execute(
-                Query::update()
-                    .table(self.table.clone())
-                    .value(Col::ExpiresAtMs, 0i64)
-                    .value(Col::Holder, Option::<String>::None)
-                    .value(Col::ExecutionId, Option::<i64>::None)
-                    .and_where(Expr::col(Col::JobName).eq(lease.job_name.as_str()))
-                    .and_where(Expr::col(Col::Holder).eq(lease.holder.as_str()))
-                    .and_where(Expr::col(Col::Token).eq(lease.token)),
-            )
-            .await?;
+        let stmt = self.unclaim_statement(&lease.job_name, &lease.holder, Some(lease.token), None);
+        self.bounded(self.db.execute(&stmt)).await?;
         Ok(())
     }
 
-    /// Whether anybody holds the lease of `job_name` at `now`.
-    pub async fn is_held(&self, job_name: &str, now: DateTime<Utc>) -> Result<bool> {
-        Ok(self
-            .db
-            .fetch_optional(
-                Query::select()
-                    .column(Col::JobName)
-                    .from(self.table.clone())
-                    .and_where(Expr::col(Col::JobName).eq(job_name))
-                    .and_where(Expr::col(Col::ExpiresAtMs).gt(ms(now))),
-            )
-            .await?
-            .is_some())
+    /// Give a lease back together with its tick: the run of `tick` could not start, so the
+    /// tick is claimable again by any replica.
+    pub async fn release_tick(&self, lease: &Lease, tick: DateTime<Utc>) -> Result<()> {
+        let stmt = self.unclaim_statement(
+            &lease.job_name,
+            &lease.holder,
+            Some(lease.token),
+            Some(tick),
+        );
+        self.bounded(self.db.execute(&stmt)).await?;
+        Ok(())
+    }
+
+    /// Whether anybody holds the lease of `job_name` now, by the database's clock.
+    pub async fn is_held(&self, job_name: &str) -> Result<bool> {
+        let stmt = Query::select()
+            .column(Col::JobName)
+            .from(self.table.clone())
+            .and_where(Expr::col(Col::JobName).eq(job_name))
+            .and_where(Expr::col(Col::ExpiresAtMs).gt(self.now_ms()))
+            .to_owned();
+        Ok(self.bounded(self.db.fetch_optional(&stmt)).await?.is_some())
     }
 }

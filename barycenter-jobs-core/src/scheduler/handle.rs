@@ -53,24 +53,31 @@ pub struct JobInfo {
 pub struct TriggeredRun {
     /// The id of its row in the history.
     pub execution_id: i64,
-    pub(super) done: oneshot::Receiver<()>,
+    /// The runner sends the run's end here once it is recorded.
+    pub(super) done: oneshot::Receiver<Execution>,
     /// `None` when the scheduler keeps no history.
     pub(super) store: Option<ExecutionStore>,
 }
 
 impl TriggeredRun {
-    /// Wait until the run has finished and been recorded; returns its row
-    /// ([`Error::ExecutionNotFound`] when the scheduler runs without history).
+    /// Wait until the run has finished and been recorded; returns its row as the history
+    /// has it, or (without history, or when the row cannot be read back) as the runner
+    /// recorded it. [`Error::ShutDown`] if the run was dropped without an end (its runtime
+    /// went away).
     pub async fn wait(self) -> Result<Execution> {
-        // The sender is dropped only after the row was written (or writing it was given up).
-        let _ = self.done.await;
+        // Sent only after the row was written (or writing it was given up).
+        let ended = self.done.await.map_err(|_| Error::ShutDown)?;
         let Some(store) = self.store else {
-            return Err(Error::ExecutionNotFound(self.execution_id));
+            return Ok(ended);
         };
-        store
-            .get(self.execution_id)
-            .await?
-            .ok_or(Error::ExecutionNotFound(self.execution_id))
+        match store.get(self.execution_id).await {
+            Ok(Some(row)) => Ok(row),
+            Ok(None) => Err(Error::ExecutionNotFound(self.execution_id)),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not read the run back; answering with what the runner recorded");
+                Ok(ended)
+            }
+        }
     }
 }
 
@@ -92,6 +99,13 @@ impl SchedulerHandle {
     /// The execution history.
     pub fn store(&self) -> &ExecutionStore {
         &self.shared.store
+    }
+
+    /// How far this host's clock is ahead of the database's (negative: behind), as last
+    /// measured (at start-up and at each claim); `None` before the first measurement
+    /// succeeded. Ticks fire and leases run by the database's clock.
+    pub fn clock_skew(&self) -> Option<chrono::Duration> {
+        self.shared.clock_skew()
     }
 
     /// This scheduler's instance identity.

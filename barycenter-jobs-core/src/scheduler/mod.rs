@@ -66,12 +66,15 @@
 
 mod config;
 mod handle;
+mod recovery;
+mod retention;
 mod run;
+mod timers;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use tokio_util::sync::CancellationToken;
@@ -86,8 +89,8 @@ pub use handle::{JobInfo, SchedulerHandle, TriggeredRun};
 use crate::clock::{SharedClock, SystemClock};
 use crate::db::Database;
 use crate::error::{Error, Result};
-use crate::job::{Job, TimeSource, Trigger};
-use crate::lease::{ClaimKind, LeaseStore};
+use crate::job::{Job, TimeSource};
+use crate::lease::LeaseStore;
 use crate::registry::Registry;
 use crate::schedule::Schedule;
 use crate::store::ExecutionStore;
@@ -177,7 +180,7 @@ impl SchedulerBuilder {
             }
             slots.insert(
                 reg.name().to_owned(),
-                Slot {
+                Arc::new(Slot {
                     job: reg.job().clone(),
                     schedule,
                     enabled: over.enabled.unwrap_or(true),
@@ -188,15 +191,23 @@ impl SchedulerBuilder {
                     misfire: over.misfire.unwrap_or_default(),
                     running: AtomicBool::new(false),
                     next_run: Mutex::new(None),
-                },
+                }),
             );
         }
 
         let store = ExecutionStore::with_tables(db.clone(), config.tables.clone());
-        let leases = config
+        let lease_ttl = Duration::from_secs(config.coordination.lease_ttl_secs.max(3));
+        let statement_timeout = config
             .coordination
-            .enabled
-            .then(|| LeaseStore::new(db.clone(), config.tables.leases.clone()));
+            .statement_timeout_ms
+            .map(Duration::from_millis)
+            .unwrap_or_else(|| {
+                (lease_ttl / 6).clamp(Duration::from_millis(250), Duration::from_secs(5))
+            });
+        let leases = config.coordination.enabled.then(|| {
+            LeaseStore::new(db.clone(), config.tables.leases.clone())
+                .with_statement_timeout(statement_timeout)
+        });
         if record_history || leases.is_some() {
             store.migrate().await?;
         }
@@ -209,7 +220,12 @@ impl SchedulerBuilder {
             slots,
             store,
             leases,
-            lease_ttl: Duration::from_secs(config.coordination.lease_ttl_secs.max(3)),
+            lease_ttl,
+            cancel_grace: Duration::from_secs(config.cancel_grace_secs),
+            skew: Mutex::new(SkewState::default()),
+            warn_skew: chrono::Duration::seconds(
+                i64::try_from(config.clock.warn_skew_secs).unwrap_or(i64::MAX / 1000),
+            ),
             db,
             clock,
             instance: config
@@ -230,14 +246,26 @@ impl SchedulerBuilder {
             },
         });
 
+        // Measured before anything is claimed, so the first ticks already fire by the
+        // database's clock; claims measure it again.
+        match tokio::time::timeout(
+            statement_timeout,
+            shared.db.clock_skew(shared.clock.as_ref()),
+        )
+        .await
+        {
+            Ok(Ok(skew)) => shared.observe_skew(skew),
+            Ok(Err(e)) => tracing::warn!(error = %e, "could not read the database's clock"),
+            Err(_) => tracing::warn!("could not read the database's clock: timed out"),
+        }
         if record_history {
-            close_stale_runs(&shared).await;
-            catch_up(&shared).await;
+            recovery::close_stale_runs(&shared).await;
+            recovery::catch_up(&shared).await;
         }
         // One timer per distinct schedule: jobs that share a cron expression (and zone) wake
         // together, and the next fire time is computed once for all of them.
-        let mut groups: BTreeMap<(String, Option<&'static str>), Vec<String>> = BTreeMap::new();
-        for (name, slot) in &shared.slots {
+        let mut groups: BTreeMap<(String, Option<&'static str>), Vec<Arc<Slot>>> = BTreeMap::new();
+        for slot in shared.slots.values() {
             if slot.enabled {
                 // Known before the timer task first runs, so `jobs()` shows it at once.
                 slot.set_next(slot.schedule.next_after(shared.clock.now()));
@@ -245,14 +273,16 @@ impl SchedulerBuilder {
                     slot.schedule.expression().to_owned(),
                     slot.schedule.time_zone().map(|tz| tz.name()),
                 );
-                groups.entry(key).or_default().push(name.clone());
+                groups.entry(key).or_default().push(slot.clone());
             }
         }
-        for names in groups.into_values() {
-            shared.tracker.spawn(tick_loop(shared.clone(), names));
+        for slots in groups.into_values() {
+            shared
+                .tracker
+                .spawn(timers::tick_loop(shared.clone(), slots));
         }
         if let (true, Some(days)) = (record_history, config.retention.keep_days) {
-            shared.tracker.spawn(retention_loop(
+            shared.tracker.spawn(retention::retention_loop(
                 shared.clone(),
                 days,
                 config.retention.clone(),
@@ -270,10 +300,16 @@ impl SchedulerBuilder {
 
 /// State shared by the handle, the timers and the runs.
 pub(crate) struct Shared {
-    slots: BTreeMap<String, Slot>,
+    slots: BTreeMap<String, Arc<Slot>>,
     store: ExecutionStore,
     leases: Option<LeaseStore>,
     lease_ttl: Duration,
+    /// How long a cancelled run may take to return before it is dropped.
+    cancel_grace: Duration,
+    /// The last measured application-minus-database clock difference.
+    skew: Mutex<SkewState>,
+    /// Skew past which a warning is logged.
+    warn_skew: chrono::Duration,
     db: Database,
     clock: SharedClock,
     instance: String,
@@ -321,6 +357,39 @@ impl Slot {
     }
 }
 
+/// The clock skew last measured, and when a warning about it was last logged.
+#[derive(Debug, Default)]
+struct SkewState {
+    skew: Option<chrono::Duration>,
+    warned_at: Option<Instant>,
+}
+
+impl Shared {
+    /// Note a measurement of the application clock minus the database's; warn (at most once
+    /// a minute) when it is past the configured bound.
+    fn observe_skew(&self, skew: chrono::Duration) {
+        let mut state = self.skew.lock().unwrap_or_else(|e| e.into_inner());
+        state.skew = Some(skew);
+        if skew.abs() > self.warn_skew
+            && state
+                .warned_at
+                .is_none_or(|at| at.elapsed() > Duration::from_secs(60))
+        {
+            state.warned_at = Some(Instant::now());
+            tracing::warn!(
+                skew_ms = skew.num_milliseconds(),
+                "this host's clock differs from the database's by more than {} s; ticks fire and leases run by the database's clock, and cleanups refuse to run past [clock] max_skew_secs",
+                self.warn_skew.num_seconds()
+            );
+        }
+    }
+
+    /// The application clock minus the database's, as last measured.
+    fn clock_skew(&self) -> Option<chrono::Duration> {
+        self.skew.lock().unwrap_or_else(|e| e.into_inner()).skew
+    }
+}
+
 fn default_instance() -> String {
     let host = std::env::var("HOSTNAME")
         .ok()
@@ -333,156 +402,4 @@ fn default_instance() -> String {
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "localhost".to_owned());
     format!("{host}:{}", std::process::id())
-}
-
-/// Sleep until each fire time of a group of jobs sharing one schedule, and start their runs.
-async fn tick_loop(shared: Arc<Shared>, names: Vec<String>) {
-    let slots: Vec<&Slot> = names.iter().filter_map(|n| shared.slots.get(n)).collect();
-    let Some(schedule) = slots.first().map(|s| s.schedule.clone()) else {
-        return;
-    };
-    let mut last_tick: Option<DateTime<Utc>> = None;
-    loop {
-        let now = shared.clock.now();
-        // Never fire the same tick twice, even if the wall clock steps back.
-        let from = last_tick.filter(|t| *t > now).unwrap_or(now);
-        let Some(next) = schedule.next_after(from) else {
-            tracing::warn!(jobs = ?names, "schedule has no future fire time");
-            break;
-        };
-        for slot in &slots {
-            slot.set_next(Some(next));
-        }
-        let wait = (next - now).to_std().unwrap_or_default();
-        tokio::select! {
-            _ = shared.stop_firing.cancelled() => break,
-            _ = tokio::time::sleep(wait) => {}
-        }
-        last_tick = Some(next);
-        // One task per run, so that no job's claim or run delays another's.
-        for name in &names {
-            shared
-                .tracker
-                .spawn(fire(shared.clone(), name.clone(), next));
-        }
-    }
-    for slot in &slots {
-        slot.set_next(None);
-    }
-}
-
-/// Run one scheduled tick of one job.
-async fn fire(shared: Arc<Shared>, name: String, tick: DateTime<Utc>) {
-    let Some(slot) = shared.slots.get(&name) else {
-        return;
-    };
-    match run::begin(&shared, slot, Trigger::Scheduled { fire_time: tick }).await {
-        Ok(prepared) => prepared.execute().await,
-        Err(Error::AlreadyRunning(_)) => {
-            tracing::debug!(job = %name, %tick, "tick not run: job already running (here or elsewhere)");
-        }
-        Err(Error::ShutDown) => {}
-        Err(e) => tracing::warn!(job = %name, %tick, error = %e, "tick not run"),
-    }
-}
-
-/// Close runs left open by processes that died, for every job nobody is running now.
-async fn close_stale_runs(shared: &Shared) {
-    let now = shared.clock.now();
-    for name in shared.slots.keys() {
-        let result = match &shared.leases {
-            Some(leases) => {
-                match leases
-                    .claim(
-                        name,
-                        &shared.instance,
-                        ClaimKind::Now,
-                        now,
-                        shared.lease_ttl,
-                    )
-                    .await
-                {
-                    Ok(Some(lease)) => {
-                        let closed = shared.store.close_abandoned(name, None, now).await;
-                        let _ = leases.release(&lease).await;
-                        closed
-                    }
-                    Ok(None) => Ok(0), // somebody is running it right now
-                    Err(e) => Err(e),
-                }
-            }
-            None => shared.store.close_abandoned(name, None, now).await,
-        };
-        match result {
-            Ok(0) => {}
-            Ok(n) => {
-                tracing::warn!(job = %name, closed = n, "closed runs abandoned by a dead process")
-            }
-            Err(e) => tracing::warn!(job = %name, error = %e, "could not check for abandoned runs"),
-        }
-    }
-}
-
-/// Run once each enabled job whose latest tick is newer than its last recorded run.
-async fn catch_up(shared: &Arc<Shared>) {
-    let now = shared.clock.now();
-    for (name, slot) in &shared.slots {
-        if !slot.enabled || slot.misfire == MisfirePolicy::Skip {
-            continue;
-        }
-        let Some(tick) = slot.schedule.latest_at_or_before(now) else {
-            continue;
-        };
-        let last = match shared.store.latest(name).await {
-            Ok(Some(last)) => last,
-            Ok(None) => continue, // never ran: nothing was missed
-            Err(e) => {
-                tracing::warn!(job = %name, error = %e, "cannot read history for catch-up");
-                continue;
-            }
-        };
-        if last.started_at >= tick {
-            continue;
-        }
-        tracing::info!(job = %name, missed_tick = %tick, last_run = %last.started_at, "catching up a missed tick");
-        match run::start(shared, slot, Trigger::CatchUp { fire_time: tick }).await {
-            Ok(_) | Err(Error::AlreadyRunning(_)) => {}
-            Err(e) => tracing::warn!(job = %name, error = %e, "catch-up run not started"),
-        }
-    }
-}
-
-/// Purge old history now and then, in small batches, off the run path.
-async fn retention_loop(shared: Arc<Shared>, keep_days: u32, cfg: RetentionConfig) {
-    let interval = Duration::from_secs(cfg.interval_secs.max(1));
-    loop {
-        let cutoff = shared.clock.now() - chrono::Duration::days(i64::from(keep_days));
-        let mut purged = 0u64;
-        loop {
-            if shared.stop_firing.is_cancelled() {
-                return;
-            }
-            match shared.store.purge_batch(cutoff, cfg.batch_size).await {
-                Ok(n) => {
-                    purged += n;
-                    if n < u64::from(cfg.batch_size.max(1)) {
-                        break;
-                    }
-                    // Let the host's own writes in between batches.
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "history purge failed; will retry next interval");
-                    break;
-                }
-            }
-        }
-        if purged > 0 {
-            tracing::info!(purged, %cutoff, "purged old job history");
-        }
-        tokio::select! {
-            _ = shared.stop_firing.cancelled() => return,
-            _ = tokio::time::sleep(interval) => {}
-        }
-    }
 }

@@ -1,47 +1,70 @@
-//! The run path: claim, record the start, run with a timeout, record the end, release.
+//! The run path: claim, record the start, run beside the lease renewal, record the end,
+//! release.
+//!
+//! # Fencing
+//! A run with a lease knows until when the lease is surely valid: the instant the last
+//! successful claim or renewal was *sent*, plus the TTL (the database computes the expiry
+//! from its own clock when the statement executes, which is later). The renewal runs in a
+//! task of its own, beside the run, so a renewal waiting on the database (a lock held by
+//! another session, a dead connection, an exhausted pool, or SQLite's write lock held by the
+//! run's own statement) never stops the run from being polled, and the run never waits for
+//! the renewal. When the lease cannot be confirmed in time, the run is cancelled a fifth of
+//! the TTL before the lease would expire, and its future is dropped a tenth of the TTL before
+//! it, whatever the job does: no other replica can claim the job before that, so two
+//! replicas never work on one job at once. Cancel graces (timeouts, shutdown) never extend
+//! past the lease either; the renewal goes on during them.
 
 use std::any::Any;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use futures_util::FutureExt as _;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use super::handle::TriggeredRun;
 use super::{Shared, Slot};
 use crate::error::{Error, Result};
-use crate::job::{JobContext, JobError, Trigger};
+use crate::job::{JobContext, JobError, JobOutput, Progress, Trigger};
 use crate::lease::{ClaimKind, Lease};
-use crate::store::{NewExecution, Outcome};
-
-use super::handle::TriggeredRun;
-
-/// How long a cancelled job gets to notice its token before its future is dropped.
-const CANCEL_GRACE: Duration = Duration::from_secs(5);
+use crate::store::{Execution, NewExecution, Outcome};
 
 /// Clears the slot's running flag however the run ends.
-struct Running(Arc<Shared>, String);
+struct Running(Arc<Slot>);
 
 impl Drop for Running {
     fn drop(&mut self) {
-        if let Some(slot) = self.0.slots.get(&self.1) {
-            slot.running.store(false, Ordering::Release);
-        }
+        self.0.running.store(false, Ordering::Release);
     }
+}
+
+/// How sure a run is of its lease, as the renewal task sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LeaseState {
+    /// Coordination is off: nothing to confirm.
+    NotLeased,
+    /// Valid at least until this instant.
+    ValidUntil(Instant),
+    /// Another replica holds it now.
+    Lost,
 }
 
 /// A run whose start is claimed and recorded, ready to execute.
 pub(super) struct Prepared {
     shared: Arc<Shared>,
-    name: String,
+    slot: Arc<Slot>,
     execution_id: i64,
     trigger: Trigger,
+    started_at: DateTime<Utc>,
     lease: Option<Lease>,
+    lease_state: LeaseState,
     running: Running,
-    done: Option<oneshot::Sender<()>>,
+    done: Option<oneshot::Sender<Execution>>,
 }
 
 impl Prepared {
@@ -61,26 +84,13 @@ impl Prepared {
 
     /// Run the job and record its end; waiters are woken once the row is written.
     pub(super) async fn execute(self) {
-        let Prepared {
-            shared,
-            name,
-            execution_id,
-            trigger,
-            lease,
-            running,
-            done,
-        } = self;
         let span = tracing::info_span!(
             "job_run",
-            job = %name,
-            execution_id,
-            trigger = trigger.as_str(),
+            job = %self.slot.job.name(),
+            execution_id = self.execution_id,
+            trigger = self.trigger.as_str(),
         );
-        run_and_record(shared, &name, execution_id, trigger, lease)
-            .instrument(span)
-            .await;
-        drop(running);
-        drop(done);
+        run_and_record(self).instrument(span).await;
     }
 }
 
@@ -88,9 +98,12 @@ impl Prepared {
 /// of the scheduler's tracker.
 pub(super) async fn start(
     shared: &Arc<Shared>,
-    slot: &Slot,
+    slot: &Arc<Slot>,
     trigger: Trigger,
 ) -> Result<TriggeredRun> {
+    // Counted by the tracker from before the shutdown check until the run is spawned into
+    // it: a shutdown that begins meanwhile waits for this run instead of missing it.
+    let _tracked = shared.tracker.token();
     let mut prepared = begin(shared, slot, trigger).await?;
     let handle = prepared.handle();
     shared.tracker.spawn(prepared.execute());
@@ -98,50 +111,58 @@ pub(super) async fn start(
 }
 
 /// Claim a run of `slot`: no overlap in this process, the job's lease when coordinating,
-/// runs abandoned by dead processes closed, and the start recorded.
-pub(super) async fn begin(shared: &Arc<Shared>, slot: &Slot, trigger: Trigger) -> Result<Prepared> {
+/// runs abandoned by dead processes closed, and the start recorded. A claimed tick whose
+/// start cannot be recorded is given back, so the fleet does not lose it.
+pub(super) async fn begin(
+    shared: &Arc<Shared>,
+    slot: &Arc<Slot>,
+    trigger: Trigger,
+) -> Result<Prepared> {
     if shared.stop_firing.is_cancelled() {
         return Err(Error::ShutDown);
     }
-    let name = slot.job.name().to_owned();
+    let name = slot.job.name();
     if slot
         .running
         .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
         .is_err()
     {
-        return Err(Error::AlreadyRunning(name));
+        return Err(Error::AlreadyRunning(name.to_owned()));
     }
-    let running = Running(shared.clone(), name.clone());
+    let running = Running(slot.clone());
 
-    let now = shared.clock.now();
-    let lease = match &shared.leases {
+    let (lease, lease_state) = match &shared.leases {
         Some(leases) => {
             let kind = match trigger.fire_time() {
                 Some(tick) => ClaimKind::Tick(tick),
                 None => ClaimKind::Now,
             };
-            match leases
-                .claim(&name, &shared.instance, kind, now, shared.lease_ttl)
+            let sent = Instant::now();
+            let app_before = shared.clock.now();
+            let claimed = leases
+                .claim(name, &shared.instance, kind, shared.lease_ttl)
                 .await?
-            {
-                Some(lease) => Some(lease),
-                None => return Err(Error::AlreadyRunning(name)),
+                .ok_or_else(|| Error::AlreadyRunning(name.to_owned()))?;
+            if let Some(db_now) = claimed.db_now {
+                let app_after = shared.clock.now();
+                shared.observe_skew(app_before + (app_after - app_before) / 2 - db_now);
             }
+            (
+                Some(claimed.lease),
+                LeaseState::ValidUntil(sent + shared.lease_ttl),
+            )
         }
-        None => None,
+        None => (None, LeaseState::NotLeased),
     };
 
+    let now = shared.clock.now();
     let execution_id = if shared.record_history {
         if lease.is_some() {
             // We hold the lease, so any run of this job still open belongs to a dead process.
-            match shared.store.close_abandoned(&name, None, now).await {
-                Ok(0) => {}
-                Ok(n) => tracing::warn!(job = %name, closed = n, "closed abandoned runs"),
-                Err(e) => tracing::warn!(job = %name, error = %e, "could not close abandoned runs"),
-            }
+            super::recovery::close_abandoned(shared, slot, true, now).await;
         }
         let new = NewExecution {
-            job_name: name.clone(),
+            job_name: name.to_owned(),
             started_at: now,
             trigger,
             instance: Some(shared.instance.clone()),
@@ -150,7 +171,7 @@ pub(super) async fn begin(shared: &Arc<Shared>, slot: &Slot, trigger: Trigger) -
             Ok(id) => id,
             Err(e) => {
                 if let (Some(leases), Some(lease)) = (&shared.leases, &lease) {
-                    let _ = leases.release(lease).await;
+                    give_back(shared, leases, lease, trigger.fire_time()).await;
                 }
                 return Err(e);
             }
@@ -159,107 +180,258 @@ pub(super) async fn begin(shared: &Arc<Shared>, slot: &Slot, trigger: Trigger) -
         // History off: ids only need to be unique within this process.
         shared.local_ids.fetch_add(1, Ordering::Relaxed) + 1
     };
-    if let (Some(leases), Some(lease)) = (&shared.leases, &lease) {
-        let _ = leases.set_execution(lease, execution_id).await;
+    if let (Some(leases), Some(lease)) = (&shared.leases, &lease)
+        && let Err(e) = leases.set_execution(lease, execution_id).await
+    {
+        tracing::debug!(job = %name, error = %e, "could not note the execution on the lease");
     }
     Ok(Prepared {
         shared: shared.clone(),
-        name,
+        slot: slot.clone(),
         execution_id,
         trigger,
+        started_at: now,
         lease,
+        lease_state,
         running,
         done: None,
     })
 }
 
-async fn run_and_record(
-    shared: Arc<Shared>,
-    job_name: &str,
-    execution_id: i64,
-    trigger: Trigger,
-    lease: Option<Lease>,
+/// Release a lease whose run could not start, with its tick, retrying within the TTL.
+async fn give_back(
+    shared: &Shared,
+    leases: &crate::lease::LeaseStore,
+    lease: &Lease,
+    tick: Option<DateTime<Utc>>,
 ) {
-    let started = Instant::now();
-    let outcome = match shared.slots.get(job_name) {
-        Some(slot) => run_job(&shared, slot, execution_id, trigger, lease.as_ref()).await,
-        None => Outcome::Failed {
-            message: "internal error: unknown job".into(),
-        },
-    };
-    let duration = started.elapsed();
-
-    match &outcome {
-        Outcome::Succeeded { records_processed } => tracing::info!(
-            records_processed,
-            duration_ms = duration.as_millis() as u64,
-            "job succeeded"
-        ),
-        Outcome::Failed { message } => tracing::error!(
-            error = %message,
-            duration_ms = duration.as_millis() as u64,
-            "job failed"
-        ),
-        Outcome::Cancelled { message } | Outcome::Abandoned { message } => tracing::warn!(
-            reason = %message,
-            duration_ms = duration.as_millis() as u64,
-            "job cancelled"
-        ),
-    }
-
-    if shared.record_history {
-        record(&shared, execution_id, &outcome, duration).await;
-    }
-    if let (Some(leases), Some(lease)) = (&shared.leases, &lease)
-        && let Err(e) = leases.release(lease).await
-    {
-        // Not fatal: the lease lapses after its TTL.
-        tracing::warn!(job = %job_name, error = %e, "could not release lease");
-    }
-}
-
-/// Write the end of the run, retrying for a while if the database is unavailable. The
-/// outcome is in the trace either way.
-async fn record(shared: &Shared, execution_id: i64, outcome: &Outcome, duration: Duration) {
-    let mut backoff = Duration::from_millis(200);
-    for attempt in 1..=6 {
-        match shared
-            .store
-            .finish_timed(execution_id, outcome, shared.clock.now(), Some(duration))
-            .await
-        {
-            Ok(updated) => {
-                if !updated {
-                    tracing::warn!("run was already closed (lease lost?); its row is left as is");
-                }
-                return;
+    let until = Instant::now() + shared.lease_ttl;
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        let result = match tick {
+            Some(tick) => leases.release_tick(lease, tick).await,
+            None => leases.release(lease).await,
+        };
+        match result {
+            Ok(()) => return,
+            Err(e) if Instant::now() + backoff < until => {
+                tracing::warn!(job = %lease.job_name, error = %e, "could not give a claimed tick back; retrying");
+                tokio::time::sleep(backoff).await;
+                backoff *= 2;
             }
             Err(e) => {
-                tracing::warn!(attempt, error = %e, "could not record the end of the run");
-                if attempt == 6 {
-                    tracing::error!(
-                        ?outcome,
-                        "giving up recording the end of the run; it will be closed as abandoned later"
-                    );
-                    return;
-                }
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(5));
+                tracing::error!(job = %lease.job_name, error = %e, ?tick, "could not give a claimed tick back; it is lost once the lease lapses");
+                return;
             }
         }
     }
 }
+
+async fn run_and_record(prepared: Prepared) {
+    let Prepared {
+        shared,
+        slot,
+        execution_id,
+        trigger,
+        started_at,
+        lease,
+        lease_state,
+        running,
+        done,
+    } = prepared;
+    let started = Instant::now();
+    let (outcome, partial) =
+        run_job(&shared, &slot, execution_id, trigger, &lease, lease_state).await;
+    let duration = started.elapsed();
+
+    let ms = duration.as_millis() as u64;
+    match &outcome {
+        Outcome::Succeeded { records_processed } => {
+            tracing::info!(records_processed, duration_ms = ms, "job succeeded")
+        }
+        Outcome::Failed { message } => {
+            tracing::error!(error = %message, records_processed = ?partial, duration_ms = ms, "job failed")
+        }
+        Outcome::Cancelled { message } | Outcome::Abandoned { message } => {
+            tracing::warn!(reason = %message, records_processed = ?partial, duration_ms = ms, "job cancelled")
+        }
+    }
+
+    if shared.record_history {
+        record(&shared, execution_id, &outcome, partial, duration).await;
+    }
+    if let (Some(leases), Some(lease)) = (&shared.leases, &lease) {
+        // Two tries: a passing fault should not hold the job for a whole TTL.
+        let mut released = leases.release(lease).await;
+        if released.is_err() {
+            released = leases.release(lease).await;
+        }
+        if let Err(e) = released {
+            // Not fatal: the lease lapses after its TTL.
+            tracing::warn!(job = %lease.job_name, error = %e, "could not release lease");
+        }
+    }
+    drop(running);
+    if let Some(done) = done {
+        let _ = done.send(execution_of(
+            &shared,
+            &slot,
+            execution_id,
+            trigger,
+            started_at,
+            &outcome,
+            partial,
+            duration,
+        ));
+    }
+}
+
+/// The row this run wrote, as the runner knows it (for waiters when there is no history).
+#[allow(clippy::too_many_arguments)]
+fn execution_of(
+    shared: &Shared,
+    slot: &Slot,
+    id: i64,
+    trigger: Trigger,
+    started_at: DateTime<Utc>,
+    outcome: &Outcome,
+    partial: Option<u64>,
+    duration: Duration,
+) -> Execution {
+    let (success, error_message, records_processed) = match outcome {
+        Outcome::Succeeded { records_processed } => (true, None, Some(*records_processed)),
+        Outcome::Failed { message }
+        | Outcome::Cancelled { message }
+        | Outcome::Abandoned { message } => (false, Some(message.clone()), partial),
+    };
+    Execution {
+        id,
+        job_name: slot.job.name().to_owned(),
+        started_at,
+        completed_at: Some(shared.clock.now()),
+        success: Some(success),
+        error_message,
+        records_processed,
+        status: outcome.status(),
+        trigger: Some(trigger.as_str().to_owned()),
+        instance: Some(shared.instance.clone()),
+        duration_ms: Some(i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)),
+        scheduled_for: trigger.fire_time(),
+    }
+}
+
+/// Write the end of the run, retrying for a while if the database is unavailable (briefly
+/// once shutdown began, so the shutdown keeps its budget). The outcome is in the trace
+/// either way.
+async fn record(
+    shared: &Shared,
+    execution_id: i64,
+    outcome: &Outcome,
+    partial: Option<u64>,
+    duration: Duration,
+) {
+    let budget = if shared.stop_firing.is_cancelled() {
+        Duration::from_secs(3)
+    } else {
+        Duration::from_secs(10)
+    };
+    let until = Instant::now() + budget;
+    let mut backoff = Duration::from_millis(200);
+    for attempt in 1.. {
+        let left = until.saturating_duration_since(Instant::now());
+        let write = shared.store.finish_run(
+            execution_id,
+            outcome,
+            shared.clock.now(),
+            Some(duration),
+            partial,
+        );
+        let result = match tokio::time::timeout(left.max(Duration::from_millis(100)), write).await {
+            Ok(result) => result,
+            Err(_) => Err(Error::Timeout(left)),
+        };
+        match result {
+            Ok(true) => return,
+            Ok(false) => {
+                tracing::warn!("run was already closed (lease lost?); its row is left as is");
+                return;
+            }
+            Err(e) if Instant::now() + backoff < until => {
+                tracing::warn!(attempt, error = %e, "could not record the end of the run");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(2));
+            }
+            Err(e) => {
+                tracing::error!(
+                    error = %e,
+                    ?outcome,
+                    records_processed = ?partial,
+                    "giving up recording the end of the run; it will be closed as abandoned later"
+                );
+                return;
+            }
+        }
+    }
+}
+
+/// Aborts the renewal task when the run is over, however it ends.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Renew `lease` every third of the TTL and publish until when it is surely valid.
+async fn renew_loop(shared: Arc<Shared>, lease: Lease, state: watch::Sender<LeaseState>) {
+    let Some(leases) = &shared.leases else { return };
+    let every = shared.lease_ttl / 3;
+    let mut next = Instant::now() + every;
+    loop {
+        tokio::time::sleep_until(next).await;
+        let sent = Instant::now();
+        match leases.renew(&lease, shared.lease_ttl).await {
+            Ok(true) => {
+                state.send_replace(LeaseState::ValidUntil(sent + shared.lease_ttl));
+                next = sent + every;
+            }
+            Ok(false) => {
+                state.send_replace(LeaseState::Lost);
+                // Stay alive (the run watches this channel) until the run is over.
+                std::future::pending::<()>().await;
+            }
+            Err(e) => {
+                tracing::warn!(job = %lease.job_name, error = %e, "could not renew lease; retrying");
+                next = Instant::now() + every / 2;
+            }
+        }
+    }
+}
+
+/// When to give up on a run for want of a confirmed lease: `soon` before it expires.
+fn stop_at(state: LeaseState, soon: Duration) -> Option<Instant> {
+    match state {
+        LeaseState::NotLeased => None,
+        LeaseState::ValidUntil(until) => Some(until.checked_sub(soon).unwrap_or(until)),
+        LeaseState::Lost => Some(Instant::now()),
+    }
+}
+
+type RunResult = std::result::Result<std::result::Result<JobOutput, JobError>, Box<dyn Any + Send>>;
 
 async fn run_job(
     shared: &Arc<Shared>,
     slot: &Slot,
     execution_id: i64,
     trigger: Trigger,
-    lease: Option<&Lease>,
-) -> Outcome {
+    lease: &Option<Lease>,
+    lease_state: LeaseState,
+) -> (Outcome, Option<u64>) {
     // A token of its own (not a child of `cancel_runs`: thousands of children registering
     // with one parent contend on its lock); shutdown cancels it below.
     let cancel = CancellationToken::new();
+    let progress = Arc::new(Progress::new());
     let ctx = JobContext::new(
         shared.db.clone(),
         trigger,
@@ -267,64 +439,94 @@ async fn run_job(
         shared.clock.clone(),
         cancel.clone(),
     )
-    .with_time_source(shared.time_source);
+    .with_time_source(shared.time_source)
+    .with_progress(progress.clone());
     tracing::info!("job started");
     // Polled in this task rather than spawned: one task per run. A panic is caught here.
     let run = AssertUnwindSafe(slot.job.run(ctx)).catch_unwind();
     tokio::pin!(run);
 
+    let (state_tx, mut state) = watch::channel(lease_state);
+    let _renewal = lease
+        .clone()
+        .map(|lease| AbortOnDrop(tokio::spawn(renew_loop(shared.clone(), lease, state_tx))));
+    let fence_margin = shared.lease_ttl / 5;
+
     let deadline = tokio::time::sleep(slot.timeout);
     tokio::pin!(deadline);
-    // Only a run holding a lease needs the renewal timer.
-    let renew_every = shared.lease_ttl / 3;
-    let mut renew = lease
-        .map(|_| tokio::time::interval_at(tokio::time::Instant::now() + renew_every, renew_every));
-
-    loop {
+    let outcome = loop {
+        let fence = stop_at(*state.borrow(), fence_margin);
         tokio::select! {
-            result = &mut run => return outcome_of(result),
+            biased;
+            result = &mut run => break outcome_of(result),
             _ = &mut deadline => {
                 cancel.cancel();
                 // A job that ignores its token is dropped (cancelled) after the grace period.
-                let _ = tokio::time::timeout(CANCEL_GRACE, &mut run).await;
-                return Outcome::Failed {
+                let _ = wind_down(&mut run, shared, &mut state).await;
+                break Outcome::Failed {
                     message: format!("timed out after {}s", slot.timeout.as_secs_f64()),
                 };
             }
             _ = shared.cancel_runs.cancelled() => {
                 // Shutdown past its grace period.
                 cancel.cancel();
-                return match tokio::time::timeout(CANCEL_GRACE, &mut run).await {
-                    Ok(Ok(Ok(out))) => Outcome::Succeeded { records_processed: out.records_processed },
+                break match wind_down(&mut run, shared, &mut state).await {
+                    Some(Ok(Ok(out))) => Outcome::Succeeded { records_processed: out.records_processed },
                     _ => Outcome::Cancelled {
                         message: "cancelled: scheduler shut down before the run finished".into(),
                     },
                 };
             }
-            _ = async { renew.as_mut().expect("guarded").tick().await }, if renew.is_some() => {
-                let (Some(leases), Some(lease)) = (&shared.leases, lease) else { continue };
-                match leases.renew(lease, shared.clock.now(), shared.lease_ttl).await {
-                    Ok(true) => {}
-                    Ok(false) => {
-                        // Another replica took over (we could not renew in time): stop, so the
-                        // job never runs twice at once.
-                        cancel.cancel();
-                        let _ = tokio::time::timeout(CANCEL_GRACE, &mut run).await;
-                        return Outcome::Failed { message: "lease lost: another instance took over the job".into() };
-                    }
-                    Err(e) => tracing::warn!(error = %e, "could not renew lease; will retry"),
-                }
+            _ = sleep_until_opt(fence), if fence.is_some() => {
+                cancel.cancel();
+                let lost = *state.borrow() == LeaseState::Lost;
+                let _ = wind_down(&mut run, shared, &mut state).await;
+                break Outcome::Failed {
+                    message: if lost {
+                        "lease lost: another instance took over the job".into()
+                    } else {
+                        "stopped before its lease expired: the lease could not be renewed (database unreachable or lease row locked)".into()
+                    },
+                };
             }
+            _ = state.changed(), if lease.is_some() => {}
+        }
+    };
+    (outcome, progress.get())
+}
+
+async fn sleep_until_opt(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// After cancelling a run: wait for it to return for the cancel grace, but never past a
+/// tenth of the TTL before its lease would expire; `None` if it had to be dropped.
+async fn wind_down<F>(
+    run: &mut std::pin::Pin<&mut F>,
+    shared: &Shared,
+    state: &mut watch::Receiver<LeaseState>,
+) -> Option<RunResult>
+where
+    F: std::future::Future<Output = RunResult>,
+{
+    let grace_end = Instant::now() + shared.cancel_grace;
+    let leased = *state.borrow() != LeaseState::NotLeased;
+    loop {
+        let hard_stop = stop_at(*state.borrow(), shared.lease_ttl / 10)
+            .map_or(grace_end, |at| at.min(grace_end));
+        tokio::select! {
+            biased;
+            result = run.as_mut() => return Some(result),
+            _ = tokio::time::sleep_until(hard_stop) => return None,
+            _ = state.changed(), if leased => {}
         }
     }
 }
 
-fn outcome_of(
-    result: std::result::Result<
-        std::result::Result<crate::JobOutput, JobError>,
-        Box<dyn Any + Send>,
-    >,
-) -> Outcome {
+fn outcome_of(result: RunResult) -> Outcome {
     match result {
         Ok(Ok(out)) => Outcome::Succeeded {
             records_processed: out.records_processed,

@@ -330,15 +330,27 @@ impl ExecutionStore {
         completed_at: DateTime<Utc>,
         duration: Option<std::time::Duration>,
     ) -> Result<bool> {
+        self.finish_run(id, outcome, completed_at, duration, None)
+            .await
+    }
+
+    /// [`finish_timed`](Self::finish_timed), with the units of work a run that did not
+    /// succeed had done before it stopped (`records_processed`; a successful run records
+    /// its own count and ignores `partial`).
+    pub async fn finish_run(
+        &self,
+        id: i64,
+        outcome: &Outcome,
+        completed_at: DateTime<Utc>,
+        duration: Option<std::time::Duration>,
+        partial: Option<u64>,
+    ) -> Result<bool> {
+        let count = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
         let (success, message, records): (i64, Option<String>, Option<i64>) = match outcome {
-            Outcome::Succeeded { records_processed } => (
-                1,
-                None,
-                Some(i64::try_from(*records_processed).unwrap_or(i64::MAX)),
-            ),
+            Outcome::Succeeded { records_processed } => (1, None, Some(count(*records_processed))),
             Outcome::Failed { message }
             | Outcome::Cancelled { message }
-            | Outcome::Abandoned { message } => (0, Some(message.clone()), None),
+            | Outcome::Abandoned { message } => (0, Some(message.clone()), partial.map(count)),
         };
         let mut stmt = Query::update()
             .table(self.tables.executions.clone())
@@ -357,6 +369,44 @@ impl ExecutionStore {
         Ok(self.db.execute(&stmt).await? == 1)
     }
 
+    /// The runs of `job_name` that are still open (no `completed_at`), newest first.
+    pub async fn open_runs(&self, job_name: &str) -> Result<Vec<Execution>> {
+        let mut q = self.select();
+        q.and_where(Expr::col(Exec::JobName).eq(job_name))
+            .and_where(Expr::col(Exec::CompletedAt).is_null())
+            .order_by(Exec::Id, Order::Desc)
+            .limit(u64::from(MAX_LIST_LIMIT));
+        self.db.fetch_all(&q).await?.iter().map(decode).collect()
+    }
+
+    /// Close the open runs with these ids as abandoned (rows already closed are left as they
+    /// are). Returns how many rows were closed.
+    pub async fn close_abandoned_ids(&self, ids: &[i64], now: DateTime<Utc>) -> Result<u64> {
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let stmt = self
+            .abandon()
+            .value(Exec::CompletedAt, ts(now))
+            .and_where(Expr::col(Exec::Id).is_in(ids.iter().copied()))
+            .to_owned();
+        self.db.execute(&stmt).await
+    }
+
+    /// The UPDATE that marks open rows abandoned; callers add the rows it applies to.
+    fn abandon(&self) -> sea_query::UpdateStatement {
+        Query::update()
+            .table(self.tables.executions.clone())
+            .value(Exec::Success, 0)
+            .value(
+                Exec::ErrorMessage,
+                "abandoned: the process running it stopped before it finished",
+            )
+            .value(Exec::Status, ExecutionStatus::Abandoned.as_str())
+            .and_where(Expr::col(Exec::CompletedAt).is_null())
+            .to_owned()
+    }
+
     /// Close every open run of `job_name` other than `except` as abandoned. The caller must
     /// hold the job's lease, which proves nobody else is running it. Returns how many rows
     /// were closed.
@@ -366,17 +416,10 @@ impl ExecutionStore {
         except: Option<i64>,
         now: DateTime<Utc>,
     ) -> Result<u64> {
-        let mut stmt = Query::update()
-            .table(self.tables.executions.clone())
+        let mut stmt = self
+            .abandon()
             .value(Exec::CompletedAt, ts(now))
-            .value(Exec::Success, 0)
-            .value(
-                Exec::ErrorMessage,
-                "abandoned: the process running it stopped before it finished",
-            )
-            .value(Exec::Status, ExecutionStatus::Abandoned.as_str())
             .and_where(Expr::col(Exec::JobName).eq(job_name))
-            .and_where(Expr::col(Exec::CompletedAt).is_null())
             .to_owned();
         if let Some(id) = except {
             stmt.and_where(Expr::col(Exec::Id).ne(id));

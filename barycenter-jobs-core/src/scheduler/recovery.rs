@@ -1,0 +1,133 @@
+//! Recovery after a crash: runs left open by dead processes are closed as abandoned, and a
+//! tick missed while no scheduler ran is caught up once.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+
+use super::{MisfirePolicy, Shared, Slot, run};
+use crate::error::{Error, Result};
+use crate::job::Trigger;
+use crate::lease::ClaimKind;
+use crate::store::Execution;
+
+/// Close the open runs of `slot`'s job that belong to dead processes; the one place that
+/// decides which open runs are dead.
+///
+/// - `lease_held`: this process holds the job's lease, which proves nobody else runs it, so
+///   every open run of the job is dead.
+/// - otherwise (coordination off), only runs of this process's own instance identity (a
+///   restart with a configured `instance`) and runs of a `HOST:PID` instance on this host
+///   whose process is gone: another live process's run is never closed.
+pub(super) async fn close_abandoned(
+    shared: &Shared,
+    slot: &Slot,
+    lease_held: bool,
+    now: DateTime<Utc>,
+) {
+    let name = slot.job.name();
+    let closed: Result<u64> = if lease_held {
+        shared.store.close_abandoned(name, None, now).await
+    } else {
+        match shared.store.open_runs(name).await {
+            Ok(open) => {
+                let dead: Vec<i64> = open
+                    .iter()
+                    .filter(|run| is_dead_without_lease(run, &shared.instance))
+                    .map(|run| run.id)
+                    .collect();
+                shared.store.close_abandoned_ids(&dead, now).await
+            }
+            Err(e) => Err(e),
+        }
+    };
+    match closed {
+        Ok(0) => {}
+        Ok(n) => tracing::warn!(job = %name, closed = n, "closed runs abandoned by a dead process"),
+        Err(e) => tracing::warn!(job = %name, error = %e, "could not check for abandoned runs"),
+    }
+}
+
+/// Without a lease, whether an open run surely belongs to a process that is gone.
+fn is_dead_without_lease(run: &Execution, me: &str) -> bool {
+    let Some(instance) = run.instance.as_deref() else {
+        return false; // written by another tool: not ours to judge
+    };
+    if instance == me {
+        return true; // our own identity, and we are starting: an earlier life of ours
+    }
+    let (Some((host, pid)), Some((my_host, _))) = (instance.rsplit_once(':'), me.rsplit_once(':'))
+    else {
+        return false;
+    };
+    host == my_host && pid.parse::<u32>().is_ok_and(|pid| !process_alive(pid))
+}
+
+/// Whether a process with this id runs on this host (Linux: `/proc/PID`); elsewhere we
+/// cannot tell and answer yes, which keeps the run open.
+fn process_alive(pid: u32) -> bool {
+    if cfg!(target_os = "linux") {
+        std::path::Path::new(&format!("/proc/{pid}")).exists()
+    } else {
+        true
+    }
+}
+
+/// At start-up: close runs left open by processes that died, for every job nobody is
+/// running now.
+pub(super) async fn close_stale_runs(shared: &Shared) {
+    let now = shared.clock.now();
+    for slot in shared.slots.values() {
+        let Some(leases) = &shared.leases else {
+            close_abandoned(shared, slot, false, now).await;
+            continue;
+        };
+        match leases
+            .claim(
+                slot.job.name(),
+                &shared.instance,
+                ClaimKind::Now,
+                shared.lease_ttl,
+            )
+            .await
+        {
+            Ok(Some(claimed)) => {
+                close_abandoned(shared, slot, true, now).await;
+                let _ = leases.release(&claimed.lease).await;
+            }
+            Ok(None) => {} // somebody is running it right now
+            Err(e) => {
+                tracing::warn!(job = %slot.job.name(), error = %e, "could not check for abandoned runs")
+            }
+        }
+    }
+}
+
+/// Run once each enabled job whose latest tick is newer than its last recorded run.
+pub(super) async fn catch_up(shared: &Arc<Shared>) {
+    let now = shared.clock.now();
+    for (name, slot) in &shared.slots {
+        if !slot.enabled || slot.misfire == MisfirePolicy::Skip {
+            continue;
+        }
+        let Some(tick) = slot.schedule.latest_at_or_before(now) else {
+            continue;
+        };
+        let last = match shared.store.latest(name).await {
+            Ok(Some(last)) => last,
+            Ok(None) => continue, // never ran: nothing was missed
+            Err(e) => {
+                tracing::warn!(job = %name, error = %e, "cannot read history for catch-up");
+                continue;
+            }
+        };
+        if last.started_at >= tick {
+            continue;
+        }
+        tracing::info!(job = %name, missed_tick = %tick, last_run = %last.started_at, "catching up a missed tick");
+        match run::start(shared, slot, Trigger::CatchUp { fire_time: tick }).await {
+            Ok(_) | Err(Error::AlreadyRunning(_)) => {}
+            Err(e) => tracing::warn!(job = %name, error = %e, "catch-up run not started"),
+        }
+    }
+}
