@@ -512,11 +512,8 @@ async fn custom_plugin_is_registered_and_runs() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replicas_on_postgres_run_each_tick_once() {
-    let Some(t) = barycenter_jobs_test_support::postgres().await else {
-        return;
-    };
+    let t = barycenter_jobs_test_support::postgres().await;
     let dir = tempfile::tempdir().unwrap();
     let (status, lines) = Running::start(
         "replicas",
@@ -529,3 +526,4 @@ async fn replicas_on_postgres_run_each_tick_once() {
     let summary = lines.iter().find(|l| l.starts_with("ticks:")).unwrap();
     assert!(summary.contains("duplicates: 0"), "{summary}");
 }
+barycenter_jobs_test_support::server_test!(postgres, replicas_on_postgres_run_each_tick_once);

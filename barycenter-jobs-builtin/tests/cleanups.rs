@@ -406,11 +406,8 @@ backend_tests!(
 
 /// On PostgreSQL the cleanup walks the heap in page ranges: every page is covered, exactly the
 /// expired rows go (including ones behind the walk), and the ranges adapt to the target.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_heap_walk_covers_every_page() {
-    let Some(t) = barycenter_jobs_test_support::postgres().await else {
-        return;
-    };
+    let t = barycenter_jobs_test_support::postgres().await;
     create_barycenter_tables(&t).await;
     // 6,000 rows over ~80 heap pages: even ids expired (by 1 s to 100 min), every seventh
     // exactly at the cutoff (stays), the rest in the future.
@@ -449,13 +446,11 @@ async fn postgres_heap_walk_covers_every_page() {
         6000 - expired
     );
 }
+barycenter_jobs_test_support::server_test!(postgres, postgres_heap_walk_covers_every_page);
 
 /// A partitioned table has no heap of its own to walk: the index batches do the work.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_partitioned_sessions_are_cleaned() {
-    let Some(t) = barycenter_jobs_test_support::postgres().await else {
-        return;
-    };
+    let t = barycenter_jobs_test_support::postgres().await;
     barycenter_jobs_test_support::raw(
         &t.db,
         &format!(
@@ -475,6 +470,7 @@ async fn postgres_partitioned_sessions_are_cleaned() {
     assert_eq!(out.records_processed, 250);
     assert_eq!(keys(&t.db, "sessions", "session_id").await.len(), 250);
 }
+barycenter_jobs_test_support::server_test!(postgres, postgres_partitioned_sessions_are_cleaned);
 
 #[test]
 fn bad_identifiers_are_a_clear_error() {

@@ -1,7 +1,8 @@
 //! Execution store conformance suite, run on SQLite, PostgreSQL and MariaDB.
 
 use barycenter_jobs_core::{
-    Backend, ExecutionQuery, ExecutionStatus, ExecutionStore, NewExecution, Outcome, Trigger,
+    Backend, Database, Error, ExecutionQuery, ExecutionStatus, ExecutionStore, NewExecution,
+    Outcome, Trigger,
 };
 use barycenter_jobs_test_support::{TestDb, backend_tests};
 use chrono::{DateTime, Duration, TimeZone, Utc};
@@ -419,3 +420,89 @@ backend_tests!(
     retention_purges_in_batches,
     custom_table_names,
 );
+
+/// How many columns the history table's index `index` has on MariaDB (0: no such index).
+async fn mysql_index_columns(t: &TestDb, index: &str) -> i64 {
+    let Database::MySql(pool) = &t.db else {
+        unreachable!("MariaDB only");
+    };
+    sqlx::query_scalar(
+        "SELECT COUNT(*) FROM information_schema.statistics
+         WHERE table_schema = DATABASE() AND table_name = 'job_executions' AND index_name = ?",
+    )
+    .bind(index)
+    .fetch_one(pool)
+    .await
+    .unwrap()
+}
+
+/// A history table whose `job_name` is TEXT cannot take the `(job_name, id)` index: MySQL
+/// refuses a TEXT key without a length (error 1170), MariaDB 10.x tries the whole column and
+/// finds the key too long (error 1071). Both come with SQLSTATE 42000, which a duplicate index
+/// name has too. The index step must fail and name itself, not count as done and leave the
+/// history without its index for good.
+async fn refused_index_fails_the_migration(t: &TestDb) {
+    raw(
+        t,
+        "CREATE TABLE job_executions (
+            id BIGINT AUTO_INCREMENT PRIMARY KEY,
+            job_name TEXT NOT NULL,
+            started_at BIGINT NOT NULL,
+            completed_at BIGINT,
+            success INTEGER,
+            error_message TEXT,
+            records_processed INTEGER
+        )",
+    )
+    .await;
+    let store = ExecutionStore::new(t.db.clone());
+    let err = store.migrate().await.unwrap_err();
+    let Error::Migration {
+        version,
+        name,
+        source,
+    } = &err
+    else {
+        panic!("expected a migration error, got {err:?}");
+    };
+    assert_eq!((*version, *name), (3, "add_execution_indexes"), "{err}");
+    let number = source
+        .as_database_error()
+        .and_then(|d| d.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>())
+        .map(|d| d.number());
+    assert!(matches!(number, Some(1170 | 1071)), "{err}");
+    assert!(err.to_string().contains("add_execution_indexes"), "{err}");
+    assert_eq!(mysql_index_columns(t, "job_executions_job_id_idx").await, 0);
+
+    // Not recorded as applied: once the column is fixed, the next run creates the indexes.
+    raw(
+        t,
+        "ALTER TABLE job_executions MODIFY job_name VARCHAR(191) NOT NULL",
+    )
+    .await;
+    let ran = store.migrate().await.unwrap();
+    assert_eq!(ran.first(), Some(&3), "{ran:?}");
+    assert_eq!(mysql_index_columns(t, "job_executions_job_id_idx").await, 2);
+}
+
+/// The index step run again over indexes that exist (its record lost, or a replica that
+/// created them first) completes: on MariaDB through ER_DUP_KEYNAME (1061), elsewhere through
+/// IF NOT EXISTS.
+async fn index_step_rerun_over_existing_indexes(t: &TestDb) {
+    let store = ExecutionStore::new(t.db.clone());
+    store.migrate().await.unwrap();
+    assert!(store.migrate().await.unwrap().is_empty());
+    raw(
+        t,
+        "DELETE FROM barycenter_jobs_migrations WHERE version = 3",
+    )
+    .await;
+    assert_eq!(store.migrate().await.unwrap(), vec![3]);
+    assert!(store.migrate().await.unwrap().is_empty());
+    if t.backend() == Backend::MySql {
+        assert_eq!(mysql_index_columns(t, "job_executions_job_id_idx").await, 2);
+    }
+}
+
+backend_tests!(index_step_rerun_over_existing_indexes);
+backend_tests!([mysql] refused_index_fails_the_migration);

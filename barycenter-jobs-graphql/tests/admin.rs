@@ -875,11 +875,8 @@ async fn paths_methods_and_the_playground() {
     f.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn job_logs_on_postgres() {
-    let Some(db) = barycenter_jobs_test_support::postgres().await else {
-        return;
-    };
+    let db = barycenter_jobs_test_support::postgres().await;
     let f = Fixture::on(db, true).await;
     insert_barycenter_row(&f.db.db, "ok").await;
     insert_barycenter_row(&f.db.db, "failed").await;
@@ -913,3 +910,4 @@ async fn job_logs_on_postgres() {
     );
     f.shutdown().await;
 }
+barycenter_jobs_test_support::server_test!(postgres, job_logs_on_postgres);

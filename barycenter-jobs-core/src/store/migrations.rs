@@ -290,20 +290,28 @@ async fn add_indexes(db: &Database, t: &TableNames) -> Result<()> {
     Ok(())
 }
 
+/// MySQL / MariaDB `ER_DUP_KEYNAME`: an index of that name already exists on the table.
+#[cfg(feature = "mysql")]
+const ER_DUP_KEYNAME: u16 = 1061;
+
+/// Whether `e` says that the index being created is already there, so the step is done.
+///
+/// Anything else must fail the migration: treating a refusal as "already there" would leave
+/// the history without its index and record the step as applied, for good.
 fn is_duplicate_index(e: &Error) -> bool {
-    match e {
-        Error::Database(sqlx::Error::Database(d)) => {
-            // MySQL/MariaDB ER_DUP_KEYNAME, PostgreSQL duplicate_table (relation exists).
-            // MySQL/MariaDB ER_DUP_KEYNAME (1061); PostgreSQL duplicate_table, or a unique
-            // violation in its catalog when two sessions create the index at once.
-            matches!(
-                d.code().as_deref(),
-                Some("42P07") | Some("23505") | Some("42000")
-            ) && !d.message().contains("syntax")
-                || d.message().contains("Duplicate key name")
-        }
-        _ => false,
+    let Error::Database(sqlx::Error::Database(d)) = e else {
+        return false;
+    };
+    // MySQL has no CREATE INDEX IF NOT EXISTS. Only the error number tells a duplicate name
+    // apart: its SQLSTATE, 42000, is shared with access denied, key too long and a BLOB/TEXT
+    // column indexed without a key length.
+    #[cfg(feature = "mysql")]
+    if let Some(mysql) = d.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>() {
+        return mysql.number() == ER_DUP_KEYNAME;
     }
+    // PostgreSQL honours IF NOT EXISTS, but two sessions creating the index at once can still
+    // collide: duplicate_table (42P07), or a unique violation in its catalog (23505).
+    matches!(d.code().as_deref(), Some("42P07" | "23505"))
 }
 
 async fn create_leases(db: &Database, t: &TableNames) -> Result<()> {

@@ -6,10 +6,26 @@
 //!   the test user may connect to, e.g. `postgres://postgres@127.0.0.1:5432/test`), dropped
 //!   again when the [`TestDb`] is dropped, even if the test panicked.
 //!
-//! When a server's variable is unset, its tests are skipped with a message, except under
-//! `CI=true`, where a missing or unreachable server fails the test.
+//! [`backend_tests!`] turns one `async fn(&TestDb)` into a test per backend (or per backend of
+//! a list), and [`server_test!`] declares a test that opens its server database itself.
 //!
-//! [`backend_tests!`] turns one `async fn(&TestDb)` into a test per backend.
+//! # Skipped server tests
+//!
+//! When a server's variable is unset at build time, the tests those macros generate for it
+//! are `#[ignore]`d, so libtest reports them as `ignored` ("set BARYCENTER_JOBS_TEST_POSTGRES
+//! to run") instead of `ok`. Under `CI=true` they are never ignored: a missing or unreachable
+//! server fails them. The decision is taken by this crate's build script, which cargo reruns
+//! whenever `BARYCENTER_JOBS_TEST_POSTGRES`, `BARYCENTER_JOBS_TEST_MYSQL` or `CI` change, so
+//! the crates under test need no build script of their own.
+//!
+//! A server test is declared only through these macros: [`postgres`], [`mysql`] and [`fresh`]
+//! panic when the variable is unset at run time, because a test that returns early there
+//! would be reported as passed. That also covers `cargo test -- --include-ignored` without a
+//! server.
+//!
+//! [`proxy::FaultProxy`] sits between a pool and a server to cut or stall the connection.
+
+pub mod proxy;
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -125,32 +141,47 @@ pub async fn sqlite() -> TestDb {
     }
 }
 
-/// A fresh PostgreSQL database, or `None` (skip) when no server is configured outside CI.
-pub async fn postgres() -> Option<TestDb> {
+/// A fresh PostgreSQL database on the server named by [`POSTGRES_ENV`].
+///
+/// # Panics
+///
+/// When the variable is unset (declare the test with [`backend_tests!`] or [`server_test!`],
+/// which mark it ignored then), or the server cannot be reached.
+pub async fn postgres() -> TestDb {
     server(Backend::Postgres, POSTGRES_ENV).await
 }
 
-/// A fresh MariaDB / MySQL database, or `None` (skip) when no server is configured outside CI.
-pub async fn mysql() -> Option<TestDb> {
+/// A fresh MariaDB / MySQL database on the server named by [`MYSQL_ENV`].
+///
+/// # Panics
+///
+/// As [`postgres`], for [`MYSQL_ENV`].
+pub async fn mysql() -> TestDb {
     server(Backend::MySql, MYSQL_ENV).await
 }
 
-/// A fresh database on `backend`, or `None` when it is skipped.
-pub async fn fresh(backend: Backend) -> Option<TestDb> {
+/// A fresh database on `backend`; see [`postgres`] for when it panics.
+pub async fn fresh(backend: Backend) -> TestDb {
     match backend {
-        Backend::Sqlite => Some(sqlite().await),
+        Backend::Sqlite => sqlite().await,
         Backend::Postgres => postgres().await,
         _ => mysql().await,
     }
 }
 
-async fn server(backend: Backend, var: &str) -> Option<TestDb> {
-    let Ok(admin_url) = std::env::var(var) else {
-        if in_ci() {
-            panic!("{var} is not set, and CI=true makes {backend:?} tests mandatory");
-        }
-        eprintln!("skipping {backend:?} test: {var} is not set");
-        return None;
+async fn server(backend: Backend, var: &str) -> TestDb {
+    let admin_url = match std::env::var(var) {
+        Ok(url) if !url.is_empty() => url,
+        _ if in_ci() => panic!("{var} is not set, and CI=true makes {backend:?} tests mandatory"),
+        // Reached only by a test that is not ignored without the variable: one declared by
+        // hand instead of through the macros, one run with --ignored / --include-ignored, or
+        // a binary built with the variable set and run without it. Returning would report a
+        // pass for a test that did nothing.
+        _ => panic!(
+            "{var} is not set: this {backend:?} test cannot run. Declare server tests with \
+             backend_tests! or server_test! so they are reported as ignored without a server, \
+             and set {var} to run them"
+        ),
     };
     let name = unique_name();
     let create = match backend {
@@ -180,12 +211,12 @@ async fn server(backend: Backend, var: &str) -> Option<TestDb> {
     let db = Database::connect_with_max(&url, 6)
         .await
         .unwrap_or_else(|e| panic!("cannot open {url}: {e}"));
-    Some(TestDb {
+    TestDb {
         db,
         url,
         drop_on_server: Some((backend, admin_url, name)),
         _dir: None,
-    })
+    }
 }
 
 /// `scheme://auth@host:port/OLD?query` with the database path replaced by `name`.
@@ -230,29 +261,134 @@ pub async fn raw(db: &Database, sql: &str) {
 /// ```
 ///
 /// expands to a module `migrations_are_idempotent` with tests `sqlite`, `postgres`, `mysql`.
+/// A bracketed list first restricts the backends, for cases that only make sense on some:
+///
+/// ```ignore
+/// backend_tests!([postgres] heap_walk_covers_every_page);
+/// backend_tests!([postgres, mysql] survives_a_cut_connection, survives_a_stall);
+/// ```
+///
+/// The `postgres` / `mysql` tests are `#[ignore]`d when their server's variable is unset
+/// outside CI (see the crate documentation), so they show as `ignored`, not `ok`.
 #[macro_export]
 macro_rules! backend_tests {
-    ($($case:ident),+ $(,)?) => {$(
+    // One case at a time: macro_rules cannot nest the backends' repetition in the cases'.
+    ([$($backend:ident),+ $(,)?] $case:ident $(, $rest:ident)* $(,)?) => {
         mod $case {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                let t = $crate::sqlite().await;
-                super::$case(&t).await;
-            }
+            $($crate::backend_tests!(@test $backend $case);)+
+        }
+        $crate::backend_tests!([$($backend),+] $($rest),*);
+    };
+    ([$($backend:ident),+ $(,)?]) => {};
+    ($($case:ident),+ $(,)?) => {
+        $crate::backend_tests!([sqlite, postgres, mysql] $($case),+);
+    };
+    (@test sqlite $case:ident) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn sqlite() {
+            let t = $crate::sqlite().await;
+            super::$case(&t).await;
+        }
+    };
+    (@test postgres $case:ident) => {
+        $crate::__bjt_gate_postgres! {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn postgres() {
-                if let Some(t) = $crate::postgres().await {
-                    super::$case(&t).await;
-                }
+                let t = $crate::postgres().await;
+                super::$case(&t).await;
             }
+        }
+    };
+    (@test mysql $case:ident) => {
+        $crate::__bjt_gate_mysql! {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn mysql() {
-                if let Some(t) = $crate::mysql().await {
-                    super::$case(&t).await;
+                let t = $crate::mysql().await;
+                super::$case(&t).await;
+            }
+        }
+    };
+}
+
+/// A test on one server for an `async fn case()` that opens its database itself (with
+/// [`postgres`] / [`mysql`]), e.g. because a fixture must own the [`TestDb`]:
+///
+/// ```ignore
+/// async fn job_logs_on_postgres() {
+///     let f = Fixture::on(barycenter_jobs_test_support::postgres().await).await;
+///     ...
+/// }
+/// server_test!(postgres, job_logs_on_postgres);
+/// ```
+///
+/// expands to a module `job_logs_on_postgres` with one test `postgres`, ignored like the server
+/// cases of [`backend_tests!`]. Prefer [`backend_tests!`] with a list when `&TestDb` will do.
+#[macro_export]
+macro_rules! server_test {
+    (postgres, $case:ident $(,)?) => {
+        mod $case {
+            $crate::__bjt_gate_postgres! {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    super::$case().await;
                 }
             }
         }
-    )+};
+    };
+    (mysql, $case:ident $(,)?) => {
+        mod $case {
+            $crate::__bjt_gate_mysql! {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn mysql() {
+                    super::$case().await;
+                }
+            }
+        }
+    };
+}
+
+// The gates: which definition exists is decided by this crate's cfgs (set by build.rs), and
+// the expansion carries the decision into the test crate, which has no such cfgs of its own.
+// The `#[ignore]` goes after the test attribute, where `#[tokio::test]` passes it through.
+
+/// Passes a test through (its PostgreSQL server is configured, or CI requires it).
+#[cfg(barycenter_jobs_test_postgres)]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __bjt_gate_postgres {
+    ($($test:tt)*) => { $($test)* };
+}
+
+/// Marks a test ignored: no PostgreSQL server is configured.
+#[cfg(not(barycenter_jobs_test_postgres))]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __bjt_gate_postgres {
+    (#[$attr:meta] $($rest:tt)*) => {
+        #[$attr]
+        #[ignore = "set BARYCENTER_JOBS_TEST_POSTGRES to run"]
+        $($rest)*
+    };
+}
+
+/// Passes a test through (its MariaDB / MySQL server is configured, or CI requires it).
+#[cfg(barycenter_jobs_test_mysql)]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __bjt_gate_mysql {
+    ($($test:tt)*) => { $($test)* };
+}
+
+/// Marks a test ignored: no MariaDB / MySQL server is configured.
+#[cfg(not(barycenter_jobs_test_mysql))]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __bjt_gate_mysql {
+    (#[$attr:meta] $($rest:tt)*) => {
+        #[$attr]
+        #[ignore = "set BARYCENTER_JOBS_TEST_MYSQL to run"]
+        $($rest)*
+    };
 }
 
 #[cfg(test)]
