@@ -34,7 +34,10 @@
 //!   taken too; the heap walk goes on to the pages added while it ran, and leaves a row that
 //!   appears behind it (in free space vacuum found) for the next run rather than follow it
 //!   with an index pass that would step over every index entry the walk left for vacuum;
-//! - `records_processed` is the exact sum of the rows each statement deleted.
+//! - `records_processed` is the exact sum of the rows each statement deleted. Each
+//!   statement's count is also reported to the run as soon as the statement has committed
+//!   ([`JobContext::report_processed`]), so a run that fails, times out or is cancelled
+//!   half-way is recorded with the exact number of rows it did delete.
 //!
 //! # The statements
 //!
@@ -62,7 +65,8 @@
 //! every pause. A cancelled run stops between two statements (every batch is its own committed
 //! statement, so nothing is half done) and returns [`JobError::Cancelled`]; the scheduler
 //! records the run as cancelled. The number of rows deleted until then is logged at `info`
-//! level, and the next run finishes the work.
+//! level and was already reported to the run batch by batch
+//! ([`JobContext::processed_so_far`]), and the next run finishes the work.
 
 use std::time::{Duration, Instant};
 
@@ -377,6 +381,10 @@ impl BatchedDelete {
 
     /// Delete every matching row, batch after batch, until a batch deletes nothing.
     ///
+    /// Every statement's deleted rows are added to the run's progress
+    /// ([`JobContext::report_processed`]) right after it commits, including a final `0`, so
+    /// the progress always equals the rows this run has removed, whatever ends it.
+    ///
     /// Fails with [`JobError::Cancelled`] when the context is cancelled (between two
     /// batches), and with the database error of a failed statement (rows deleted by earlier
     /// batches stay deleted; the next run continues).
@@ -446,6 +454,9 @@ impl BatchedDelete {
         // Sizes and pauses follow the time the lock was held, not time spent queueing for it
         // behind the host's writes.
         let (deleted, elapsed) = (executed.rows, executed.lock_held);
+        // The statement has committed: report it before anything else can fail or be
+        // cancelled, so the history of a cut-short run counts exactly these rows.
+        ctx.report_processed(deleted);
         report.deleted += deleted;
         report.statements += 1;
         report.longest_statement = report.longest_statement.max(elapsed);

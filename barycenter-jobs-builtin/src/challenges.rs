@@ -8,7 +8,7 @@ use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::batch::{BatchedDelete, Batching, before};
-use crate::table::ExpiringTable;
+use crate::table::{ExpiringTable, earlier, seconds};
 use crate::time::TimeFormat;
 
 /// Where the challenges live (`[challenges]` in [`BuiltinConfig`](crate::BuiltinConfig)).
@@ -38,6 +38,9 @@ pub struct ChallengesConfig {
     /// A challenge created more than this many seconds ago is deleted whatever its expiry
     /// (default 300, five minutes).
     pub max_age_secs: u64,
+    /// Safety margin, in seconds (default 0), taken off "now" for both rules: a challenge is
+    /// deleted once `expires_at < now - margin` or `created_at < now - margin - max age`.
+    pub keep_if_younger_secs: u64,
 }
 
 impl Default for ChallengesConfig {
@@ -49,12 +52,15 @@ impl Default for ChallengesConfig {
             expires_column: "expires_at".into(),
             time_format: TimeFormat::EpochSeconds,
             max_age_secs: 5 * 60,
+            keep_if_younger_secs: 0,
         }
     }
 }
 
 /// Deletes challenges with `expires_at < now`, then those with
-/// `created_at < now - max age`.
+/// `created_at < now - max age`, where "now" is the run's cut-off clock
+/// ([`JobContext::cutoff_now`], the database's by default) minus
+/// [`ChallengesConfig::keep_if_younger_secs`].
 ///
 /// ```
 /// use barycenter_jobs_builtin::ChallengesCleanup;
@@ -83,19 +89,16 @@ impl ChallengesCleanup {
     /// A cleanup of the table described by `config`; fails with
     /// [`Error::InvalidIdentifier`] on a name that is not a plain SQL identifier.
     pub fn new(config: &ChallengesConfig) -> Result<Self, Error> {
-        let max_age = i64::try_from(config.max_age_secs)
-            .ok()
-            .and_then(Duration::try_seconds)
-            .unwrap_or(Duration::MAX);
         Ok(Self {
             table: ExpiringTable::new(
                 &config.table,
                 &config.key_column,
                 &config.expires_column,
                 config.time_format,
+                config.keep_if_younger_secs,
             )?,
             created: Identifier::new(config.created_column.as_str())?,
-            max_age,
+            max_age: seconds(config.max_age_secs),
             batching: Batching::default(),
         })
     }
@@ -106,12 +109,11 @@ impl ChallengesCleanup {
         self
     }
 
-    /// Challenges created before `now - max age`, oldest first.
+    /// Challenges created before `now - max age`, oldest first (`now` with the margin
+    /// already taken off).
     fn too_old(&self, now: DateTime<Utc>) -> BatchedDelete {
         let t = &self.table;
-        let cutoff = now
-            .checked_sub_signed(self.max_age)
-            .unwrap_or(DateTime::<Utc>::MIN_UTC);
+        let cutoff = earlier(now, self.max_age);
         BatchedDelete::new(
             t.table.clone(),
             t.key.clone(),
@@ -143,7 +145,7 @@ impl Job for ChallengesCleanup {
     }
 
     async fn run(&self, ctx: JobContext) -> Result<JobOutput, JobError> {
-        let now = ctx.now();
+        let now = self.table.cutoff(&ctx).await?;
         // Two passes, each walking the index of its own column, rather than one OR that no
         // index serves.
         let expired = self.table.expired(now, &self.batching).run(&ctx).await?;

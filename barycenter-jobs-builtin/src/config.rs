@@ -21,9 +21,11 @@ use crate::refresh_tokens::{RefreshTokensCleanup, RefreshTokensConfig};
 /// [sessions]
 /// table = "user_sessions"
 /// time_format = "timestamp_tz"
+/// keep_if_younger_secs = 60
 ///
 /// [refresh_tokens]
 /// rotation_grace_period_secs = 1800
+/// rotated = "at_expiry"
 ///
 /// [challenges]
 /// max_age_secs = 300

@@ -55,8 +55,9 @@ impl ExpiryKind for DeviceCodes {
     const KEY: &'static str = "device_code";
 }
 
-/// Where the rows of an expiry cleanup live (`[sessions]` / `[device_codes]` in
-/// [`BuiltinConfig`](crate::BuiltinConfig)). The defaults are Barycenter's schema.
+/// Where the rows of an expiry cleanup live, and how long past their expiry they are kept
+/// (`[sessions]` / `[device_codes]` in [`BuiltinConfig`](crate::BuiltinConfig)). The
+/// defaults are Barycenter's schema and rule (`expires_at < now`).
 ///
 /// ```
 /// use barycenter_jobs_builtin::{SessionsCleanup, SessionsConfig, TimeFormat};
@@ -65,8 +66,10 @@ impl ExpiryKind for DeviceCodes {
 ///     table = "user_sessions"
 ///     expires_column = "valid_until"
 ///     time_format = "timestamp_tz"
+///     keep_if_younger_secs = 60
 /// "#).unwrap();
 /// assert_eq!(config.key_column, "session_id");
+/// assert_eq!(config.keep_if_younger_secs, 60);
 /// let job = SessionsCleanup::new(&config).unwrap();
 /// ```
 #[derive(Serialize, Deserialize)]
@@ -81,6 +84,10 @@ pub struct ExpiryConfig<K: ExpiryKind> {
     pub expires_column: String,
     /// How the expiry column stores instants (default epoch seconds).
     pub time_format: TimeFormat,
+    /// Safety margin, in seconds (default 0): a row is deleted only once it expired more than
+    /// this long ago (`expires_at < now - margin`), so a clock that runs a little ahead of
+    /// the one that wrote the expiry times still never deletes a live row.
+    pub keep_if_younger_secs: u64,
     #[serde(skip)]
     kind: PhantomData<K>,
 }
@@ -92,6 +99,7 @@ impl<K: ExpiryKind> Default for ExpiryConfig<K> {
             key_column: K::KEY.into(),
             expires_column: "expires_at".into(),
             time_format: TimeFormat::EpochSeconds,
+            keep_if_younger_secs: 0,
             kind: PhantomData,
         }
     }
@@ -104,6 +112,7 @@ impl<K: ExpiryKind> Clone for ExpiryConfig<K> {
             key_column: self.key_column.clone(),
             expires_column: self.expires_column.clone(),
             time_format: self.time_format,
+            keep_if_younger_secs: self.keep_if_younger_secs,
             kind: PhantomData,
         }
     }
@@ -116,11 +125,13 @@ impl<K: ExpiryKind> PartialEq for ExpiryConfig<K> {
             &self.key_column,
             &self.expires_column,
             self.time_format,
+            self.keep_if_younger_secs,
         ) == (
             &other.table,
             &other.key_column,
             &other.expires_column,
             other.time_format,
+            other.keep_if_younger_secs,
         )
     }
 }
@@ -135,12 +146,15 @@ impl<K: ExpiryKind> fmt::Debug for ExpiryConfig<K> {
             .field("key_column", &self.key_column)
             .field("expires_column", &self.expires_column)
             .field("time_format", &self.time_format)
+            .field("keep_if_younger_secs", &self.keep_if_younger_secs)
             .finish()
     }
 }
 
-/// Deletes the rows whose expiry is before now. A row expiring exactly now, or with a NULL
-/// expiry, stays.
+/// Deletes the rows whose expiry is before now minus the configured margin
+/// ([`ExpiryConfig::keep_if_younger_secs`], default 0). A row expiring exactly at that
+/// instant, or with a NULL expiry, stays. "Now" is the run's cut-off clock
+/// ([`JobContext::cutoff_now`]): the database's by default.
 ///
 /// ```
 /// use barycenter_jobs_builtin::{DeviceCodesCleanup, SessionsCleanup};
@@ -174,6 +188,7 @@ impl<K: ExpiryKind> ExpiryCleanup<K> {
                 &config.key_column,
                 &config.expires_column,
                 config.time_format,
+                config.keep_if_younger_secs,
             )?,
             batching: Batching::default(),
             kind: PhantomData,
@@ -228,20 +243,18 @@ impl<K: ExpiryKind> Job for ExpiryCleanup<K> {
     }
 
     async fn run(&self, ctx: JobContext) -> Result<JobOutput, JobError> {
-        let report = self
-            .table
-            .expired(ctx.now(), &self.batching)
-            .run(&ctx)
-            .await?;
+        let now = self.table.cutoff(&ctx).await?;
+        let report = self.table.expired(now, &self.batching).run(&ctx).await?;
         Ok(JobOutput::processed(report.deleted))
     }
 }
 
-/// `cleanup_expired_sessions`: deletes `sessions` rows with `expires_at < now`.
+/// `cleanup_expired_sessions`: deletes `sessions` rows with `expires_at < now - margin`.
 pub type SessionsCleanup = ExpiryCleanup<Sessions>;
 /// Table layout of [`SessionsCleanup`] (`[sessions]`).
 pub type SessionsConfig = ExpiryConfig<Sessions>;
-/// `cleanup_expired_device_codes`: deletes `device_codes` rows with `expires_at < now`.
+/// `cleanup_expired_device_codes`: deletes `device_codes` rows with
+/// `expires_at < now - margin`.
 pub type DeviceCodesCleanup = ExpiryCleanup<DeviceCodes>;
 /// Table layout of [`DeviceCodesCleanup`] (`[device_codes]`).
 pub type DeviceCodesConfig = ExpiryConfig<DeviceCodes>;

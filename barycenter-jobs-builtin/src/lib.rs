@@ -4,12 +4,26 @@
 //! | job | description | schedule | deletes |
 //! |---|---|---|---|
 //! | `cleanup_expired_sessions` | Clean up expired user sessions | `0 0 * * * *` | `sessions` rows with `expires_at < now` |
-//! | `cleanup_expired_refresh_tokens` | Clean up expired refresh tokens | `0 30 * * * *` | `refresh_tokens` rows with `expires_at < now`, and rotated tokens once their successor is older than a grace period (30 min) |
+//! | `cleanup_expired_refresh_tokens` | Clean up expired refresh tokens | `0 30 * * * *` | `refresh_tokens` rows with `expires_at < now`, and rotated tokens once their successor is older than a grace period (30 min), unless `rotated = "at_expiry"` keeps them for replay detection ([`RotatedTokens`]) |
 //! | `cleanup_expired_challenges` | Clean up expired WebAuthn challenges | `0 */5 * * * *` | `webauthn_challenges` rows created more than 5 minutes ago or with `expires_at < now` |
 //! | `cleanup_expired_device_codes` | Clean up expired device authorization codes | `0 45 * * * *` | `device_codes` rows with `expires_at < now` |
 //!
-//! "Now" is the job's clock ([`JobContext::now`](barycenter_jobs_core::JobContext::now)), read
-//! once at the start of a run. A row expiring exactly now, or whose time is NULL, is kept.
+//! "Now" is the run's cut-off clock
+//! ([`JobContext::cutoff_now`](barycenter_jobs_core::JobContext::cutoff_now)), read once at
+//! the start of a run and used by every pass of it. By default it is **the database's clock**:
+//! a replica whose own clock runs ahead cannot delete a row that is still live, and a run is
+//! refused (recorded as failed, nothing deleted) when the application clock is more than the
+//! scheduler's `[clock] max_skew_secs` (30) away from the database's. The scheduler's
+//! `[clock] cutoffs = "app"` takes the application server's clock instead, as Barycenter's own
+//! cleanups do. A row expiring exactly now, or whose time is NULL, is kept.
+//!
+//! Each cleanup also has a safety margin, `keep_if_younger_secs` (default 0): with it, "now"
+//! is moved back by that many seconds for every pass, so a row that expired less than the
+//! margin ago is kept for the next run.
+//!
+//! Rows deleted are reported to the run statement by statement
+//! ([`JobContext::report_processed`](barycenter_jobs_core::JobContext::report_processed)), so
+//! a run that fails, times out or is cancelled records the exact number it removed.
 //! Rows are deleted in bounded, adaptive batches by one shared mechanism,
 //! [`BatchedDelete`] (see [`batch`] for the statements per database).
 //!
@@ -83,7 +97,7 @@ pub use expiry::{
     DeviceCodes, DeviceCodesCleanup, DeviceCodesConfig, ExpiryCleanup, ExpiryConfig, ExpiryKind,
     Sessions, SessionsCleanup, SessionsConfig,
 };
-pub use refresh_tokens::{FlagFormat, RefreshTokensCleanup, RefreshTokensConfig};
+pub use refresh_tokens::{FlagFormat, RefreshTokensCleanup, RefreshTokensConfig, RotatedTokens};
 pub use time::TimeFormat;
 
 /// Make sure this crate, and with it the `inventory` registrations of its four jobs, is

@@ -3,10 +3,28 @@
 //!
 //! When a refresh token is used, Barycenter issues a new one whose `parent_token` names the
 //! old one, and marks the old one `revoked`. The old token is kept for a grace period (so a
-//! client whose response was lost can be recognised, and a replay detected); after that it is
-//! only history. A revoked token that no token names was revoked for another reason (logout,
-//! reuse detection) and is kept until it expires; a token that is not revoked is kept whatever
-//! names it.
+//! client whose response was lost can be recognised, and a replay detected). A revoked token
+//! that no token names was revoked for another reason (logout, reuse detection) and is kept
+//! until it expires; a token that is not revoked is kept whatever names it.
+//!
+//! # Rotated tokens and replay detection
+//!
+//! What happens to a rotated token after the grace period is a trade-off, chosen with
+//! [`RefreshTokensConfig::rotated`]:
+//!
+//! - [`RotatedTokens::AfterGrace`] (the default): it is deleted once its successor is older
+//!   than the grace period, which keeps the table small. **This removes the server's ability
+//!   to detect a later replay of that token**: refresh-token reuse detection (RFC 9700, the
+//!   OAuth 2.0 Security Best Current Practice, section 4.14 on refresh token protection)
+//!   relies on the server recognising a presented token as one it already rotated, and then
+//!   revoking the whole family, the successor an attacker (or the legitimate client) holds
+//!   included. Once the row is gone, a stolen token replayed after the grace period is
+//!   merely "unknown": it is refused, but nothing flags the theft or revokes its successors.
+//! - [`RotatedTokens::AtExpiry`]: rotated tokens stay until their own `expires_at`, like
+//!   every other token, so a replay is recognised for as long as the token could have been
+//!   used at all, at the cost of one row per rotation for the token's whole lifetime.
+//!
+//! Either way a token past its `expires_at` is deleted, rotated or not.
 
 use barycenter_jobs_core::{
     Error, Identifier, Job, JobContext, JobError, JobOutput, async_trait, register_job,
@@ -16,7 +34,7 @@ use sea_query::{Alias, Cond, Condition, Expr, ExprTrait, Query};
 use serde::{Deserialize, Serialize};
 
 use crate::batch::{BatchedDelete, Batching};
-use crate::table::ExpiringTable;
+use crate::table::{ExpiringTable, earlier, seconds};
 use crate::time::TimeFormat;
 
 /// How the `revoked` flag is stored.
@@ -32,15 +50,52 @@ pub enum FlagFormat {
     Boolean,
 }
 
-/// Where the refresh tokens live (`[refresh_tokens]` in
-/// [`BuiltinConfig`](crate::BuiltinConfig)). The defaults are Barycenter's schema.
+/// When rotated refresh tokens are deleted (`rotated` in `[refresh_tokens]`).
+///
+/// Refresh-token reuse detection (RFC 9700, the OAuth 2.0 Security Best Current Practice,
+/// section 4.14) needs the rotated token's row: the server recognises a presented token as one
+/// it already rotated and revokes the whole family, successors included. Deleting a rotated
+/// token after the grace period ([`AfterGrace`](Self::AfterGrace), the default) **removes the
+/// server's ability to detect a later replay of it**: the replayed token is merely unknown,
+/// refused, but nothing flags the theft or revokes the successor the thief holds.
+/// [`AtExpiry`](Self::AtExpiry) keeps that ability for the token's whole lifetime, at the
+/// cost of one row per rotation until then.
+///
+/// In TOML it is written in snake case:
 ///
 /// ```
-/// use barycenter_jobs_builtin::RefreshTokensConfig;
+/// use barycenter_jobs_builtin::{RefreshTokensConfig, RotatedTokens};
+///
+/// let config: RefreshTokensConfig = toml::from_str(r#"rotated = "at_expiry""#).unwrap();
+/// assert_eq!(config.rotated, RotatedTokens::AtExpiry);
+/// assert!(toml::from_str::<RefreshTokensConfig>(r#"rotated = "never""#).is_err());
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum RotatedTokens {
+    /// Delete a rotated token once its successor is older than
+    /// [`rotation_grace_period_secs`](RefreshTokensConfig::rotation_grace_period_secs). A
+    /// replay of it after that can no longer be told from an unknown token.
+    #[default]
+    AfterGrace,
+    /// Keep rotated tokens until their own expiry (no rotation pass), so a replay is detected
+    /// for the token's whole lifetime; the table holds one row per rotation meanwhile.
+    AtExpiry,
+}
+
+/// Where the refresh tokens live, and what happens to rotated ones (`[refresh_tokens]` in
+/// [`BuiltinConfig`](crate::BuiltinConfig)). The defaults are Barycenter's schema and
+/// behaviour.
+///
+/// ```
+/// use barycenter_jobs_builtin::{RefreshTokensConfig, RotatedTokens};
 ///
 /// let config: RefreshTokensConfig = toml::from_str("rotation_grace_period_secs = 600").unwrap();
 /// assert_eq!(config.table, "refresh_tokens");
 /// assert_eq!(config.rotation_grace_period_secs, 600);
+/// assert_eq!(config.rotated, RotatedTokens::AfterGrace);
+/// assert_eq!(config.keep_if_younger_secs, 0);
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -63,8 +118,15 @@ pub struct RefreshTokensConfig {
     /// How the time columns store instants (default epoch seconds).
     pub time_format: TimeFormat,
     /// A rotated token is deleted once its successor was created more than this many seconds
-    /// ago (default 1800, 30 minutes).
+    /// ago (default 1800, 30 minutes), unless [`rotated`](Self::rotated) is `at_expiry`.
     pub rotation_grace_period_secs: u64,
+    /// `after_grace` (default) deletes rotated tokens after the grace period; `at_expiry`
+    /// keeps them until their own expiry, so their replay stays detectable.
+    pub rotated: RotatedTokens,
+    /// Safety margin, in seconds (default 0), taken off "now" for both passes: a token is
+    /// deleted once `expires_at < now - margin`, a rotated one once its successor's
+    /// `created_at < now - margin - grace period`.
+    pub keep_if_younger_secs: u64,
 }
 
 impl Default for RefreshTokensConfig {
@@ -79,13 +141,17 @@ impl Default for RefreshTokensConfig {
             parent_column: "parent_token".into(),
             time_format: TimeFormat::EpochSeconds,
             rotation_grace_period_secs: 30 * 60,
+            rotated: RotatedTokens::AfterGrace,
+            keep_if_younger_secs: 0,
         }
     }
 }
 
-/// Deletes refresh tokens with `expires_at < now`, then rotated tokens: `revoked` is set and
-/// another token's `parent_token` names it, with that successor's `created_at` before
-/// `now - grace period`.
+/// Deletes refresh tokens with `expires_at < now`, then (unless rotated tokens are kept
+/// [until expiry](RotatedTokens::AtExpiry)) rotated tokens: `revoked` is set and another
+/// token's `parent_token` names it, with that successor's `created_at` before
+/// `now - grace period`. "Now" is the run's cut-off clock ([`JobContext::cutoff_now`], the
+/// database's by default) minus [`RefreshTokensConfig::keep_if_younger_secs`].
 ///
 /// ```
 /// use barycenter_jobs_builtin::{RefreshTokensCleanup, RefreshTokensConfig};
@@ -107,6 +173,7 @@ pub struct RefreshTokensCleanup {
     revoked_format: FlagFormat,
     parent: Identifier,
     grace: Duration,
+    rotated: RotatedTokens,
     batching: Batching,
 }
 
@@ -121,22 +188,20 @@ impl RefreshTokensCleanup {
     /// A cleanup of the table described by `config`; fails with
     /// [`Error::InvalidIdentifier`] on a name that is not a plain SQL identifier.
     pub fn new(config: &RefreshTokensConfig) -> Result<Self, Error> {
-        let grace = i64::try_from(config.rotation_grace_period_secs)
-            .ok()
-            .and_then(Duration::try_seconds)
-            .unwrap_or(Duration::MAX);
         Ok(Self {
             table: ExpiringTable::new(
                 &config.table,
                 &config.key_column,
                 &config.expires_column,
                 config.time_format,
+                config.keep_if_younger_secs,
             )?,
             created: Identifier::new(config.created_column.as_str())?,
             revoked: Identifier::new(config.revoked_column.as_str())?,
             revoked_format: config.revoked_format,
             parent: Identifier::new(config.parent_column.as_str())?,
-            grace,
+            grace: seconds(config.rotation_grace_period_secs),
+            rotated: config.rotated,
             batching: Batching::default(),
         })
     }
@@ -147,14 +212,13 @@ impl RefreshTokensCleanup {
         self
     }
 
-    /// Rotated tokens whose successor was created before `now - grace`.
-    fn rotated(&self, now: DateTime<Utc>) -> BatchedDelete {
+    /// Rotated tokens whose successor was created before `now - grace` (`now` with the margin
+    /// already taken off).
+    fn rotated_tokens(&self, now: DateTime<Utc>) -> BatchedDelete {
         let t = &self.table.table;
         let key = &self.table.key;
         let child = Alias::new("successor");
-        let cutoff = now
-            .checked_sub_signed(self.grace)
-            .unwrap_or(DateTime::<Utc>::MIN_UTC);
+        let cutoff = earlier(now, self.grace);
         let successors = Query::select()
             .column((child.clone(), self.parent.clone()))
             .from_as(t.clone(), child.clone())
@@ -199,10 +263,14 @@ impl Job for RefreshTokensCleanup {
     }
 
     async fn run(&self, ctx: JobContext) -> Result<JobOutput, JobError> {
-        let now = ctx.now();
+        let now = self.table.cutoff(&ctx).await?;
         let expired = self.table.expired(now, &self.batching).run(&ctx).await?;
-        let rotated = self.rotated(now).run(&ctx).await?;
-        Ok(JobOutput::processed(expired.deleted + rotated.deleted))
+        let rotated = match self.rotated {
+            RotatedTokens::AfterGrace => self.rotated_tokens(now).run(&ctx).await?.deleted,
+            // Kept for replay detection; the expiry pass above takes them in time.
+            RotatedTokens::AtExpiry => 0,
+        };
+        Ok(JobOutput::processed(expired.deleted + rotated))
     }
 }
 

@@ -6,8 +6,9 @@ use serde::{Deserialize, Serialize};
 
 /// How a time column (`created_at`, `expires_at`) stores an instant.
 ///
-/// The cut-off is always computed from the job's clock ([`JobContext::now`]) and bound as a
-/// parameter of the right type; it is never formatted into the SQL.
+/// The cut-off is always computed from the run's cut-off clock ([`JobContext::cutoff_now`],
+/// the database's by default) and bound as a parameter of the right type; it is never
+/// formatted into the SQL.
 ///
 /// In TOML it is written in snake case:
 ///
@@ -21,7 +22,7 @@ use serde::{Deserialize, Serialize};
 /// assert_eq!(row.format, TimeFormat::EpochMillis);
 /// ```
 ///
-/// [`JobContext::now`]: barycenter_jobs_core::JobContext::now
+/// [`JobContext::cutoff_now`]: barycenter_jobs_core::JobContext::cutoff_now
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]

@@ -2,14 +2,18 @@
 
 mod common;
 
+use std::sync::Arc;
+use std::time::Duration as StdDuration;
+
 use barycenter_jobs_builtin::{
     BatchedDelete, Batching, BuiltinConfig, ChallengesCleanup, ChallengesConfig,
     DeviceCodesCleanup, DeviceCodesConfig, RefreshTokensCleanup, RefreshTokensConfig,
-    SessionsCleanup, SessionsConfig, TimeFormat, configure,
+    RotatedTokens, SessionsCleanup, SessionsConfig, TimeFormat, configure,
 };
 use barycenter_jobs_core::sea_query::{Cond, Expr, ExprTrait};
 use barycenter_jobs_core::{
-    Backend, CancellationToken, Error, Identifier, Job, JobError, Registry,
+    Backend, CancellationToken, CutoffClock, Error, ExecutionStatus, Identifier, Job, JobConfig,
+    JobError, ManualClock, Registry, Scheduler, SchedulerConfig,
 };
 use barycenter_jobs_test_support::{TestDb, backend_tests};
 use chrono::Duration;
@@ -115,6 +119,71 @@ async fn cancelled_run_stops_before_the_next_batch(t: &TestDb) {
         .unwrap_err();
     assert!(matches!(err, JobError::Cancelled), "{err:?}");
     assert_eq!(keys(&t.db, "sessions", "session_id").await, set(&["gone"]));
+}
+
+/// Cancelled between two batches, a run has reported exactly the rows that are gone: the
+/// scheduler records that figure for a cut-short run.
+async fn cancelled_run_reports_exactly_what_it_deleted(t: &TestDb) {
+    create_barycenter_tables(t).await;
+    // Enough rows that PostgreSQL's heap walk needs more than its first range (32 pages),
+    // so on every backend the run is cut short with rows left.
+    const ROWS: usize = 6_000;
+    let rows = (0..ROWS)
+        .map(|n| {
+            vec![
+                s(&format!("s{n:05}")),
+                s("bob"),
+                i(0),
+                i(NOW - 1 - n as i64),
+            ]
+        })
+        .collect();
+    insert_many(
+        &t.db,
+        "sessions",
+        &["session_id", "subject", "created_at", "expires_at"],
+        rows,
+    )
+    .await;
+    let mut b = Batching::default();
+    b.initial_batch_size = 100;
+    b.min_batch_size = 100;
+    b.max_batch_size = 100;
+    // After its first statement the run pauses for a minute, so the cancellation below
+    // lands in that pause whatever the machine's speed: the run cannot reach a second
+    // statement before it.
+    b.pause_ms = 60_000;
+    let cancel = CancellationToken::new();
+    let ctx = ctx_with(&t.db, cancel.clone());
+    let job = SessionsCleanup::default().with_batching(&b);
+    let run = tokio::spawn({
+        let ctx = ctx.clone();
+        async move { job.run(ctx).await }
+    });
+    // The context shares its progress with the run's: wait for the first report.
+    tokio::time::timeout(StdDuration::from_secs(30), async {
+        while ctx.processed_so_far().is_none() {
+            tokio::time::sleep(StdDuration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("the first statement reports within 30 s");
+    cancel.cancel();
+    let err = tokio::time::timeout(StdDuration::from_secs(10), run)
+        .await
+        .expect("a cancelled pause ends at once")
+        .unwrap()
+        .unwrap_err();
+    assert!(matches!(err, JobError::Cancelled), "{err:?}");
+    let gone = (ROWS - keys(&t.db, "sessions", "session_id").await.len()) as u64;
+    assert_eq!(ctx.processed_so_far(), Some(gone));
+    assert!(
+        gone > 0 && gone < ROWS as u64,
+        "cut short: {gone} of {ROWS}"
+    );
+    if t.backend() != Backend::Postgres {
+        assert_eq!(gone, 100, "one batch of 100");
+    }
 }
 
 async fn token(
@@ -238,6 +307,221 @@ async fn refresh_tokens_expired_and_rotated(t: &TestDb) {
     let left = keys(&t.db, "refresh_tokens", "token").await;
     assert!(!left.contains("rotated_recent") && !left.contains("rotated_edge"));
     assert!(left.contains("revoked_orphan") && left.contains("child_recent"));
+}
+
+/// Through a real scheduler: a cleanup that overruns its timeout is cancelled between two
+/// batches, recorded as failed, and its `records_processed` is the rows it did delete.
+async fn timed_out_run_records_what_it_deleted(t: &TestDb) {
+    create_barycenter_tables(t).await;
+    const ROWS: usize = 6_000;
+    let rows = (0..ROWS)
+        .map(|n| {
+            vec![
+                s(&format!("s{n:05}")),
+                s("bob"),
+                i(0),
+                i(NOW - 1 - n as i64),
+            ]
+        })
+        .collect();
+    insert_many(
+        &t.db,
+        "sessions",
+        &["session_id", "subject", "created_at", "expires_at"],
+        rows,
+    )
+    .await;
+    let mut b = Batching::default();
+    b.initial_batch_size = 100;
+    b.min_batch_size = 100;
+    b.max_batch_size = 100;
+    // A minute's pause after the first statement: the 1 s timeout always lands in it.
+    b.pause_ms = 60_000;
+    let registry = Registry::builder()
+        .register(SessionsCleanup::default().with_batching(&b))
+        .build()
+        .unwrap();
+    let mut config = SchedulerConfig::default().job(
+        SessionsCleanup::NAME,
+        JobConfig {
+            enabled: Some(false),
+            timeout_secs: Some(1),
+            ..JobConfig::default()
+        },
+    );
+    // The fixtures' clock, not the database's: their expiry times are relative to NOW.
+    config.clock.cutoffs = CutoffClock::App;
+    let handle = Scheduler::builder(registry, t.db.clone())
+        .config(config)
+        .clock(Arc::new(ManualClock::new(now())))
+        .start()
+        .await
+        .unwrap();
+    let run = handle
+        .trigger(SessionsCleanup::NAME)
+        .await
+        .unwrap()
+        .wait()
+        .await
+        .unwrap();
+    handle.shutdown(StdDuration::from_secs(10)).await.unwrap();
+    assert_eq!(run.status, ExecutionStatus::Failed, "{run:?}");
+    let gone = (ROWS - keys(&t.db, "sessions", "session_id").await.len()) as u64;
+    assert!(
+        gone > 0 && gone < ROWS as u64,
+        "cut short: {gone} of {ROWS}"
+    );
+    assert_eq!(run.records_processed, Some(gone), "{run:?}");
+}
+
+/// `rotated = "at_expiry"` keeps rotated tokens, however old their successor, until their own
+/// expiry; expired tokens go as usual, rotated or not.
+async fn rotated_tokens_kept_until_expiry(t: &TestDb) {
+    create_barycenter_tables(t).await;
+    let later = NOW + 86_400;
+    token(t, "rotated_old", NOW - 90_000, later, 1, None).await;
+    token(t, "child_old", NOW - 80_000, later, 0, Some("rotated_old")).await;
+    token(t, "rotated_expired", NOW - 90_000, NOW - 1, 1, None).await;
+    token(
+        t,
+        "child_of_expired",
+        NOW - 80_000,
+        later,
+        0,
+        Some("rotated_expired"),
+    )
+    .await;
+    token(t, "expired", NOW - 90_000, NOW - 1, 0, None).await;
+
+    let config: RefreshTokensConfig = toml::from_str(r#"rotated = "at_expiry""#).unwrap();
+    assert_eq!(config.rotated, RotatedTokens::AtExpiry);
+    let job = RefreshTokensCleanup::new(&config).unwrap();
+    let out = job.run(ctx(&t.db)).await.unwrap();
+    assert_eq!(out.records_processed, 2);
+    assert_eq!(
+        keys(&t.db, "refresh_tokens", "token").await,
+        set(&["child_of_expired", "child_old", "rotated_old"])
+    );
+
+    // The same table with the default (`after_grace`): the rotated token goes, which is what
+    // makes a later replay of it undetectable.
+    let out = RefreshTokensCleanup::default()
+        .run(ctx(&t.db))
+        .await
+        .unwrap();
+    assert_eq!(out.records_processed, 1);
+    assert_eq!(
+        keys(&t.db, "refresh_tokens", "token").await,
+        set(&["child_of_expired", "child_old"])
+    );
+}
+
+/// Run the four cleanups configured by `config` once each; the rows each deleted.
+async fn run_all_four(t: &TestDb, config: &BuiltinConfig) -> [u64; 4] {
+    let registry = configure(Registry::builder().with_inventory(), config)
+        .unwrap()
+        .build()
+        .unwrap();
+    let mut out = [0; 4];
+    for (n, name) in [
+        SessionsCleanup::NAME,
+        DeviceCodesCleanup::NAME,
+        RefreshTokensCleanup::NAME,
+        ChallengesCleanup::NAME,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let job = registry.get(name).unwrap().job().clone();
+        out[n] = job.run(ctx(&t.db)).await.unwrap().records_processed;
+    }
+    out
+}
+
+/// `keep_if_younger_secs` moves "now" back for every pass of every cleanup: a row that
+/// expired less than the margin ago (or, for the age rules, is less than the margin past
+/// them) is kept; a run without the margin then takes it, so the margin is what kept it.
+async fn safety_margin_keeps_recently_expired_rows(t: &TestDb) {
+    create_barycenter_tables(t).await;
+    const M: i64 = 60;
+    let later = NOW + 86_400;
+    let grace = 1800;
+    for (id, expires) in [
+        ("s_gone", NOW - M - 1),
+        ("s_at_margin", NOW - M),
+        ("s_recent", NOW - 1),
+    ] {
+        session(t, id, expires).await;
+        device_code(t, &id.replacen("s_", "d_", 1), expires).await;
+    }
+    // Expiry pass.
+    token(t, "t_gone", NOW - 90_000, NOW - M - 1, 0, None).await;
+    token(t, "t_recent", NOW - 90_000, NOW - 1, 0, None).await;
+    // Rotation pass: successors past the grace period by more, or less, than the margin.
+    token(t, "rot_gone", NOW - 90_000, later, 1, None).await;
+    token(t, "c_gone", NOW - grace - M - 1, later, 0, Some("rot_gone")).await;
+    token(t, "rot_recent", NOW - 90_000, later, 1, None).await;
+    token(t, "c_recent", NOW - grace - 1, later, 0, Some("rot_recent")).await;
+    // Expiry pass and age pass of the challenges.
+    challenge(t, "ch_expired_gone", NOW - 10, NOW - M - 1).await;
+    challenge(t, "ch_expired_recent", NOW - 10, NOW - 1).await;
+    challenge(t, "ch_old_gone", NOW - 300 - M - 1, later).await;
+    challenge(t, "ch_old_recent", NOW - 301, later).await;
+
+    let toml = format!(
+        "[sessions]\nkeep_if_younger_secs = {M}\n[device_codes]\nkeep_if_younger_secs = {M}\n\
+         [refresh_tokens]\nkeep_if_younger_secs = {M}\n[challenges]\nkeep_if_younger_secs = {M}\n"
+    );
+    let with_margin: BuiltinConfig = toml::from_str(&toml).unwrap();
+    // Sessions, device codes, refresh tokens, challenges.
+    assert_eq!(run_all_four(t, &with_margin).await, [1, 1, 2, 2]);
+    assert_eq!(
+        keys(&t.db, "sessions", "session_id").await,
+        set(&["s_at_margin", "s_recent"])
+    );
+    assert_eq!(
+        keys(&t.db, "device_codes", "device_code").await,
+        set(&["d_at_margin", "d_recent"])
+    );
+    assert_eq!(
+        keys(&t.db, "refresh_tokens", "token").await,
+        set(&["c_gone", "c_recent", "rot_recent", "t_recent"])
+    );
+    assert_eq!(
+        keys(&t.db, "webauthn_challenges", "challenge").await,
+        set(&["ch_expired_recent", "ch_old_recent"])
+    );
+
+    assert_eq!(
+        run_all_four(t, &BuiltinConfig::default()).await,
+        [2, 2, 2, 2]
+    );
+    assert!(keys(&t.db, "sessions", "session_id").await.is_empty());
+    assert!(keys(&t.db, "device_codes", "device_code").await.is_empty());
+    assert_eq!(
+        keys(&t.db, "refresh_tokens", "token").await,
+        set(&["c_gone", "c_recent"])
+    );
+    assert!(
+        keys(&t.db, "webauthn_challenges", "challenge")
+            .await
+            .is_empty()
+    );
+
+    // A margin too large to subtract deletes nothing rather than failing.
+    session(t, "s_ancient", 1).await;
+    let mut config = SessionsConfig::default();
+    config.keep_if_younger_secs = u64::MAX;
+    let out = SessionsCleanup::new(&config)
+        .unwrap()
+        .run(ctx(&t.db))
+        .await
+        .unwrap();
+    assert_eq!(out.records_processed, 0);
+    assert_eq!(
+        keys(&t.db, "sessions", "session_id").await,
+        set(&["s_ancient"])
+    );
 }
 
 async fn challenge(t: &TestDb, id: &str, created: i64, expires: i64) {
@@ -398,7 +682,11 @@ backend_tests!(
     sessions_expire_strictly_before_now,
     many_batches_count_exactly,
     cancelled_run_stops_before_the_next_batch,
+    cancelled_run_reports_exactly_what_it_deleted,
+    timed_out_run_records_what_it_deleted,
     refresh_tokens_expired_and_rotated,
+    rotated_tokens_kept_until_expiry,
+    safety_margin_keeps_recently_expired_rows,
     challenges_older_than_five_minutes_or_expired,
     device_codes_expire_strictly_before_now,
     other_schema_with_native_timestamps,
