@@ -54,6 +54,20 @@ impl Replica {
                         Ok(JobOutput::processed(1))
                     }
                 }))
+                .register(ScriptedJob::new("every2", "*/2 * * * * *", {
+                    let (log, tag) = (log.clone(), tag.clone());
+                    move |ctx| {
+                        // Longer than the renewal interval (a third of the 3 s TTL), so
+                        // every run renews its lease at least once.
+                        log.push("every2", &ctx, &format!("{tag}:start"));
+                        let (log, tag) = (log.clone(), tag.clone());
+                        async move {
+                            tokio::time::sleep(Duration::from_millis(1500)).await;
+                            log.push("every2", &ctx, &format!("{tag}:end"));
+                            Ok(JobOutput::processed(1))
+                        }
+                    }
+                }))
                 .register(ScriptedJob::new("long", "0 0 0 1 1 *", |ctx| async move {
                     tokio::select! {
                         _ = ctx.cancellation().cancelled() => Err(JobError::Cancelled),
@@ -180,7 +194,17 @@ async fn three_replicas_one_run_per_tick(t: &TestDb) {
         .list(&ExecutionQuery::new().job("tick").limit(1000))
         .await
         .unwrap();
-    assert!(rows.iter().all(|r| r.instance.is_some()));
+    let names = ["replica-a", "replica-b", "replica-c"];
+    assert!(
+        rows.iter()
+            .all(|r| r.instance.as_deref().is_some_and(|i| names.contains(&i))),
+        "every row names the replica that ran it"
+    );
+    let mut ticks_recorded: Vec<_> = rows.iter().filter_map(|r| r.scheduled_for).collect();
+    let recorded = ticks_recorded.len();
+    ticks_recorded.sort();
+    ticks_recorded.dedup();
+    assert_eq!(ticks_recorded.len(), recorded, "a tick recorded twice");
     assert!(
         rows.iter()
             .filter(|r| r.instance.as_deref() != Some("replica-a"))
@@ -188,24 +212,36 @@ async fn three_replicas_one_run_per_tick(t: &TestDb) {
     );
 }
 
-/// Replicas whose clocks disagree by up to four seconds still run each tick once: the tick
-/// identity is the cron fire time, not anybody's "now".
+/// Replicas whose clocks disagree by two minutes either way (far more than the 3 s TTL),
+/// running a job that outlives the renewal interval: each tick runs once, two runs never
+/// overlap, and no run starts before its tick is due (by the database's clock, which here
+/// is the machine's): leases and claims are judged by the database, not by anybody's own
+/// clock.
 async fn clock_skew_does_not_double_run(t: &TestDb) {
     let log = RunLog::default();
     let mut starting = Vec::new();
-    for (tag, skew_ms) in [("behind", -2000i64), ("exact", 0), ("ahead", 2000)] {
+    for (tag, skew_s) in [("behind", -120i64), ("exact", 0), ("ahead", 120)] {
         let (url, log) = (t.url.clone(), log.clone());
         starting.push(tokio::task::spawn_blocking(move || {
-            Replica::start_skewed(&url, tag, &log, chrono::Duration::milliseconds(skew_ms))
+            Replica::start_skewed(&url, tag, &log, chrono::Duration::seconds(skew_s))
         }));
     }
     let mut replicas = Vec::new();
     for r in starting {
         replicas.push(r.await.unwrap());
     }
-    tokio::time::sleep(Duration::from_secs(7)).await;
+    let skews: Vec<_> = replicas.iter().map(|r| r.handle.clock_skew()).collect();
+    tokio::time::sleep(Duration::from_secs(9)).await;
     for r in replicas {
         r.stop().await;
+    }
+    // Each replica measured its skew against the database.
+    for (skew, expected) in skews.iter().zip([-120i64, 0, 120]) {
+        let skew = skew.expect("skew measured at start").num_seconds();
+        assert!(
+            (skew - expected).abs() <= 1,
+            "measured {skew} s, injected {expected} s"
+        );
     }
     let ticks = tick_counts(&log, None);
     assert!(ticks.len() >= 5, "{ticks:?}");
@@ -214,6 +250,36 @@ async fn clock_skew_does_not_double_run(t: &TestDb) {
         dups.is_empty(),
         "ticks run more than once under skew: {dups:?}"
     );
+    // Runs of the long job: one start and one end per tick, never two at once, never
+    // before the tick.
+    let mut runs: BTreeMap<DateTime<Utc>, (Option<DateTime<Utc>>, Option<DateTime<Utc>>)> =
+        BTreeMap::new();
+    for s in log.of("every2") {
+        let Trigger::Scheduled { fire_time } = s.trigger else {
+            continue;
+        };
+        let entry = runs.entry(fire_time).or_default();
+        if s.tag.ends_with(":start") {
+            assert!(entry.0.is_none(), "tick {fire_time} started twice");
+            entry.0 = Some(s.entered);
+        } else {
+            entry.1 = Some(s.entered);
+        }
+    }
+    assert!(runs.len() >= 3, "{runs:?}");
+    let mut previous_end: Option<DateTime<Utc>> = None;
+    for (tick, (start, end)) in &runs {
+        let start = start.expect("started");
+        assert!(
+            start >= *tick - chrono::Duration::milliseconds(50),
+            "tick {tick} started {} ms early",
+            (*tick - start).num_milliseconds()
+        );
+        if let Some(previous) = previous_end {
+            assert!(start >= previous, "tick {tick} overlapped the previous run");
+        }
+        previous_end = *end;
+    }
 }
 
 backend_tests!(

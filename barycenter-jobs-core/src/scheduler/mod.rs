@@ -390,8 +390,9 @@ impl Shared {
     }
 }
 
-fn default_instance() -> String {
-    let host = std::env::var("HOSTNAME")
+/// This host's name, as it appears in default instance ids (`HOST:PID`).
+pub(super) fn this_host() -> String {
+    std::env::var("HOSTNAME")
         .ok()
         .filter(|h| !h.is_empty())
         .or_else(|| {
@@ -400,6 +401,9 @@ fn default_instance() -> String {
                 .map(|h| h.trim().to_owned())
         })
         .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "localhost".to_owned());
-    format!("{host}:{}", std::process::id())
+        .unwrap_or_else(|| "localhost".to_owned())
+}
+
+fn default_instance() -> String {
+    format!("{}:{}", this_host(), std::process::id())
 }

@@ -56,11 +56,10 @@ fn is_dead_without_lease(run: &Execution, me: &str) -> bool {
     if instance == me {
         return true; // our own identity, and we are starting: an earlier life of ours
     }
-    let (Some((host, pid)), Some((my_host, _))) = (instance.rsplit_once(':'), me.rsplit_once(':'))
-    else {
+    let Some((host, pid)) = instance.rsplit_once(':') else {
         return false;
     };
-    host == my_host && pid.parse::<u32>().is_ok_and(|pid| !process_alive(pid))
+    host == super::this_host() && pid.parse::<u32>().is_ok_and(|pid| !process_alive(pid))
 }
 
 /// Whether a process with this id runs on this host (Linux: `/proc/PID`); elsewhere we

@@ -1,0 +1,388 @@
+//! The run path under faults, on SQLite, PostgreSQL and MariaDB: a lease that cannot be
+//! renewed stops its run before it expires, a claimed tick whose run cannot start is given
+//! back, `trigger` racing `shutdown` leaves nothing open, a cut-short run records what it
+//! did, and with coordination off the start-up sweep never closes a live process's run.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use barycenter_jobs_core::{
+    Backend, Database, Error, ExecutionQuery, ExecutionStatus, ExecutionStore, JobConfig, JobError,
+    JobOutput, NewExecution, Registry, Scheduler, SchedulerConfig, SchedulerHandle,
+};
+use barycenter_jobs_test_support::{TestDb, backend_tests, raw};
+use common::ScriptedJob;
+use sqlx::Connection as _;
+
+async fn start(db: &Database, registry: Registry, config: SchedulerConfig) -> SchedulerHandle {
+    Scheduler::builder(registry, db.clone())
+        .config(config)
+        .start()
+        .await
+        .expect("scheduler starts")
+}
+
+fn with_ttl(ttl_secs: u64, instance: &str) -> SchedulerConfig {
+    let mut config = SchedulerConfig::default();
+    config.coordination.lease_ttl_secs = ttl_secs;
+    config.coordination.instance = Some(instance.into());
+    config
+}
+
+/// Poll `check` every 20 ms until it is true or `within` passed.
+async fn eventually<F, Fut>(within: Duration, what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let until = Instant::now() + within;
+    while !check().await {
+        assert!(Instant::now() < until, "not within {within:?}: {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A long job that reports one unit of work every 50 ms and stops when cancelled; it
+/// records when it saw the cancellation and when it returned.
+fn worker(name: &str, cancelled_at: Arc<std::sync::Mutex<Option<Instant>>>) -> ScriptedJob {
+    ScriptedJob::new(name, "0 0 0 1 1 *", move |ctx| {
+        let cancelled_at = cancelled_at.clone();
+        async move {
+            loop {
+                tokio::select! {
+                    _ = ctx.cancellation().cancelled() => {
+                        *cancelled_at.lock().unwrap() = Some(Instant::now());
+                        return Err(JobError::Cancelled);
+                    }
+                    _ = tokio::time::sleep(Duration::from_millis(50)) => ctx.report_processed(1),
+                }
+            }
+        }
+    })
+}
+
+/// Holds the lease row of `job` locked from another session until dropped (PostgreSQL,
+/// MariaDB: `SELECT ... FOR UPDATE` in an open transaction; SQLite: the database's write
+/// lock, `BEGIN IMMEDIATE`).
+enum RowLock {
+    Sqlite(sqlx::SqliteConnection),
+    Postgres(sqlx::PgConnection),
+    MySql(sqlx::MySqlConnection),
+}
+
+impl RowLock {
+    async fn take(t: &TestDb, job: &str) -> RowLock {
+        let select = format!("SELECT token FROM job_leases WHERE job_name = '{job}' FOR UPDATE");
+        match t.backend() {
+            Backend::Sqlite => {
+                let mut c = sqlx::SqliteConnection::connect(&t.url).await.unwrap();
+                sqlx::raw_sql("BEGIN IMMEDIATE")
+                    .execute(&mut c)
+                    .await
+                    .unwrap();
+                RowLock::Sqlite(c)
+            }
+            Backend::Postgres => {
+                let mut c = sqlx::PgConnection::connect(&t.url).await.unwrap();
+                sqlx::raw_sql(sqlx::AssertSqlSafe(format!("BEGIN; {select}")))
+                    .execute(&mut c)
+                    .await
+                    .unwrap();
+                RowLock::Postgres(c)
+            }
+            _ => {
+                let mut c = sqlx::MySqlConnection::connect(&t.url).await.unwrap();
+                sqlx::raw_sql(sqlx::AssertSqlSafe(format!("BEGIN; {select}")))
+                    .execute(&mut c)
+                    .await
+                    .unwrap();
+                RowLock::MySql(c)
+            }
+        }
+    }
+
+    async fn release(self) {
+        let _ = match self {
+            RowLock::Sqlite(mut c) => sqlx::raw_sql("ROLLBACK").execute(&mut c).await.map(drop),
+            RowLock::Postgres(mut c) => sqlx::raw_sql("ROLLBACK").execute(&mut c).await.map(drop),
+            RowLock::MySql(mut c) => sqlx::raw_sql("ROLLBACK").execute(&mut c).await.map(drop),
+        };
+    }
+}
+
+/// Another session locks the lease row while a run holds the lease: renewals cannot get
+/// through, so the run is cancelled (and dropped if need be) before the lease expires, and
+/// is recorded as failed with the work it did, once the lock is gone.
+async fn unconfirmable_lease_stops_the_run_before_expiry(t: &TestDb) {
+    let cancelled_at = Arc::new(std::sync::Mutex::new(None));
+    let registry = Registry::builder()
+        .register(worker("long", cancelled_at.clone()))
+        .build()
+        .unwrap();
+    let ttl = Duration::from_secs(3);
+    let handle = start(&t.db, registry, with_ttl(3, "locked-out")).await;
+
+    let claimed_before = Instant::now();
+    let run = handle.trigger("long").await.unwrap();
+    let lock = RowLock::take(t, "long").await;
+    let locked_at = Instant::now();
+    // The run must give up by itself, before claim + TTL; nothing here cancels it.
+    eventually(
+        Duration::from_secs(5),
+        "the run noticed it lost its lease",
+        || {
+            let c = cancelled_at.clone();
+            async move { c.lock().unwrap().is_some() }
+        },
+    )
+    .await;
+    let stopped = cancelled_at.lock().unwrap().unwrap();
+    let lease_end = claimed_before + ttl;
+    eprintln!(
+        "{:?}: lock after {:?}, run cancelled {:?} after the lock, {:?} before the lease could expire",
+        t.backend(),
+        locked_at - claimed_before,
+        stopped - locked_at,
+        lease_end.saturating_duration_since(stopped)
+    );
+    assert!(
+        stopped < lease_end,
+        "run cancelled {:?} after its lease could expire",
+        stopped - lease_end
+    );
+    lock.release().await;
+    let row = tokio::time::timeout(Duration::from_secs(20), run.wait())
+        .await
+        .expect("the end is recorded once the lock is gone")
+        .unwrap();
+    assert_eq!(row.status, ExecutionStatus::Failed, "{row:?}");
+    assert!(
+        row.error_message
+            .as_deref()
+            .is_some_and(|m| m.contains("lease")),
+        "{row:?}"
+    );
+    assert!(row.records_processed.is_some_and(|n| n > 0), "{row:?}");
+    handle.shutdown(Duration::from_secs(5)).await.unwrap();
+}
+
+/// A job that returns an error, times out or is cancelled by shutdown after reporting
+/// progress records that progress in `records_processed`.
+async fn cut_short_runs_record_their_progress(t: &TestDb) {
+    let registry = Registry::builder()
+        .register(ScriptedJob::new("fails", "0 0 0 1 1 *", |ctx| async move {
+            ctx.report_processed(7);
+            ctx.report_processed(5);
+            Err(JobError::failed("disk full"))
+        }))
+        .register(worker("slow", Arc::default()))
+        .build()
+        .unwrap();
+    let config = SchedulerConfig::default().job(
+        "slow",
+        JobConfig::default().with_timeout(Duration::from_secs(1)),
+    );
+    let handle = start(&t.db, registry, config).await;
+
+    let failed = handle.trigger("fails").await.unwrap().wait().await.unwrap();
+    assert_eq!(failed.status, ExecutionStatus::Failed);
+    assert_eq!(failed.records_processed, Some(12));
+
+    let timed_out = handle.trigger("slow").await.unwrap().wait().await.unwrap();
+    assert_eq!(timed_out.status, ExecutionStatus::Failed, "{timed_out:?}");
+    assert!(
+        timed_out
+            .error_message
+            .as_deref()
+            .is_some_and(|m| m.starts_with("timed out")),
+        "{timed_out:?}"
+    );
+    let n = timed_out.records_processed.expect("progress recorded");
+    assert!(
+        (10..=30).contains(&n),
+        "one unit per 50 ms for about 1 s: {n}"
+    );
+    handle.shutdown(Duration::from_secs(5)).await.unwrap();
+}
+
+/// `trigger` racing `shutdown`: each trigger either gets `ShutDown` or its run is finished
+/// (or cancelled) and recorded by the time `shutdown` returns; no row stays open, no lease
+/// stays held.
+async fn trigger_racing_shutdown_leaves_nothing_open(t: &TestDb) {
+    let store = ExecutionStore::new(t.db.clone());
+    for round in 0..10 {
+        let registry = Registry::builder()
+            .register(ScriptedJob::new(
+                "quick",
+                "0 0 0 1 1 *",
+                |_ctx| async move {
+                    tokio::time::sleep(Duration::from_millis(30)).await;
+                    Ok(JobOutput::processed(1))
+                },
+            ))
+            .build()
+            .unwrap();
+        let handle = start(&t.db, registry, with_ttl(30, &format!("round-{round}"))).await;
+        let (h1, h2) = (handle.clone(), handle.clone());
+        let trigger = tokio::spawn(async move { h1.trigger("quick").await });
+        // Let the trigger get into its claim before shutdown starts.
+        tokio::task::yield_now().await;
+        let shutdown = tokio::spawn(async move { h2.shutdown(Duration::from_secs(5)).await });
+        shutdown.await.unwrap().unwrap();
+        // Shutdown returned: whatever the trigger did is over.
+        let open = store
+            .list(&ExecutionQuery::new().job("quick").limit(1000))
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.completed_at.is_none())
+            .count();
+        assert_eq!(open, 0, "round {round}: a run is still open after shutdown");
+        let leases = barycenter_jobs_core::LeaseStore::new(
+            t.db.clone(),
+            barycenter_jobs_core::Identifier::new("job_leases").unwrap(),
+        );
+        assert!(
+            !leases.is_held("quick").await.unwrap(),
+            "round {round}: lease held after shutdown"
+        );
+        match trigger.await.unwrap() {
+            Ok(run) => {
+                let row = run.wait().await.unwrap();
+                assert!(row.completed_at.is_some());
+            }
+            Err(Error::ShutDown) => {}
+            Err(e) => panic!("round {round}: {e}"),
+        }
+    }
+}
+
+/// Coordination off: a starting scheduler closes its own identity's earlier runs and those
+/// of dead processes on this host, never the open run of another live process.
+async fn coordination_off_sweep_spares_live_processes(t: &TestDb) {
+    let store = ExecutionStore::new(t.db.clone());
+    store.migrate().await.unwrap();
+    // This host as the scheduler names it in `HOST:PID` instance ids.
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .or_else(|| {
+            std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .ok()
+                .map(|h| h.trim().to_owned())
+        })
+        .unwrap_or_else(|| "localhost".into());
+    let start_row = |instance: String| {
+        let store = store.clone();
+        async move {
+            let mut new = NewExecution::manual("sweep", chrono::Utc::now());
+            new.instance = Some(instance);
+            store.start(&new).await.unwrap()
+        }
+    };
+    let live_other = start_row(format!("{host}:{}", std::process::id())).await;
+    let mine_before = start_row("restarted".into()).await;
+    let dead = start_row(format!("{host}:{}", u32::MAX - 7)).await;
+    let foreign = start_row("other-host:1".into()).await;
+
+    let registry = Registry::builder()
+        .register(worker("sweep", Arc::default()))
+        .build()
+        .unwrap();
+    let mut config = SchedulerConfig::default().without_coordination();
+    config.coordination.instance = Some("restarted".into());
+    let handle = start(&t.db, registry, config).await;
+    let status = |id| {
+        let store = store.clone();
+        async move { store.get(id).await.unwrap().unwrap().status }
+    };
+    assert_eq!(
+        status(live_other).await,
+        ExecutionStatus::Running,
+        "a live process's run"
+    );
+    assert_eq!(
+        status(foreign).await,
+        ExecutionStatus::Running,
+        "another host's run"
+    );
+    assert_eq!(status(mine_before).await, ExecutionStatus::Abandoned);
+    assert_eq!(status(dead).await, ExecutionStatus::Abandoned);
+    handle.shutdown(Duration::from_secs(5)).await.unwrap();
+}
+
+/// The start row of a claimed tick cannot be written (its table is gone for a moment): the
+/// tick is given back, and the same replica runs it once the table is back, before the next
+/// tick is due.
+async fn claimed_tick_is_not_lost_when_its_run_cannot_start(t: &TestDb) {
+    let runs = Arc::new(AtomicU64::new(0));
+    let counter = runs.clone();
+    let registry = Registry::builder()
+        .register(ScriptedJob::new("every5", "*/5 * * * * *", move |_ctx| {
+            counter.fetch_add(1, Ordering::SeqCst);
+            async move { Ok(JobOutput::processed(1)) }
+        }))
+        .build()
+        .unwrap();
+    let handle = start(&t.db, registry, with_ttl(30, "giver")).await;
+    let rename = |from: &str, to: &str| match t.backend() {
+        Backend::MySql => format!("RENAME TABLE {from} TO {to}"),
+        _ => format!("ALTER TABLE {from} RENAME TO {to}"),
+    };
+    raw(&t.db, &rename("job_executions", "job_executions_away")).await;
+    // A claimed tick T given back shows as last_tick = T - 1 (T is a multiple of 5).
+    eventually(
+        Duration::from_secs(8),
+        "a tick was claimed and given back",
+        || async {
+            sqlx_last_tick(&t.db)
+                .await
+                .is_some_and(|tick| tick % 5 == 4)
+        },
+    )
+    .await;
+    let given_back = sqlx_last_tick(&t.db).await.unwrap() + 1;
+    raw(&t.db, &rename("job_executions_away", "job_executions")).await;
+    let store = ExecutionStore::new(t.db.clone());
+    eventually(Duration::from_secs(5), "the given-back tick ran", || {
+        let store = store.clone();
+        async move {
+            store
+                .list(&ExecutionQuery::new().job("every5"))
+                .await
+                .unwrap()
+                .iter()
+                .any(|e| {
+                    e.scheduled_for.map(|s| s.timestamp()) == Some(given_back)
+                        && e.status == ExecutionStatus::Succeeded
+                })
+        }
+    })
+    .await;
+    handle.shutdown(Duration::from_secs(5)).await.unwrap();
+}
+
+async fn sqlx_last_tick(db: &Database) -> Option<i64> {
+    use barycenter_jobs_core::sea_query::{Alias, Expr, ExprTrait, Query};
+    let row = db
+        .fetch_optional(
+            Query::select()
+                .column(Alias::new("last_tick"))
+                .from(Alias::new("job_leases"))
+                .and_where(Expr::col(Alias::new("job_name")).eq("every5")),
+        )
+        .await
+        .ok()??;
+    row.opt_i64("last_tick").ok()?
+}
+
+backend_tests!(
+    unconfirmable_lease_stops_the_run_before_expiry,
+    cut_short_runs_record_their_progress,
+    trigger_racing_shutdown_leaves_nothing_open,
+    coordination_off_sweep_spares_live_processes,
+    claimed_tick_is_not_lost_when_its_run_cannot_start,
+);
