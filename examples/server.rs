@@ -15,12 +15,40 @@
 //! only go into tables it created itself.
 //!
 //! `BARYCENTER_JOBS_ADMIN_TOKEN`, when set, makes every admin request need
-//! `Authorization: Bearer TOKEN`. SIGINT or SIGTERM shut down gracefully (exit status 0).
+//! `Authorization: Bearer TOKEN`.
 //!
-//! The `--config` file is TOML:
+//! # Shutdown
+//!
+//! SIGINT or SIGTERM shut the server down within a fixed budget, 28 s by default, so that it
+//! is done before an orchestrator's 30 s grace period (Kubernetes' default
+//! `terminationGracePeriodSeconds`) ends in SIGKILL. From the signal on:
+//!
+//! | when (default) | what |
+//! |---|---|
+//! | 0 s | no new connections are accepted and no new runs fire; open HTTP requests and running jobs go on, side by side |
+//! | 5 s (`http_drain_secs`) | HTTP connections still open are dropped |
+//! | 15 s (`grace_secs`) | jobs still running are cancelled: they stop at their next batch boundary |
+//! | 20 s (+ `cancel_grace_secs`) | a job that has not stopped is dropped; every run is recorded as succeeded or cancelled and its lease released |
+//! | 28 s (`budget_secs`) | the process exits, finished or not (exit status 1 if not) |
+//! | 30 s | the orchestrator's SIGKILL, which therefore never comes |
+//!
+//! The 8 s between the cancel grace and the budget are for the final writes: once shutdown
+//! has begun, the end of each run is retried for up to 3 s against a database that is briefly
+//! unavailable, and the lease release is bounded by the lease statement timeout (a sixth of
+//! the TTL, 5 s at the default 30 s). A run cut off by the budget stays open and is closed as
+//! `abandoned` by the next replica that claims the job. The budget counts from the signal and
+//! the HTTP drain overlaps the jobs' grace, so the drain adds nothing while it is shorter.
+//! The server refuses, at start-up, a configuration whose `grace_secs + cancel_grace_secs`
+//! or `http_drain_secs` reaches `budget_secs`. A clean shutdown exits with status 0.
+//!
+//! # Configuration
+//!
+//! The `--config` file is TOML: [`SchedulerConfig`]'s keys at the top level, plus
+//! `[builtin]` and `[shutdown]`:
 //!
 //! ```toml
 //! default_timeout_secs = 3600          # jobs without their own timeout
+//! cancel_grace_secs = 5                # a cancelled run's time to stop before it is dropped
 //!
 //! [jobs.cleanup_expired_sessions]      # per job: schedule, time_zone, enabled, timeout_secs, misfire
 //! schedule = "0 */10 * * * *"
@@ -36,12 +64,20 @@
 //! enabled = true
 //! lease_ttl_secs = 30
 //!
+//! [clock]                              # where cut-offs come from
+//! cutoffs = "database"
+//!
 //! [tables]
 //! executions = "job_executions"
 //! leases = "job_leases"
 //!
+//! [shutdown]                           # see "Shutdown" above
+//! http_drain_secs = 5
+//! grace_secs = 15
+//! budget_secs = 28
+//!
 //! [builtin.batch]                      # the cleanups' batched deletes
-//! target_statement_ms = 15          # default: 10 on SQLite, 20 elsewhere
+//! target_statement_ms = 15             # default: 10 on SQLite, 20 elsewhere
 //!
 //! [builtin.refresh_tokens]
 //! rotation_grace_period_secs = 1800
@@ -50,33 +86,71 @@
 //! table = "sessions"
 //! ```
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use barycenter_jobs::builtin::BuiltinConfig;
 use barycenter_jobs::graphql::AdminService;
 use barycenter_jobs::sea_query::{ColumnDef, Expr, ExprTrait, Index, Query, Table};
-use barycenter_jobs::{
-    CoordinationConfig, Database, JobConfig, Registry, RetentionConfig, Scheduler, SchedulerConfig,
-    TableNames,
-};
+use barycenter_jobs::{Database, Registry, Scheduler, SchedulerConfig};
 use chrono::Utc;
+use hyper::server::conn::http1;
+use hyper_util::rt::TokioIo;
+use hyper_util::service::TowerToHyperService;
 use serde::Deserialize;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
 
 const USAGE: &str =
     "usage: server [--database-url URL] [--listen ADDR] [--config FILE] [--no-seed]";
 
-/// The `--config` file.
+/// The `--config` file: the scheduler's settings at the top level, the server's own in
+/// sections of their own.
 #[derive(Debug, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 struct FileConfig {
-    jobs: BTreeMap<String, JobConfig>,
-    default_timeout_secs: Option<u64>,
-    retention: Option<RetentionConfig>,
-    coordination: Option<CoordinationConfig>,
-    tables: Option<TableNames>,
+    #[serde(flatten)]
+    scheduler: SchedulerConfig,
     builtin: BuiltinConfig,
+    shutdown: ShutdownConfig,
+}
+
+/// `[shutdown]`: how the time between SIGTERM and exit is spent (see the module docs).
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct ShutdownConfig {
+    /// Seconds open HTTP requests get to finish before their connections are dropped.
+    http_drain_secs: u64,
+    /// Seconds running jobs get to finish before they are cancelled.
+    grace_secs: u64,
+    /// Seconds after which the process exits whatever is left.
+    budget_secs: u64,
+}
+
+impl Default for ShutdownConfig {
+    fn default() -> Self {
+        Self {
+            http_drain_secs: 5,
+            grace_secs: 15,
+            budget_secs: 28,
+        }
+    }
+}
+
+impl ShutdownConfig {
+    /// Refuse a split that leaves no time for the final writes: a budget that is cut short
+    /// leaves runs open until another replica closes them as abandoned.
+    fn check(&self, cancel_grace_secs: u64) -> Result<(), String> {
+        let jobs = self.grace_secs + cancel_grace_secs;
+        if jobs >= self.budget_secs || self.http_drain_secs >= self.budget_secs {
+            return Err(format!(
+                "[shutdown] budget_secs = {} leaves no time for the final writes after \
+                 grace_secs + cancel_grace_secs = {jobs} (http_drain_secs = {})",
+                self.budget_secs, self.http_drain_secs
+            ));
+        }
+        Ok(())
+    }
 }
 
 struct Args {
@@ -138,17 +212,8 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         }
         None => FileConfig::default(),
     };
-    let defaults = SchedulerConfig::default();
-    let config = SchedulerConfig {
-        jobs: file.jobs,
-        default_timeout_secs: file
-            .default_timeout_secs
-            .unwrap_or(defaults.default_timeout_secs),
-        retention: file.retention.unwrap_or(defaults.retention),
-        coordination: file.coordination.unwrap_or(defaults.coordination),
-        tables: file.tables.unwrap_or(defaults.tables),
-        ..defaults
-    };
+    let stop = file.shutdown;
+    stop.check(file.scheduler.cancel_grace_secs)?;
 
     let db = Database::connect(&args.database_url).await?;
     if args.seed {
@@ -159,7 +224,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         barycenter_jobs::builtin::configure(Registry::builder().with_inventory(), &file.builtin)?
             .build()?;
     let scheduler = Scheduler::builder(registry, db)
-        .config(config)
+        .config(file.scheduler)
         .start()
         .await?;
 
@@ -180,13 +245,90 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         "try:        curl -s -X POST http://{addr}/admin/jobs -H 'Content-Type: application/json' -d '{{\"query\": \"{{ availableJobs {{ name description schedule }} }}\"}}'"
     );
 
-    axum::serve(listener, app)
-        .with_graceful_shutdown(common::shutdown_signal())
-        .await?;
-    println!("shutting down: waiting for running jobs");
-    scheduler.shutdown(Duration::from_secs(30)).await?;
-    println!("stopped");
+    // Our own accept loop rather than axum::serve: its graceful shutdown waits for every
+    // connection without bound, and a client that keeps a request open would hold the
+    // process past the orchestrator's grace period.
+    let mut connections = JoinSet::new();
+    // Dropping the sender tells every connection to finish its request and close.
+    let (drain_tx, drain_rx) = watch::channel(());
+    let signal = common::shutdown_signal();
+    tokio::pin!(signal);
+    loop {
+        tokio::select! {
+            _ = &mut signal => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => {
+                    connections.spawn(serve_connection(stream, app.clone(), drain_rx.clone()));
+                }
+                Err(e) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            },
+            // Reap finished connections so the set does not grow with every request served.
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    }
+    let begun = Instant::now();
+    drop(listener);
+    drop(drain_tx);
+    println!("shutting down: draining HTTP requests, waiting for running jobs");
+
+    let http = drain(connections, Duration::from_secs(stop.http_drain_secs));
+    let jobs = scheduler.shutdown(Duration::from_secs(stop.grace_secs));
+    let budget = Duration::from_secs(stop.budget_secs);
+    match tokio::time::timeout(budget, async { tokio::join!(http, jobs).1 }).await {
+        Ok(result) => result?,
+        Err(_) => {
+            eprintln!(
+                "error: shutdown budget of {}s used up; runs still open are closed as abandoned \
+                 by the next replica that claims their job",
+                stop.budget_secs
+            );
+            // Not a return from main: the runtime's drop would wait for blocking tasks.
+            std::process::exit(1);
+        }
+    }
+    println!("stopped after {:.1}s", begun.elapsed().as_secs_f64());
     Ok(())
+}
+
+/// Serve one HTTP/1 connection until it closes, or, once the drain begins, until its
+/// request in progress is answered.
+async fn serve_connection(
+    stream: tokio::net::TcpStream,
+    app: axum::Router,
+    mut drain: watch::Receiver<()>,
+) {
+    let conn =
+        http1::Builder::new().serve_connection(TokioIo::new(stream), TowerToHyperService::new(app));
+    tokio::pin!(conn);
+    let result = tokio::select! {
+        // The connection first: a request whose bytes have arrived by the time the drain
+        // begins is in progress, and is answered.
+        biased;
+        result = conn.as_mut() => result,
+        _ = drain.changed() => {
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
+    };
+    if let Err(e) = result {
+        tracing::debug!(error = %e, "connection closed");
+    }
+}
+
+/// Give open connections up to `within` to finish, then drop those that have not.
+async fn drain(mut connections: JoinSet<()>, within: Duration) {
+    let all_done = async { while connections.join_next().await.is_some() {} };
+    if tokio::time::timeout(within, all_done).await.is_err() {
+        tracing::warn!(
+            open = connections.len(),
+            "HTTP drain time over: dropping open connections"
+        );
+        connections.shutdown().await;
+    }
 }
 
 /// Create the four host tables in Barycenter's layout where missing, and put demo rows into

@@ -1,178 +1,15 @@
 //! Smoke tests of every example: start it, talk to it, stop it with SIGTERM, expect exit 0.
 //!
-//! `cargo test --workspace` builds the examples before running this; the tests look for the
-//! binaries next to this test's own (`target/<profile>/examples/`).
+//! `cargo test --workspace` builds the examples before running this; the child-process and
+//! HTTP helpers are in `common/` (shared with `faults.rs`).
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+mod common;
+
+use std::path::Path;
+use std::time::Duration;
 
 use barycenter_jobs::{Database, ExecutionQuery, ExecutionStore};
-
-fn example(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().unwrap().parent().unwrap().join("examples");
-    let path = dir.join(name);
-    assert!(
-        path.exists(),
-        "{} not built: run `cargo test --workspace` (it builds the examples) or `cargo build --examples`",
-        path.display()
-    );
-    path
-}
-
-/// A running example whose stdout lines are collected.
-struct Running {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-    seen: Vec<String>,
-}
-
-impl Running {
-    fn start(name: &str, cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> Running {
-        let mut cmd = Command::new(example(name));
-        cmd.args(args)
-            .current_dir(cwd)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        let mut child = cmd.spawn().unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Running {
-            child,
-            lines: rx,
-            seen: Vec::new(),
-        }
-    }
-
-    /// Wait for a stdout line containing `needle`; returns it.
-    fn wait_for(&mut self, needle: &str) -> String {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while Instant::now() < deadline {
-            match self.lines.recv_timeout(Duration::from_millis(200)) {
-                Ok(line) => {
-                    self.seen.push(line.clone());
-                    if line.contains(needle) {
-                        return line;
-                    }
-                }
-                Err(mpsc::RecvTimeoutError::Timeout) => {
-                    if let Ok(Some(status)) = self.child.try_wait() {
-                        panic!(
-                            "exited with {status} before printing {needle:?}; printed {:?}",
-                            self.seen
-                        );
-                    }
-                }
-                Err(mpsc::RecvTimeoutError::Disconnected) => break,
-            }
-        }
-        panic!("never printed {needle:?}; printed {:?}", self.seen);
-    }
-
-    /// The `http://ADDR` the example printed on its "admin API:" line.
-    fn admin_url(&mut self) -> String {
-        let line = self.wait_for("admin API:");
-        line.split_whitespace().last().unwrap().to_owned()
-    }
-
-    /// SIGTERM, then the exit status (panics if it does not exit within 60 s).
-    fn terminate(mut self) -> std::process::ExitStatus {
-        let pid = self.child.id().to_string();
-        assert!(
-            Command::new("kill")
-                .args(["-TERM", &pid])
-                .status()
-                .unwrap()
-                .success()
-        );
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(Instant::now() < deadline, "did not exit after SIGTERM");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn wait_exit(mut self) -> (std::process::ExitStatus, Vec<String>) {
-        let status = self.child.wait().unwrap();
-        // The reader thread may still hold the last lines when the child is reaped: read until
-        // it sees EOF and drops its sender, rather than taking only what has arrived so far.
-        let mut seen = self.seen;
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
-            match self.lines.recv_timeout(left) {
-                Ok(line) => seen.push(line),
-                Err(mpsc::RecvTimeoutError::Disconnected) => break,
-                Err(mpsc::RecvTimeoutError::Timeout) => panic!("stdout still open after exit"),
-            }
-        }
-        (status, seen)
-    }
-}
-
-/// A minimal HTTP/1.1 request; returns (status, body).
-fn http(
-    url: &str,
-    method: &str,
-    path: &str,
-    body: Option<&str>,
-    headers: &[(&str, &str)],
-) -> (u16, String) {
-    let addr = url.trim_start_matches("http://").split('/').next().unwrap();
-    let mut stream = TcpStream::connect(addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
-    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
-    for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    if let Some(b) = body {
-        req.push_str(&format!(
-            "Content-Type: application/json\r\nContent-Length: {}\r\n",
-            b.len()
-        ));
-    }
-    req.push_str("\r\n");
-    if let Some(b) = body {
-        req.push_str(b);
-    }
-    stream.write_all(req.as_bytes()).unwrap();
-    let mut raw = String::new();
-    stream.read_to_string(&mut raw).unwrap();
-    let status = raw.split_whitespace().nth(1).unwrap().parse().unwrap();
-    let body = raw
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    (status, body)
-}
-
-fn graphql(url: &str, query: &str, headers: &[(&str, &str)]) -> (u16, serde_json::Value) {
-    let body = serde_json::json!({ "query": query }).to_string();
-    let (status, text) = http(url, "POST", "/admin/jobs", Some(&body), headers);
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)),
-    )
-}
+use common::{Running, graphql, http};
 
 async fn open_rows(db_path: &Path) -> usize {
     let db = Database::connect(&format!("sqlite://{}", db_path.display()))
@@ -307,6 +144,11 @@ keep_days = 7
 
 [builtin.refresh_tokens]
 rotation_grace_period_secs = 600
+
+[shutdown]
+http_drain_secs = 2
+grace_secs = 10
+budget_secs = 20
 "#,
     )
     .unwrap();
@@ -344,6 +186,26 @@ rotation_grace_period_secs = 600
         Some(1),
         "a config naming an unknown job is refused"
     );
+    // A misspelt scheduler key (top level), an unknown [shutdown] key, and a shutdown split
+    // that leaves no time for the final writes are refused too.
+    for (name, text) in [
+        ("typo.toml", "defualt_timeout_secs = 60\n"),
+        ("shutdown-key.toml", "[shutdown]\ngrace = 10\n"),
+        (
+            "over-budget.toml",
+            "cancel_grace_secs = 5\n[shutdown]\ngrace_secs = 20\nbudget_secs = 25\n",
+        ),
+    ] {
+        std::fs::write(dir.path().join(name), text).unwrap();
+        let (status, _) = Running::start(
+            "server",
+            dir.path(),
+            &["--listen", "127.0.0.1:0", "--config", name],
+            &[],
+        )
+        .wait_exit();
+        assert_eq!(status.code(), Some(1), "{name} is refused");
+    }
     let (status, _) = Running::start("server", dir.path(), &["--bogus"], &[]).wait_exit();
     assert_eq!(status.code(), Some(2));
 }
