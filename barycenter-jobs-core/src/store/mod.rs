@@ -115,7 +115,8 @@ pub struct Execution {
     pub success: Option<bool>,
     /// Error text of a failed, cancelled or abandoned run.
     pub error_message: Option<String>,
-    /// What the job reported (successful runs only).
+    /// What the job reported: its own count for a successful run; for a failed, timed-out or
+    /// cancelled run, the progress it reported before it stopped (`None` if it reported none).
     pub records_processed: Option<u64>,
     /// Status; derived from `success` for rows written without a `status` (Barycenter's).
     pub status: ExecutionStatus,

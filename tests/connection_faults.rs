@@ -1,0 +1,539 @@
+//! The fault-injection suite, in process: the network to the database is cut or stalled
+//! (a TCP proxy between the scheduler and PostgreSQL / MariaDB) at fire time, mid-run and
+//! during the end-of-run write; a lease row is held locked by another session during a
+//! shutdown; and on SQLite a long cleanup runs under the scheduler with a 3 s lease while the
+//! host writes every 10 ms. Each test measures what happened and prints one `RELIABILITY`
+//! line with the figures (see RELIABILITY.md).
+//!
+//! Process-level faults (kill -9 of a replica, SIGTERM mid-run) are in `tests/faults.rs`.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use barycenter_jobs::builtin::{Batching, SessionsCleanup};
+use barycenter_jobs::{
+    Database, ExecutionQuery, ExecutionStatus, ExecutionStore, Job, JobContext, JobError,
+    JobOutput, Registry, Scheduler, SchedulerConfig, SchedulerHandle, async_trait,
+};
+use barycenter_jobs_test_support::proxy::FaultProxy;
+use barycenter_jobs_test_support::{TestDb, backend_tests, raw};
+use chrono::{DateTime, Utc};
+
+/// What one run did, seen from inside the job (real time).
+#[derive(Debug, Clone)]
+struct Span {
+    replica: String,
+    tick: Option<DateTime<Utc>>,
+    started: Instant,
+    ended: Option<Instant>,
+}
+
+#[derive(Clone, Default)]
+struct Spans(Arc<Mutex<Vec<Span>>>);
+
+/// Marks the end of a run when dropped: a run whose future is dropped ends then too.
+struct EndOnDrop(Spans, usize);
+
+impl Drop for EndOnDrop {
+    fn drop(&mut self) {
+        self.0.0.lock().unwrap()[self.1].ended = Some(Instant::now());
+    }
+}
+
+/// A job that works for `work` (reporting a unit every 50 ms), stopping when cancelled.
+struct Worker {
+    name: &'static str,
+    schedule: &'static str,
+    replica: String,
+    work: Duration,
+    spans: Spans,
+}
+
+#[async_trait]
+impl Job for Worker {
+    fn name(&self) -> &str {
+        self.name
+    }
+    fn description(&self) -> &str {
+        "fault-injection worker"
+    }
+    fn schedule(&self) -> &str {
+        self.schedule
+    }
+    async fn run(&self, ctx: JobContext) -> Result<JobOutput, JobError> {
+        let index = {
+            let mut spans = self.spans.0.lock().unwrap();
+            spans.push(Span {
+                replica: self.replica.clone(),
+                tick: ctx.trigger().fire_time(),
+                started: Instant::now(),
+                ended: None,
+            });
+            spans.len() - 1
+        };
+        let _end = EndOnDrop(self.spans.clone(), index);
+        let until = tokio::time::Instant::now() + self.work;
+        let mut done = 0;
+        while tokio::time::Instant::now() < until {
+            tokio::select! {
+                _ = ctx.cancellation().cancelled() => return Err(JobError::Cancelled),
+                _ = tokio::time::sleep(Duration::from_millis(50)) => {
+                    done += 1;
+                    ctx.report_processed(1);
+                }
+            }
+        }
+        Ok(JobOutput::processed(done))
+    }
+}
+
+async fn scheduler(
+    db: Database,
+    replica: &str,
+    job: (&'static str, &'static str, Duration),
+    spans: &Spans,
+) -> SchedulerHandle {
+    let registry = Registry::builder()
+        .register(Worker {
+            name: job.0,
+            schedule: job.1,
+            replica: replica.into(),
+            work: job.2,
+            spans: spans.clone(),
+        })
+        .build()
+        .unwrap();
+    let mut config = SchedulerConfig::default();
+    config.coordination.lease_ttl_secs = 3;
+    config.coordination.instance = Some(replica.into());
+    config.cancel_grace_secs = 1;
+    Scheduler::builder(registry, db)
+        .config(config)
+        .start()
+        .await
+        .unwrap()
+}
+
+/// Poll `check` every 20 ms until it is true or `within` passed.
+async fn eventually<F, Fut>(within: Duration, what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let until = Instant::now() + within;
+    while !check().await {
+        assert!(Instant::now() < until, "not within {within:?}: {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn open_rows(store: &ExecutionStore) -> usize {
+    store
+        .list(&ExecutionQuery::new().limit(1000))
+        .await
+        .unwrap()
+        .iter()
+        .filter(|e| e.completed_at.is_none())
+        .count()
+}
+
+/// Pairs of runs of one job that were going at the same moment.
+fn overlaps(spans: &[Span]) -> usize {
+    let mut n = 0;
+    for (i, a) in spans.iter().enumerate() {
+        for b in &spans[i + 1..] {
+            let a_end = a.ended.unwrap_or_else(Instant::now);
+            let b_end = b.ended.unwrap_or_else(Instant::now);
+            if a.started < b_end && b.started < a_end {
+                n += 1;
+            }
+        }
+    }
+    n
+}
+
+/// The network is cut just before a tick and restored 700 ms later: the tick is retried and
+/// run once, and nothing stays open.
+async fn outage_at_fire_time(t: &TestDb) {
+    let proxy = FaultProxy::in_front_of(&t.url).await;
+    let db = Database::connect_with_max(&proxy.url_through(&t.url), 4)
+        .await
+        .unwrap();
+    let spans = Spans::default();
+    let handle = scheduler(
+        db,
+        "cut-at-fire",
+        ("every5", "*/5 * * * * *", Duration::from_millis(200)),
+        &spans,
+    )
+    .await;
+    // Cut 300 ms before the next tick.
+    let next = handle.job("every5").unwrap().next_run_at.unwrap();
+    let before = (next - Utc::now() - chrono::Duration::milliseconds(300))
+        .to_std()
+        .unwrap_or_default();
+    tokio::time::sleep(before).await;
+    proxy.cut().await;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    proxy.restore();
+    let store = ExecutionStore::new(t.db.clone());
+    eventually(
+        Duration::from_secs(6),
+        "the tick cut at fire time ran",
+        || {
+            let store = store.clone();
+            async move {
+                store
+                    .list(&ExecutionQuery::new().job("every5"))
+                    .await
+                    .unwrap()
+                    .iter()
+                    .any(|e| {
+                        e.scheduled_for == Some(next) && e.status == ExecutionStatus::Succeeded
+                    })
+            }
+        },
+    )
+    .await;
+    handle.shutdown(Duration::from_secs(5)).await.unwrap();
+    let ran = spans
+        .0
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|s| s.tick == Some(next))
+        .count();
+    let open = open_rows(&store).await;
+    eprintln!(
+        "RELIABILITY scenario=cut_at_fire_time backend={:?} runs_of_cut_tick={ran} lost_ticks={} open_rows={open}",
+        t.backend(),
+        usize::from(ran == 0)
+    );
+    assert_eq!(ran, 1, "the tick cut at fire time runs exactly once");
+    assert_eq!(open, 0);
+}
+
+/// Replica A loses its network for 5 s (longer than the 3 s lease) in the middle of a run;
+/// replica B, connected directly, fires the same every-second job. A's run stops before its
+/// lease can expire, B takes over only after that, two runs never overlap, and A's row is
+/// closed once its network is back.
+async fn outage_mid_run(t: &TestDb) {
+    let proxy = FaultProxy::in_front_of(&t.url).await;
+    let db_a = Database::connect_with_max(&proxy.url_through(&t.url), 4)
+        .await
+        .unwrap();
+    let spans = Spans::default();
+    let job = ("shared", "0 0 0 1 1 *", Duration::from_secs(8));
+    let a = scheduler(db_a, "replica-a", job, &spans).await;
+    let b = scheduler(t.another_pool().await, "replica-b", job, &spans).await;
+    let run_a = a.trigger("shared").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let cut_at = Instant::now();
+    proxy.cut().await;
+    // B keeps asking; it can only get the job once A's lease expired in the database.
+    let taken_over = loop {
+        match b.trigger("shared").await {
+            Ok(run) => break run,
+            Err(barycenter_jobs::Error::AlreadyRunning(_)) => {
+                assert!(
+                    cut_at.elapsed() < Duration::from_secs(10),
+                    "B never took over"
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(e) => panic!("{e}"),
+        }
+    };
+    let b_started = Instant::now();
+    tokio::time::sleep(Duration::from_secs(5).saturating_sub(cut_at.elapsed())).await;
+    proxy.restore();
+    let row_a = tokio::time::timeout(Duration::from_secs(20), run_a.wait())
+        .await
+        .expect("A records its end once its network is back")
+        .unwrap();
+    b.shutdown(Duration::from_millis(100)).await.unwrap();
+    let row_b = taken_over.wait().await.unwrap();
+    a.shutdown(Duration::from_secs(5)).await.unwrap();
+
+    let spans = spans.0.lock().unwrap().clone();
+    let a_end = spans
+        .iter()
+        .find(|s| s.replica == "replica-a")
+        .and_then(|s| s.ended)
+        .expect("A's run ended");
+    let store = ExecutionStore::new(t.db.clone());
+    let open = open_rows(&store).await;
+    let overlap = overlaps(&spans);
+    eprintln!(
+        "RELIABILITY scenario=cut_mid_run backend={:?} a_row={} duplicate_runs={overlap} a_stopped_after_cut_ms={} b_started_after_cut_ms={} gap_ms={} open_rows={open} a_records={:?}",
+        t.backend(),
+        row_a.status.as_str(),
+        (a_end - cut_at).as_millis(),
+        (b_started - cut_at).as_millis(),
+        b_started.saturating_duration_since(a_end).as_millis(),
+        row_a.records_processed
+    );
+    assert_eq!(overlap, 0, "two runs at once: {spans:?}");
+    assert!(a_end < b_started);
+    // Either A wrote its own end once its network was back (failed: lease), or B, which
+    // holds the lease since, had already closed A's open row as abandoned: never left open.
+    match row_a.status {
+        ExecutionStatus::Failed => {
+            assert!(
+                row_a
+                    .error_message
+                    .as_deref()
+                    .is_some_and(|m| m.contains("lease"))
+            );
+            assert!(row_a.records_processed.is_some_and(|n| n > 0));
+        }
+        ExecutionStatus::Abandoned => {}
+        other => panic!("A's run ended {other:?}: {row_a:?}"),
+    }
+    assert_eq!(row_b.instance.as_deref(), Some("replica-b"));
+    assert_eq!(open, 0);
+}
+
+/// The job finishes while the network is cut: the end of the run is retried and written
+/// once the network is back, with the job's own outcome.
+async fn outage_during_end_of_run_write(t: &TestDb) {
+    let proxy = FaultProxy::in_front_of(&t.url).await;
+    let db = Database::connect_with_max(&proxy.url_through(&t.url), 4)
+        .await
+        .unwrap();
+    let spans = Spans::default();
+    let handle = scheduler(
+        db,
+        "cut-at-end",
+        ("short", "0 0 0 1 1 *", Duration::from_millis(600)),
+        &spans,
+    )
+    .await;
+    let run = handle.trigger("short").await.unwrap();
+    let id = run.execution_id;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    proxy.cut().await;
+    eventually(Duration::from_secs(5), "the job returned", || {
+        let spans = spans.clone();
+        async move { spans.0.lock().unwrap().iter().all(|s| s.ended.is_some()) }
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    proxy.restore();
+    let row = tokio::time::timeout(Duration::from_secs(20), run.wait())
+        .await
+        .expect("the end is written after the outage")
+        .unwrap();
+    handle.shutdown(Duration::from_secs(5)).await.unwrap();
+    let store = ExecutionStore::new(t.db.clone());
+    let stored = store.get(id).await.unwrap().unwrap();
+    let open = open_rows(&store).await;
+    eprintln!(
+        "RELIABILITY scenario=cut_at_end_write backend={:?} status={} records={:?} open_rows={open}",
+        t.backend(),
+        stored.status.as_str(),
+        stored.records_processed
+    );
+    assert_eq!(stored.status, ExecutionStatus::Succeeded, "{stored:?}");
+    assert_eq!(row.status, ExecutionStatus::Succeeded);
+    assert!(stored.records_processed.is_some_and(|n| n > 0));
+    assert_eq!(open, 0);
+}
+
+/// Another session holds the lease row locked while a run is going and a shutdown begins:
+/// the shutdown still completes within its bound (grace + cancel grace + bounded final
+/// writes), and the run's row is closed.
+async fn locked_lease_row_does_not_hold_up_shutdown(t: &TestDb) {
+    let spans = Spans::default();
+    let handle = scheduler(
+        t.db.clone(),
+        "locked",
+        ("held", "0 0 0 1 1 *", Duration::from_secs(60)),
+        &spans,
+    )
+    .await;
+    let run = handle.trigger("held").await.unwrap();
+    let id = run.execution_id;
+    let mut locker = match t.backend() {
+        barycenter_jobs::Backend::Postgres => Locker::Postgres(
+            <sqlx::PgConnection as sqlx::Connection>::connect(&t.url)
+                .await
+                .unwrap(),
+        ),
+        _ => Locker::MySql(
+            <sqlx::MySqlConnection as sqlx::Connection>::connect(&t.url)
+                .await
+                .unwrap(),
+        ),
+    };
+    locker
+        .run("BEGIN; SELECT token FROM job_leases WHERE job_name = 'held' FOR UPDATE")
+        .await;
+    let grace = Duration::from_secs(1);
+    let began = Instant::now();
+    handle.shutdown(grace).await.unwrap();
+    let took = began.elapsed();
+    // grace (1 s) + cancel grace (1 s) + lease release tries (2 x 0.5 s) + slack.
+    let bound = Duration::from_secs(6);
+    let row = ExecutionStore::new(t.db.clone())
+        .get(id)
+        .await
+        .unwrap()
+        .unwrap();
+    eprintln!(
+        "RELIABILITY scenario=locked_lease_row_shutdown backend={:?} shutdown_ms={} bound_ms={} status={}",
+        t.backend(),
+        took.as_millis(),
+        bound.as_millis(),
+        row.status.as_str()
+    );
+    locker.run("ROLLBACK").await;
+    assert!(took < bound, "shutdown took {took:?}");
+    assert!(row.completed_at.is_some(), "{row:?}");
+    drop(run);
+}
+
+enum Locker {
+    Postgres(sqlx::PgConnection),
+    MySql(sqlx::MySqlConnection),
+}
+
+impl Locker {
+    async fn run(&mut self, sql: &'static str) {
+        match self {
+            Locker::Postgres(c) => sqlx::raw_sql(sql).execute(c).await.map(drop),
+            Locker::MySql(c) => sqlx::raw_sql(sql).execute(c).await.map(drop),
+        }
+        .unwrap();
+    }
+}
+
+backend_tests!(
+    [postgres, mysql] outage_at_fire_time,
+    outage_mid_run,
+    outage_during_end_of_run_write,
+    locked_lease_row_does_not_hold_up_shutdown,
+);
+
+/// SQLite: a cleanup of 300,000 expired sessions runs under the scheduler with a 3 s lease
+/// (renewed every second) while the host inserts a session every 10 ms: no host write fails,
+/// none waits 100 ms, and the run records exactly what it deleted. The renewal goes beside
+/// the run, so it never waits out the busy timeout behind the cleanup's own write lock.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_long_cleanup_beside_host_writes() {
+    let t = barycenter_jobs_test_support::sqlite().await;
+    let now = t.db.now().await.unwrap().timestamp();
+    raw(
+        &t.db,
+        &format!(
+            "CREATE TABLE sessions (session_id TEXT PRIMARY KEY, subject TEXT NOT NULL,
+                 created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL);
+             CREATE INDEX idx_sessions_expires ON sessions(expires_at);
+             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 600000)
+             INSERT INTO sessions SELECT printf('s%07d', i), 'user', {now} - 7200,
+                 CASE WHEN i % 2 = 0 THEN {now} - 3600 - (i % 1000) ELSE {now} + 86400 END FROM n;"
+        ),
+    )
+    .await;
+    let registry = Registry::builder()
+        .register(SessionsCleanup::default().with_batching(&Batching::default()))
+        .build()
+        .unwrap();
+    let mut config = SchedulerConfig::default();
+    config.coordination.lease_ttl_secs = 3;
+    let handle = Scheduler::builder(registry, t.db.clone())
+        .config(config)
+        .start()
+        .await
+        .unwrap();
+
+    // The host: its own pool, one insert every 10 ms, each timed.
+    let host = t.another_pool().await;
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (host, stop) = (host.clone(), stop.clone());
+        tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            let mut failures = 0u32;
+            let mut i = 0u64;
+            let mut tick = tokio::time::interval(Duration::from_millis(10));
+            while !stop.load(std::sync::atomic::Ordering::Acquire) {
+                tick.tick().await;
+                i += 1;
+                let sql = format!(
+                    "INSERT INTO sessions VALUES ('host{i}', 'user', {now}, {})",
+                    now + 3600
+                );
+                let began = Instant::now();
+                match sqlx_exec(&host, &sql).await {
+                    Ok(()) => latencies.push(began.elapsed()),
+                    Err(e) => {
+                        eprintln!("host write failed: {e}");
+                        failures += 1;
+                    }
+                }
+            }
+            (latencies, failures)
+        })
+    };
+    let began = Instant::now();
+    let row = handle
+        .trigger(SessionsCleanup::NAME)
+        .await
+        .unwrap()
+        .wait()
+        .await
+        .unwrap();
+    let run_time = began.elapsed();
+    stop.store(true, std::sync::atomic::Ordering::Release);
+    let (mut latencies, failures) = writer.await.unwrap();
+    handle.shutdown(Duration::from_secs(5)).await.unwrap();
+    latencies.sort();
+    let longest = latencies.last().copied().unwrap_or_default();
+    let p99 = latencies[latencies.len() * 99 / 100];
+    let left = count(
+        &t.db,
+        &format!("SELECT COUNT(*) FROM sessions WHERE expires_at < {now}"),
+    )
+    .await;
+    eprintln!(
+        "RELIABILITY scenario=sqlite_long_cleanup_ttl3 backend=Sqlite run_s={:.1} deleted={:?} host_writes={} failed_host_writes={failures} longest_host_write_ms={:.1} p99_ms={:.1} expired_left={left}",
+        run_time.as_secs_f64(),
+        row.records_processed,
+        latencies.len(),
+        longest.as_secs_f64() * 1e3,
+        p99.as_secs_f64() * 1e3,
+    );
+    assert_eq!(row.status, ExecutionStatus::Succeeded, "{row:?}");
+    assert_eq!(row.records_processed, Some(300_000));
+    assert_eq!(left, 0);
+    assert!(
+        run_time > Duration::from_secs(3),
+        "the run must outlive its lease TTL to exercise renewals ({run_time:?})"
+    );
+    assert_eq!(failures, 0, "host writes failed during the cleanup");
+    assert!(
+        longest < Duration::from_millis(100),
+        "a host write waited {longest:?}"
+    );
+}
+
+async fn sqlx_exec(db: &Database, sql: &str) -> Result<(), sqlx::Error> {
+    match db {
+        Database::Sqlite(p) => sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
+            .execute(p)
+            .await
+            .map(drop),
+        _ => unreachable!("SQLite only"),
+    }
+}
+
+async fn count(db: &Database, sql: &str) -> i64 {
+    match db {
+        Database::Sqlite(p) => sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned()))
+            .fetch_one(p)
+            .await
+            .unwrap(),
+        _ => unreachable!("SQLite only"),
+    }
+}
