@@ -202,6 +202,26 @@ pub struct DeleteReport {
     /// The longest time one statement held its locks (see
     /// [`Executed::lock_held`](barycenter_jobs_core::Executed::lock_held)).
     pub longest_statement: Duration,
+    /// The total time the statements held their locks.
+    pub lock_held: Duration,
+    /// The total time spent copying the WAL into the database file between batches (SQLite;
+    /// zero elsewhere). The checkpoints hold no write lock, but they are work the cleanup
+    /// adds to the database.
+    pub checkpoints: Duration,
+}
+
+impl DeleteReport {
+    /// The sum of two reports (two passes of one cleanup, say); the longest statement is the
+    /// longer of the two.
+    pub fn merge(self, other: DeleteReport) -> DeleteReport {
+        DeleteReport {
+            deleted: self.deleted + other.deleted,
+            statements: self.statements + other.statements,
+            longest_statement: self.longest_statement.max(other.longest_statement),
+            lock_held: self.lock_held + other.lock_held,
+            checkpoints: self.checkpoints + other.checkpoints,
+        }
+    }
 }
 
 /// Deletes the rows of one table that match a filter, in adaptive, index-ordered batches.
@@ -460,6 +480,7 @@ impl BatchedDelete {
         report.deleted += deleted;
         report.statements += 1;
         report.longest_statement = report.longest_statement.max(elapsed);
+        report.lock_held += elapsed;
         tracing::trace!(
             table = %self.table,
             deleted,
@@ -473,7 +494,11 @@ impl BatchedDelete {
         // the write lock, happens during it.
         let resume = tokio::time::Instant::from_std(ended)
             + self.batching.pause_after(ctx.db().backend(), elapsed);
+        let checkpoint_began = Instant::now();
         conn.checkpoint().await?;
+        if ctx.db().backend() == Backend::Sqlite {
+            report.checkpoints += checkpoint_began.elapsed();
+        }
         tokio::select! {
             biased;
             _ = ctx.cancellation().cancelled() => return Err(self.cancelled(report)),
