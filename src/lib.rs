@@ -9,13 +9,19 @@
 //!
 //! | feature | default | what |
 //! |---|---|---|
-//! | `sqlite` | yes | SQLite (bundled) |
-//! | `postgres` | yes | PostgreSQL |
-//! | `mysql` | yes | MySQL / MariaDB |
+//! | `sqlite` | yes | the SQLite driver (SQLite bundled) |
+//! | `postgres` | yes | the PostgreSQL driver |
+//! | `mysql` | yes | the MySQL / MariaDB driver |
 //! | `builtin` | yes | [`builtin`]: the four cleanup jobs |
 //! | `graphql` | yes | [`graphql`]: the admin API service |
 //!
+//! A backend feature turns its driver on in the core and in [`builtin`] / [`graphql`] when
+//! those are enabled, and no feature turns on a backend by itself: with
+//! `default-features = false, features = ["postgres", "builtin", "graphql"]` neither SQLite
+//! nor the MySQL driver is compiled. Enable at least one backend.
+//!
 //! ```
+//! # #[cfg(all(feature = "sqlite", feature = "builtin"))]
 //! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! use barycenter_jobs::{Database, Registry, Scheduler, SchedulerConfig};
 //!
@@ -31,6 +37,7 @@
 //! assert_eq!(scheduler.jobs().len(), 4);
 //! scheduler.shutdown(std::time::Duration::from_secs(5)).await?;
 //! # Ok(()) }
+//! # #[cfg(not(all(feature = "sqlite", feature = "builtin")))] fn main() {}
 //! ```
 
 #![warn(missing_docs)]
@@ -41,8 +48,10 @@ pub use barycenter_jobs_core::*;
 
 /// The four built-in cleanup jobs (feature `builtin`).
 #[cfg(feature = "builtin")]
+#[cfg_attr(docsrs, doc(cfg(feature = "builtin")))]
 pub use barycenter_jobs_builtin as builtin;
 
 /// The GraphQL admin API service (feature `graphql`).
 #[cfg(feature = "graphql")]
+#[cfg_attr(docsrs, doc(cfg(feature = "graphql")))]
 pub use barycenter_jobs_graphql as graphql;

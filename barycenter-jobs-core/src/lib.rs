@@ -47,10 +47,12 @@
 //! - plugin registration: `inventory`.
 //!
 //! # Features
-//! `sqlite`, `postgres`, `mysql` (all on by default) select the sqlx drivers compiled in.
+//! `sqlite`, `postgres`, `mysql` (all on by default) select the sqlx drivers compiled in; any
+//! one of them alone is enough. Items that exist only with a backend say so in their docs.
 
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod clock;
 mod db;
@@ -66,6 +68,7 @@ pub mod store;
 pub use async_trait::async_trait;
 pub use clock::{Clock, ManualClock, SharedClock, SystemClock};
 #[cfg(feature = "sqlite")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
 pub use db::SqliteBulk;
 pub use db::{Backend, BulkConnection, Database, DbRow, Executed, SQLITE_BUSY_TIMEOUT};
 pub use error::{Error, Result};
