@@ -45,6 +45,17 @@ pub enum Error {
     /// without history).
     #[error("execution {0} is not in the history")]
     ExecutionNotFound(i64),
+    /// The job does not implement [`Job::dry_run`](crate::Job::dry_run).
+    #[error("job {0} does not support dry runs")]
+    DryRunNotSupported(String),
+    /// A dry run returned an error, timed out or panicked.
+    #[error("dry run of {job} failed: {message}")]
+    DryRunFailed {
+        /// The job.
+        job: String,
+        /// Why.
+        message: String,
+    },
     /// The scheduler has been shut down (or is shutting down).
     #[error("the scheduler is shut down")]
     ShutDown,

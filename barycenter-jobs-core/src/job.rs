@@ -52,6 +52,54 @@ pub trait Job: Send + Sync + 'static {
 
     /// Do one run. Long runs should check [`JobContext::cancellation`] between units of work.
     async fn run(&self, ctx: JobContext) -> Result<JobOutput, JobError>;
+
+    /// Say what [`run`](Self::run) would process now, changing nothing: count with the
+    /// same filters the run uses. The default answers [`JobError::DryRunNotSupported`].
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use barycenter_jobs_core::{async_trait, CancellationToken, Database, DryRunOutput, Job,
+    ///     JobContext, JobError, JobOutput, SystemClock, Trigger};
+    ///
+    /// struct Inbox;
+    /// #[async_trait]
+    /// impl Job for Inbox {
+    ///     fn name(&self) -> &str { "inbox" }
+    ///     fn description(&self) -> &str { "Empty the inbox" }
+    ///     fn schedule(&self) -> &str { "0 0 * * * *" }
+    ///     async fn run(&self, _ctx: JobContext) -> Result<JobOutput, JobError> {
+    ///         Ok(JobOutput::processed(3))
+    ///     }
+    ///     async fn dry_run(&self, _ctx: JobContext) -> Result<DryRunOutput, JobError> {
+    ///         Ok(DryRunOutput::would_process(3))
+    ///     }
+    /// }
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let db = Database::connect(&format!("sqlite://{}", dir.path().join("t.db").display())).await?;
+    /// let ctx = JobContext::new(db, Trigger::Manual, 0, std::sync::Arc::new(SystemClock), CancellationToken::new());
+    /// assert_eq!(Inbox.dry_run(ctx).await?.would_process, 3);
+    /// # Ok(()) }
+    /// ```
+    async fn dry_run(&self, ctx: JobContext) -> Result<DryRunOutput, JobError> {
+        let _ = ctx;
+        Err(JobError::DryRunNotSupported)
+    }
+}
+
+/// What a dry run reports.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct DryRunOutput {
+    /// Rows (or other units) a run would process now.
+    pub would_process: u64,
+}
+
+impl DryRunOutput {
+    /// A dry run that found `n` units of work.
+    pub fn would_process(n: u64) -> Self {
+        Self { would_process: n }
+    }
 }
 
 /// What a successful run reports.
@@ -99,6 +147,9 @@ pub enum JobError {
     /// Anything else, with a message for the execution history.
     #[error("{0}")]
     Failed(String),
+    /// The job has no dry run ([`Job::dry_run`]'s default).
+    #[error("dry run not supported")]
+    DryRunNotSupported,
 }
 
 impl JobError {

@@ -92,6 +92,20 @@ impl Schedule {
         }
     }
 
+    /// The first `count` fire times strictly after `after`, in order.
+    pub fn upcoming(&self, after: DateTime<Utc>, count: usize) -> Vec<DateTime<Utc>> {
+        let mut out = Vec::with_capacity(count.min(1024));
+        let mut from = after;
+        while out.len() < count {
+            let Some(next) = self.next_after(from) else {
+                break;
+            };
+            out.push(next);
+            from = next;
+        }
+        out
+    }
+
     /// The last fire time at or before `at`.
     pub fn latest_at_or_before(&self, at: DateTime<Utc>) -> Option<DateTime<Utc>> {
         match self.tz {

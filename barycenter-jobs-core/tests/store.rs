@@ -66,11 +66,16 @@ async fn create_barycenter_table(t: &TestDb) {
     .await;
 }
 
+/// Every migration this build knows, in order: what a first `migrate` applies.
+fn every_version() -> Vec<i64> {
+    (1..=barycenter_jobs_core::store::latest_version()).collect()
+}
+
 async fn upgrades_barycenter_table_in_place(t: &TestDb) {
     create_barycenter_table(t).await;
     let store = ExecutionStore::new(t.db.clone());
     let first = store.migrate().await.unwrap();
-    assert_eq!(first, vec![1, 2, 3, 4]);
+    assert_eq!(first, every_version());
     // Idempotent: a second run applies nothing and breaks nothing.
     assert!(store.migrate().await.unwrap().is_empty());
     // And a second store over a fresh pool (another replica) agrees.
@@ -118,7 +123,7 @@ async fn upgrades_barycenter_table_in_place(t: &TestDb) {
 
 async fn fresh_database_gets_the_table(t: &TestDb) {
     let store = ExecutionStore::new(t.db.clone());
-    assert_eq!(store.migrate().await.unwrap(), vec![1, 2, 3, 4]);
+    assert_eq!(store.migrate().await.unwrap(), every_version());
     assert!(store.migrate().await.unwrap().is_empty());
     assert!(store.list(&ExecutionQuery::new()).await.unwrap().is_empty());
     assert_eq!(store.get(12345).await.unwrap(), None);
@@ -391,6 +396,8 @@ async fn custom_table_names(t: &TestDb) {
     let tables = TableNames {
         executions: Identifier::new("myapp_job_history").unwrap(),
         leases: Identifier::new("myapp_job_leases").unwrap(),
+        settings: Identifier::new("myapp_job_settings").unwrap(),
+        audit: Identifier::new("myapp_job_audit").unwrap(),
     };
     let store = ExecutionStore::with_tables(t.db.clone(), tables);
     store.migrate().await.unwrap();

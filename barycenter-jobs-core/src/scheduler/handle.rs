@@ -7,9 +7,11 @@ use chrono::{DateTime, Utc};
 use tokio::sync::oneshot;
 
 use super::Shared;
+use super::runtime::Change;
 use crate::error::{Error, Result};
-use crate::job::Trigger;
+use crate::job::{JobContext, JobError, Trigger};
 use crate::schedule::Schedule;
+use crate::settings::{AuditEntry, AuditQuery, NewAuditEntry, RescheduleRequest, RuntimeSettings};
 use crate::store::{Execution, ExecutionStore};
 
 /// A handle on a started [`Scheduler`](super::Scheduler). Cheap to clone; every clone
@@ -36,16 +38,46 @@ pub struct JobInfo {
     pub name: String,
     /// One-line description.
     pub description: String,
-    /// The schedule in force (the job's default or the host's override).
+    /// The schedule in force: a runtime setting, else the host's override, else the job's
+    /// own (see [`crate::settings`] for the precedence).
     pub schedule: Schedule,
-    /// Whether scheduled runs happen (manual triggers always work).
+    /// The job's own schedule, as its code declares it.
+    pub default_schedule: Schedule,
+    /// Whether scheduled runs happen (manual triggers always work): false when disabled by
+    /// configuration or paused.
     pub enabled: bool,
+    /// Paused by an operator (a runtime setting): no replica fires it until it is resumed or
+    /// reset; manual triggers still run.
+    pub paused: bool,
     /// Whether a run is in progress in this process.
     pub running: bool,
     /// The next scheduled fire time; `None` when disabled or shut down.
     pub next_run_at: Option<DateTime<Utc>>,
-    /// Run timeout.
+    /// Run timeout in force.
     pub timeout: Duration,
+    /// The operators' overrides (empty when none), with who changed them and when.
+    pub runtime_settings: RuntimeSettings,
+}
+
+impl JobInfo {
+    /// The next `count` fire times of the schedule in force after `after`, evaluated in the
+    /// schedule's zone (at most [`MAX_UPCOMING`] of them).
+    pub fn upcoming_runs(&self, after: DateTime<Utc>, count: usize) -> Vec<DateTime<Utc>> {
+        self.schedule.upcoming(after, count.min(MAX_UPCOMING))
+    }
+}
+
+/// The most fire times [`JobInfo::upcoming_runs`] computes.
+pub const MAX_UPCOMING: usize = 100;
+
+/// What a dry run found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct DryRun {
+    /// The job.
+    pub job_name: String,
+    /// The rows a real run would process now.
+    pub would_process: u64,
 }
 
 /// A run started by [`SchedulerHandle::trigger`].
@@ -108,6 +140,13 @@ impl SchedulerHandle {
         self.shared.clock_skew()
     }
 
+    /// How many timer tasks run: one per distinct schedule (expression and zone) among the
+    /// jobs that fire or are paused. For tests and diagnostics.
+    #[doc(hidden)]
+    pub fn timer_groups(&self) -> usize {
+        self.shared.timers.len()
+    }
+
     /// This scheduler's instance identity.
     pub fn instance(&self) -> &str {
         &self.shared.instance
@@ -126,6 +165,125 @@ impl SchedulerHandle {
             .get(name)
             .ok_or_else(|| Error::UnknownJob(name.to_owned()))?;
         super::run::start(&self.shared, slot, Trigger::Manual).await
+    }
+
+    /// Pause `name` on every replica: no tick of it is fired until it is resumed or reset
+    /// (manual triggers still run). Persisted, so it survives restarts; in force here at
+    /// once and on the other replicas within 2 s. Recorded in the audit log as done by
+    /// `actor`. Returns the job as it now is.
+    ///
+    /// Errors: [`Error::UnknownJob`]; [`Error::Database`] when the setting could not be
+    /// written (nothing changed then).
+    pub async fn pause(&self, name: &str, actor: &str) -> Result<JobInfo> {
+        self.change(name, actor, Change::Pause).await
+    }
+
+    /// Resume a paused job: scheduled runs again, on every replica. This is a runtime
+    /// setting, so it also outranks a host's `enabled = false`; [`reset`](Self::reset)
+    /// returns to the host's configuration. Errors as [`pause`](Self::pause).
+    pub async fn resume(&self, name: &str, actor: &str) -> Result<JobInfo> {
+        self.change(name, actor, Change::Resume).await
+    }
+
+    /// Change the cron expression, the time zone and/or the timeout of `name` at run time;
+    /// fields of `request` left `None` keep the setting in force. Validated before anything
+    /// is written: [`Error::InvalidCron`] or [`Error::UnknownTimeZone`] change nothing.
+    /// Otherwise errors as [`pause`](Self::pause).
+    pub async fn reschedule(
+        &self,
+        name: &str,
+        request: RescheduleRequest,
+        actor: &str,
+    ) -> Result<JobInfo> {
+        self.change(name, actor, Change::Reschedule(&request)).await
+    }
+
+    /// Drop every runtime setting of `name`: host configuration and the job's defaults
+    /// apply again. Errors as [`pause`](Self::pause).
+    pub async fn reset(&self, name: &str, actor: &str) -> Result<JobInfo> {
+        self.change(name, actor, Change::Reset).await
+    }
+
+    async fn change(&self, name: &str, actor: &str, change: Change<'_>) -> Result<JobInfo> {
+        let slot = self.shared.change(name, actor, change).await?;
+        Ok(slot.info(&self.shared))
+    }
+
+    /// Ask `name` what a run would process now, without changing anything
+    /// ([`Job::dry_run`](crate::Job::dry_run)). Runs beside a real run if there is one (it
+    /// only reads), under the job's timeout. It is not recorded in the history; record it
+    /// in the audit log with [`record_audit`](Self::record_audit).
+    ///
+    /// Errors: [`Error::UnknownJob`]; [`Error::DryRunNotSupported`] for a job without a dry
+    /// run; [`Error::DryRunFailed`] when it failed, timed out or panicked;
+    /// [`Error::Database`]; [`Error::ShutDown`].
+    pub async fn dry_run(&self, name: &str) -> Result<DryRun> {
+        use futures_util::FutureExt as _;
+        let shared = &self.shared;
+        let slot = shared
+            .slots
+            .get(name)
+            .ok_or_else(|| Error::UnknownJob(name.to_owned()))?;
+        // Counted by the tracker, so a shutdown waits for it.
+        let _tracked = shared.tracker.token();
+        if shared.stop_firing.is_cancelled() {
+            return Err(Error::ShutDown);
+        }
+        let cancel = tokio_util::sync::CancellationToken::new();
+        // Execution id 0: a dry run has no row in the history.
+        let ctx = JobContext::new(
+            shared.db.clone(),
+            Trigger::Manual,
+            0,
+            shared.clock.clone(),
+            cancel.clone(),
+        )
+        .with_time_source(shared.time_source);
+        let timeout = slot.timeout();
+        let run = std::panic::AssertUnwindSafe(slot.job.dry_run(ctx)).catch_unwind();
+        let failed = |message: String| Error::DryRunFailed {
+            job: name.to_owned(),
+            message,
+        };
+        let result = tokio::select! {
+            r = run => r,
+            _ = tokio::time::sleep(timeout) => {
+                cancel.cancel();
+                return Err(failed(format!("timed out after {}s", timeout.as_secs())));
+            }
+            _ = shared.cancel_runs.cancelled() => {
+                cancel.cancel();
+                return Err(Error::ShutDown);
+            }
+        };
+        match result {
+            Ok(Ok(out)) => Ok(DryRun {
+                job_name: name.to_owned(),
+                would_process: out.would_process,
+            }),
+            Ok(Err(JobError::DryRunNotSupported)) => {
+                Err(Error::DryRunNotSupported(name.to_owned()))
+            }
+            Ok(Err(JobError::Database(e))) => Err(Error::Database(e)),
+            Ok(Err(JobError::Core(e))) => Err(e),
+            Ok(Err(e)) => Err(failed(e.to_string())),
+            Err(_) => Err(failed("panicked".to_owned())),
+        }
+    }
+
+    /// The audit log, newest first (empty when the scheduler keeps no tables).
+    pub async fn audit_log(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>> {
+        match &self.shared.settings {
+            Some(store) => store.audit_log(query).await,
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// Record an admin action that is not a settings change (a trigger, a dry run, a
+    /// refusal) in the audit log. A failure to write it is logged, not returned: the action
+    /// has happened (or been refused) either way.
+    pub async fn record_audit(&self, entry: NewAuditEntry) {
+        self.shared.audit(entry).await;
     }
 
     /// Stop firing, let running jobs finish for up to `grace`, then cancel what is left and

@@ -33,6 +33,22 @@ pub(super) async fn retention_loop(shared: Arc<Shared>, keep_days: u32, cfg: Ret
         if purged > 0 {
             tracing::info!(purged, %cutoff, "purged old job history");
         }
+        // The audit log is kept as long as the history.
+        if let Some(settings) = &shared.settings {
+            loop {
+                if shared.stop_firing.is_cancelled() {
+                    return;
+                }
+                match settings.purge_audit_batch(cutoff, cfg.batch_size).await {
+                    Ok(n) if n < u64::from(cfg.batch_size.max(1)) => break,
+                    Ok(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "audit log purge failed; will retry next interval");
+                        break;
+                    }
+                }
+            }
+        }
         tokio::select! {
             _ = shared.stop_firing.cancelled() => return,
             _ = tokio::time::sleep(interval) => {}

@@ -1,0 +1,577 @@
+//! Runtime settings and the audit log: what operators change while the fleet runs.
+//!
+//! # Runtime settings
+//! An operator may pause, resume, reschedule (cron, time zone, timeout) and reset a job at
+//! run time ([`SchedulerHandle::pause`](crate::SchedulerHandle::pause) and its siblings, or
+//! the admin API). The changes are rows of the settings table (`job_settings` by default,
+//! [`TableNames::settings`]), one per job with an override, naming who changed it and when.
+//! A setting applies field by field with this precedence:
+//!
+//! **runtime setting > host configuration ([`JobConfig`](crate::JobConfig)) > the job's
+//! default.**
+//!
+//! - `schedule` and `time_zone` replace the host's (or the job's own) expression and zone;
+//!   a zone alone keeps the expression in force and evaluates it in the new zone.
+//! - `timeout_secs` replaces the host's `timeout_secs` (or `default_timeout_secs`).
+//! - `paused = true` stops scheduled runs on every replica; `resume` writes `paused = false`,
+//!   which also outranks a host's `enabled = false`. A paused job can still be triggered by
+//!   hand, as a disabled one can.
+//! - `reset` deletes the job's row: host configuration and defaults apply again.
+//!
+//! # Propagation
+//! Every write also increments the revision of one version row (job name `*`, which no job
+//! can have). Each scheduler reads that one row by primary key once a second
+//! ([`RuntimeConfig::poll_interval_ms`](crate::scheduler::RuntimeConfig)), and reloads the
+//! settings only when it changed, so a change is in force on every replica within about a
+//! second of being written (2 s is the promise), without any restart. The writing replica
+//! applies it at once. The settings are also reloaded in full every minute, a safety net for
+//! a version bump lost to a crash between the two statements of a write.
+//!
+//! # Audit log
+//! Every admin mutation (trigger, dry run, pause, resume, reschedule, reset) is one row of the
+//! audit table (`job_audit`, [`TableNames::audit`]) with the actor the authorization named,
+//! also when it was refused. It is purged with the execution history
+//! ([`RetentionConfig::keep_days`](crate::RetentionConfig)).
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use barycenter_jobs_core::{async_trait, Database, Job, JobContext, JobError, JobOutput,
+//!     Registry, Scheduler};
+//! use barycenter_jobs_core::settings::{AuditQuery, RescheduleRequest};
+//!
+//! struct Hello;
+//! #[async_trait]
+//! impl Job for Hello {
+//!     fn name(&self) -> &str { "hello" }
+//!     fn description(&self) -> &str { "Say hello" }
+//!     fn schedule(&self) -> &str { "0 0 * * * *" }
+//!     async fn run(&self, _ctx: JobContext) -> Result<JobOutput, JobError> {
+//!         Ok(JobOutput::processed(1))
+//!     }
+//! }
+//!
+//! let dir = tempfile::tempdir()?;
+//! let db = Database::connect(&format!("sqlite://{}", dir.path().join("jobs.db").display())).await?;
+//! let handle = Scheduler::builder(Registry::builder().register(Hello).build()?, db).start().await?;
+//!
+//! let job = handle.pause("hello", "alice").await?;
+//! assert!(job.paused && job.next_run_at.is_none());
+//! let job = handle
+//!     .reschedule("hello", RescheduleRequest::new().schedule("0 */5 * * * *").time_zone("Europe/Berlin"), "alice")
+//!     .await?;
+//! assert_eq!(job.schedule.expression(), "0 */5 * * * *");
+//! assert_eq!(job.default_schedule.expression(), "0 0 * * * *");
+//! // Refused, and nothing changes.
+//! assert!(handle.reschedule("hello", RescheduleRequest::new().schedule("61 * * * * *"), "alice").await.is_err());
+//! let job = handle.reset("hello", "bob").await?;
+//! assert!(!job.paused && job.schedule.expression() == "0 0 * * * *");
+//!
+//! let log = handle.audit_log(&AuditQuery::new().job("hello")).await?;
+//! let actions: Vec<&str> = log.iter().map(|e| e.action.as_str()).collect();
+//! assert_eq!(actions, ["reset", "reschedule", "reschedule", "pause"]);
+//! # handle.shutdown(std::time::Duration::from_secs(5)).await?;
+//! # Ok(()) }
+//! ```
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, TimeZone, Utc};
+use sea_query::{Expr, ExprTrait, Order, Query, SelectStatement};
+
+use crate::db::{Database, DbRow};
+use crate::error::Result;
+use crate::ident::Identifier;
+use crate::store::TableNames;
+use crate::store::schema::{Audit, Settings};
+
+/// The job name of the version row; not a valid job name, so it never meets a job's row.
+pub(crate) const VERSION_ROW: &str = "*";
+
+/// Largest `limit` [`SettingsStore::audit_log`] accepts.
+pub const MAX_AUDIT_LIMIT: u32 = 1000;
+
+/// One job's runtime overrides, as stored. `None` fields defer to host configuration.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RuntimeSettings {
+    /// `Some(true)`: paused by an operator; `Some(false)`: resumed (outranks the host's
+    /// `enabled = false`); `None`: as configured.
+    pub paused: Option<bool>,
+    /// Cron expression replacing the configured one.
+    pub schedule: Option<String>,
+    /// IANA zone replacing the configured one.
+    pub time_zone: Option<String>,
+    /// Timeout in seconds replacing the configured one.
+    pub timeout_secs: Option<u64>,
+    /// Who made the last change.
+    pub changed_by: Option<String>,
+    /// When (by the database's clock).
+    pub changed_at: Option<DateTime<Utc>>,
+}
+
+impl RuntimeSettings {
+    /// Whether nothing is overridden.
+    pub fn is_empty(&self) -> bool {
+        self.paused.is_none()
+            && self.schedule.is_none()
+            && self.time_zone.is_none()
+            && self.timeout_secs.is_none()
+    }
+}
+
+/// What [`SchedulerHandle::reschedule`](crate::SchedulerHandle::reschedule) changes; a
+/// `None` field keeps the setting in force.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RescheduleRequest {
+    /// New cron expression (five or six fields).
+    pub schedule: Option<String>,
+    /// New IANA time zone (`Europe/Berlin`, `UTC`).
+    pub time_zone: Option<String>,
+    /// New timeout in seconds (at least 1).
+    pub timeout_secs: Option<u64>,
+}
+
+impl RescheduleRequest {
+    /// A request that changes nothing yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Set the cron expression.
+    pub fn schedule(mut self, expression: impl Into<String>) -> Self {
+        self.schedule = Some(expression.into());
+        self
+    }
+
+    /// Set the time zone.
+    pub fn time_zone(mut self, zone: impl Into<String>) -> Self {
+        self.time_zone = Some(zone.into());
+        self
+    }
+
+    /// Set the timeout, in seconds.
+    pub fn timeout_secs(mut self, secs: u64) -> Self {
+        self.timeout_secs = Some(secs);
+        self
+    }
+
+    /// Whether it changes nothing.
+    pub fn is_empty(&self) -> bool {
+        self.schedule.is_none() && self.time_zone.is_none() && self.timeout_secs.is_none()
+    }
+}
+
+/// The kinds of admin mutations the audit log records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum AuditAction {
+    /// A manual run.
+    Trigger,
+    /// A dry run (counts, changes nothing).
+    DryRun,
+    /// Scheduled runs stopped.
+    Pause,
+    /// Scheduled runs started again.
+    Resume,
+    /// Schedule, zone or timeout changed.
+    Reschedule,
+    /// Runtime settings dropped.
+    Reset,
+}
+
+impl AuditAction {
+    /// The label stored in the `action` column: `trigger`, `dry_run`, `pause`, `resume`,
+    /// `reschedule`, `reset`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            AuditAction::Trigger => "trigger",
+            AuditAction::DryRun => "dry_run",
+            AuditAction::Pause => "pause",
+            AuditAction::Resume => "resume",
+            AuditAction::Reschedule => "reschedule",
+            AuditAction::Reset => "reset",
+        }
+    }
+}
+
+/// An audit entry to record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewAuditEntry {
+    /// Who asked (the principal's name).
+    pub actor: String,
+    /// What was asked.
+    pub action: AuditAction,
+    /// Of which job (as given, even when unknown).
+    pub job_name: String,
+    /// What came of it: the change, the execution id, or why it was refused.
+    pub detail: Option<String>,
+}
+
+/// One row of the audit log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct AuditEntry {
+    /// Auto-increment id; newer entries have larger ids.
+    pub id: i64,
+    /// When it was recorded (the database's clock, millisecond precision).
+    pub at: DateTime<Utc>,
+    /// Who asked.
+    pub actor: String,
+    /// `trigger`, `dry_run`, `pause`, `resume`, `reschedule` or `reset`.
+    pub action: String,
+    /// Of which job.
+    pub job_name: String,
+    /// What came of it.
+    pub detail: Option<String>,
+}
+
+/// Filters for [`SettingsStore::audit_log`]; newest first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditQuery {
+    /// Only entries of this job.
+    pub job_name: Option<String>,
+    /// At most this many (clamped to 1..=[`MAX_AUDIT_LIMIT`]; default 50).
+    pub limit: u32,
+}
+
+impl Default for AuditQuery {
+    fn default() -> Self {
+        Self {
+            job_name: None,
+            limit: 50,
+        }
+    }
+}
+
+impl AuditQuery {
+    /// The 50 newest entries.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Only entries of `name`.
+    pub fn job(mut self, name: impl Into<String>) -> Self {
+        self.job_name = Some(name.into());
+        self
+    }
+
+    /// At most `limit` entries.
+    pub fn limit(mut self, limit: u32) -> Self {
+        self.limit = limit;
+        self
+    }
+}
+
+/// Reads and writes the settings and audit tables. The scheduler owns one; hosts reach it
+/// through the [`SchedulerHandle`](crate::SchedulerHandle) methods.
+#[derive(Debug, Clone)]
+pub struct SettingsStore {
+    db: Database,
+    settings: Identifier,
+    audit: Identifier,
+}
+
+/// A column to set and its value.
+pub(crate) type Assignment = (SettingsColumn, Expr);
+
+/// The settings columns a write may set.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum SettingsColumn {
+    Paused,
+    Schedule,
+    TimeZone,
+    TimeoutSecs,
+}
+
+impl SettingsColumn {
+    fn iden(self) -> Settings {
+        match self {
+            SettingsColumn::Paused => Settings::Paused,
+            SettingsColumn::Schedule => Settings::Schedule,
+            SettingsColumn::TimeZone => Settings::TimeZone,
+            SettingsColumn::TimeoutSecs => Settings::TimeoutSecs,
+        }
+    }
+}
+
+/// At most `max` characters of `s` (MySQL in strict mode refuses longer values).
+fn clip(s: &str, max: usize) -> String {
+    s.chars().take(max).collect()
+}
+
+fn from_ms(ms: i64) -> DateTime<Utc> {
+    Utc.timestamp_millis_opt(ms)
+        .single()
+        .unwrap_or(DateTime::<Utc>::MIN_UTC)
+}
+
+impl SettingsStore {
+    /// A store over `db` using the settings and audit tables named in `tables` (created by
+    /// [`ExecutionStore::migrate`](crate::ExecutionStore::migrate)).
+    pub fn new(db: Database, tables: &TableNames) -> Self {
+        Self {
+            db,
+            settings: tables.settings.clone(),
+            audit: tables.audit.clone(),
+        }
+    }
+
+    /// The revision of the version row: it grows with every write, so a reader reloads only
+    /// when it changed. One primary-key read.
+    pub async fn version(&self) -> Result<i64> {
+        let row = self
+            .db
+            .fetch_optional(
+                Query::select()
+                    .column(Settings::Revision)
+                    .from(self.settings.clone())
+                    .and_where(Expr::col(Settings::JobName).eq(VERSION_ROW)),
+            )
+            .await?;
+        match row {
+            Some(row) => row.i64("revision"),
+            None => Ok(0),
+        }
+    }
+
+    /// Every job's overrides, by job name.
+    pub async fn load(&self) -> Result<BTreeMap<String, RuntimeSettings>> {
+        let mut q = self.select();
+        q.and_where(Expr::col(Settings::JobName).ne(VERSION_ROW));
+        let mut out = BTreeMap::new();
+        for row in self.db.fetch_all(&q).await? {
+            let name = row.opt_string("job_name")?.unwrap_or_default();
+            out.insert(name, decode(&row)?);
+        }
+        Ok(out)
+    }
+
+    /// One job's overrides (empty when it has none).
+    pub async fn get(&self, job_name: &str) -> Result<RuntimeSettings> {
+        let mut q = self.select();
+        q.and_where(Expr::col(Settings::JobName).eq(job_name));
+        match self.db.fetch_optional(&q).await? {
+            Some(row) => decode(&row),
+            None => Ok(RuntimeSettings::default()),
+        }
+    }
+
+    /// Set these columns of `job_name`'s row (creating it), naming `actor`, then bump the
+    /// version. Only the columns given are written, so two operators changing different
+    /// settings of one job at once do not undo each other.
+    pub(crate) async fn set(&self, job_name: &str, actor: &str, set: &[Assignment]) -> Result<()> {
+        let actor = clip(actor, 255);
+        let update = || {
+            let mut u = Query::update();
+            u.table(self.settings.clone())
+                .value(Settings::ChangedBy, actor.clone())
+                .value(Settings::ChangedAtMs, self.db.now_ms_expr())
+                .value(Settings::Revision, Expr::col(Settings::Revision).add(1));
+            for (col, value) in set {
+                u.value(col.iden(), value.clone());
+            }
+            u.and_where(Expr::col(Settings::JobName).eq(job_name));
+            u
+        };
+        // The revision changes with every update, so MySQL counts the row as affected too.
+        if self.db.execute(&update()).await? == 0 {
+            let mut columns = vec![
+                Settings::JobName,
+                Settings::ChangedBy,
+                Settings::ChangedAtMs,
+                Settings::Revision,
+            ];
+            let mut values: Vec<Expr> = vec![
+                job_name.into(),
+                actor.clone().into(),
+                self.db.now_ms_expr(),
+                1i64.into(),
+            ];
+            for (col, value) in set {
+                columns.push(col.iden());
+                values.push(value.clone());
+            }
+            let insert = Query::insert()
+                .into_table(self.settings.clone())
+                .columns(columns)
+                .values_panic(values)
+                .to_owned();
+            if let Err(e) = self.db.execute(&insert).await {
+                // Another writer created the row meanwhile: update it instead.
+                if self.db.execute(&update()).await? == 0 {
+                    return Err(e);
+                }
+            }
+        }
+        self.bump().await
+    }
+
+    /// Drop every override of `job_name`, then bump the version.
+    pub(crate) async fn clear(&self, job_name: &str) -> Result<()> {
+        self.db
+            .execute(
+                Query::delete()
+                    .from_table(self.settings.clone())
+                    .and_where(Expr::col(Settings::JobName).eq(job_name)),
+            )
+            .await?;
+        self.bump().await
+    }
+
+    /// Tell every reader that something changed. Comes after the change itself, so a reader
+    /// that sees the new revision also sees the change.
+    async fn bump(&self) -> Result<()> {
+        let bump = Query::update()
+            .table(self.settings.clone())
+            .value(Settings::Revision, Expr::col(Settings::Revision).add(1))
+            .and_where(Expr::col(Settings::JobName).eq(VERSION_ROW))
+            .to_owned();
+        if self.db.execute(&bump).await? == 0 {
+            ensure_version_row(&self.db, &self.settings).await?;
+            self.db.execute(&bump).await?;
+        }
+        Ok(())
+    }
+
+    /// Record one audit entry; returns its id.
+    pub async fn record_audit(&self, entry: &NewAuditEntry) -> Result<i64> {
+        let stmt = Query::insert()
+            .into_table(self.audit.clone())
+            .columns([
+                Audit::AtMs,
+                Audit::Actor,
+                Audit::Action,
+                Audit::JobName,
+                Audit::Detail,
+            ])
+            .values_panic([
+                self.db.now_ms_expr(),
+                clip(&entry.actor, 255).into(),
+                entry.action.as_str().into(),
+                clip(&entry.job_name, 191).into(),
+                entry.detail.clone().into(),
+            ])
+            .to_owned();
+        self.db.insert_returning_id(&stmt, "id").await
+    }
+
+    /// Audit entries matching `query`, newest first.
+    pub async fn audit_log(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>> {
+        let mut q = Query::select();
+        q.columns([
+            Audit::Id,
+            Audit::AtMs,
+            Audit::Actor,
+            Audit::Action,
+            Audit::JobName,
+            Audit::Detail,
+        ])
+        .from(self.audit.clone());
+        if let Some(name) = &query.job_name {
+            q.and_where(Expr::col(Audit::JobName).eq(name.as_str()));
+        }
+        q.order_by(Audit::Id, Order::Desc)
+            .limit(u64::from(query.limit.clamp(1, MAX_AUDIT_LIMIT)));
+        self.db
+            .fetch_all(&q)
+            .await?
+            .iter()
+            .map(|row| {
+                Ok(AuditEntry {
+                    id: row.i64("id")?,
+                    at: from_ms(row.i64("at_ms")?),
+                    actor: row.opt_string("actor")?.unwrap_or_default(),
+                    action: row.opt_string("action")?.unwrap_or_default(),
+                    job_name: row.opt_string("job_name")?.unwrap_or_default(),
+                    detail: row.opt_string("detail")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Delete up to `batch` audit entries older than `cutoff`; returns how many. Call
+    /// repeatedly until it returns less than `batch`.
+    pub async fn purge_audit_batch(&self, cutoff: DateTime<Utc>, batch: u32) -> Result<u64> {
+        let ids: Vec<i64> = self
+            .db
+            .fetch_all(
+                Query::select()
+                    .column(Audit::Id)
+                    .from(self.audit.clone())
+                    .and_where(Expr::col(Audit::AtMs).lt(cutoff.timestamp_millis()))
+                    .order_by(Audit::Id, Order::Asc)
+                    .limit(u64::from(Ord::max(batch, 1))),
+            )
+            .await?
+            .iter()
+            .map(|r| r.i64("id"))
+            .collect::<Result<_>>()?;
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        self.db
+            .execute(
+                Query::delete()
+                    .from_table(self.audit.clone())
+                    .and_where(Expr::col(Audit::Id).is_in(ids)),
+            )
+            .await
+    }
+
+    fn select(&self) -> SelectStatement {
+        Query::select()
+            .columns([
+                Settings::JobName,
+                Settings::Paused,
+                Settings::Schedule,
+                Settings::TimeZone,
+                Settings::TimeoutSecs,
+                Settings::ChangedBy,
+                Settings::ChangedAtMs,
+            ])
+            .from(self.settings.clone())
+            .to_owned()
+    }
+}
+
+fn decode(row: &DbRow) -> Result<RuntimeSettings> {
+    let changed_at = row.opt_i64("changed_at_ms")?.filter(|ms| *ms > 0);
+    Ok(RuntimeSettings {
+        paused: row.opt_i64("paused")?.map(|p| p != 0),
+        schedule: row.opt_string("schedule")?,
+        time_zone: row.opt_string("time_zone")?,
+        timeout_secs: row
+            .opt_i64("timeout_secs")?
+            .map(|s| u64::try_from(s).unwrap_or(1)),
+        changed_by: row.opt_string("changed_by")?,
+        changed_at: changed_at.map(from_ms),
+    })
+}
+
+/// Create the version row if it is missing (tolerating a replica that creates it at the
+/// same moment).
+pub(crate) async fn ensure_version_row(db: &Database, table: &Identifier) -> Result<()> {
+    let exists = || async {
+        db.fetch_optional(
+            Query::select()
+                .column(Settings::Revision)
+                .from(table.clone())
+                .and_where(Expr::col(Settings::JobName).eq(VERSION_ROW)),
+        )
+        .await
+        .map(|r| r.is_some())
+    };
+    if exists().await? {
+        return Ok(());
+    }
+    let insert = Query::insert()
+        .into_table(table.clone())
+        .columns([Settings::JobName, Settings::Revision])
+        .values_panic([VERSION_ROW.into(), 0i64.into()])
+        .to_owned();
+    match db.execute(&insert).await {
+        Err(e) if !exists().await? => Err(e),
+        _ => Ok(()),
+    }
+}
