@@ -41,7 +41,9 @@
 //!
 //! # The statements
 //!
-//! The per-backend choice lives in [`BatchedDelete::statement`] and nowhere else:
+//! Each statement is written by its backend's module in the core
+//! ([`Backend::batch_delete`], [`Backend::heap_range_delete`]), beside the rest of what is
+//! particular to that database:
 //!
 //! | backend | statement |
 //! |---|---|
@@ -70,11 +72,10 @@
 
 use std::time::{Duration, Instant};
 
-use barycenter_jobs_core::{Backend, BulkConnection, Identifier, JobContext, JobError};
-use sea_query::{
-    Alias, Cond, Condition, DeleteStatement, Expr, Func, IntoIden, Order, Query, SelectStatement,
-    Value,
+use barycenter_jobs_core::{
+    Backend, BulkConnection, DeleteBatch, Identifier, JobContext, JobError,
 };
+use sea_query::{Cond, Condition, DeleteStatement, Expr, Value};
 use serde::{Deserialize, Serialize};
 
 /// Batching settings shared by the four cleanups (`[batch]` in [`BuiltinConfig`]).
@@ -147,7 +148,7 @@ impl Batching {
     /// How long one statement should take on `backend`, in milliseconds.
     fn target_ms(&self, backend: Backend) -> u64 {
         self.target_statement_ms
-            .unwrap_or(if backend == Backend::Sqlite { 10 } else { 20 })
+            .unwrap_or(if backend.single_writer() { 10 } else { 20 })
             .max(1)
     }
 
@@ -155,7 +156,7 @@ impl Batching {
     fn pause_after(&self, backend: Backend, elapsed: Duration) -> Duration {
         let share = self
             .lock_share_percent
-            .unwrap_or(if backend == Backend::Sqlite { 25 } else { 100 })
+            .unwrap_or(if backend.single_writer() { 25 } else { 100 })
             .clamp(1, 100);
         let stretch = elapsed.mul_f64(f64::from(100 - share) / f64::from(share));
         stretch.max(Duration::from_millis(self.pause_ms))
@@ -187,10 +188,6 @@ fn resize(size: u64, full: bool, elapsed: Duration, target_ms: u64) -> u64 {
 /// Heap pages in the first range of a PostgreSQL heap walk, and the bounds of the range.
 const FIRST_RANGE_PAGES: u64 = 32;
 const MAX_RANGE_PAGES: u64 = 1 << 20;
-/// The first PostgreSQL version with TID range scans; older servers would scan the whole
-/// table for every range, so they get the index-ordered batches only.
-const MIN_PG_VERSION_FOR_RANGES: i64 = 140_000;
-
 /// What one [`BatchedDelete::run`] did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
@@ -253,11 +250,7 @@ impl DeleteReport {
 /// ```
 #[derive(Debug, Clone)]
 pub struct BatchedDelete {
-    table: Identifier,
-    key: Identifier,
-    order_by: Identifier,
-    filter: Condition,
-    reads_own_table: bool,
+    batch: DeleteBatch,
     batching: Batching,
 }
 
@@ -271,11 +264,7 @@ impl BatchedDelete {
         filter: impl Into<Condition>,
     ) -> Self {
         Self {
-            table,
-            key,
-            order_by,
-            filter: filter.into(),
-            reads_own_table: false,
+            batch: DeleteBatch::new(table, key, order_by, filter),
             batching: Batching::default(),
         }
     }
@@ -283,7 +272,7 @@ impl BatchedDelete {
     /// Declare that the filter has a subquery on the table being deleted from (MySQL then
     /// selects the batch through a derived table).
     pub fn reads_own_table(mut self) -> Self {
-        self.reads_own_table = true;
+        self.batch.reads_own_table = true;
         self
     }
 
@@ -295,67 +284,20 @@ impl BatchedDelete {
 
     /// The table rows are deleted from.
     pub fn table(&self) -> &Identifier {
-        &self.table
+        &self.batch.table
     }
 
-    /// The DELETE statement for one batch of at most `limit` rows on `backend`.
-    ///
-    /// This is the only place that chooses SQL per backend; see the [module docs](self).
+    /// The DELETE statement for one batch of at most `limit` rows on `backend`; each
+    /// backend's module in the core writes its own ([`Backend::batch_delete`], and the
+    /// [module docs](self) for the statements).
     pub fn statement(&self, backend: Backend, limit: u64) -> DeleteStatement {
-        use sea_query::ExprTrait as _;
-        let mut delete = Query::delete();
-        delete.from_table(self.table.clone());
-        match backend {
-            Backend::Sqlite => {
-                let rowid = Alias::new("rowid");
-                delete.and_where(Expr::col(rowid.clone()).in_subquery(self.select(rowid, limit)));
-            }
-            Backend::Postgres => {
-                let ctid = Alias::new("ctid");
-                delete
-                    .and_where(Expr::col(ctid.clone()).in_subquery(self.select(ctid, limit)))
-                    .cond_where(self.filter.clone());
-            }
-            _ if self.reads_own_table => {
-                let batch = Alias::new("batch");
-                let derived = Query::select()
-                    .column((batch.clone(), self.key.clone()))
-                    .from_subquery(self.select(self.key.clone(), limit), batch)
-                    .to_owned();
-                delete.and_where(Expr::col(self.key.clone()).in_subquery(derived));
-            }
-            _ => {
-                delete
-                    .cond_where(self.filter.clone())
-                    .order_by((self.table.clone(), self.order_by.clone()), Order::Asc)
-                    .limit(limit);
-            }
-        }
-        delete
+        backend.batch_delete(&self.batch, limit)
     }
 
-    fn select(&self, column: impl IntoIden, limit: u64) -> SelectStatement {
-        Query::select()
-            .column(column)
-            .from(self.table.clone())
-            .cond_where(self.filter.clone())
-            .order_by((self.table.clone(), self.order_by.clone()), Order::Asc)
-            .limit(limit)
-            .to_owned()
-    }
-
-    /// The DELETE statement for the heap pages `from..to` of a PostgreSQL table (a TID range
-    /// scan on PostgreSQL 14 and later).
-    pub fn range_statement(&self, from: u64, to: u64) -> DeleteStatement {
-        use sea_query::ExprTrait as _;
-        let ctid = Alias::new("ctid");
-        let tid = |page: u64| Expr::val(format!("({page},0)")).cast_as(Alias::new("tid"));
-        Query::delete()
-            .from_table(self.table.clone())
-            .and_where(Expr::col(ctid.clone()).gte(tid(from)))
-            .and_where(Expr::col(ctid).lt(tid(to)))
-            .cond_where(self.filter.clone())
-            .to_owned()
+    /// The DELETE statement for the heap pages `from..to` of a table, where `backend` can walk
+    /// its heap in ranges (PostgreSQL 14 and later), `None` elsewhere.
+    pub fn range_statement(&self, backend: Backend, from: u64, to: u64) -> Option<DeleteStatement> {
+        backend.heap_range_delete(&self.batch, from, to)
     }
 
     /// The pages of the table's heap when the database can walk it in ranges (PostgreSQL 14
@@ -365,36 +307,15 @@ impl BatchedDelete {
         backend: Backend,
         conn: &mut BulkConnection,
     ) -> Result<Option<u64>, JobError> {
-        if backend != Backend::Postgres {
+        let Some(query) = backend.heap_pages_query(&self.batch.table) else {
             return Ok(None);
-        }
-        use sea_query::ExprTrait as _;
-        let setting = |name: &str| {
-            Func::cust(Alias::new("current_setting"))
-                .arg(name)
-                .cast_as(Alias::new("bigint"))
         };
-        // The name goes in as a bound value, quoted so it resolves exactly like the DELETE's
-        // table reference; identifiers are validated, so it cannot hold a quote.
-        let relation =
-            Expr::val(format!("\"{}\"", self.table.as_str())).cast_as(Alias::new("regclass"));
-        let query = Query::select()
-            .expr_as(
-                Func::cust(Alias::new("pg_relation_size"))
-                    .arg(relation)
-                    .div(setting("block_size")),
-                Alias::new("pages"),
-            )
-            .expr_as(setting("server_version_num"), Alias::new("version"))
-            .to_owned();
         let Some(row) = conn.fetch_optional(&query).await? else {
             return Ok(None);
         };
-        if row.i64("version")? < MIN_PG_VERSION_FOR_RANGES {
-            return Ok(None);
-        }
-        // A partitioned table has no heap of its own (size 0): its rows are found by the
-        // index batches, which also cost nothing on a table that is really empty.
+        // 0 means: too old a server for range scans, a partitioned table (no heap of its
+        // own: its rows are found by the index batches) or an empty one, which the index
+        // batches also cost nothing on.
         let pages = u64::try_from(row.i64("pages")?).unwrap_or(0);
         Ok((pages > 0).then_some(pages))
     }
@@ -425,9 +346,10 @@ impl BatchedDelete {
             let mut range = FIRST_RANGE_PAGES;
             while from < pages {
                 let to = from.saturating_add(range);
-                let (_, elapsed) = self
-                    .batch(ctx, &mut conn, &self.range_statement(from, to), &mut report)
-                    .await?;
+                let Some(stmt) = self.range_statement(backend, from, to) else {
+                    break; // heap_pages says the backend walks heaps; defensive
+                };
+                let (_, elapsed) = self.batch(ctx, &mut conn, &stmt, &mut report).await?;
                 from = to;
                 range = resize(range, true, elapsed, batching.target_ms(backend))
                     .clamp(1, MAX_RANGE_PAGES);
@@ -448,7 +370,7 @@ impl BatchedDelete {
         }
         conn.finish().await?;
         tracing::debug!(
-            table = %self.table,
+            table = %self.batch.table,
             deleted = report.deleted,
             statements = report.statements,
             longest_ms = report.longest_statement.as_secs_f64() * 1e3,
@@ -482,7 +404,7 @@ impl BatchedDelete {
         report.longest_statement = report.longest_statement.max(elapsed);
         report.lock_held += elapsed;
         tracing::trace!(
-            table = %self.table,
+            table = %self.batch.table,
             deleted,
             elapsed_us = elapsed.as_micros() as u64,
             "batch"
@@ -494,11 +416,7 @@ impl BatchedDelete {
         // the write lock, happens during it.
         let resume = tokio::time::Instant::from_std(ended)
             + self.batching.pause_after(ctx.db().backend(), elapsed);
-        let checkpoint_began = Instant::now();
-        conn.checkpoint().await?;
-        if ctx.db().backend() == Backend::Sqlite {
-            report.checkpoints += checkpoint_began.elapsed();
-        }
+        report.checkpoints += conn.checkpoint().await?;
         tokio::select! {
             biased;
             _ = ctx.cancellation().cancelled() => return Err(self.cancelled(report)),
@@ -509,7 +427,7 @@ impl BatchedDelete {
 
     fn cancelled(&self, report: &DeleteReport) -> JobError {
         tracing::info!(
-            table = %self.table,
+            table = %self.batch.table,
             deleted = report.deleted,
             "cleanup cancelled between batches"
         );
@@ -616,7 +534,8 @@ mod tests {
     #[test]
     fn heap_ranges_on_postgres() {
         let (sql, values) = delete()
-            .range_statement(64, 128)
+            .range_statement(Backend::Postgres, 64, 128)
+            .unwrap()
             .build(sea_query::PostgresQueryBuilder);
         assert_eq!(
             sql,

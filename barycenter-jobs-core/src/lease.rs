@@ -44,7 +44,7 @@ use sea_query::{
     Alias, Cond, Expr, ExprTrait, OnConflict, Query, ReturningClause, UpdateStatement,
 };
 
-use crate::db::{Backend, Database, from_millis};
+use crate::db::{Database, from_millis};
 use crate::error::{Error, Result};
 use crate::ident::Identifier;
 use crate::store::schema::Lease as Col;
@@ -217,7 +217,7 @@ impl LeaseStore {
         ttl: Duration,
     ) -> Result<Option<Claimed>> {
         let mut stmt = self.claim_statement(job_name, holder, kind, ttl);
-        if self.db.backend() != Backend::MySql {
+        if self.db.update_returning() {
             // One statement: the claim and what it gave us.
             stmt.returning(ReturningClause::Exprs(vec![
                 Expr::col(Col::Token),

@@ -70,7 +70,10 @@ pub use clock::{Clock, ManualClock, SharedClock, SystemClock};
 #[cfg(feature = "sqlite")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
 pub use db::SqliteBulk;
-pub use db::{Backend, BulkConnection, Database, DbRow, Executed, SQLITE_BUSY_TIMEOUT};
+pub use db::{
+    Backend, BulkConnection, Database, DbRow, DeleteBatch, Executed, SQLITE_BUSY_TIMEOUT,
+    SchemaStatement, Statement,
+};
 pub use error::{Error, Result};
 pub use ident::Identifier;
 pub use job::{Job, JobContext, JobError, JobOutput, TimeSource, Trigger};

@@ -282,36 +282,12 @@ async fn add_indexes(db: &Database, t: &TableNames) -> Result<()> {
     for index in [by_job, by_outcome, by_start] {
         if let Err(e) = db.execute_schema(&index).await {
             // MySQL has no CREATE INDEX IF NOT EXISTS: a duplicate name means it is there.
-            if !is_duplicate_index(&e) {
+            if !db.is_duplicate_index(&e) {
                 return Err(e);
             }
         }
     }
     Ok(())
-}
-
-/// MySQL / MariaDB `ER_DUP_KEYNAME`: an index of that name already exists on the table.
-#[cfg(feature = "mysql")]
-const ER_DUP_KEYNAME: u16 = 1061;
-
-/// Whether `e` says that the index being created is already there, so the step is done.
-///
-/// Anything else must fail the migration: treating a refusal as "already there" would leave
-/// the history without its index and record the step as applied, for good.
-fn is_duplicate_index(e: &Error) -> bool {
-    let Error::Database(sqlx::Error::Database(d)) = e else {
-        return false;
-    };
-    // MySQL has no CREATE INDEX IF NOT EXISTS. Only the error number tells a duplicate name
-    // apart: its SQLSTATE, 42000, is shared with access denied, key too long and a BLOB/TEXT
-    // column indexed without a key length.
-    #[cfg(feature = "mysql")]
-    if let Some(mysql) = d.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>() {
-        return mysql.number() == ER_DUP_KEYNAME;
-    }
-    // PostgreSQL honours IF NOT EXISTS, but two sessions creating the index at once can still
-    // collide: duplicate_table (42P07), or a unique violation in its catalog (23505).
-    matches!(d.code().as_deref(), Some("42P07" | "23505"))
 }
 
 async fn create_leases(db: &Database, t: &TableNames) -> Result<()> {
