@@ -15,7 +15,8 @@
 //! only go into tables it created itself.
 //!
 //! `BARYCENTER_JOBS_ADMIN_TOKEN`, when set, makes every admin request need
-//! `Authorization: Bearer TOKEN`.
+//! `Authorization: Bearer TOKEN`, except `GET /admin/jobs/health` (200 ok / 503 overdue, for
+//! probes). `GET /admin/jobs/metrics` serves Prometheus metrics.
 //!
 //! # Shutdown
 //!
@@ -90,10 +91,8 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use barycenter_jobs::builtin::BuiltinConfig;
-use barycenter_jobs::graphql::AdminService;
-use barycenter_jobs::sea_query::{ColumnDef, Expr, ExprTrait, Index, Query, Table};
+use barycenter_jobs::graphql::{AdminService, Metrics};
 use barycenter_jobs::{Database, Registry, Scheduler, SchedulerConfig};
-use chrono::Utc;
 use hyper::server::conn::http1;
 use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
@@ -187,6 +186,8 @@ fn parse_args() -> Result<Args, String> {
 
 #[path = "common/mod.rs"]
 mod common;
+#[path = "server/seed.rs"]
+mod seed;
 
 #[tokio::main]
 async fn main() {
@@ -217,18 +218,25 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
 
     let db = Database::connect(&args.database_url).await?;
     if args.seed {
-        seed_demo_data(&db).await?;
+        seed::demo_data(&db).await?;
     }
 
     let registry =
         barycenter_jobs::builtin::configure(Registry::builder().with_inventory(), &file.builtin)?
             .build()?;
+    // Prometheus metrics: one observer of the scheduler's runs, served on /admin/jobs/metrics.
+    let metrics = Metrics::new();
     let scheduler = Scheduler::builder(registry, db)
         .config(file.scheduler)
+        .observer(metrics.clone())
         .start()
         .await?;
 
-    let mut admin = AdminService::builder(scheduler.clone());
+    // /admin/jobs/health is open for probes (job names and overdue state only); metrics
+    // and GraphQL keep the token.
+    let mut admin = AdminService::builder(scheduler.clone())
+        .metrics(metrics)
+        .open_health();
     if let Ok(token) = std::env::var("BARYCENTER_JOBS_ADMIN_TOKEN")
         && !token.is_empty()
     {
@@ -241,6 +249,8 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let addr: SocketAddr = listener.local_addr()?;
     println!("admin API:  http://{addr}/admin/jobs");
     println!("GraphiQL:   http://{addr}/admin/jobs/playground");
+    println!("health:     http://{addr}/admin/jobs/health");
+    println!("metrics:    http://{addr}/admin/jobs/metrics");
     println!(
         "try:        curl -s -X POST http://{addr}/admin/jobs -H 'Content-Type: application/json' -d '{{\"query\": \"{{ availableJobs {{ name description schedule }} }}\"}}'"
     );
@@ -329,208 +339,4 @@ async fn drain(mut connections: JoinSet<()>, within: Duration) {
         );
         connections.shutdown().await;
     }
-}
-
-/// Create the four host tables in Barycenter's layout where missing, and put demo rows into
-/// the ones created now (never into existing tables).
-async fn seed_demo_data(db: &Database) -> Result<(), Box<dyn std::error::Error>> {
-    let now = Utc::now().timestamp();
-    let (hour, day) = (3600, 86_400);
-    let key = |name: &'static str| {
-        ColumnDef::new(name)
-            .string_len(255)
-            .not_null()
-            .primary_key()
-            .to_owned()
-    };
-    let text = |name: &'static str| ColumnDef::new(name).string_len(255).null().to_owned();
-    let time = |name: &'static str| ColumnDef::new(name).big_integer().not_null().to_owned();
-
-    let tables: [DemoTable; 4] = [
-        (
-            "sessions",
-            vec![
-                key("session_id"),
-                text("subject"),
-                time("auth_time"),
-                time("created_at"),
-                time("expires_at"),
-            ],
-            vec!["expires_at"],
-            vec![
-                row(&[
-                    ("session_id", "demo-session-expired-1".into()),
-                    ("subject", "alice".into()),
-                    ("auth_time", (now - 2 * day).into()),
-                    ("created_at", (now - 2 * day).into()),
-                    ("expires_at", (now - day).into()),
-                ]),
-                row(&[
-                    ("session_id", "demo-session-expired-2".into()),
-                    ("subject", "bob".into()),
-                    ("auth_time", (now - 3 * hour).into()),
-                    ("created_at", (now - 3 * hour).into()),
-                    ("expires_at", (now - hour).into()),
-                ]),
-                row(&[
-                    ("session_id", "demo-session-live".into()),
-                    ("subject", "alice".into()),
-                    ("auth_time", now.into()),
-                    ("created_at", now.into()),
-                    ("expires_at", (now + day).into()),
-                ]),
-            ],
-        ),
-        (
-            "refresh_tokens",
-            vec![
-                key("token"),
-                text("client_id"),
-                text("subject"),
-                time("created_at"),
-                time("expires_at"),
-                ColumnDef::new("revoked")
-                    .integer()
-                    .not_null()
-                    .default(0)
-                    .to_owned(),
-                text("parent_token"),
-            ],
-            vec!["expires_at", "parent_token"],
-            vec![
-                row(&[
-                    ("token", "demo-rt-expired".into()),
-                    ("client_id", "demo-app".into()),
-                    ("subject", "alice".into()),
-                    ("created_at", (now - 40 * day).into()),
-                    ("expires_at", (now - 10 * day).into()),
-                    ("revoked", 0.into()),
-                ]),
-                row(&[
-                    ("token", "demo-rt-rotated".into()),
-                    ("client_id", "demo-app".into()),
-                    ("subject", "bob".into()),
-                    ("created_at", (now - 2 * day).into()),
-                    ("expires_at", (now + 28 * day).into()),
-                    ("revoked", 1.into()),
-                ]),
-                row(&[
-                    ("token", "demo-rt-current".into()),
-                    ("client_id", "demo-app".into()),
-                    ("subject", "bob".into()),
-                    ("created_at", (now - day).into()),
-                    ("expires_at", (now + 29 * day).into()),
-                    ("revoked", 0.into()),
-                    ("parent_token", "demo-rt-rotated".into()),
-                ]),
-            ],
-        ),
-        (
-            "webauthn_challenges",
-            vec![
-                key("challenge"),
-                text("user_id"),
-                text("challenge_type"),
-                time("created_at"),
-                time("expires_at"),
-            ],
-            vec!["created_at", "expires_at"],
-            vec![
-                row(&[
-                    ("challenge", "demo-challenge-stale".into()),
-                    ("user_id", "alice".into()),
-                    ("challenge_type", "authentication".into()),
-                    ("created_at", (now - hour).into()),
-                    ("expires_at", (now - hour + 300).into()),
-                ]),
-                row(&[
-                    ("challenge", "demo-challenge-fresh".into()),
-                    ("user_id", "bob".into()),
-                    ("challenge_type", "registration".into()),
-                    ("created_at", now.into()),
-                    ("expires_at", (now + 300).into()),
-                ]),
-            ],
-        ),
-        (
-            "device_codes",
-            vec![
-                key("device_code"),
-                text("user_code"),
-                text("client_id"),
-                time("created_at"),
-                time("expires_at"),
-            ],
-            vec!["expires_at"],
-            vec![
-                row(&[
-                    ("device_code", "demo-device-expired".into()),
-                    ("user_code", "WDJB-MJHT".into()),
-                    ("client_id", "demo-tv".into()),
-                    ("created_at", (now - hour).into()),
-                    ("expires_at", (now - hour + 600).into()),
-                ]),
-                row(&[
-                    ("device_code", "demo-device-live".into()),
-                    ("user_code", "KXQP-RTNV".into()),
-                    ("client_id", "demo-tv".into()),
-                    ("created_at", now.into()),
-                    ("expires_at", (now + 600).into()),
-                ]),
-            ],
-        ),
-    ];
-
-    for (table, columns, indexed, rows) in tables {
-        if table_exists(db, table).await {
-            continue;
-        }
-        let mut create = Table::create();
-        create.table(table).if_not_exists();
-        for mut c in columns {
-            create.col(&mut c);
-        }
-        db.execute_schema(&create).await?;
-        for col in indexed {
-            db.execute_schema(
-                Index::create()
-                    .name(format!("idx_{table}_{col}"))
-                    .table(table)
-                    .col(col),
-            )
-            .await?;
-        }
-        for r in rows {
-            let (cols, vals): (Vec<_>, Vec<_>) = r.into_iter().unzip();
-            db.execute(
-                Query::insert()
-                    .into_table(table)
-                    .columns(cols)
-                    .values_panic(vals.into_iter().map(Expr::val)),
-            )
-            .await?;
-        }
-        println!("created demo table {table}");
-    }
-    Ok(())
-}
-
-/// A demo table: name, columns, indexed columns, rows.
-type DemoTable = (&'static str, Vec<ColumnDef>, Vec<&'static str>, Vec<Row>);
-/// A demo row: (column, value) pairs.
-type Row = Vec<(&'static str, barycenter_jobs::sea_query::Value)>;
-
-fn row(cells: &[(&'static str, barycenter_jobs::sea_query::Value)]) -> Row {
-    cells.to_vec()
-}
-
-async fn table_exists(db: &Database, table: &'static str) -> bool {
-    db.fetch_all(
-        Query::select()
-            .expr(Expr::val(1))
-            .from(table)
-            .and_where(Expr::val(1).eq(0)),
-    )
-    .await
-    .is_ok()
 }

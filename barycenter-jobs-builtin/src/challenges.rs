@@ -1,14 +1,13 @@
 //! `cleanup_expired_challenges`: delete WebAuthn challenges older than five minutes or past
 //! their expiry.
 
-use barycenter_jobs_core::{
-    Error, Identifier, Job, JobContext, JobError, JobOutput, async_trait, register_job,
-};
+use barycenter_jobs_core::{Error, Identifier, register_job};
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::batch::{BatchedDelete, Batching, before};
-use crate::table::{ExpiringTable, earlier, seconds};
+use crate::batch::{BatchedDelete, before};
+use crate::cleanup::{Cleanup, CleanupKind};
+use crate::table::{ExpiringTable, earlier, expiring_table, seconds};
 use crate::time::TimeFormat;
 
 /// Where the challenges live (`[challenges]` in [`BuiltinConfig`](crate::BuiltinConfig)).
@@ -57,10 +56,18 @@ impl Default for ChallengesConfig {
     }
 }
 
+/// The [`CleanupKind`] of [`ChallengesCleanup`]: the challenges table, validated.
+#[derive(Debug, Clone)]
+pub struct Challenges {
+    table: ExpiringTable,
+    created: Identifier,
+    max_age: Duration,
+}
+
 /// Deletes challenges with `expires_at < now`, then those with
 /// `created_at < now - max age`, where "now" is the run's cut-off clock
-/// ([`JobContext::cutoff_now`], the database's by default) minus
-/// [`ChallengesConfig::keep_if_younger_secs`].
+/// ([`JobContext::cutoff_now`](barycenter_jobs_core::JobContext::cutoff_now), the
+/// database's by default) minus [`ChallengesConfig::keep_if_younger_secs`].
 ///
 /// ```
 /// use barycenter_jobs_builtin::ChallengesCleanup;
@@ -70,45 +77,35 @@ impl Default for ChallengesConfig {
 /// assert_eq!(job.name(), "cleanup_expired_challenges");
 /// assert_eq!(job.schedule(), "0 */5 * * * *");
 /// ```
-#[derive(Debug, Clone)]
-pub struct ChallengesCleanup {
-    table: ExpiringTable,
-    created: Identifier,
-    max_age: Duration,
-    batching: Batching,
-}
+pub type ChallengesCleanup = Cleanup<Challenges>;
 
-impl ChallengesCleanup {
-    /// The job's name.
-    pub const NAME: &'static str = "cleanup_expired_challenges";
-    /// The job's description.
-    pub const DESCRIPTION: &'static str = "Clean up expired WebAuthn challenges";
-    /// The job's default schedule: every five minutes.
-    pub const SCHEDULE: &'static str = "0 */5 * * * *";
+impl CleanupKind for Challenges {
+    const NAME: &'static str = "cleanup_expired_challenges";
+    const DESCRIPTION: &'static str = "Clean up expired WebAuthn challenges";
+    /// Every five minutes.
+    const SCHEDULE: &'static str = "0 */5 * * * *";
+    type Config = ChallengesConfig;
 
-    /// A cleanup of the table described by `config`; fails with
-    /// [`Error::InvalidIdentifier`] on a name that is not a plain SQL identifier.
-    pub fn new(config: &ChallengesConfig) -> Result<Self, Error> {
+    fn from_config(config: &ChallengesConfig) -> Result<Self, Error> {
         Ok(Self {
-            table: ExpiringTable::new(
-                &config.table,
-                &config.key_column,
-                &config.expires_column,
-                config.time_format,
-                config.keep_if_younger_secs,
-            )?,
+            table: expiring_table!(config)?,
             created: Identifier::new(config.created_column.as_str())?,
             max_age: seconds(config.max_age_secs),
-            batching: Batching::default(),
         })
     }
 
-    /// Use these batching settings.
-    pub fn with_batching(mut self, batching: &Batching) -> Self {
-        self.batching = batching.clone();
-        self
+    fn keep_if_younger(&self) -> Duration {
+        self.table.margin
     }
 
+    fn passes(&self, now: DateTime<Utc>) -> Vec<BatchedDelete> {
+        // Two passes, each walking the index of its own column, rather than one OR that no
+        // index serves.
+        vec![self.table.expired(now), self.too_old(now)]
+    }
+}
+
+impl Challenges {
     /// Challenges created before `now - max age`, oldest first (`now` with the margin
     /// already taken off).
     fn too_old(&self, now: DateTime<Utc>) -> BatchedDelete {
@@ -120,37 +117,6 @@ impl ChallengesCleanup {
             self.created.clone(),
             before(&t.table, &self.created, t.format.value(cutoff)),
         )
-        .with_batching(&self.batching)
-    }
-}
-
-impl Default for ChallengesCleanup {
-    fn default() -> Self {
-        Self::new(&ChallengesConfig::default()).expect("the default names are valid identifiers")
-    }
-}
-
-#[async_trait]
-impl Job for ChallengesCleanup {
-    fn name(&self) -> &str {
-        Self::NAME
-    }
-
-    fn description(&self) -> &str {
-        Self::DESCRIPTION
-    }
-
-    fn schedule(&self) -> &str {
-        Self::SCHEDULE
-    }
-
-    async fn run(&self, ctx: JobContext) -> Result<JobOutput, JobError> {
-        let now = self.table.cutoff(&ctx).await?;
-        // Two passes, each walking the index of its own column, rather than one OR that no
-        // index serves.
-        let expired = self.table.expired(now, &self.batching).run(&ctx).await?;
-        let too_old = self.too_old(now).run(&ctx).await?;
-        Ok(JobOutput::processed(expired.deleted + too_old.deleted))
     }
 }
 

@@ -49,8 +49,9 @@ pub struct BuiltinConfig {
     pub device_codes: DeviceCodesConfig,
 }
 
-/// Replace the four inventory-registered cleanups of `builder` by instances configured by
-/// `config`. Also [links](crate::link) this crate.
+/// Put the four cleanups configured by `config` in `builder`, in place of the default
+/// instances the inventory registers, through the registry's one mechanism for host
+/// configuration, [`RegistryBuilder::replace`]. Also [links](crate::link) this crate.
 ///
 /// Fails with [`Error::InvalidIdentifier`] when a table or column name in `config` is not a
 /// plain SQL identifier. The builder must include the inventory

@@ -1,22 +1,22 @@
 //! `cleanup_expired_sessions` and `cleanup_expired_device_codes`: the cleanups that delete the
 //! rows of one table whose expiry column is past. They differ only in names and defaults, so
-//! they are one generic job, [`ExpiryCleanup`], instantiated per [`ExpiryKind`].
+//! they are one cleanup kind, [`Expiry`], instantiated per [`ExpiryKind`].
 
 use std::fmt;
 use std::marker::PhantomData;
 
-use barycenter_jobs_core::{
-    Error, Job, JobContext, JobError, JobOutput, async_trait, register_job,
-};
+use barycenter_jobs_core::{Error, register_job};
+use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::batch::Batching;
-use crate::table::ExpiringTable;
+use crate::batch::BatchedDelete;
+use crate::cleanup::{Cleanup, CleanupKind};
+use crate::table::{ExpiringTable, expiring_table};
 use crate::time::TimeFormat;
 
 /// What distinguishes one expiry cleanup from another: its job identity and the default
 /// table layout (Barycenter's).
-pub trait ExpiryKind: fmt::Debug + Send + Sync + 'static {
+pub trait ExpiryKind: fmt::Debug + Clone + Eq + Send + Sync + 'static {
     /// The job's name.
     const NAME: &'static str;
     /// The job's description.
@@ -72,7 +72,7 @@ impl ExpiryKind for DeviceCodes {
 /// assert_eq!(config.keep_if_younger_secs, 60);
 /// let job = SessionsCleanup::new(&config).unwrap();
 /// ```
-#[derive(Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields, bound = "")]
 #[non_exhaustive]
 pub struct ExpiryConfig<K: ExpiryKind> {
@@ -105,56 +105,12 @@ impl<K: ExpiryKind> Default for ExpiryConfig<K> {
     }
 }
 
-impl<K: ExpiryKind> Clone for ExpiryConfig<K> {
-    fn clone(&self) -> Self {
-        Self {
-            table: self.table.clone(),
-            key_column: self.key_column.clone(),
-            expires_column: self.expires_column.clone(),
-            time_format: self.time_format,
-            keep_if_younger_secs: self.keep_if_younger_secs,
-            kind: PhantomData,
-        }
-    }
-}
-
-impl<K: ExpiryKind> PartialEq for ExpiryConfig<K> {
-    fn eq(&self, other: &Self) -> bool {
-        (
-            &self.table,
-            &self.key_column,
-            &self.expires_column,
-            self.time_format,
-            self.keep_if_younger_secs,
-        ) == (
-            &other.table,
-            &other.key_column,
-            &other.expires_column,
-            other.time_format,
-            other.keep_if_younger_secs,
-        )
-    }
-}
-
-impl<K: ExpiryKind> Eq for ExpiryConfig<K> {}
-
-impl<K: ExpiryKind> fmt::Debug for ExpiryConfig<K> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ExpiryConfig")
-            .field("job", &K::NAME)
-            .field("table", &self.table)
-            .field("key_column", &self.key_column)
-            .field("expires_column", &self.expires_column)
-            .field("time_format", &self.time_format)
-            .field("keep_if_younger_secs", &self.keep_if_younger_secs)
-            .finish()
-    }
-}
-
-/// Deletes the rows whose expiry is before now minus the configured margin
-/// ([`ExpiryConfig::keep_if_younger_secs`], default 0). A row expiring exactly at that
-/// instant, or with a NULL expiry, stays. "Now" is the run's cut-off clock
-/// ([`JobContext::cutoff_now`]): the database's by default.
+/// The [`CleanupKind`] of an expiry cleanup: one pass that deletes the rows whose expiry is
+/// before now minus the configured margin ([`ExpiryConfig::keep_if_younger_secs`], default
+/// 0). A row expiring exactly at that instant, or with a NULL expiry, stays. "Now" is the
+/// run's cut-off clock
+/// ([`JobContext::cutoff_now`](barycenter_jobs_core::JobContext::cutoff_now)): the
+/// database's by default.
 ///
 /// ```
 /// use barycenter_jobs_builtin::{DeviceCodesCleanup, SessionsCleanup};
@@ -165,89 +121,36 @@ impl<K: ExpiryKind> fmt::Debug for ExpiryConfig<K> {
 /// assert_eq!(job.schedule(), "0 0 * * * *");
 /// assert_eq!(DeviceCodesCleanup::default().schedule(), "0 45 * * * *");
 /// ```
-pub struct ExpiryCleanup<K: ExpiryKind> {
+#[derive(Debug, Clone)]
+pub struct Expiry<K: ExpiryKind> {
     table: ExpiringTable,
-    batching: Batching,
     kind: PhantomData<K>,
 }
 
-impl<K: ExpiryKind> ExpiryCleanup<K> {
-    /// The job's name.
-    pub const NAME: &'static str = K::NAME;
-    /// The job's description.
-    pub const DESCRIPTION: &'static str = K::DESCRIPTION;
-    /// The job's default schedule.
-    pub const SCHEDULE: &'static str = K::SCHEDULE;
+impl<K: ExpiryKind> CleanupKind for Expiry<K> {
+    const NAME: &'static str = K::NAME;
+    const DESCRIPTION: &'static str = K::DESCRIPTION;
+    const SCHEDULE: &'static str = K::SCHEDULE;
+    type Config = ExpiryConfig<K>;
 
-    /// A cleanup of the table described by `config`; fails with
-    /// [`Error::InvalidIdentifier`] on a name that is not a plain SQL identifier.
-    pub fn new(config: &ExpiryConfig<K>) -> Result<Self, Error> {
+    fn from_config(config: &ExpiryConfig<K>) -> Result<Self, Error> {
         Ok(Self {
-            table: ExpiringTable::new(
-                &config.table,
-                &config.key_column,
-                &config.expires_column,
-                config.time_format,
-                config.keep_if_younger_secs,
-            )?,
-            batching: Batching::default(),
+            table: expiring_table!(config)?,
             kind: PhantomData,
         })
     }
 
-    /// Use these batching settings.
-    pub fn with_batching(mut self, batching: &Batching) -> Self {
-        self.batching = batching.clone();
-        self
+    fn keep_if_younger(&self) -> Duration {
+        self.table.margin
+    }
+
+    fn passes(&self, now: DateTime<Utc>) -> Vec<BatchedDelete> {
+        vec![self.table.expired(now)]
     }
 }
 
-impl<K: ExpiryKind> Default for ExpiryCleanup<K> {
-    fn default() -> Self {
-        Self::new(&ExpiryConfig::default()).expect("the default names are valid identifiers")
-    }
-}
-
-impl<K: ExpiryKind> Clone for ExpiryCleanup<K> {
-    fn clone(&self) -> Self {
-        Self {
-            table: self.table.clone(),
-            batching: self.batching.clone(),
-            kind: PhantomData,
-        }
-    }
-}
-
-impl<K: ExpiryKind> fmt::Debug for ExpiryCleanup<K> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ExpiryCleanup")
-            .field("job", &K::NAME)
-            .field("table", &self.table)
-            .field("batching", &self.batching)
-            .finish()
-    }
-}
-
-#[async_trait]
-impl<K: ExpiryKind> Job for ExpiryCleanup<K> {
-    fn name(&self) -> &str {
-        K::NAME
-    }
-
-    fn description(&self) -> &str {
-        K::DESCRIPTION
-    }
-
-    fn schedule(&self) -> &str {
-        K::SCHEDULE
-    }
-
-    async fn run(&self, ctx: JobContext) -> Result<JobOutput, JobError> {
-        let now = self.table.cutoff(&ctx).await?;
-        let report = self.table.expired(now, &self.batching).run(&ctx).await?;
-        Ok(JobOutput::processed(report.deleted))
-    }
-}
+/// An expiry cleanup of kind `K`: [`SessionsCleanup`] or [`DeviceCodesCleanup`].
+pub type ExpiryCleanup<K> = Cleanup<Expiry<K>>;
 
 /// `cleanup_expired_sessions`: deletes `sessions` rows with `expires_at < now - margin`.
 pub type SessionsCleanup = ExpiryCleanup<Sessions>;

@@ -25,7 +25,10 @@
 //! ([`JobContext::report_processed`](barycenter_jobs_core::JobContext::report_processed)), so
 //! a run that fails, times out or is cancelled records the exact number it removed.
 //! Rows are deleted in bounded, adaptive batches by one shared mechanism,
-//! [`BatchedDelete`] (see [`batch`] for the statements per database).
+//! [`BatchedDelete`] (see [`batch`] for the statements per database), and every cleanup is
+//! one job type, [`Cleanup<K>`], over what its [`CleanupKind`] deletes (see [`cleanup`]).
+//! After a run, [`Cleanup::last_report`] tells what it did (rows, statements, time the locks
+//! were held), on the job and on every clone of it.
 //!
 //! # Registration and linking
 //!
@@ -85,6 +88,7 @@
 
 pub mod batch;
 mod challenges;
+pub mod cleanup;
 mod config;
 mod expiry;
 mod refresh_tokens;
@@ -92,13 +96,16 @@ mod table;
 mod time;
 
 pub use batch::{BatchedDelete, Batching, DeleteReport};
-pub use challenges::{ChallengesCleanup, ChallengesConfig};
+pub use challenges::{Challenges, ChallengesCleanup, ChallengesConfig};
+pub use cleanup::{Cleanup, CleanupKind};
 pub use config::{BuiltinConfig, configure};
 pub use expiry::{
-    DeviceCodes, DeviceCodesCleanup, DeviceCodesConfig, ExpiryCleanup, ExpiryConfig, ExpiryKind,
-    Sessions, SessionsCleanup, SessionsConfig,
+    DeviceCodes, DeviceCodesCleanup, DeviceCodesConfig, Expiry, ExpiryCleanup, ExpiryConfig,
+    ExpiryKind, Sessions, SessionsCleanup, SessionsConfig,
 };
-pub use refresh_tokens::{FlagFormat, RefreshTokensCleanup, RefreshTokensConfig, RotatedTokens};
+pub use refresh_tokens::{
+    FlagFormat, RefreshTokens, RefreshTokensCleanup, RefreshTokensConfig, RotatedTokens,
+};
 pub use time::TimeFormat;
 
 /// Make sure this crate, and with it the `inventory` registrations of its four jobs, is

@@ -26,15 +26,14 @@
 //!
 //! Either way a token past its `expires_at` is deleted, rotated or not.
 
-use barycenter_jobs_core::{
-    Error, Identifier, Job, JobContext, JobError, JobOutput, async_trait, register_job,
-};
+use barycenter_jobs_core::{Error, Identifier, register_job};
 use chrono::{DateTime, Duration, Utc};
 use sea_query::{Alias, Cond, Condition, Expr, ExprTrait, Query};
 use serde::{Deserialize, Serialize};
 
-use crate::batch::{BatchedDelete, Batching};
-use crate::table::{ExpiringTable, earlier, seconds};
+use crate::batch::BatchedDelete;
+use crate::cleanup::{Cleanup, CleanupKind};
+use crate::table::{ExpiringTable, earlier, expiring_table, seconds};
 use crate::time::TimeFormat;
 
 /// How the `revoked` flag is stored.
@@ -147,10 +146,23 @@ impl Default for RefreshTokensConfig {
     }
 }
 
+/// The [`CleanupKind`] of [`RefreshTokensCleanup`]: the refresh-token table, validated.
+#[derive(Debug, Clone)]
+pub struct RefreshTokens {
+    table: ExpiringTable,
+    created: Identifier,
+    revoked: Identifier,
+    revoked_format: FlagFormat,
+    parent: Identifier,
+    grace: Duration,
+    rotated: RotatedTokens,
+}
+
 /// Deletes refresh tokens with `expires_at < now`, then (unless rotated tokens are kept
 /// [until expiry](RotatedTokens::AtExpiry)) rotated tokens: `revoked` is set and another
 /// token's `parent_token` names it, with that successor's `created_at` before
-/// `now - grace period`. "Now" is the run's cut-off clock ([`JobContext::cutoff_now`], the
+/// `now - grace period`. "Now" is the run's cut-off clock
+/// ([`JobContext::cutoff_now`](barycenter_jobs_core::JobContext::cutoff_now), the
 /// database's by default) minus [`RefreshTokensConfig::keep_if_younger_secs`].
 ///
 /// ```
@@ -165,53 +177,41 @@ impl Default for RefreshTokensConfig {
 /// config.parent_column = "parent token".into();
 /// assert!(RefreshTokensCleanup::new(&config).is_err());
 /// ```
-#[derive(Debug, Clone)]
-pub struct RefreshTokensCleanup {
-    table: ExpiringTable,
-    created: Identifier,
-    revoked: Identifier,
-    revoked_format: FlagFormat,
-    parent: Identifier,
-    grace: Duration,
-    rotated: RotatedTokens,
-    batching: Batching,
-}
+pub type RefreshTokensCleanup = Cleanup<RefreshTokens>;
 
-impl RefreshTokensCleanup {
-    /// The job's name.
-    pub const NAME: &'static str = "cleanup_expired_refresh_tokens";
-    /// The job's description.
-    pub const DESCRIPTION: &'static str = "Clean up expired refresh tokens";
-    /// The job's default schedule: hourly at :30.
-    pub const SCHEDULE: &'static str = "0 30 * * * *";
+impl CleanupKind for RefreshTokens {
+    const NAME: &'static str = "cleanup_expired_refresh_tokens";
+    const DESCRIPTION: &'static str = "Clean up expired refresh tokens";
+    /// Hourly at :30.
+    const SCHEDULE: &'static str = "0 30 * * * *";
+    type Config = RefreshTokensConfig;
 
-    /// A cleanup of the table described by `config`; fails with
-    /// [`Error::InvalidIdentifier`] on a name that is not a plain SQL identifier.
-    pub fn new(config: &RefreshTokensConfig) -> Result<Self, Error> {
+    fn from_config(config: &RefreshTokensConfig) -> Result<Self, Error> {
         Ok(Self {
-            table: ExpiringTable::new(
-                &config.table,
-                &config.key_column,
-                &config.expires_column,
-                config.time_format,
-                config.keep_if_younger_secs,
-            )?,
+            table: expiring_table!(config)?,
             created: Identifier::new(config.created_column.as_str())?,
             revoked: Identifier::new(config.revoked_column.as_str())?,
             revoked_format: config.revoked_format,
             parent: Identifier::new(config.parent_column.as_str())?,
             grace: seconds(config.rotation_grace_period_secs),
             rotated: config.rotated,
-            batching: Batching::default(),
         })
     }
 
-    /// Use these batching settings.
-    pub fn with_batching(mut self, batching: &Batching) -> Self {
-        self.batching = batching.clone();
-        self
+    fn keep_if_younger(&self) -> Duration {
+        self.table.margin
     }
 
+    fn passes(&self, now: DateTime<Utc>) -> Vec<BatchedDelete> {
+        match self.rotated {
+            RotatedTokens::AfterGrace => vec![self.table.expired(now), self.rotated_tokens(now)],
+            // Kept for replay detection; the expiry pass takes them in time.
+            RotatedTokens::AtExpiry => vec![self.table.expired(now)],
+        }
+    }
+}
+
+impl RefreshTokens {
     /// Rotated tokens whose successor was created before `now - grace` (`now` with the margin
     /// already taken off).
     fn rotated_tokens(&self, now: DateTime<Utc>) -> BatchedDelete {
@@ -236,41 +236,7 @@ impl RefreshTokensCleanup {
         let filter: Condition = Cond::all()
             .add(revoked)
             .add(Expr::col((t.clone(), key.clone())).in_subquery(successors));
-        BatchedDelete::new(t.clone(), key.clone(), key.clone(), filter)
-            .reads_own_table()
-            .with_batching(&self.batching)
-    }
-}
-
-impl Default for RefreshTokensCleanup {
-    fn default() -> Self {
-        Self::new(&RefreshTokensConfig::default()).expect("the default names are valid identifiers")
-    }
-}
-
-#[async_trait]
-impl Job for RefreshTokensCleanup {
-    fn name(&self) -> &str {
-        Self::NAME
-    }
-
-    fn description(&self) -> &str {
-        Self::DESCRIPTION
-    }
-
-    fn schedule(&self) -> &str {
-        Self::SCHEDULE
-    }
-
-    async fn run(&self, ctx: JobContext) -> Result<JobOutput, JobError> {
-        let now = self.table.cutoff(&ctx).await?;
-        let expired = self.table.expired(now, &self.batching).run(&ctx).await?;
-        let rotated = match self.rotated {
-            RotatedTokens::AfterGrace => self.rotated_tokens(now).run(&ctx).await?.deleted,
-            // Kept for replay detection; the expiry pass above takes them in time.
-            RotatedTokens::AtExpiry => 0,
-        };
-        Ok(JobOutput::processed(expired.deleted + rotated))
+        BatchedDelete::new(t.clone(), key.clone(), key.clone(), filter).reads_own_table()
     }
 }
 

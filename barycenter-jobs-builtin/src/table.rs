@@ -1,10 +1,10 @@
 //! The shape shared by the cleanups that delete by one expiry column, and the one place that
-//! turns "now" and the configured durations into cut-offs.
+//! turns the configured durations into cut-offs.
 
-use barycenter_jobs_core::{Error, Identifier, JobContext, JobError};
+use barycenter_jobs_core::{Error, Identifier};
 use chrono::{DateTime, Duration, Utc};
 
-use crate::batch::{BatchedDelete, Batching, before};
+use crate::batch::{BatchedDelete, before};
 use crate::time::TimeFormat;
 
 /// A configured number of seconds as a duration. A value too large for [`Duration`] becomes
@@ -22,6 +22,24 @@ pub(crate) fn earlier(at: DateTime<Utc>, by: Duration) -> DateTime<Utc> {
     at.checked_sub_signed(by)
         .unwrap_or(DateTime::<Utc>::MIN_UTC)
 }
+
+/// The [`ExpiringTable`] a cleanup's configuration describes. Each `*Config` names its
+/// table, key column, expiry column, time format and margin with the same fields
+/// (`table`, `key_column`, `expires_column`, `time_format`, `keep_if_younger_secs`), but
+/// they are separate structs: their TOML sections are flat, and serde cannot flatten a shared
+/// struct into a section that refuses unknown keys. This reads those fields by name.
+macro_rules! expiring_table {
+    ($config:expr) => {
+        $crate::table::ExpiringTable::new(
+            &$config.table,
+            &$config.key_column,
+            &$config.expires_column,
+            $config.time_format,
+            $config.keep_if_younger_secs,
+        )
+    };
+}
+pub(crate) use expiring_table;
 
 /// A table whose rows expire at the instant in one column. Names are validated.
 #[derive(Debug, Clone)]
@@ -52,27 +70,14 @@ impl ExpiringTable {
         })
     }
 
-    /// The "now" every pass of one run compares with: the run's cut-off clock
-    /// ([`JobContext::cutoff_now`], the database's by default), read once, minus the safety
-    /// margin. Reading it once keeps the passes of a run consistent with each other; taking
-    /// the margin off here, not per pass, applies it to every pass alike (a rotated token or
-    /// an old challenge is judged against the same shifted instant as an expired row).
-    ///
-    /// Fails with [`JobError::ClockSkew`] when the application clock is too far from the
-    /// database's, before anything is deleted.
-    pub(crate) async fn cutoff(&self, ctx: &JobContext) -> Result<DateTime<Utc>, JobError> {
-        Ok(earlier(ctx.cutoff_now().await?, self.margin))
-    }
-
-    /// Delete the rows with `expires < now` (NULL never expires), oldest first. `now` is what
-    /// [`cutoff`](Self::cutoff) returned, margin already taken off.
-    pub(crate) fn expired(&self, now: DateTime<Utc>, batching: &Batching) -> BatchedDelete {
+    /// Delete the rows with `expires < now` (NULL never expires), oldest first. `now` is the
+    /// run's cut-off with the margin already taken off.
+    pub(crate) fn expired(&self, now: DateTime<Utc>) -> BatchedDelete {
         BatchedDelete::new(
             self.table.clone(),
             self.key.clone(),
             self.expires.clone(),
             before(&self.table, &self.expires, self.format.value(now)),
         )
-        .with_batching(batching)
     }
 }

@@ -1,7 +1,28 @@
 //! The set of known jobs: those submitted with [`register_job!`](crate::register_job) anywhere
 //! in the binary, plus those registered explicitly.
+//!
+//! # One job per name, and how a host configures it
+//!
+//! A [`Registry`] holds one job instance per name. [`RegistryBuilder::build`] gathers them by
+//! one rule, the same for every job, built-in or plugin:
+//!
+//! 1. **Registrations** say which jobs exist: every [`register_job!`](crate::register_job)
+//!    in the binary (with [`RegistryBuilder::with_inventory`]), each with its default
+//!    settings, and the jobs the host adds with [`RegistryBuilder::register`]. A name
+//!    registered twice, by either means, is [`Error::DuplicateJob`]: a host job never
+//!    shadows a plugin's by accident.
+//! 2. **Replacements** say which instance of an existing job runs:
+//!    [`RegistryBuilder::replace`] puts an instance the host configured (other tables, other
+//!    settings) in place of the registered one of the same name. The name must be
+//!    registered ([`Error::UnknownJob`] otherwise, so a typo never adds a second job), and
+//!    replaced at most once ([`Error::DuplicateJob`]: never a silent overwrite).
+//!
+//! A job crate that has settings applies them this way: it offers a function that builds
+//! its configured instances and hands each to `replace` (the builtin crate's `configure`
+//! does this for its four cleanups). When a job runs (cron, time zone, enabled, timeout) is
+//! not the registry's business but the scheduler configuration's, keyed by the same name.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::sync::Arc;
 
@@ -214,11 +235,46 @@ impl RegistryBuilder {
         self
     }
 
-    /// Replace the job of the same name (typically one submitted with
-    /// [`register_job!`](crate::register_job) with its default settings) by `job`, configured
-    /// by the host. Unlike [`register`](Self::register) it requires the name to exist:
+    /// Run `job` in place of the registered job of the same name: the host's configured
+    /// instance of a job that [`register_job!`](crate::register_job) (or
+    /// [`register`](Self::register)) registered with its defaults. See the
+    /// [module docs](self) for the rule.
+    ///
+    /// Unlike [`register`](Self::register) it requires the name to exist, and
     /// [`build`](Self::build) fails with [`Error::UnknownJob`] otherwise, so a typo is not
-    /// silently registered as a second job.
+    /// silently registered as a second job; replacing one name twice is
+    /// [`Error::DuplicateJob`].
+    ///
+    /// ```
+    /// use barycenter_jobs_core::{async_trait, Error, Job, JobContext, JobError, JobOutput, Registry};
+    ///
+    /// /// A job with one setting: its schedule.
+    /// struct Report(&'static str);
+    ///
+    /// #[async_trait]
+    /// impl Job for Report {
+    ///     fn name(&self) -> &str { "report" }
+    ///     fn description(&self) -> &str { "Send the report" }
+    ///     fn schedule(&self) -> &str { self.0 }
+    ///     async fn run(&self, _ctx: JobContext) -> Result<JobOutput, JobError> {
+    ///         Ok(JobOutput::default())
+    ///     }
+    /// }
+    ///
+    /// let registry = Registry::builder()
+    ///     .register(Report("0 0 * * * *"))
+    ///     .replace(Report("0 30 * * * *"))
+    ///     .build()?;
+    /// assert_eq!(registry.get("report").unwrap().default_schedule().expression(), "0 30 * * * *");
+    ///
+    /// let twice = Registry::builder()
+    ///     .register(Report("0 0 * * * *"))
+    ///     .replace(Report("0 30 * * * *"))
+    ///     .replace(Report("0 45 * * * *"))
+    ///     .build();
+    /// assert!(matches!(twice, Err(Error::DuplicateJob(name)) if name == "report"));
+    /// # Ok::<(), Error>(())
+    /// ```
     pub fn replace(mut self, job: impl Job) -> Self {
         self.replacements.push(Arc::new(job));
         self
@@ -246,13 +302,17 @@ impl RegistryBuilder {
             }
             jobs.insert(name, RegisteredJob { job, schedule });
         }
+        let mut replaced = BTreeSet::new();
         for job in self.replacements {
             let name = job.name().to_owned();
             let schedule = Schedule::parse(job.schedule())?;
-            match jobs.get_mut(&name) {
-                Some(slot) => *slot = RegisteredJob { job, schedule },
-                None => return Err(Error::UnknownJob(name)),
+            let Some(slot) = jobs.get_mut(&name) else {
+                return Err(Error::UnknownJob(name));
+            };
+            if !replaced.insert(name.clone()) {
+                return Err(Error::DuplicateJob(name));
             }
+            *slot = RegisteredJob { job, schedule };
         }
         Ok(Registry { jobs })
     }
