@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use barycenter_jobs_graphql::AdminService;
+use barycenter_jobs_graphql::{AdminService, Denied, Principal, Role};
 use bytes::Bytes;
 use common::*;
 use http::{Request, StatusCode};
@@ -748,7 +748,10 @@ async fn host_check_composes_with_a_tower_layer() {
     // authentication (here: a header standing in for a verified session).
     let svc = f
         .builder()
-        .authorize(|parts| parts.extensions.get::<Operator>().is_some())
+        .authorize(|parts| match parts.extensions.get::<Operator>() {
+            Some(_) => Ok(Principal::new("operator", Role::Operate)),
+            None => Err(Denied::Unauthenticated),
+        })
         .build();
     let stack = tower::ServiceBuilder::new()
         .map_request(|mut req: Request<Full<Bytes>>| {

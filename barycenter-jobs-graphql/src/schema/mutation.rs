@@ -1,10 +1,14 @@
-//! Mutations: manual triggers.
+//! Mutations: manual triggers and dry runs, and the runtime settings (pause, resume,
+//! reschedule, reset). Each one needs a principal with the operate role and is written to
+//! the audit log, refusals included.
 
 use async_graphql::{Context, ID, Object};
-use barycenter_jobs_core::Error;
+use barycenter_jobs_core::settings::{AuditAction, NewAuditEntry};
+use barycenter_jobs_core::{Error, JobInfo, RescheduleRequest};
 
-use super::types::TriggerResult;
+use super::types::{ChangeResult, Job, TriggerResult};
 use super::{AdminState, INTERNAL_ERROR};
+use crate::service::Principal;
 
 /// The mutation root. Built by [`builder`](super::builder), which supplies its data.
 #[derive(Debug)]
@@ -18,38 +22,242 @@ impl MutationRoot {
     }
 }
 
-/// Operations that change state.
+async fn audit(state: &AdminState, actor: &str, action: AuditAction, job: &str, detail: String) {
+    state
+        .handle
+        .record_audit(NewAuditEntry {
+            actor: actor.to_owned(),
+            action,
+            job_name: job.to_owned(),
+            detail: Some(detail),
+        })
+        .await;
+}
+
+/// The principal of the request if it may run mutations. A refusal is a GraphQL error and
+/// is audited; nothing else happens.
+async fn operator(
+    ctx: &Context<'_>,
+    action: AuditAction,
+    job: &str,
+) -> async_graphql::Result<Principal> {
+    let state = ctx.data_unchecked::<AdminState>();
+    match ctx.data_opt::<Principal>() {
+        Some(p) if p.role.may_operate() => Ok(p.clone()),
+        Some(p) => {
+            audit(
+                state,
+                &p.name,
+                action,
+                job,
+                format!("denied: the {} role may not run mutations", p.role.as_str()),
+            )
+            .await;
+            Err(async_graphql::Error::new(format!(
+                "forbidden: {} has the {} role; mutations need the operate role",
+                p.name,
+                p.role.as_str()
+            )))
+        }
+        None => {
+            audit(state, "unknown", action, job, "denied: no principal".into()).await;
+            Err(async_graphql::Error::new(
+                "forbidden: no principal (serve the schema through AdminService, or give each request a Principal)",
+            ))
+        }
+    }
+}
+
+/// The answer to a settings change.
+fn change_result(job_name: String, done: &str, result: Result<JobInfo, Error>) -> ChangeResult {
+    match result {
+        Ok(info) => ChangeResult {
+            success: true,
+            message: format!("Job {job_name} {done}"),
+            job_name,
+            job: Some(Job(info)),
+        },
+        Err(e) => {
+            let message = if e.is_invalid_input() {
+                e.to_string()
+            } else {
+                tracing::error!(job = %job_name, error = %e, "admin settings change failed");
+                INTERNAL_ERROR.to_owned()
+            };
+            ChangeResult {
+                success: false,
+                message,
+                job_name,
+                job: None,
+            }
+        }
+    }
+}
+
+/// Operations that change state. Each needs the operate role; a principal with the read role
+/// gets a GraphQL error, and the refusal is in the audit log.
 #[Object]
 impl MutationRoot {
     /// Start a run of `jobName` now and return at once (the run goes on in the background;
-    /// follow it with `jobExecution(id: executionId)`).
+    /// follow it with `jobExecution(id: executionId)`). A paused or disabled job runs too.
+    ///
+    /// With `dryRun: true` nothing is run or deleted: the job counts what a run would process
+    /// and the answer carries it in `wouldProcess` (`success: false` with a message for a job
+    /// without a dry run).
     ///
     /// Refusals are reported in the result, not as errors: an unknown name gives
     /// `success: false` and `Unknown job: NAME`; a job with a run in progress gives
     /// `success: false` and `job NAME is already running`.
-    async fn trigger_job(&self, ctx: &Context<'_>, job_name: String) -> TriggerResult {
+    async fn trigger_job(
+        &self,
+        ctx: &Context<'_>,
+        job_name: String,
+        #[graphql(default = false)] dry_run: bool,
+    ) -> async_graphql::Result<TriggerResult> {
+        let action = if dry_run {
+            AuditAction::DryRun
+        } else {
+            AuditAction::Trigger
+        };
+        let principal = operator(ctx, action, &job_name).await?;
         let state = ctx.data_unchecked::<AdminState>();
-        let refused = |message: String, job_name: String| TriggerResult {
-            success: false,
+        let result = |success: bool, message: String, job_name: String| TriggerResult {
+            success,
             message,
             job_name,
             execution_id: None,
+            would_process: None,
         };
-        match state.handle.trigger(&job_name).await {
-            // Dropping the `TriggeredRun` does not stop the run; it only stops waiting for it.
-            Ok(run) => TriggerResult {
-                success: true,
-                message: format!("Job {job_name} triggered"),
-                execution_id: Some(ID(run.execution_id.to_string())),
-                job_name,
-            },
-            Err(e @ (Error::UnknownJob(_) | Error::AlreadyRunning(_) | Error::ShutDown)) => {
-                refused(e.to_string(), job_name)
+        let (answer, detail) = if dry_run {
+            match state.handle.dry_run(&job_name).await {
+                Ok(dry) => (
+                    TriggerResult {
+                        would_process: Some(dry.would_process),
+                        ..result(
+                            true,
+                            format!("Dry run of {job_name}: would process {}", dry.would_process),
+                            job_name.clone(),
+                        )
+                    },
+                    format!("would process {}", dry.would_process),
+                ),
+                Err(
+                    e @ (Error::UnknownJob(_)
+                    | Error::DryRunNotSupported(_)
+                    | Error::DryRunFailed { .. }
+                    | Error::ShutDown),
+                ) => (
+                    result(false, e.to_string(), job_name.clone()),
+                    format!("refused: {e}"),
+                ),
+                Err(e) => {
+                    tracing::error!(job = %job_name, error = %e, "admin dry run failed");
+                    (
+                        result(false, INTERNAL_ERROR.to_owned(), job_name.clone()),
+                        "failed: internal error".to_owned(),
+                    )
+                }
             }
-            Err(e) => {
-                tracing::error!(job = %job_name, error = %e, "admin triggerJob failed");
-                refused(INTERNAL_ERROR.to_owned(), job_name)
+        } else {
+            match state.handle.trigger(&job_name).await {
+                // Dropping the `TriggeredRun` does not stop the run; it only stops waiting.
+                Ok(run) => (
+                    TriggerResult {
+                        execution_id: Some(ID(run.execution_id.to_string())),
+                        ..result(true, format!("Job {job_name} triggered"), job_name.clone())
+                    },
+                    format!("execution {}", run.execution_id),
+                ),
+                Err(e @ (Error::UnknownJob(_) | Error::AlreadyRunning(_) | Error::ShutDown)) => (
+                    result(false, e.to_string(), job_name.clone()),
+                    format!("refused: {e}"),
+                ),
+                Err(e) => {
+                    tracing::error!(job = %job_name, error = %e, "admin triggerJob failed");
+                    (
+                        result(false, INTERNAL_ERROR.to_owned(), job_name.clone()),
+                        "failed: internal error".to_owned(),
+                    )
+                }
+            }
+        };
+        audit(state, &principal.name, action, &job_name, detail).await;
+        Ok(answer)
+    }
+
+    /// Stop scheduled runs of `jobName` on every replica (within 2 s), until `resumeJob` or
+    /// `resetJob`; persisted across restarts. `triggerJob` still runs it.
+    async fn pause_job(
+        &self,
+        ctx: &Context<'_>,
+        job_name: String,
+    ) -> async_graphql::Result<ChangeResult> {
+        let p = operator(ctx, AuditAction::Pause, &job_name).await?;
+        let state = ctx.data_unchecked::<AdminState>();
+        let result = state.handle.pause(&job_name, &p.name).await;
+        Ok(change_result(job_name, "paused", result))
+    }
+
+    /// Start scheduled runs of `jobName` again on every replica (also one disabled by the
+    /// host's configuration: a runtime setting outranks it).
+    async fn resume_job(
+        &self,
+        ctx: &Context<'_>,
+        job_name: String,
+    ) -> async_graphql::Result<ChangeResult> {
+        let p = operator(ctx, AuditAction::Resume, &job_name).await?;
+        let state = ctx.data_unchecked::<AdminState>();
+        let result = state.handle.resume(&job_name, &p.name).await;
+        Ok(change_result(job_name, "resumed", result))
+    }
+
+    /// Change the cron expression (`schedule`, five or six fields), the IANA `timeZone`
+    /// and/or the `timeoutSecs` of `jobName` at run time, on every replica; a null argument
+    /// keeps that setting. An invalid expression or zone is refused with its reason
+    /// (`success: false`) and changes nothing.
+    async fn reschedule_job(
+        &self,
+        ctx: &Context<'_>,
+        job_name: String,
+        schedule: Option<String>,
+        time_zone: Option<String>,
+        timeout_secs: Option<i32>,
+    ) -> async_graphql::Result<ChangeResult> {
+        let p = operator(ctx, AuditAction::Reschedule, &job_name).await?;
+        let state = ctx.data_unchecked::<AdminState>();
+        let mut request = RescheduleRequest::new();
+        request.schedule = schedule;
+        request.time_zone = time_zone;
+        if let Some(secs) = timeout_secs {
+            match u64::try_from(secs).ok().filter(|s| *s >= 1) {
+                Some(secs) => request.timeout_secs = Some(secs),
+                None => {
+                    let message = format!("timeoutSecs must be at least 1, got {secs}");
+                    let detail = format!("refused: {message}");
+                    audit(state, &p.name, AuditAction::Reschedule, &job_name, detail).await;
+                    return Ok(ChangeResult {
+                        success: false,
+                        message,
+                        job_name,
+                        job: None,
+                    });
+                }
             }
         }
+        let result = state.handle.reschedule(&job_name, request, &p.name).await;
+        Ok(change_result(job_name, "rescheduled", result))
+    }
+
+    /// Drop every runtime setting of `jobName`: the host's configuration and the job's
+    /// defaults apply again, on every replica.
+    async fn reset_job(
+        &self,
+        ctx: &Context<'_>,
+        job_name: String,
+    ) -> async_graphql::Result<ChangeResult> {
+        let p = operator(ctx, AuditAction::Reset, &job_name).await?;
+        let state = ctx.data_unchecked::<AdminState>();
+        let result = state.handle.reset(&job_name, &p.name).await;
+        Ok(change_result(job_name, "reset", result))
     }
 }

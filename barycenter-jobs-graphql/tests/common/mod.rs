@@ -166,7 +166,7 @@ impl Fixture {
     }
 
     pub fn builder(&self) -> AdminServiceBuilder {
-        AdminService::builder(self.handle.clone())
+        AdminService::builder(self.handle.clone()).allow_unauthenticated()
     }
 
     pub fn service(&self) -> AdminService {

@@ -1,0 +1,495 @@
+//! Runtime control over GraphQL (issue 15): the pause / resume / reschedule / reset and dry
+//! run mutations, the audit log, roles, closed-by-default service with its Host allow-list,
+//! and the bounds on work per request; on SQLite, PostgreSQL and MariaDB.
+
+mod common;
+
+use barycenter_jobs_core::Backend;
+use barycenter_jobs_graphql::{AdminService, Role};
+use common::*;
+use http::{Request, StatusCode};
+use http_body_util::Full;
+use serde_json::{Value, json};
+
+const SESSIONS: &str = "cleanup_expired_sessions";
+
+fn with_token(mut req: Request<Full<bytes::Bytes>>, token: &str) -> Request<Full<bytes::Bytes>> {
+    req.headers_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    req
+}
+
+/// POST `query` with `token`; the whole JSON answer.
+async fn ask(svc: &AdminService, token: &str, query: &str) -> Value {
+    let answer = send(svc.clone(), with_token(post_query(query), token)).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
+    answer.json()
+}
+
+async fn data(svc: &AdminService, token: &str, query: &str) -> Value {
+    let json = ask(svc, token, query).await;
+    assert!(json.get("errors").is_none(), "unexpected errors: {json}");
+    json["data"].clone()
+}
+
+async fn sessions_job(svc: &AdminService) -> Value {
+    let d = data(
+        svc,
+        "op",
+        &format!(
+            r#"{{ job(name: "{SESSIONS}") {{ schedule defaultSchedule timeZone paused enabled nextRunAt timeoutSecs changedBy upcomingRuns(count: 3) }} }}"#
+        ),
+    )
+    .await;
+    d["job"].clone()
+}
+
+async fn runtime_control(backend: Backend) {
+    let f = Fixture::on(barycenter_jobs_test_support::fresh(backend).await, false).await;
+    let svc = AdminService::builder(f.handle.clone())
+        .bearer_token("op")
+        .read_only_token("ro")
+        .build();
+
+    // A read principal may query, not mutate: a GraphQL error, no effect, an audit entry.
+    let d = data(&svc, "ro", "{ availableJobs { name paused } }").await;
+    assert_eq!(d["availableJobs"].as_array().unwrap().len(), 4);
+    let json = ask(
+        &svc,
+        "ro",
+        &format!(r#"mutation {{ pauseJob(jobName: "{SESSIONS}") {{ success }} }}"#),
+    )
+    .await;
+    let error = json["errors"][0]["message"].as_str().unwrap();
+    assert!(
+        error.starts_with("forbidden: readonly-token has the read role"),
+        "{json}"
+    );
+    assert_eq!(json["data"], Value::Null);
+    assert_eq!(sessions_job(&svc).await["paused"], json!(false));
+    let json = ask(
+        &svc,
+        "ro",
+        &format!(r#"mutation {{ triggerJob(jobName: "{SESSIONS}") {{ success }} }}"#),
+    )
+    .await;
+    assert!(
+        json["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("forbidden")
+    );
+    assert!(
+        f.handle
+            .store()
+            .list(&barycenter_jobs_core::ExecutionQuery::new())
+            .await
+            .unwrap()
+            .is_empty(),
+        "no run was started"
+    );
+
+    // Pause and resume.
+    let d = data(
+        &svc,
+        "op",
+        &format!(r#"mutation {{ pauseJob(jobName: "{SESSIONS}") {{ success message jobName }} }}"#),
+    )
+    .await;
+    assert_eq!(
+        d["pauseJob"],
+        json!({ "success": true, "message": format!("Job {SESSIONS} paused"), "jobName": SESSIONS })
+    );
+    let job = sessions_job(&svc).await;
+    assert_eq!(job["paused"], json!(true));
+    assert_eq!(job["enabled"], json!(false));
+    assert_eq!(job["nextRunAt"], Value::Null);
+    assert_eq!(job["changedBy"], json!("admin-token"));
+    let d = data(
+        &svc,
+        "op",
+        &format!(r#"mutation {{ resumeJob(jobName: "{SESSIONS}") {{ success message }} }}"#),
+    )
+    .await;
+    assert_eq!(d["resumeJob"]["success"], json!(true));
+    assert_eq!(sessions_job(&svc).await["paused"], json!(false));
+
+    // Reschedule: invalid input refused with its reason, nothing changed.
+    let before = sessions_job(&svc).await;
+    for (args, expected) in [
+        (
+            r#"schedule: "61 * * * * *""#,
+            "invalid cron expression \"61 * * * * *\"",
+        ),
+        (
+            r#"timeZone: "Mars/Olympus""#,
+            "unknown time zone \"Mars/Olympus\"",
+        ),
+        ("timeoutSecs: 0", "timeoutSecs must be at least 1, got 0"),
+    ] {
+        let d = data(
+            &svc,
+            "op",
+            &format!(
+                r#"mutation {{ rescheduleJob(jobName: "{SESSIONS}", {args}) {{ success message jobName }} }}"#
+            ),
+        )
+        .await;
+        assert_eq!(d["rescheduleJob"]["success"], json!(false), "{args}");
+        let message = d["rescheduleJob"]["message"].as_str().unwrap();
+        assert!(message.starts_with(expected), "{args}: {message}");
+        assert_eq!(sessions_job(&svc).await, before, "{args} changed something");
+    }
+    // Valid: in force at once; defaultSchedule stays the job's own; upcomingRuns follow the
+    // zone (00:00 in New York is 05:00 UTC in January).
+    let d = data(
+        &svc,
+        "op",
+        &format!(
+            r#"mutation {{ rescheduleJob(jobName: "{SESSIONS}", schedule: "0 0 0 * * *", timeZone: "America/New_York", timeoutSecs: 90) {{ success message }} }}"#
+        ),
+    )
+    .await;
+    assert_eq!(d["rescheduleJob"]["success"], json!(true), "{d}");
+    let job = sessions_job(&svc).await;
+    assert_eq!(job["schedule"], json!("0 0 0 * * *"));
+    assert_eq!(job["defaultSchedule"], json!("0 0 * * * *"));
+    assert_eq!(job["timeZone"], json!("America/New_York"));
+    assert_eq!(job["timeoutSecs"], json!(90));
+    assert_eq!(
+        job["upcomingRuns"],
+        json!([
+            "2026-01-01T05:00:00Z",
+            "2026-01-02T05:00:00Z",
+            "2026-01-03T05:00:00Z"
+        ])
+    );
+    // A null argument keeps the setting.
+    data(
+        &svc,
+        "op",
+        &format!(
+            r#"mutation {{ rescheduleJob(jobName: "{SESSIONS}", timeoutSecs: 30) {{ success }} }}"#
+        ),
+    )
+    .await;
+    let job = sessions_job(&svc).await;
+    assert_eq!(job["schedule"], json!("0 0 0 * * *"));
+    assert_eq!(job["timeoutSecs"], json!(30));
+    let json = ask(
+        &svc,
+        "op",
+        &format!(r#"{{ job(name: "{SESSIONS}") {{ upcomingRuns(count: 101) }} }}"#),
+    )
+    .await;
+    assert!(
+        json["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("count must be between 0 and 100"),
+        "{json}"
+    );
+
+    // Reset drops every runtime setting.
+    let d = data(
+        &svc,
+        "op",
+        &format!(r#"mutation {{ resetJob(jobName: "{SESSIONS}") {{ success message jobName }} }}"#),
+    )
+    .await;
+    assert_eq!(d["resetJob"]["success"], json!(true));
+    let job = sessions_job(&svc).await;
+    assert_eq!(job["schedule"], json!("0 0 * * * *"));
+    assert_eq!(job["timeZone"], Value::Null);
+    assert_eq!(job["changedBy"], Value::Null);
+
+    // Unknown jobs, for each mutation.
+    for m in [
+        r#"pauseJob(jobName: "nope")"#,
+        r#"resumeJob(jobName: "nope")"#,
+        r#"rescheduleJob(jobName: "nope", schedule: "0 0 * * * *")"#,
+        r#"resetJob(jobName: "nope")"#,
+        r#"triggerJob(jobName: "nope", dryRun: true)"#,
+    ] {
+        let d = data(
+            &svc,
+            "op",
+            &format!("mutation {{ m: {m} {{ success message jobName }} }}"),
+        )
+        .await;
+        assert_eq!(
+            d["m"],
+            json!({ "success": false, "message": "Unknown job: nope", "jobName": "nope" }),
+            "{m}"
+        );
+    }
+
+    // Dry run of a job without one: refused in the result, nothing run.
+    let d = data(
+        &svc,
+        "op",
+        &format!(
+            r#"mutation {{ triggerJob(jobName: "{SESSIONS}", dryRun: true) {{ success message wouldProcess executionId }} }}"#
+        ),
+    )
+    .await;
+    assert_eq!(
+        d["triggerJob"],
+        json!({
+            "success": false,
+            "message": format!("job {SESSIONS} does not support dry runs"),
+            "wouldProcess": null,
+            "executionId": null
+        })
+    );
+
+    // The audit log: one entry per mutation, newest first, with the actor.
+    let d = data(
+        &svc,
+        "ro",
+        &format!(r#"{{ auditLog(limit: 100, jobName: "{SESSIONS}") {{ id at actor action jobName detail }} }}"#),
+    )
+    .await;
+    let entries = d["auditLog"].as_array().unwrap();
+    let summary: Vec<(String, String)> = entries
+        .iter()
+        .map(|e| {
+            (
+                e["actor"].as_str().unwrap().to_owned(),
+                e["action"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let pairs = |v: &[(&str, &str)]| -> Vec<(String, String)> {
+        v.iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
+    };
+    assert_eq!(
+        summary,
+        pairs(&[
+            ("admin-token", "dry_run"),
+            ("admin-token", "reset"),
+            ("admin-token", "reschedule"),
+            ("admin-token", "reschedule"),
+            ("admin-token", "reschedule"),
+            ("admin-token", "reschedule"),
+            ("admin-token", "reschedule"),
+            ("admin-token", "resume"),
+            ("admin-token", "pause"),
+            ("readonly-token", "trigger"),
+            ("readonly-token", "pause"),
+        ])
+    );
+    assert!(
+        entries[10]["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("denied: the read role")
+    );
+    assert!(
+        entries[6]["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("refused: invalid cron")
+    );
+    assert!(entries[0]["at"].as_str().unwrap().ends_with('Z'));
+    assert_eq!(entries[0]["jobName"], json!(SESSIONS));
+    let ids: Vec<i64> = entries
+        .iter()
+        .map(|e| e["id"].as_str().unwrap().parse().unwrap())
+        .collect();
+    assert!(ids.windows(2).all(|w| w[0] > w[1]), "newest first: {ids:?}");
+    let d = data(&svc, "op", "{ auditLog { jobName } }").await;
+    assert_eq!(d["auditLog"].as_array().unwrap().len(), 16);
+    f.shutdown().await;
+}
+
+async fn runtime_control_on_postgres() {
+    runtime_control(Backend::Postgres).await;
+}
+async fn runtime_control_on_mysql() {
+    runtime_control(Backend::MySql).await;
+}
+barycenter_jobs_test_support::server_test!(postgres, runtime_control_on_postgres);
+barycenter_jobs_test_support::server_test!(mysql, runtime_control_on_mysql);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runtime_control_on_sqlite() {
+    runtime_control(Backend::Sqlite).await;
+}
+
+fn with_host(mut req: Request<Full<bytes::Bytes>>, host: &str) -> Request<Full<bytes::Bytes>> {
+    req.headers_mut().insert("host", host.parse().unwrap());
+    req
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closed_by_default_and_loopback_only_when_open() {
+    let f = Fixture::seed_only().await;
+    const Q: &str = "{ availableJobs { name } }";
+
+    // No authorization configured: every request is refused.
+    let closed = AdminService::builder(f.handle.clone()).build();
+    for req in [with_host(post_query(Q), "localhost:8081"), post_query(Q)] {
+        let answer = send(closed.clone(), req).await;
+        assert_eq!(answer.status, StatusCode::FORBIDDEN);
+        assert!(answer.error().starts_with("no authorization configured"));
+    }
+    let closed = AdminService::new(f.handle.clone());
+    assert_eq!(
+        send(closed, with_host(post_query(Q), "127.0.0.1"))
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
+
+    // Opened explicitly: loopback names and the hosts it is told, nothing else.
+    let open = f.builder().allow_host("jobs.internal").build();
+    for host in [
+        "localhost:8081",
+        "127.0.0.1:8081",
+        "[::1]:8081",
+        "jobs.internal:80",
+    ] {
+        let answer = send(open.clone(), with_host(post_query(Q), host)).await;
+        assert_eq!(answer.status, StatusCode::OK, "{host}: {}", answer.text());
+    }
+    for host in [
+        "evil.example",
+        "evil.example:8081",
+        "localhost.evil.example",
+    ] {
+        let answer = send(open.clone(), with_host(post_query(Q), host)).await;
+        assert_eq!(answer.status, StatusCode::FORBIDDEN, "{host}");
+        assert!(answer.error().starts_with("host not allowed"));
+        let page = Request::get("/admin/jobs/playground")
+            .header("host", host)
+            .body(Full::default())
+            .unwrap();
+        assert_eq!(send(open.clone(), page).await.status, StatusCode::FORBIDDEN);
+    }
+    // The anonymous principal may operate, and is named in the audit log.
+    let answer = send(
+        open.clone(),
+        with_host(
+            post_query(&format!(
+                r#"mutation {{ pauseJob(jobName: "{SESSIONS}") {{ success }} }}"#
+            )),
+            "localhost",
+        ),
+    )
+    .await;
+    assert_eq!(answer.json()["data"]["pauseJob"]["success"], json!(true));
+    let log = f
+        .handle
+        .audit_log(&barycenter_jobs_core::AuditQuery::new())
+        .await
+        .unwrap();
+    assert_eq!(log[0].actor, "anonymous");
+    // A host check names principals with roles of its own.
+    let checked = AdminService::builder(f.handle.clone())
+        .authorize(
+            |parts| match parts.headers.get("x-scope").map(|v| v.as_bytes()) {
+                Some(b"jobs:read") => Ok(barycenter_jobs_graphql::Principal::new(
+                    "client-7",
+                    Role::Read,
+                )),
+                Some(_) => Err(barycenter_jobs_graphql::Denied::Forbidden),
+                None => Err(barycenter_jobs_graphql::Denied::Unauthenticated),
+            },
+        )
+        .build();
+    let mut req = post_query(&format!(
+        r#"mutation {{ resetJob(jobName: "{SESSIONS}") {{ success }} }}"#
+    ));
+    req.headers_mut()
+        .insert("x-scope", "jobs:read".parse().unwrap());
+    let answer = send(checked.clone(), req).await;
+    assert!(
+        answer
+            .error()
+            .starts_with("forbidden: client-7 has the read role")
+    );
+    let mut req = post_query(Q);
+    req.headers_mut()
+        .insert("x-scope", "other".parse().unwrap());
+    assert_eq!(
+        send(checked.clone(), req).await.status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        send(checked, post_query(Q)).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert!(
+        f.handle.job(SESSIONS).unwrap().paused,
+        "the read principal reset nothing"
+    );
+    f.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn work_per_request_is_bounded() {
+    let f = Fixture::seed_only().await;
+    let svc = f.service();
+
+    // Complexity counts row limits: 50 aliases of jobLogs(limit: 1000) are refused...
+    let wide: String = (0..50)
+        .map(|i| format!("l{i}: jobLogs(limit: 1000) {{ id }} "))
+        .collect();
+    let answer = send(svc.clone(), post_query(&format!("{{ {wide} }}"))).await;
+    assert!(answer.error().contains("too complex"), "{}", answer.text());
+    let wide: String = (0..50)
+        .map(|i| format!("l{i}: auditLog(limit: 1000) {{ id }} "))
+        .collect();
+    let answer = send(svc.clone(), post_query(&format!("{{ {wide} }}"))).await;
+    assert!(answer.error().contains("too complex"), "{}", answer.text());
+    // ...one is fine.
+    query_data(
+        &svc,
+        "{ jobLogs(limit: 1000) { id jobName startedAt } auditLog(limit: 1000) { id } }",
+    )
+    .await;
+
+    // At most 10 mutations per request, aliases and batches included; refused before any runs.
+    let pauses = |n: usize| -> String {
+        let fields: String = (0..n)
+            .map(|i| format!(r#"p{i}: pauseJob(jobName: "{SESSIONS}") {{ success }} "#))
+            .collect();
+        format!("mutation {{ {fields} }}")
+    };
+    let answer = send(svc.clone(), post_query(&pauses(11))).await;
+    assert_eq!(answer.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        answer.error(),
+        "request runs 11 mutations, more than the limit of 10"
+    );
+    let fragment = format!(
+        r#"mutation {{ ...many }} fragment many on MutationRoot {{ {} }}"#,
+        (0..11)
+            .map(|i| format!(r#"t{i}: triggerJob(jobName: "{SESSIONS}") {{ success }} "#))
+            .collect::<String>()
+    );
+    let answer = send(svc.clone(), post_query(&fragment)).await;
+    assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{}", answer.text());
+    let batch = json!([{ "query": pauses(6) }, { "query": pauses(5) }]).to_string();
+    let answer = send(svc.clone(), post(batch)).await;
+    assert_eq!(answer.status, StatusCode::BAD_REQUEST);
+    assert!(
+        f.handle
+            .audit_log(&Default::default())
+            .await
+            .unwrap()
+            .is_empty(),
+        "nothing ran"
+    );
+    assert!(!f.handle.job(SESSIONS).unwrap().paused);
+    // Ten are fine; the limit is configurable.
+    let d = query_data(&svc, &pauses(10)).await;
+    assert_eq!(d["p9"]["success"], json!(true));
+    let strict = f.builder().max_mutations(1).build();
+    let answer = send(strict, post_query(&pauses(2))).await;
+    assert_eq!(answer.status, StatusCode::BAD_REQUEST);
+    f.shutdown().await;
+}
