@@ -54,7 +54,9 @@
 use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use barycenter_jobs_core::{Error, Job, JobContext, JobError, JobOutput, async_trait};
+use barycenter_jobs_core::{
+    DryRunOutput, Error, Job, JobContext, JobError, JobOutput, async_trait,
+};
 use chrono::{DateTime, Duration, Utc};
 
 use crate::batch::{BatchedDelete, Batching, DeleteReport};
@@ -195,6 +197,19 @@ impl<K: CleanupKind> Job for Cleanup<K> {
         }
         self.set_last_report(Some(total));
         Ok(JobOutput::processed(total.deleted))
+    }
+
+    /// Count what [`run`](Job::run) would delete now, deleting nothing: the same cut-off
+    /// (read once, margin taken off) and the same passes, each a `SELECT COUNT(*)` with its
+    /// delete's filter. A row two passes both match (a rotated refresh token that has also
+    /// expired) is counted by each, so the figure is an upper bound of what a run deletes.
+    async fn dry_run(&self, ctx: JobContext) -> Result<DryRunOutput, JobError> {
+        let now = earlier(ctx.cutoff_now().await?, self.kind.keep_if_younger());
+        let mut total = 0u64;
+        for pass in self.kind.passes(now) {
+            total = total.saturating_add(pass.count(&ctx).await?);
+        }
+        Ok(DryRunOutput::would_process(total))
     }
 }
 
