@@ -41,13 +41,53 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use sea_query::{
-    Alias, Cond, Expr, ExprTrait, OnConflict, Query, ReturningClause, UpdateStatement,
+    Alias, ColumnDef, Cond, Expr, ExprTrait, OnConflict, Query, ReturningClause, Table,
+    UpdateStatement,
 };
 
 use crate::db::{Database, from_millis};
 use crate::error::{Error, Result};
 use crate::ident::Identifier;
 use crate::store::schema::Lease as Col;
+
+/// `CREATE TABLE IF NOT EXISTS` of the lease table (version 1 of its schema; a later version
+/// adds a step here).
+pub(crate) async fn create_lease_table(db: &Database, table: &Identifier) -> Result<()> {
+    crate::store::migrations::create_table(
+        db,
+        table,
+        Table::create()
+            .table(table.clone())
+            .if_not_exists()
+            .col(
+                ColumnDef::new(Col::JobName)
+                    .string_len(191)
+                    .not_null()
+                    .primary_key(),
+            )
+            .col(ColumnDef::new(Col::Holder).string_len(255).null())
+            .col(
+                ColumnDef::new(Col::Token)
+                    .big_integer()
+                    .not_null()
+                    .default(0),
+            )
+            .col(
+                ColumnDef::new(Col::ExpiresAtMs)
+                    .big_integer()
+                    .not_null()
+                    .default(0),
+            )
+            .col(
+                ColumnDef::new(Col::LastTick)
+                    .big_integer()
+                    .not_null()
+                    .default(0),
+            )
+            .col(ColumnDef::new(Col::ExecutionId).big_integer().null()),
+    )
+    .await
+}
 
 /// How far ahead of the database's clock a tick may be claimed: replicas fire on their own
 /// clocks, which a well-run fleet keeps within milliseconds of each other.
@@ -109,8 +149,7 @@ fn ttl_ms(ttl: Duration) -> i64 {
 }
 
 impl LeaseStore {
-    /// Leases in `table` (created by [`LeaseStore::migrate`] or the execution store's
-    /// migrations), each statement bounded by 5 s.
+    /// Leases in `table` (created by [`LeaseStore::migrate`]), each statement bounded by 5 s.
     pub fn new(db: Database, table: Identifier) -> Self {
         Self {
             db,
@@ -135,6 +174,15 @@ impl LeaseStore {
         tokio::time::timeout(self.statement_timeout, statement)
             .await
             .map_err(|_| Error::Timeout(self.statement_timeout))?
+    }
+
+    /// Create the lease table if it is missing. Idempotent and safe from several replicas at
+    /// once; the lease table's schema is its own, apart from the history's, so a scheduler
+    /// without history still gets it, and a lease table renamed in the configuration is
+    /// created under its new name.
+    pub async fn migrate(&self) -> Result<()> {
+        self.bounded(create_lease_table(&self.db, &self.table))
+            .await
     }
 
     fn now_ms(&self) -> Expr {

@@ -379,7 +379,45 @@ async fn sqlx_last_tick(db: &Database) -> Option<i64> {
     row.opt_i64("last_tick").ok()?
 }
 
+/// The lease table owns its schema: renaming it in the configuration of a database whose
+/// history was migrated with the old name creates the new one, and runs coordinate through it.
+async fn renamed_lease_table_is_created(t: &TestDb) {
+    let registry = || {
+        Registry::builder()
+            .register(ScriptedJob::new("once", "0 0 0 1 1 *", |_ctx| async move {
+                Ok(JobOutput::processed(1))
+            }))
+            .build()
+            .unwrap()
+    };
+    let first = start(&t.db, registry(), with_ttl(30, "before-rename")).await;
+    first.trigger("once").await.unwrap().wait().await.unwrap();
+    first.shutdown(Duration::from_secs(5)).await.unwrap();
+
+    let mut config = with_ttl(30, "after-rename");
+    config.tables.leases = barycenter_jobs_core::Identifier::new("renamed_leases").unwrap();
+    let second = start(&t.db, registry(), config).await;
+    let row = second.trigger("once").await.unwrap().wait().await.unwrap();
+    assert_eq!(row.status, ExecutionStatus::Succeeded);
+    let leases = barycenter_jobs_core::LeaseStore::new(
+        t.db.clone(),
+        barycenter_jobs_core::Identifier::new("renamed_leases").unwrap(),
+    );
+    let claimed = leases
+        .claim(
+            "once",
+            "probe",
+            barycenter_jobs_core::ClaimKind::Now,
+            Duration::from_secs(1),
+        )
+        .await
+        .expect("the renamed table exists");
+    assert!(claimed.is_some(), "its row for the job was created");
+    second.shutdown(Duration::from_secs(5)).await.unwrap();
+}
+
 backend_tests!(
+    renamed_lease_table_is_created,
     unconfirmable_lease_stops_the_run_before_expiry,
     cut_short_runs_record_their_progress,
     trigger_racing_shutdown_leaves_nothing_open,

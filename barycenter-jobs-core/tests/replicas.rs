@@ -252,8 +252,8 @@ async fn clock_skew_does_not_double_run(t: &TestDb) {
     );
     // Runs of the long job: one start and one end per tick, never two at once, never
     // before the tick.
-    let mut runs: BTreeMap<DateTime<Utc>, (Option<DateTime<Utc>>, Option<DateTime<Utc>>)> =
-        BTreeMap::new();
+    type StartEnd = (Option<DateTime<Utc>>, Option<DateTime<Utc>>);
+    let mut runs: BTreeMap<DateTime<Utc>, StartEnd> = BTreeMap::new();
     for s in log.of("every2") {
         let Trigger::Scheduled { fire_time } = s.trigger else {
             continue;

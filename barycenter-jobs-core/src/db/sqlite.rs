@@ -158,7 +158,7 @@ pub(crate) mod driver {
 
     /// The SQLite bulk connection: the writing connection, and a second one that holds a read
     /// snapshot from a write to the next checkpoint (see
-    /// [`Database::bulk_connection`](super::Database::bulk_connection)).
+    /// [`Database::bulk_connection`](crate::Database::bulk_connection)).
     #[derive(Debug)]
     pub struct SqliteBulk {
         writer: sqlx::SqliteConnection,
