@@ -147,6 +147,12 @@ impl SchedulerHandle {
         self.shared.timers.len()
     }
 
+    /// The scheduler's clock (the system clock unless the host gave another): the "now" of
+    /// [`JobInfo::upcoming_runs`] previews.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.shared.clock.now()
+    }
+
     /// This scheduler's instance identity.
     pub fn instance(&self) -> &str {
         &self.shared.instance
