@@ -101,7 +101,14 @@ async fn overdue_by_failures_then_recovery(t: &TestDb) {
     assert_eq!(h.status, HealthStatus::Ok);
     assert_eq!(h.job("flaky").unwrap().last_success_at, Some(at(2, 10, 0)));
     clock.set(at(4, 0, 0));
-    assert!(!handle.job_health("flaky").await.unwrap().unwrap().is_overdue());
+    assert!(
+        !handle
+            .job_health("flaky")
+            .await
+            .unwrap()
+            .unwrap()
+            .is_overdue()
+    );
     clock.set(at(4, 0, 1));
     let job = handle.job_health("flaky").await.unwrap().unwrap();
     assert_eq!(job.overdue_since, Some(at(4, 0, 0)));
@@ -126,8 +133,10 @@ async fn missed_tick_while_down_same_answer_everywhere(t: &TestDb) {
     // Nobody ran from 00:00:10 to 05:00.
     clock.set(at(5, 0, 0));
     // No catch-up run, so the missed ticks stay missed.
-    let config = SchedulerConfig::default()
-        .job("hourly", JobConfig::default().with_misfire(MisfirePolicy::Skip));
+    let config = SchedulerConfig::default().job(
+        "hourly",
+        JobConfig::default().with_misfire(MisfirePolicy::Skip),
+    );
     let replicas = [t.another_pool().await, t.another_pool().await];
     let mut handles = Vec::new();
     for db in &replicas {
@@ -141,7 +150,11 @@ async fn missed_tick_while_down_same_answer_everywhere(t: &TestDb) {
     let b = handles[1].health().await.unwrap();
     assert_eq!(a.status, HealthStatus::Overdue);
     let hourly = a.job("hourly").unwrap();
-    assert_eq!(hourly.first_seen_at, Some(at(0, 0, 10)), "first seen is kept");
+    assert_eq!(
+        hourly.first_seen_at,
+        Some(at(0, 0, 10)),
+        "first seen is kept"
+    );
     assert_eq!(hourly.last_success_at, Some(at(0, 0, 10)));
     assert_eq!(hourly.missed_tick, Some(at(1, 0, 0)));
     assert_eq!(hourly.overdue_since, Some(at(2, 0, 0)));
@@ -309,10 +322,14 @@ async fn observer_sees_every_outcome(t: &TestDb) {
         .register(ScriptedJob::new("ok", "0 0 3 * * *", |_| async {
             Ok(JobOutput::processed(5))
         }))
-        .register(ScriptedJob::new("failing", "0 0 3 * * *", |ctx| async move {
-            ctx.report_processed(2);
-            Err(JobError::failed("boom"))
-        }))
+        .register(ScriptedJob::new(
+            "failing",
+            "0 0 3 * * *",
+            |ctx| async move {
+                ctx.report_processed(2);
+                Err(JobError::failed("boom"))
+            },
+        ))
         .register(ScriptedJob::new("slow", "0 0 3 * * *", |ctx| async move {
             ctx.cancellation().cancelled().await;
             Err(JobError::Cancelled)
@@ -330,8 +347,10 @@ async fn observer_sees_every_outcome(t: &TestDb) {
         .unwrap();
     let recorder = Arc::new(Recorder::default());
     let second = Arc::new(Recorder::default());
-    let config = SchedulerConfig::default()
-        .job("slow", JobConfig::default().with_timeout(Duration::from_secs(1)));
+    let config = SchedulerConfig::default().job(
+        "slow",
+        JobConfig::default().with_timeout(Duration::from_secs(1)),
+    );
     let handle = Scheduler::builder(registry, t.db.clone())
         .config(config)
         .observer(recorder.clone())
@@ -345,7 +364,13 @@ async fn observer_sees_every_outcome(t: &TestDb) {
     let ok = handle.trigger("ok").await.unwrap();
     let ok_id = ok.execution_id;
     ok.wait().await.unwrap();
-    handle.trigger("failing").await.unwrap().wait().await.unwrap();
+    handle
+        .trigger("failing")
+        .await
+        .unwrap()
+        .wait()
+        .await
+        .unwrap();
     let slow = handle.trigger("slow").await.unwrap().wait().await.unwrap();
     assert!(slow.error_message.unwrap().starts_with("timed out"));
     let held = handle.trigger("held").await.unwrap().execution_id;
@@ -370,7 +395,9 @@ async fn observer_sees_every_outcome(t: &TestDb) {
         ]
     );
     let events = recorder.events();
-    let start = events.iter().position(|e| *e == Event::Start("ok".into(), ok_id));
+    let start = events
+        .iter()
+        .position(|e| *e == Event::Start("ok".into(), ok_id));
     let end = events
         .iter()
         .position(|e| matches!(e, Event::End { id, .. } if *id == ok_id));

@@ -241,9 +241,7 @@ impl Metrics {
             }
             let _ = m.duration.get_or_create(&label);
             let _ = m.records.get_or_create(&label);
-            m.running
-                .get_or_create(&label)
-                .set(i64::from(info.running));
+            m.running.get_or_create(&label).set(i64::from(info.running));
         }
         for j in &health.jobs {
             let label = job(&j.name);

@@ -119,8 +119,8 @@ impl JobHealth {
             .unwrap_or(now)
             .max(last_success_at.unwrap_or(DateTime::<Utc>::MIN_UTC));
         let unanswered = schedule.next_after(base);
-        let grace =
-            overdue_after.unwrap_or_else(|| default_overdue_after(schedule, unanswered.unwrap_or(now)));
+        let grace = overdue_after
+            .unwrap_or_else(|| default_overdue_after(schedule, unanswered.unwrap_or(now)));
         let since = unanswered
             .filter(|_| active)
             .and_then(|tick| Some((tick, tick + chrono::Duration::from_std(grace).ok()?)))
@@ -287,7 +287,10 @@ mod tests {
         // A success at 01:00:00 (same second as the tick) answers it; the next one is 02:00.
         let ok = summary(at(0, 0, 10), Some(at(1, 0, 0)));
         assert!(!eval(&ok, true, at(3, 0, 0)).is_overdue());
-        assert_eq!(eval(&ok, true, at(3, 0, 1)).overdue_since, Some(at(3, 0, 0)));
+        assert_eq!(
+            eval(&ok, true, at(3, 0, 1)).overdue_since,
+            Some(at(3, 0, 0))
+        );
         // No first-seen date: counted from now, so not overdue.
         let none = JobHealth::evaluate("j", &hourly, true, None, None, at(9, 0, 0));
         assert!(!none.is_overdue());
