@@ -1,91 +1,165 @@
 //! Figure 1: cleanup of expired sessions under a host workload.
 //!
 //! A `sessions` table in Barycenter's layout with an index on `expires_at`, `--rows` rows
-//! (default 2,000,000) of which half are expired, randomly interleaved (rows are inserted in
-//! random order). The table is built once per database into a template, and each run starts
-//! from a fresh copy of it. During each run a host workload goes on: one connection inserting
-//! 200 sessions per second on a fixed timetable (latency counted from the time each insert was
-//! due, so waiting behind a lock counts), and one looking up random live sessions as fast as it
-//! can. Then either (a) one plain `DELETE FROM sessions WHERE expires_at < ?`, as Barycenter
-//! does, or (b) the builtin `cleanup_expired_sessions` job through `Job::run` runs.
+//! (default 2,000,000) of which half are expired, inserted in random order. The table is built
+//! once per database into a template, and each run starts from a fresh copy of it
+//! (`barycenter_jobs_test_support::copy_of`). During each run a host workload goes on: one
+//! connection inserting 200 sessions per second on a fixed timetable (latency counted from the
+//! time each insert was due, so waiting behind a lock counts), and one looking up random live
+//! sessions as fast as it can. Then one cleanup runs, on connections of its own:
 //!
-//! The longest statement of (b) is what the job's own `BatchedDelete` measured around each
-//! statement, read from its `tracing` events (`batch` at trace level, `batched delete done` at
-//! debug level); for (a) it is the time of the one DELETE.
+//! - (a) one plain `DELETE FROM sessions WHERE expires_at < ?`, as Barycenter does;
+//! - (b) the builtin `cleanup_expired_sessions` through `Job::run`;
+//! - (c) the same job through a scheduler: `Scheduler::builder(..).start()`, default
+//!   coordination (lease TTL 30 s, renewed in a task beside the run), then
+//!   `handle.trigger(..)` and `.wait()` (history rows, lease claim and renewal included);
+//! - (d) the hand-written peer, for each `--loop-sizes` n (default 1,000 and 10,000): a loop of
+//!   `DELETE FROM sessions WHERE session_id IN (SELECT session_id FROM sessions WHERE
+//!   expires_at < ? LIMIT n)` (MariaDB: `DELETE ... LIMIT n`) until one deletes nothing, with
+//!   no pause;
+//! - (e) with `--extra-pause-ms N` (N > 0), the job of (b) with `Batching::pause_ms = N`.
 //!
-//! An extra row (c) runs the same job with a longer pause between batches
-//! (`Batching::pause_ms`, `--extra-pause-ms`, default 20; 0 turns it off), to show what the
-//! pause does to the host's inserts.
+//! What the job did (rows, statements, longest statement, time its statements held the write
+//! lock, SQLite checkpoint time) is the [`DeleteReport`] the job keeps of its last run
+//! ([`Cleanup::last_report`](barycenter_jobs_builtin::Cleanup::last_report)); for (a) and (d)
+//! the bench times each statement itself, on SQLite from the moment it holds the write lock
+//! (`BEGIN IMMEDIATE`, as the job's own statements do; an autocommit DELETE takes the same lock
+//! when it starts) to the end of its commit, which includes the automatic checkpoint a commit
+//! may run. *CPU s* is the process's user + system time (`/proc/self/stat`) over the cleanup:
+//! SQLite's work happens in this process, PostgreSQL's in the server; the host workload's
+//! client side is in it too, alike for every row.
 //!
-//! `--batching JSON` runs (b) with other [`Batching`] settings (for instance
+//! After the table the bench prints the cleanup goals as met or missed.
+//!
+//! `--batching JSON` runs (b), (c) and (e) with other [`Batching`] settings (for instance
 //! `'{"target_statement_ms": 8}'`), to try a trade-off without editing the library.
 //!
-//! ```text
-//! cargo bench -p barycenter-jobs-benches --bench cleanup -- [--quick] [--rows N] [--rounds N] [--db sqlite|postgres|all] [--extra-pause-ms N] [--batching JSON]
-//! ```
+//! All SQL of the bench is built with sea-query and run through [`Database`]; only the
+//! transaction and maintenance commands (`BEGIN IMMEDIATE`, `COMMIT`, `PRAGMA
+//! wal_checkpoint`, `VACUUM ANALYZE`, `CHECKPOINT`) go as they are.
 
-use std::str::FromStr;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use barycenter_jobs_benches::{Args, Summary, Table, f, median, ms};
-use barycenter_jobs_builtin::{Batching, SessionsCleanup};
-use barycenter_jobs_core::{CancellationToken, Database, Job, JobContext, SystemClock, Trigger};
-use rand::Rng as _;
-use sqlx::postgres::{PgPool, PgPoolOptions};
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+use barycenter_jobs_builtin::{Batching, DeleteReport, SessionsCleanup};
+use barycenter_jobs_core::sea_query::{
+    Asterisk, ColumnDef, DeleteStatement, Expr, ExprTrait as _, Func, Iden, Index, Order, Query,
+    Table as SqlTable,
 };
-use sqlx::{AssertSqlSafe, Connection as _};
+use barycenter_jobs_core::{
+    Backend, CancellationToken, Database, ExecutionStatus, Job, JobConfig, JobContext, Registry,
+    Scheduler, SchedulerConfig, SystemClock, Trigger,
+};
+use barycenter_jobs_test_support::{TestDb, copy_of, postgres_on, raw, sqlite};
+use rand::Rng as _;
+use rand::seq::SliceRandom as _;
+
+const USAGE: &str = "\
+cargo bench -p barycenter-jobs-benches --bench cleanup -- [options]
+  --quick               200,000 rows instead of 2,000,000
+  --rows N              rows in the table (half of them expired)
+  --rounds N            rounds of every row (medians are printed; default 1)
+  --db sqlite|postgres|all
+  --loop-sizes A,B      batch sizes of the hand-written DELETE loop (default 1000,10000; 0: none)
+  --skip-scheduler      no row (c)
+  --extra-pause-ms N    extra row (e): the job with Batching::pause_ms = N (default 0: no row)
+  --batching JSON       Batching settings for the job's rows, e.g. '{\"lock_share_percent\":100}'";
 
 /// Inserts per second of the host workload.
 const INSERTS_PER_SEC: u64 = 200;
 /// Live session ids the lookup connection picks from.
-const LOOKUP_SAMPLE: i64 = 10_000;
+const LOOKUP_SAMPLE: u64 = 10_000;
+/// Rows per INSERT while the template is filled (7 bound values each, within SQLite's 32,766).
+const FILL_CHUNK: usize = 4_000;
 
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Db {
-    Sqlite,
-    Postgres,
-}
-
-impl Db {
-    fn label(self) -> &'static str {
-        match self {
-            Db::Sqlite => "SQLite (WAL file)",
-            Db::Postgres => "PostgreSQL",
-        }
-    }
+/// Barycenter's `sessions` table.
+#[derive(Iden, Clone, Copy)]
+enum Sessions {
+    Table,
+    SessionId,
+    Subject,
+    AuthTime,
+    CreatedAt,
+    ExpiresAt,
+    Amr,
+    Acr,
+    MfaVerified,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Mode {
+    /// One plain DELETE.
     Plain,
-    Ours,
-    /// The same job with `Batching::pause_ms` set to the given value.
+    /// The job through `Job::run`.
+    Direct,
+    /// The job through a scheduler's manual trigger.
+    Scheduled,
+    /// The hand-written loop with this LIMIT.
+    Loop(u64),
+    /// The job with `Batching::pause_ms` set to this.
     Paused(u64),
+}
+
+impl Mode {
+    fn label(self) -> String {
+        match self {
+            Mode::Plain => "(a) one plain DELETE".to_owned(),
+            Mode::Direct => "(b) cleanup_expired_sessions, Job::run".to_owned(),
+            Mode::Scheduled => "(c) cleanup_expired_sessions, scheduler".to_owned(),
+            Mode::Loop(n) => format!("(d) hand-written loop, LIMIT {n}"),
+            Mode::Paused(p) => format!("(e) job, pause_ms = {p}"),
+        }
+    }
+
+    fn is_ours(self) -> bool {
+        matches!(self, Mode::Direct | Mode::Scheduled | Mode::Paused(_))
+    }
+}
+
+fn label(backend: Backend) -> &'static str {
+    match backend {
+        Backend::Sqlite => "SQLite (WAL file)",
+        Backend::Postgres => "PostgreSQL",
+        _ => "MariaDB / MySQL",
+    }
 }
 
 fn main() {
     let args = Args::from_env();
+    if args.flag("--help") || args.flag("-h") {
+        println!("{USAGE}");
+        return;
+    }
     let rows: i64 = args.parsed("--rows", if args.quick() { 200_000 } else { 2_000_000 });
     let rounds: usize = args.parsed("--rounds", 1);
-    // Extra row: the job with a longer pause between batches (0 = no extra row).
-    let pause_ms: u64 = args.parsed("--extra-pause-ms", 20);
+    let pause_ms: u64 = args.parsed("--extra-pause-ms", 0);
+    let loop_sizes: Vec<u64> = args
+        .value("--loop-sizes")
+        .unwrap_or("1000,10000")
+        .split(',')
+        .filter_map(|s| s.trim().parse().ok())
+        .filter(|n| *n > 0)
+        .collect();
     let batching: Batching = args
         .value("--batching")
         .map_or_else(Batching::default, |json| {
             serde_json::from_str(json).expect("--batching: Batching settings as JSON")
         });
-    let dbs = match args.value("--db").unwrap_or("all") {
-        "sqlite" => vec![Db::Sqlite],
-        "postgres" => vec![Db::Postgres],
-        _ => vec![Db::Sqlite, Db::Postgres],
+    let mut modes = vec![Mode::Plain, Mode::Direct];
+    if !args.flag("--skip-scheduler") {
+        modes.push(Mode::Scheduled);
+    }
+    modes.extend(loop_sizes.iter().map(|n| Mode::Loop(*n)));
+    if pause_ms > 0 {
+        modes.push(Mode::Paused(pause_ms));
+    }
+    let backends = match args.value("--db").unwrap_or("all") {
+        "sqlite" => vec![Backend::Sqlite],
+        "postgres" => vec![Backend::Postgres],
+        _ => vec![Backend::Sqlite, Backend::Postgres],
     };
-    let capture = Arc::new(Capture::default());
-    tracing::subscriber::set_global_default(CaptureSubscriber(capture.clone()))
-        .expect("no other subscriber");
 
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -100,18 +174,16 @@ fn main() {
         "{rows} sessions, {} expired, randomly interleaved; host workload: {INSERTS_PER_SEC} inserts/s on one connection, lookups of random live sessions flat out on another; {rounds} round(s), medians\n",
         rows / 2
     );
-    for db in dbs {
-        rt.block_on(bench_db(db, rows, rounds, pause_ms, &batching, &capture));
+    for backend in backends {
+        rt.block_on(bench_db(backend, rows, rounds, &modes, &batching));
     }
 }
 
 #[derive(Debug, Clone, Default)]
 struct RunResult {
     total: Duration,
-    deleted: u64,
-    statements: u64,
-    longest_statement: Duration,
-    statement_p50: f64,
+    report: DeleteReport,
+    cpu: Duration,
     insert: Summary,
     inserts_failed: usize,
     lookup: Summary,
@@ -119,69 +191,69 @@ struct RunResult {
     left_expired: i64,
 }
 
-async fn bench_db(
-    db: Db,
-    rows: i64,
-    rounds: usize,
-    pause_ms: u64,
-    batching: &Batching,
-    capture: &Arc<Capture>,
-) {
-    let dir = std::env::temp_dir().join(format!("barycenter-bench-cleanup-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let pg_base = barycenter_jobs_benches::postgres_url();
+impl RunResult {
+    /// The time the cleanup held the write lock, its checkpoints included.
+    fn lock_held(&self) -> Duration {
+        self.report.lock_held + self.report.checkpoints
+    }
+}
+
+async fn bench_db(backend: Backend, rows: i64, rounds: usize, modes: &[Mode], batching: &Batching) {
     let now = chrono::Utc::now().timestamp();
     let started = Instant::now();
-    match db {
-        Db::Sqlite => build_sqlite_template(&dir.join("template.db"), rows, now).await,
-        Db::Postgres => build_pg_template(&pg_base, rows, now).await,
-    }
+    let template = match backend {
+        Backend::Sqlite => sqlite().await,
+        _ => postgres_on(&barycenter_jobs_benches::postgres_url()).await,
+    };
+    build_template(&template, rows, now).await;
     println!(
         "{}: table of {rows} rows built in {:.1} s",
-        db.label(),
+        label(backend),
         started.elapsed().as_secs_f64()
     );
 
     let mut results: Vec<(Mode, RunResult)> = Vec::new();
     for round in 0..rounds {
-        let mut modes = vec![Mode::Plain, Mode::Ours];
-        if pause_ms > 0 && pause_ms != 2 {
-            modes.push(Mode::Paused(pause_ms));
-        }
-        for mode in modes {
-            let r = run_once(db, mode, &dir, &pg_base, batching, capture).await;
+        for &mode in modes {
+            let r = run_once(&template, mode, batching).await;
             println!(
-                "  round {} {:?}: {:.2} s, longest statement {:.1} ms, insert p99 {:.1} ms, failed inserts {}",
+                "  round {} {}: {:.2} s, lock held {:.2} s, longest statement {:.1} ms, insert p99 {:.1} ms, failed inserts {}, CPU {:.2} s",
                 round + 1,
-                mode,
+                mode.label(),
                 r.total.as_secs_f64(),
-                ms(r.longest_statement),
+                r.lock_held().as_secs_f64(),
+                ms(r.report.longest_statement),
                 r.insert.p99,
-                r.inserts_failed
+                r.inserts_failed,
+                r.cpu.as_secs_f64(),
             );
             results.push((mode, r));
         }
     }
-    let pick = |m: Mode| -> Vec<&RunResult> {
-        results
+    let med = |m: Mode, g: &dyn Fn(&RunResult) -> f64| -> Option<f64> {
+        let v: Vec<f64> = results
             .iter()
             .filter(|(k, _)| *k == m)
-            .map(|(_, r)| r)
-            .collect()
+            .map(|(_, r)| g(r))
+            .collect();
+        (!v.is_empty()).then(|| median(&v))
     };
-    let med = |rs: &[&RunResult], g: &dyn Fn(&RunResult) -> f64| {
-        median(&rs.iter().map(|r| g(r)).collect::<Vec<_>>())
-    };
-    let plain = pick(Mode::Plain);
-    let ours = pick(Mode::Ours);
-    let plain_total = med(&plain, &|r| r.total.as_secs_f64());
+    let total = |m: Mode| med(m, &|r| r.total.as_secs_f64());
+    let held = |m: Mode| med(m, &|r| r.lock_held().as_secs_f64());
+    let p99 = |m: Mode| med(m, &|r| r.insert.p99);
+    let plain = total(Mode::Plain).unwrap_or(f64::NAN);
+
     let mut t = Table::new(&[
         "cleanup",
         "total s",
         "ratio vs (a)",
+        "lock held s",
+        "held / (a)",
+        "of which checkpoints s",
         "longest stmt ms",
         "stmts",
-        "stmt p50 ms",
+        "mean stmt ms",
+        "CPU s",
         "deleted",
         "left expired",
         "insert p50 ms",
@@ -192,348 +264,366 @@ async fn bench_db(
         "lookup p99 ms",
         "lookups/s",
     ]);
-    let paused = pick(Mode::Paused(pause_ms));
-    let paused_label = format!("(c) same job, pause_ms = {pause_ms}");
-    for (label, rs) in [
-        ("(a) one plain DELETE", &plain),
-        ("(b) cleanup_expired_sessions", &ours),
-        (paused_label.as_str(), &paused),
-    ] {
-        if rs.is_empty() {
-            continue;
-        }
-        let total = med(rs, &|r| r.total.as_secs_f64());
+    for &mode in modes {
+        let g = |get: &dyn Fn(&RunResult) -> f64, digits: usize| {
+            med(mode, get).map_or_else(String::new, |v| f(v, digits))
+        };
         t.row(&[
-            label.to_owned(),
-            f(total, 2),
-            f(total / plain_total, 2),
-            f(med(rs, &|r| ms(r.longest_statement)), 1),
-            f(med(rs, &|r| r.statements as f64), 0),
-            f(med(rs, &|r| r.statement_p50), 1),
-            f(med(rs, &|r| r.deleted as f64), 0),
-            f(med(rs, &|r| r.left_expired as f64), 0),
-            f(med(rs, &|r| r.insert.p50), 1),
-            f(med(rs, &|r| r.insert.p99), 1),
-            f(med(rs, &|r| r.insert.max), 1),
-            f(med(rs, &|r| r.insert.count as f64), 0),
-            f(med(rs, &|r| r.inserts_failed as f64), 0),
-            f(med(rs, &|r| r.lookup.p99), 2),
-            f(med(rs, &|r| r.lookups_per_sec), 0),
+            mode.label(),
+            g(&|r| r.total.as_secs_f64(), 2),
+            g(&|r| r.total.as_secs_f64() / plain, 2),
+            g(&|r| r.lock_held().as_secs_f64(), 2),
+            g(&|r| r.lock_held().as_secs_f64() / plain, 2),
+            g(&|r| r.report.checkpoints.as_secs_f64(), 2),
+            g(&|r| ms(r.report.longest_statement), 1),
+            g(&|r| r.report.statements as f64, 0),
+            g(
+                &|r| ms(r.report.lock_held) / std::cmp::max(r.report.statements, 1) as f64,
+                1,
+            ),
+            g(&|r| r.cpu.as_secs_f64(), 2),
+            g(&|r| r.report.deleted as f64, 0),
+            g(&|r| r.left_expired as f64, 0),
+            g(&|r| r.insert.p50, 1),
+            g(&|r| r.insert.p99, 1),
+            g(&|r| r.insert.max, 1),
+            g(&|r| r.insert.count as f64, 0),
+            g(&|r| r.inserts_failed as f64, 0),
+            g(&|r| r.lookup.p99, 2),
+            g(&|r| r.lookups_per_sec, 0),
         ]);
     }
-    println!("\n## {} — {rows} rows, {} expired\n", db.label(), rows / 2);
+    println!(
+        "\n## {} — {rows} rows, {} expired\n",
+        label(backend),
+        rows / 2
+    );
     t.print();
 
-    let _ = std::fs::remove_dir_all(&dir);
-    match db {
-        Db::Sqlite => {}
-        Db::Postgres => {
-            let _ = barycenter_jobs_benches::drop_pg_database(&pg_base, "bench_cleanup").await;
-            let _ = barycenter_jobs_benches::drop_pg_database(&pg_base, "bench_cleanup_tpl").await;
-        }
-    }
-}
-
-const SQLITE_DDL: &str = "CREATE TABLE sessions (
-    session_id TEXT PRIMARY KEY,
-    subject TEXT NOT NULL,
-    auth_time INTEGER,
-    created_at INTEGER NOT NULL,
-    expires_at INTEGER NOT NULL,
-    amr TEXT,
-    acr TEXT,
-    mfa_verified INTEGER NOT NULL DEFAULT 0
-)";
-
-async fn build_sqlite_template(path: &std::path::Path, rows: i64, now: i64) {
-    for suffix in ["", "-wal", "-shm"] {
-        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
-    }
-    let opts = SqliteConnectOptions::new()
-        .filename(path)
-        .create_if_missing(true)
-        .journal_mode(SqliteJournalMode::Wal)
-        .synchronous(SqliteSynchronous::Off)
-        .pragma("cache_size", "-1000000");
-    let mut c = sqlx::SqliteConnection::connect_with(&opts)
-        .await
-        .expect("sqlite");
-    sqlx::query(SQLITE_DDL).execute(&mut c).await.expect("ddl");
-    let fill = format!(
-        "INSERT INTO sessions (session_id, subject, auth_time, created_at, expires_at, amr, acr)
-         WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < {last})
-         SELECT lower(hex(randomblob(16))), 'user-' || (i % 50000), {now} - 7200 - (i % 86400),
-                {now} - 7200 - (i % 86400),
-                CASE WHEN i < {expired} THEN {now} - 1 - abs(random() % 2592000)
-                     ELSE {now} + 3600 + abs(random() % 2592000) END,
-                '[\"pwd\"]', NULL
-         FROM n ORDER BY random()",
-        last = rows - 1,
-        expired = rows / 2,
-    );
-    sqlx::query(AssertSqlSafe(fill))
-        .execute(&mut c)
-        .await
-        .expect("fill");
-    sqlx::query("CREATE INDEX idx_sessions_expires_at ON sessions (expires_at)")
-        .execute(&mut c)
-        .await
-        .expect("index");
-    sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
-        .execute(&mut c)
-        .await
-        .expect("checkpoint");
-    c.close().await.expect("close");
-}
-
-async fn build_pg_template(base: &str, rows: i64, now: i64) {
-    barycenter_jobs_benches::drop_pg_database(base, "bench_cleanup")
-        .await
-        .expect("drop");
-    barycenter_jobs_benches::recreate_pg_database(base, "bench_cleanup_tpl", None)
-        .await
-        .expect("create database");
-    let url = barycenter_jobs_benches::postgres_db_url(base, "bench_cleanup_tpl");
-    let mut c = sqlx::PgConnection::connect(&url).await.expect("pg");
-    sqlx::query(AssertSqlSafe(SQLITE_DDL.replace("INTEGER", "BIGINT")))
-        .execute(&mut c)
-        .await
-        .expect("ddl");
-    let fill = format!(
-        "INSERT INTO sessions (session_id, subject, auth_time, created_at, expires_at, amr, acr)
-         SELECT md5(random()::text || i::text), 'user-' || (i % 50000), {now} - 7200 - (i % 86400),
-                {now} - 7200 - (i % 86400),
-                CASE WHEN i < {expired} THEN {now} - 1 - floor(random() * 2592000)::bigint
-                     ELSE {now} + 3600 + floor(random() * 2592000)::bigint END,
-                '[\"pwd\"]', NULL
-         FROM generate_series(0, {last}) AS g(i) ORDER BY random()",
-        last = rows - 1,
-        expired = rows / 2,
-    );
-    sqlx::query(AssertSqlSafe(fill))
-        .execute(&mut c)
-        .await
-        .expect("fill");
-    sqlx::query("CREATE INDEX idx_sessions_expires_at ON sessions (expires_at)")
-        .execute(&mut c)
-        .await
-        .expect("index");
-    sqlx::query("VACUUM ANALYZE sessions")
-        .execute(&mut c)
-        .await
-        .expect("vacuum");
-    c.close().await.expect("close");
-}
-
-/// One connection of the host's workload.
-#[derive(Clone)]
-enum Host {
-    Sqlite(SqlitePool),
-    Postgres(PgPool),
-}
-
-impl Host {
-    async fn open(db: Db, url: &str) -> Self {
-        match db {
-            Db::Sqlite => {
-                let opts = SqliteConnectOptions::from_str(url)
-                    .expect("url")
-                    .journal_mode(SqliteJournalMode::Wal)
-                    .synchronous(SqliteSynchronous::Normal)
-                    .busy_timeout(Duration::from_secs(5));
-                Host::Sqlite(
-                    SqlitePoolOptions::new()
-                        .max_connections(1)
-                        .connect_with(opts)
-                        .await
-                        .expect("sqlite pool"),
-                )
-            }
-            Db::Postgres => Host::Postgres(
-                PgPoolOptions::new()
-                    .max_connections(1)
-                    .connect(url)
-                    .await
-                    .expect("pg pool"),
-            ),
-        }
-    }
-
-    /// `?` placeholders for SQLite, `$n` for PostgreSQL.
-    fn sql(&self, s: &str) -> String {
-        match self {
-            Host::Sqlite(_) => s.to_owned(),
-            Host::Postgres(_) => {
-                let mut out = String::new();
-                let mut n = 0;
-                for ch in s.chars() {
-                    if ch == '?' {
-                        n += 1;
-                        out.push_str(&format!("${n}"));
-                    } else {
-                        out.push(ch);
-                    }
-                }
-                out
-            }
-        }
-    }
-
-    async fn insert(&self, id: &str, now: i64) -> Result<(), sqlx::Error> {
-        let sql = self.sql(
-            "INSERT INTO sessions (session_id, subject, auth_time, created_at, expires_at, amr) VALUES (?, ?, ?, ?, ?, ?)",
-        );
-        macro_rules! run {
-            ($p:expr) => {
-                sqlx::query(AssertSqlSafe(sql))
-                    .bind(id)
-                    .bind("user-new")
-                    .bind(now)
-                    .bind(now)
-                    .bind(now + 3600)
-                    .bind("[\"pwd\"]")
-                    .execute($p)
-                    .await
-                    .map(|_| ())
-            };
-        }
-        match self {
-            Host::Sqlite(p) => run!(p),
-            Host::Postgres(p) => run!(p),
-        }
-    }
-
-    async fn lookup(&self, id: &str) -> Result<bool, sqlx::Error> {
-        let sql = self.sql("SELECT subject, expires_at FROM sessions WHERE session_id = ?");
-        Ok(match self {
-            Host::Sqlite(p) => sqlx::query(AssertSqlSafe(sql))
-                .bind(id)
-                .fetch_optional(p)
-                .await?
-                .is_some(),
-            Host::Postgres(p) => sqlx::query(AssertSqlSafe(sql))
-                .bind(id)
-                .fetch_optional(p)
-                .await?
-                .is_some(),
-        })
-    }
-
-    async fn plain_delete(&self, now: i64) -> Result<u64, sqlx::Error> {
-        let sql = self.sql("DELETE FROM sessions WHERE expires_at < ?");
-        Ok(match self {
-            Host::Sqlite(p) => sqlx::query(AssertSqlSafe(sql))
-                .bind(now)
-                .execute(p)
-                .await?
-                .rows_affected(),
-            Host::Postgres(p) => sqlx::query(AssertSqlSafe(sql))
-                .bind(now)
-                .execute(p)
-                .await?
-                .rows_affected(),
-        })
-    }
-
-    async fn scalar(&self, sql: &str, now: i64) -> i64 {
-        let sql = self.sql(sql);
-        match self {
-            Host::Sqlite(p) => {
-                sqlx::query_scalar(AssertSqlSafe(sql))
-                    .bind(now)
-                    .fetch_one(p)
-                    .await
-            }
-            Host::Postgres(p) => {
-                sqlx::query_scalar(AssertSqlSafe(sql))
-                    .bind(now)
-                    .fetch_one(p)
-                    .await
-            }
-        }
-        .expect("scalar")
-    }
-
-    async fn live_sample(&self, now: i64) -> Vec<String> {
-        let sql = self.sql(&format!(
-            "SELECT session_id FROM sessions WHERE expires_at > ? ORDER BY random() LIMIT {LOOKUP_SAMPLE}"
-        ));
-        match self {
-            Host::Sqlite(p) => {
-                sqlx::query_scalar(AssertSqlSafe(sql))
-                    .bind(now)
-                    .fetch_all(p)
-                    .await
-            }
-            Host::Postgres(p) => {
-                sqlx::query_scalar(AssertSqlSafe(sql))
-                    .bind(now)
-                    .fetch_all(p)
-                    .await
-            }
-        }
-        .expect("sample")
-    }
-
-    async fn close(&self) {
-        match self {
-            Host::Sqlite(p) => p.close().await,
-            Host::Postgres(p) => p.close().await,
-        }
-    }
-}
-
-async fn run_once(
-    db: Db,
-    mode: Mode,
-    dir: &std::path::Path,
-    pg_base: &str,
-    batching: &Batching,
-    capture: &Arc<Capture>,
-) -> RunResult {
-    // A fresh copy of the template, so (a) and (b) start from the same data.
-    let url = match db {
-        Db::Sqlite => {
-            let run = dir.join("run.db");
-            for suffix in ["", "-wal", "-shm"] {
-                let _ = std::fs::remove_file(format!("{}{suffix}", run.display()));
-            }
-            std::fs::copy(dir.join("template.db"), &run).expect("copy template");
-            format!("sqlite://{}", run.display())
-        }
-        Db::Postgres => {
-            barycenter_jobs_benches::recreate_pg_database(
-                pg_base,
-                "bench_cleanup",
-                Some("bench_cleanup_tpl"),
-            )
-            .await
-            .expect("copy template");
-            let url = barycenter_jobs_benches::postgres_db_url(pg_base, "bench_cleanup");
-            let mut c = sqlx::PgConnection::connect(&url).await.expect("pg");
-            // The copy is WAL-logged; flush it now rather than during the measurement.
-            sqlx::query("CHECKPOINT")
-                .execute(&mut c)
-                .await
-                .expect("checkpoint");
-            c.close().await.expect("close");
-            url
-        }
+    // The goals, for each row of ours.
+    let loops: Vec<Mode> = modes
+        .iter()
+        .copied()
+        .filter(|m| matches!(m, Mode::Loop(_)))
+        .collect();
+    let best_loop = |g: &dyn Fn(Mode) -> Option<f64>| {
+        loops
+            .iter()
+            .filter_map(|m| g(*m))
+            .fold(None, |acc: Option<f64>, v| {
+                Some(acc.map_or(v, |a| a.min(v)))
+            })
     };
-    let inserter = Host::open(db, &url).await;
-    let looker = Host::open(db, &url).await;
-    let cleaner = Host::open(db, &url).await;
-    let job_db = Database::connect_with_max(&url, 1)
-        .await
-        .expect("job database");
-    let sample = Arc::new(looker.live_sample(chrono::Utc::now().timestamp()).await);
-    // Warm the caches of the copy alike for both modes.
-    let _ = looker
-        .scalar(
-            "SELECT count(*) FROM sessions WHERE expires_at < ?",
-            chrono::Utc::now().timestamp(),
+    let verdict = |ok: bool| if ok { "met" } else { "missed" };
+    let mut goals = Table::new(&["goal", "row", "measured", "met?"]);
+    for &mode in modes.iter().filter(|m| m.is_ours()) {
+        let (Some(tot), Some(lock), Some(ins)) = (total(mode), held(mode), p99(mode)) else {
+            continue;
+        };
+        let failed = med(mode, &|r| r.inserts_failed as f64).unwrap_or(0.0);
+        let longest = med(mode, &|r| ms(r.report.longest_statement)).unwrap_or(0.0);
+        let row = mode.label();
+        match backend {
+            Backend::Sqlite => {
+                goals.row(&[
+                    "lock held in total ≤ 1.5x one DELETE".to_owned(),
+                    row.clone(),
+                    format!("{:.2}x ({lock:.2} s / {plain:.2} s)", lock / plain),
+                    verdict(lock / plain <= 1.5).to_owned(),
+                ]);
+                let default_share =
+                    batching.lock_share_percent.is_none() && !matches!(mode, Mode::Paused(_));
+                goals.row(&[
+                    "elapsed ≤ 4x one DELETE at the default lock share".to_owned(),
+                    row.clone(),
+                    format!("{:.2}x", tot / plain),
+                    if default_share {
+                        verdict(tot / plain <= 4.0).to_owned()
+                    } else {
+                        "n/a (not the default share)".to_owned()
+                    },
+                ]);
+                goals.row(&[
+                    "insert p99 ≤ 25 ms, 0 failed".to_owned(),
+                    row.clone(),
+                    format!("{ins:.1} ms, {failed:.0} failed"),
+                    verdict(ins <= 25.0 && failed == 0.0).to_owned(),
+                ]);
+                if let (Some(lp99), Some(lheld)) = (best_loop(&p99), best_loop(&held)) {
+                    goals.row(&[
+                        "insert p99 below the hand-written loop's".to_owned(),
+                        row.clone(),
+                        format!("{ins:.1} ms vs best loop {lp99:.1} ms"),
+                        verdict(ins < lp99).to_owned(),
+                    ]);
+                    goals.row(&[
+                        "lock held below the hand-written loop's".to_owned(),
+                        row.clone(),
+                        format!("{lock:.2} s vs best loop {lheld:.2} s"),
+                        verdict(lock < lheld).to_owned(),
+                    ]);
+                }
+            }
+            _ => {
+                goals.row(&[
+                    "elapsed ≤ 1.5x one DELETE, no statement over 50 ms".to_owned(),
+                    row.clone(),
+                    format!("{:.2}x, longest {longest:.1} ms", tot / plain),
+                    verdict(tot / plain <= 1.5 && longest <= 50.0).to_owned(),
+                ]);
+                if let Some(ltot) = best_loop(&total) {
+                    goals.row(&[
+                        "faster than the hand-written loop".to_owned(),
+                        row.clone(),
+                        format!("{tot:.2} s vs best loop {ltot:.2} s"),
+                        verdict(tot < ltot).to_owned(),
+                    ]);
+                }
+            }
+        }
+    }
+    println!("### Goals, {}\n", label(backend));
+    goals.print();
+}
+
+/// Create the table, fill it with `rows` sessions (half expired, in random order), index it
+/// and make it ready to be copied; closes the template's pool.
+async fn build_template(template: &TestDb, rows: i64, now: i64) {
+    let db = &template.db;
+    use Sessions as S;
+    db.execute_schema(
+        SqlTable::create()
+            .table(S::Table)
+            .col(ColumnDef::new(S::SessionId).text().not_null().primary_key())
+            .col(ColumnDef::new(S::Subject).text().not_null())
+            .col(ColumnDef::new(S::AuthTime).big_integer())
+            .col(ColumnDef::new(S::CreatedAt).big_integer().not_null())
+            .col(ColumnDef::new(S::ExpiresAt).big_integer().not_null())
+            .col(ColumnDef::new(S::Amr).text())
+            .col(ColumnDef::new(S::Acr).text())
+            .col(
+                ColumnDef::new(S::MfaVerified)
+                    .big_integer()
+                    .not_null()
+                    .default(0),
+            ),
+    )
+    .await
+    .expect("create table");
+
+    let mut rng = <rand::rngs::SmallRng as rand::SeedableRng>::seed_from_u64(42);
+    let mut order: Vec<i64> = (0..rows).collect();
+    order.shuffle(&mut rng);
+    for chunk in order.chunks(FILL_CHUNK) {
+        let mut insert = Query::insert();
+        insert.into_table(S::Table).columns([
+            S::SessionId,
+            S::Subject,
+            S::AuthTime,
+            S::CreatedAt,
+            S::ExpiresAt,
+            S::Amr,
+            S::Acr,
+        ]);
+        for &i in chunk {
+            let created = now - 7200 - (i % 86_400);
+            let expires = if i < rows / 2 {
+                now - 1 - rng.random_range(0..2_592_000)
+            } else {
+                now + 3600 + rng.random_range(0..2_592_000)
+            };
+            insert.values_panic([
+                format!("{:032x}", rng.random::<u128>()).into(),
+                format!("user-{}", i % 50_000).into(),
+                created.into(),
+                created.into(),
+                expires.into(),
+                "[\"pwd\"]".into(),
+                Option::<String>::None.into(),
+            ]);
+        }
+        db.execute(&insert).await.expect("fill");
+    }
+    db.execute_schema(
+        Index::create()
+            .name("idx_sessions_expires_at")
+            .table(S::Table)
+            .col(S::ExpiresAt),
+    )
+    .await
+    .expect("index");
+    match db.backend() {
+        Backend::Sqlite => raw(db, "PRAGMA wal_checkpoint(TRUNCATE)").await,
+        _ => raw(db, "VACUUM ANALYZE sessions").await,
+    }
+    // A PostgreSQL template database must have no connection when it is copied.
+    db.close().await;
+}
+
+/// `expires_at < now`.
+fn expired_before(now: i64) -> Expr {
+    Expr::col((Sessions::Table, Sessions::ExpiresAt)).lt(now)
+}
+
+/// One statement of the hand-written loop.
+fn loop_statement(backend: Backend, limit: u64, now: i64) -> DeleteStatement {
+    let mut delete = Query::delete();
+    delete.from_table(Sessions::Table);
+    match backend {
+        // MariaDB / MySQL cannot read the table it deletes from in a subquery (error 1093).
+        Backend::MySql => delete.and_where(expired_before(now)).limit(limit),
+        _ => delete.and_where(
+            Expr::col(Sessions::SessionId).in_subquery(
+                Query::select()
+                    .column(Sessions::SessionId)
+                    .from(Sessions::Table)
+                    .and_where(expired_before(now))
+                    .limit(limit)
+                    .to_owned(),
+            ),
+        ),
+    };
+    delete
+}
+
+/// Run one DELETE on `db` (a pool of one connection) and time how long it held the write
+/// lock: on SQLite from `BEGIN IMMEDIATE` having taken it to the end of the commit, elsewhere
+/// the statement's time.
+async fn timed_delete(db: &Database, stmt: &DeleteStatement) -> (u64, Duration) {
+    let sqlite = db.backend() == Backend::Sqlite;
+    if sqlite {
+        raw(db, "BEGIN IMMEDIATE").await;
+    }
+    let locked = Instant::now();
+    let deleted = db.execute(stmt).await;
+    if sqlite {
+        raw(
+            db,
+            if deleted.is_ok() {
+                "COMMIT"
+            } else {
+                "ROLLBACK"
+            },
         )
         .await;
+    }
+    (deleted.expect("DELETE"), locked.elapsed())
+}
+
+/// A pool of one connection, as each connection of the host workload is.
+async fn connection(url: &str) -> Database {
+    Database::connect_with_max(url, 1)
+        .await
+        .expect("connection")
+}
+
+async fn count_expired(db: &Database, now: i64) -> i64 {
+    let q = Query::select()
+        .expr(Func::count(Expr::col(Asterisk)))
+        .from(Sessions::Table)
+        .and_where(expired_before(now))
+        .to_owned();
+    db.fetch_optional(&q)
+        .await
+        .expect("count")
+        .expect("a row")
+        .i64_at(0)
+        .expect("count")
+}
+
+async fn insert_session(db: &Database, id: &str, now: i64) -> bool {
+    let q = Query::insert()
+        .into_table(Sessions::Table)
+        .columns([
+            Sessions::SessionId,
+            Sessions::Subject,
+            Sessions::AuthTime,
+            Sessions::CreatedAt,
+            Sessions::ExpiresAt,
+            Sessions::Amr,
+        ])
+        .values_panic([
+            id.into(),
+            "user-new".into(),
+            now.into(),
+            now.into(),
+            (now + 3600).into(),
+            "[\"pwd\"]".into(),
+        ])
+        .to_owned();
+    db.execute(&q).await.is_ok()
+}
+
+async fn lookup_session(db: &Database, id: &str) -> bool {
+    let q = Query::select()
+        .columns([Sessions::Subject, Sessions::ExpiresAt])
+        .from(Sessions::Table)
+        .and_where(Expr::col(Sessions::SessionId).eq(id))
+        .to_owned();
+    matches!(db.fetch_optional(&q).await, Ok(Some(_)))
+}
+
+async fn live_sample(db: &Database, now: i64) -> Vec<String> {
+    let q = Query::select()
+        .column(Sessions::SessionId)
+        .from(Sessions::Table)
+        .and_where(Expr::col(Sessions::ExpiresAt).gt(now))
+        .order_by_expr(Func::random().into(), Order::Asc)
+        .limit(LOOKUP_SAMPLE)
+        .to_owned();
+    db.fetch_all(&q)
+        .await
+        .expect("sample")
+        .iter()
+        .filter_map(|r| r.opt_string("session_id").ok().flatten())
+        .collect()
+}
+
+async fn run_once(template: &TestDb, mode: Mode, batching: &Batching) -> RunResult {
+    // A fresh copy of the template, so every row starts from the same data.
+    let copy = copy_of(template).await;
+    let backend = copy.backend();
+    if backend == Backend::Postgres {
+        // The copy is WAL-logged; flush it now rather than during the measurement.
+        raw(&copy.db, "CHECKPOINT").await;
+    }
+    copy.db.close().await;
+    let url = copy.url.clone();
+    let inserter = connection(&url).await;
+    let looker = connection(&url).await;
+    let cleaner = connection(&url).await;
+    let job_db = Database::connect(&url).await.expect("job database");
+    let mut batching = batching.clone();
+    if let Mode::Paused(p) = mode {
+        batching.pause_ms = p;
+    }
+    let job = SessionsCleanup::default().with_batching(&batching);
+    // Started before the measurement: migrations of the history and lease tables.
+    let scheduler = match mode {
+        Mode::Scheduled => {
+            let registry = Registry::builder()
+                .register(job.clone())
+                .build()
+                .expect("registry");
+            // No scheduled fire may land in the run (the job's own schedule is hourly);
+            // manual triggers still run, with the default coordination.
+            let config = SchedulerConfig::default().job(
+                SessionsCleanup::NAME,
+                JobConfig::default().with_enabled(false),
+            );
+            Some(
+                Scheduler::builder(registry, job_db.clone())
+                    .config(config)
+                    .start()
+                    .await
+                    .expect("scheduler"),
+            )
+        }
+        _ => None,
+    };
+    let sample = Arc::new(live_sample(&looker, chrono::Utc::now().timestamp()).await);
+    // Warm the caches of the copy alike for every row.
+    let _ = count_expired(&looker, chrono::Utc::now().timestamp()).await;
 
     let stop = Arc::new(AtomicBool::new(false));
     let origin = Instant::now();
@@ -548,10 +638,7 @@ async fn run_once(
                 let due = origin + period * k;
                 tokio::time::sleep_until(due.into()).await;
                 let id = format!("new-{}-{k}", std::process::id());
-                let ok = inserter
-                    .insert(&id, chrono::Utc::now().timestamp())
-                    .await
-                    .is_ok();
+                let ok = insert_session(&inserter, &id, chrono::Utc::now().timestamp()).await;
                 out.push((due - origin, due.elapsed(), ok));
                 k += 1;
             }
@@ -567,7 +654,7 @@ async fn run_once(
             while !stop.load(Ordering::Relaxed) {
                 let id = &sample[rng.random_range(0..sample.len())];
                 let t = Instant::now();
-                let _ = looker.lookup(id).await;
+                let _ = lookup_session(&looker, id).await;
                 out.push((t - origin, t.elapsed()));
             }
             looker.close().await;
@@ -576,22 +663,33 @@ async fn run_once(
     });
 
     tokio::time::sleep(Duration::from_secs(1)).await;
-    capture.reset();
+    let ticks = barycenter_jobs_benches::clock_ticks_per_sec();
+    let cpu0 = barycenter_jobs_benches::cpu_time(ticks);
     let t0 = Instant::now();
-    let (deleted, statements, longest) = match mode {
+    let report = match mode {
         Mode::Plain => {
-            let n = cleaner
-                .plain_delete(chrono::Utc::now().timestamp())
-                .await
-                .expect("plain DELETE");
-            (n, 1, t0.elapsed())
+            let now = chrono::Utc::now().timestamp();
+            let stmt = Query::delete()
+                .from_table(Sessions::Table)
+                .and_where(expired_before(now))
+                .to_owned();
+            let (deleted, held) = timed_delete(&cleaner, &stmt).await;
+            statements_report(&[(deleted, held)])
         }
-        Mode::Ours | Mode::Paused(_) => {
-            let mut batching = batching.clone();
-            if let Mode::Paused(p) = mode {
-                batching.pause_ms = p;
+        Mode::Loop(n) => {
+            let now = chrono::Utc::now().timestamp();
+            let stmt = loop_statement(backend, n, now);
+            let mut done = Vec::new();
+            loop {
+                let (deleted, held) = timed_delete(&cleaner, &stmt).await;
+                done.push((deleted, held));
+                if deleted == 0 {
+                    break;
+                }
             }
-            let job = SessionsCleanup::default().with_batching(&batching);
+            statements_report(&done)
+        }
+        Mode::Direct | Mode::Paused(_) => {
             let ctx = JobContext::new(
                 job_db.clone(),
                 Trigger::Manual,
@@ -600,32 +698,49 @@ async fn run_once(
                 CancellationToken::new(),
             );
             let out = job.run(ctx).await.expect("cleanup job");
-            let done = capture.done();
+            let report = job.last_report().expect("the job's report of its run");
             assert_eq!(
-                done.deleted, out.records_processed,
-                "tracing event matches the job's output"
+                report.deleted, out.records_processed,
+                "report and output agree"
             );
-            (
-                out.records_processed,
-                done.statements,
-                Duration::from_secs_f64(done.longest_ms / 1e3),
-            )
+            report
+        }
+        Mode::Scheduled => {
+            let handle = scheduler.as_ref().expect("scheduler started");
+            let row = handle
+                .trigger(SessionsCleanup::NAME)
+                .await
+                .expect("trigger")
+                .wait()
+                .await
+                .expect("run recorded");
+            assert_eq!(row.status, ExecutionStatus::Succeeded, "{row:?}");
+            let report = job.last_report().expect("the job's report of its run");
+            assert_eq!(
+                Some(report.deleted),
+                row.records_processed,
+                "report and history agree"
+            );
+            report
         }
     };
     let t1 = Instant::now();
+    let cpu = barycenter_jobs_benches::cpu_time(ticks).saturating_sub(cpu0);
     let total = t1 - t0;
     tokio::time::sleep(Duration::from_secs(1)).await;
     stop.store(true, Ordering::Relaxed);
     let inserts = inserts.await.expect("inserter");
     let lookups = lookups.await.expect("looker");
-    let left_expired = cleaner
-        .scalar(
-            "SELECT count(*) FROM sessions WHERE expires_at < ?",
-            chrono::Utc::now().timestamp() - 3,
-        )
-        .await;
+    let left_expired = count_expired(&cleaner, chrono::Utc::now().timestamp() - 3).await;
+    if let Some(handle) = scheduler {
+        handle
+            .shutdown(Duration::from_secs(5))
+            .await
+            .expect("shutdown");
+    }
     cleaner.close().await;
     job_db.close().await;
+    drop(copy);
 
     let (w0, w1) = (t0 - origin, t1 - origin);
     let in_window: Vec<&(Duration, Duration, bool)> = inserts
@@ -640,16 +755,10 @@ async fn run_once(
         .map(|(_, l)| ms(*l))
         .collect();
     let lookups_per_sec = look.len() as f64 / total.as_secs_f64();
-    let mut stmts = match mode {
-        Mode::Plain => vec![ms(longest)],
-        Mode::Ours | Mode::Paused(_) => capture.batches(),
-    };
     RunResult {
         total,
-        deleted,
-        statements,
-        longest_statement: longest,
-        statement_p50: Summary::of(&mut stmts).p50,
+        report,
+        cpu,
         insert: Summary::of(&mut ins),
         inserts_failed: failed,
         lookup: Summary::of(&mut look),
@@ -658,93 +767,16 @@ async fn run_once(
     }
 }
 
-/// What the builtin crate's `BatchedDelete` reported through `tracing`.
-#[derive(Debug, Default)]
-struct Capture {
-    batches_ms: Mutex<Vec<f64>>,
-    done: Mutex<DoneEvent>,
-}
-
-#[derive(Debug, Default, Clone, Copy)]
-struct DoneEvent {
-    deleted: u64,
-    statements: u64,
-    longest_ms: f64,
-}
-
-impl Capture {
-    fn reset(&self) {
-        self.batches_ms.lock().unwrap().clear();
-        *self.done.lock().unwrap() = DoneEvent::default();
-    }
-    fn batches(&self) -> Vec<f64> {
-        self.batches_ms.lock().unwrap().clone()
-    }
-    fn done(&self) -> DoneEvent {
-        *self.done.lock().unwrap()
-    }
-}
-
-/// A minimal `tracing` subscriber that keeps the builtin crate's batch timings.
-struct CaptureSubscriber(Arc<Capture>);
-
-#[derive(Default)]
-struct Fields {
-    message: String,
-    deleted: Option<u64>,
-    statements: Option<u64>,
-    elapsed_us: Option<u64>,
-    longest_ms: Option<f64>,
-}
-
-impl tracing::field::Visit for Fields {
-    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
-        if field.name() == "message" {
-            self.message = format!("{value:?}");
-        }
-    }
-    fn record_u64(&mut self, field: &tracing::field::Field, value: u64) {
-        match field.name() {
-            "deleted" => self.deleted = Some(value),
-            "statements" => self.statements = Some(value),
-            "elapsed_us" => self.elapsed_us = Some(value),
-            _ => {}
-        }
-    }
-    fn record_i64(&mut self, field: &tracing::field::Field, value: i64) {
-        self.record_u64(field, u64::try_from(value).unwrap_or(0));
-    }
-    fn record_f64(&mut self, field: &tracing::field::Field, value: f64) {
-        if field.name() == "longest_ms" {
-            self.longest_ms = Some(value);
-        }
-    }
-}
-
-impl tracing::Subscriber for CaptureSubscriber {
-    fn enabled(&self, metadata: &tracing::Metadata<'_>) -> bool {
-        metadata.target().starts_with("barycenter_jobs_builtin")
-    }
-    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
-        tracing::span::Id::from_u64(1)
-    }
-    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
-    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
-    fn event(&self, event: &tracing::Event<'_>) {
-        let mut fields = Fields::default();
-        event.record(&mut fields);
-        if fields.message == "batch" {
-            if let Some(us) = fields.elapsed_us {
-                self.0.batches_ms.lock().unwrap().push(us as f64 / 1e3);
-            }
-        } else if fields.message == "batched delete done" {
-            *self.0.done.lock().unwrap() = DoneEvent {
-                deleted: fields.deleted.unwrap_or(0),
-                statements: fields.statements.unwrap_or(0),
-                longest_ms: fields.longest_ms.unwrap_or(0.0),
-            };
-        }
-    }
-    fn enter(&self, _: &tracing::span::Id) {}
-    fn exit(&self, _: &tracing::span::Id) {}
+/// The figures of statements the bench ran itself, in the job's report's terms (no separate
+/// checkpoints: SQLite's automatic checkpoint runs inside the timed commit).
+fn statements_report(done: &[(u64, Duration)]) -> DeleteReport {
+    done.iter()
+        .fold(DeleteReport::default(), |acc, &(deleted, held)| {
+            let mut one = DeleteReport::default();
+            one.deleted = deleted;
+            one.statements = 1;
+            one.longest_statement = held;
+            one.lock_held = held;
+            acc.merge(one)
+        })
 }

@@ -27,7 +27,6 @@ use barycenter_jobs_core::{
 use chrono::Utc;
 use sqlx::Connection as _;
 
-const DB_NAME: &str = "bench_fleet";
 const JOB: &str = "fleet_tick";
 
 #[derive(Default)]
@@ -99,17 +98,19 @@ fn main() {
     let args = Args::from_env();
     let secs: i64 = args.parsed("--secs", if args.quick() { 15 } else { 60 });
     let replicas: usize = args.parsed("--replicas", 3);
-    let base = barycenter_jobs_benches::postgres_url();
-    let url = barycenter_jobs_benches::postgres_db_url(&base, DB_NAME);
     let setup = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("runtime");
-    setup.block_on(async {
-        barycenter_jobs_benches::recreate_pg_database(&base, DB_NAME, None)
-            .await
-            .expect("create database")
+    // A fresh database, dropped at the end (test support's, as the tests use).
+    let fresh = setup.block_on(async {
+        let fresh =
+            barycenter_jobs_test_support::postgres_on(&barycenter_jobs_benches::postgres_url())
+                .await;
+        fresh.db.close().await;
+        fresh
     });
+    let url = fresh.url.clone();
     println!("# fleet: {}", barycenter_jobs_benches::machine_line());
     println!(
         "{replicas} schedulers (own pool, own runtime, own thread), coordination on, one `* * * * * *` job, {secs} s\n"
@@ -258,9 +259,7 @@ fn main() {
     ]);
     d.print();
 
-    setup.block_on(async {
-        let _ = barycenter_jobs_benches::drop_pg_database(&base, DB_NAME).await;
-    });
+    drop(fresh);
 }
 
 async fn sleep_until_second(sec: i64) {

@@ -15,6 +15,7 @@ use std::time::Instant;
 
 use barycenter_jobs_benches::{Args, Summary, Table, f, ms};
 use barycenter_jobs_core::{Database, ExecutionQuery, ExecutionStore, Identifier, TableNames};
+use barycenter_jobs_test_support::raw;
 use sqlx::AssertSqlSafe;
 
 const JOBS: i64 = 20;
@@ -63,24 +64,23 @@ fn tables(name: &str) -> TableNames {
     TableNames {
         executions: Identifier::new(name).expect("ident"),
         leases: Identifier::new(format!("{name}_leases")).expect("ident"),
+        settings: Identifier::new(format!("{name}_settings")).expect("ident"),
+        audit: Identifier::new(format!("{name}_audit")).expect("ident"),
+        registry: Identifier::new(format!("{name}_registry")).expect("ident"),
     }
 }
 
 async fn bench_db(kind: &str, rows: i64, iters: usize, t: &mut Table) {
-    let base = barycenter_jobs_benches::postgres_url();
-    let dir = std::env::temp_dir().join(format!("barycenter-bench-history-{}", std::process::id()));
-    let url = match kind {
-        "sqlite" => {
-            std::fs::create_dir_all(&dir).expect("dir");
-            format!("sqlite://{}", dir.join("history.db").display())
-        }
+    // A fresh database (test support's, as the tests use), dropped at the end.
+    let fresh = match kind {
+        "sqlite" => barycenter_jobs_test_support::sqlite().await,
         _ => {
-            barycenter_jobs_benches::recreate_pg_database(&base, "bench_history", None)
+            barycenter_jobs_test_support::postgres_on(&barycenter_jobs_benches::postgres_url())
                 .await
-                .expect("create database");
-            barycenter_jobs_benches::postgres_db_url(&base, "bench_history")
         }
     };
+    fresh.db.close().await;
+    let url = fresh.url.clone();
     let db = Database::connect_with_max(&url, 2).await.expect("connect");
     let ours = ExecutionStore::with_tables(db.clone(), tables("job_executions"));
     let bary = ExecutionStore::with_tables(db.clone(), tables("bary_executions"));
@@ -195,25 +195,11 @@ async fn bench_db(kind: &str, rows: i64, iters: usize, t: &mut Table) {
         }
     }
     db.close().await;
-    if kind == "sqlite" {
-        let _ = std::fs::remove_dir_all(&dir);
-    } else {
-        let _ = barycenter_jobs_benches::drop_pg_database(&base, "bench_history").await;
-    }
+    drop(fresh);
 }
 
 fn job(i: usize) -> String {
     format!("job_{:02}", i as i64 % JOBS)
-}
-
-async fn raw(db: &Database, sql: &str) {
-    let sql = sql.to_owned();
-    match db {
-        Database::Sqlite(p) => sqlx::query(AssertSqlSafe(sql)).execute(p).await.map(|_| ()),
-        Database::Postgres(p) => sqlx::query(AssertSqlSafe(sql)).execute(p).await.map(|_| ()),
-        _ => unreachable!("sqlite and postgres only"),
-    }
-    .expect("statement");
 }
 
 async fn scalar(db: &Database, sql: &str) -> i64 {

@@ -217,7 +217,18 @@ pub fn f(v: f64, digits: usize) -> String {
     format!("{v:.digits$}")
 }
 
-/// A one-line description of the machine: cores, model, kernel, and the date.
+/// The 1, 5 and 15 minute load averages of the machine (`/proc/loadavg`), as printed.
+pub fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// A one-line description of the machine: cores, model, memory, the date and the load average
+/// when the bench started.
 pub fn machine_line() -> String {
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
@@ -236,56 +247,18 @@ pub fn machine_line() -> String {
         .map(|k| k / 1024.0 / 1024.0)
         .unwrap_or(0.0);
     format!(
-        "{cores} cores ({model}), {mem_gib:.0} GiB, at {}",
-        chrono::Utc::now().format("%Y-%m-%d %H:%M:%S UTC")
+        "{cores} cores ({model}), {mem_gib:.0} GiB, at {}, load average {}",
+        chrono::Utc::now().format("%Y-%m-%d %H:%M:%S UTC"),
+        load_average()
     )
 }
 
 /// PostgreSQL server URL of the benches (`BENCH_POSTGRES`, default the local test server).
+/// Each bench creates its databases on that server with `barycenter_jobs_test_support`
+/// (`postgres_on`, `copy_of`), which drops them again when they go out of scope.
 pub fn postgres_url() -> String {
     std::env::var("BENCH_POSTGRES")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
-}
-
-/// The URL of database `name` on the server of `base` (the path replaced).
-pub fn postgres_db_url(base: &str, name: &str) -> String {
-    let (server, _) = base.rsplit_once('/').unwrap_or((base, ""));
-    format!("{server}/{name}")
-}
-
-/// Drop (if present) and create database `name` on the PostgreSQL server of `base`.
-pub async fn recreate_pg_database(
-    base: &str,
-    name: &str,
-    template: Option<&str>,
-) -> Result<(), sqlx::Error> {
-    use sqlx::Connection as _;
-    let mut admin = sqlx::PgConnection::connect(base).await?;
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-    )))
-    .execute(&mut admin)
-    .await?;
-    let create = match template {
-        Some(t) => format!("CREATE DATABASE {name} TEMPLATE {t}"),
-        None => format!("CREATE DATABASE {name}"),
-    };
-    sqlx::query(sqlx::AssertSqlSafe(create))
-        .execute(&mut admin)
-        .await?;
-    admin.close().await
-}
-
-/// Drop database `name` on the PostgreSQL server of `base`, if present.
-pub async fn drop_pg_database(base: &str, name: &str) -> Result<(), sqlx::Error> {
-    use sqlx::Connection as _;
-    let mut admin = sqlx::PgConnection::connect(base).await?;
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-    )))
-    .execute(&mut admin)
-    .await?;
-    admin.close().await
 }
 
 #[cfg(test)]
@@ -298,13 +271,5 @@ mod tests {
         let s = Summary::of(&mut v);
         assert_eq!((s.p50, s.p99, s.max), (50.0, 99.0, 100.0));
         assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
-    }
-
-    #[test]
-    fn urls() {
-        assert_eq!(
-            postgres_db_url("postgres://postgres@127.0.0.1:5432/test", "b"),
-            "postgres://postgres@127.0.0.1:5432/b"
-        );
     }
 }

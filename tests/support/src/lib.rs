@@ -5,6 +5,8 @@
 //!   `BARYCENTER_JOBS_TEST_POSTGRES` / `BARYCENTER_JOBS_TEST_MYSQL` (a URL whose database
 //!   the test user may connect to, e.g. `postgres://postgres@127.0.0.1:5432/test`), dropped
 //!   again when the [`TestDb`] is dropped, even if the test panicked.
+//! - For the benches: [`postgres_on`] creates one on a server URL of their own, and
+//!   [`copy_of`] copies a template they built once, so every run starts from the same rows.
 //!
 //! [`backend_tests!`] turns one `async fn(&TestDb)` into a test per backend (or per backend of
 //! a list), and [`server_test!`] declares a test that opens its server database itself.
@@ -169,6 +171,58 @@ pub async fn fresh(backend: Backend) -> TestDb {
     }
 }
 
+/// A fresh PostgreSQL database on the server of `admin_url` (a URL whose database the user
+/// may connect to), dropped with the [`TestDb`] like the others. For the benches, which name
+/// their server themselves instead of through [`POSTGRES_ENV`].
+///
+/// # Panics
+///
+/// When the server cannot be reached or the database cannot be created.
+pub async fn postgres_on(admin_url: &str) -> TestDb {
+    create_on(Backend::Postgres, admin_url, "postgres_on", None).await
+}
+
+/// A fresh database holding a copy of `template`'s tables and rows, dropped with the
+/// [`TestDb`] like the others: every run of a bench starts from the same data, built once.
+///
+/// SQLite: the template's file (and its WAL, if any) copied into a new temporary directory;
+/// checkpoint the template first (`PRAGMA wal_checkpoint(TRUNCATE)`) so nothing is in
+/// flight. PostgreSQL: `CREATE DATABASE .. TEMPLATE`, which needs the template to have no
+/// open connection: close its pool first (`template.db.close().await`).
+///
+/// # Panics
+///
+/// On MariaDB / MySQL (no template databases), and when the copy fails.
+pub async fn copy_of(template: &TestDb) -> TestDb {
+    match (&template.drop_on_server, template.backend()) {
+        (None, Backend::Sqlite) => {
+            let from = template
+                .url
+                .strip_prefix("sqlite://")
+                .expect("a sqlite:// URL");
+            let dir = tempfile::tempdir().expect("tempdir");
+            let to = dir.path().join("test.db");
+            std::fs::copy(from, &to).expect("copy the template's database file");
+            let wal = format!("{from}-wal");
+            if std::path::Path::new(&wal).exists() {
+                std::fs::copy(&wal, format!("{}-wal", to.display())).expect("copy its WAL");
+            }
+            let url = format!("sqlite://{}", to.display());
+            let db = Database::connect(&url).await.expect("open sqlite");
+            TestDb {
+                db,
+                url,
+                drop_on_server: None,
+                _dir: Some(dir),
+            }
+        }
+        (Some((Backend::Postgres, admin_url, name)), _) => {
+            create_on(Backend::Postgres, admin_url, "copy_of", Some(name)).await
+        }
+        _ => panic!("copy_of: no template databases on {:?}", template.backend()),
+    }
+}
+
 async fn server(backend: Backend, var: &str) -> TestDb {
     let admin_url = match std::env::var(var) {
         Ok(url) if !url.is_empty() => url,
@@ -183,20 +237,32 @@ async fn server(backend: Backend, var: &str) -> TestDb {
              and set {var} to run them"
         ),
     };
+    create_on(backend, &admin_url, var, None).await
+}
+
+/// Create a database on the server of `admin_url` (a copy of database `template` when given;
+/// PostgreSQL only) and open a pool on it; `source` names the server in a panic message.
+async fn create_on(
+    backend: Backend,
+    admin_url: &str,
+    source: &str,
+    template: Option<&str>,
+) -> TestDb {
     let name = unique_name();
-    let create = match backend {
-        Backend::Postgres => format!("CREATE DATABASE \"{name}\""),
+    let create = match (backend, template) {
+        (Backend::Postgres, None) => format!("CREATE DATABASE \"{name}\""),
+        (Backend::Postgres, Some(t)) => format!("CREATE DATABASE \"{name}\" TEMPLATE \"{t}\""),
         _ => format!("CREATE DATABASE `{name}` CHARACTER SET utf8mb4"),
     };
     let created = match backend {
-        Backend::Postgres => match sqlx::PgConnection::connect(&admin_url).await {
+        Backend::Postgres => match sqlx::PgConnection::connect(admin_url).await {
             Ok(mut c) => sqlx::query(AssertSqlSafe(create))
                 .execute(&mut c)
                 .await
                 .map(|_| ()),
             Err(e) => Err(e),
         },
-        _ => match sqlx::MySqlConnection::connect(&admin_url).await {
+        _ => match sqlx::MySqlConnection::connect(admin_url).await {
             Ok(mut c) => sqlx::query(AssertSqlSafe(create))
                 .execute(&mut c)
                 .await
@@ -205,16 +271,16 @@ async fn server(backend: Backend, var: &str) -> TestDb {
         },
     };
     if let Err(e) = created {
-        panic!("cannot create a {backend:?} test database through {var}: {e}");
+        panic!("cannot create a {backend:?} test database through {source}: {e}");
     }
-    let url = replace_database(&admin_url, &name);
+    let url = replace_database(admin_url, &name);
     let db = Database::connect_with_max(&url, 6)
         .await
         .unwrap_or_else(|e| panic!("cannot open {url}: {e}"));
     TestDb {
         db,
         url,
-        drop_on_server: Some((backend, admin_url, name)),
+        drop_on_server: Some((backend, admin_url.to_owned(), name)),
         _dir: None,
     }
 }
