@@ -22,8 +22,8 @@
 //! [`prometheus_client`], the Prometheus project's own Rust client: typed metric families with
 //! label sets, an owned [`Registry`] rather than a process-wide recorder (a library must not
 //! install a global recorder its host may want for itself, as the `metrics` facade's
-//! exporter does), the OpenMetrics text encoder, and a small tree (four crates, no default
-//! features). The core crate has no metrics dependency at all: metrics are one observer among
+//! exporter does), the OpenMetrics text encoder, and a small tree (no default features; it adds three crates,
+//! itself, its derive macro and `dtoa`: `parking_lot`, `itoa` and `syn` are already in the tree). The core crate has no metrics dependency at all: metrics are one observer among
 //! those a host may attach.
 //!
 //! # Examples
