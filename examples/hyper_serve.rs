@@ -33,8 +33,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .start()
         .await?;
     let mut admin = AdminService::builder(scheduler.clone());
-    if let Ok(token) = std::env::var("BARYCENTER_JOBS_ADMIN_TOKEN") {
-        admin = admin.bearer_token(token);
+    // Closed by default: a token, or unauthenticated use from loopback hosts only.
+    match std::env::var("BARYCENTER_JOBS_ADMIN_TOKEN") {
+        Ok(token) if !token.is_empty() => admin = admin.bearer_token(token),
+        _ => admin = admin.allow_unauthenticated(),
     }
     let admin = admin.build();
 

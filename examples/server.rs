@@ -7,16 +7,19 @@
 //! With no arguments it opens (creating it if needed) `barycenter-jobs.db` in the current
 //! directory, creates the four host tables in Barycenter's layout if they are missing, adds a
 //! handful of expired and live demo rows to tables it just created, runs the scheduler, and
-//! serves the admin API on `http://127.0.0.1:8081/admin/jobs` (GraphiQL on
-//! `/admin/jobs/playground`).
+//! serves the admin API on `http://127.0.0.1:8081/admin/jobs`, the dashboard on
+//! `/admin/jobs/ui` and GraphiQL (scripts from unpkg.com) on `/admin/jobs/playground`.
 //!
 //! Pointed at an existing Barycenter database it changes nothing but the job tables (upgraded
 //! in place) and the rows the jobs delete: host tables that exist are left alone and demo rows
 //! only go into tables it created itself.
 //!
-//! `BARYCENTER_JOBS_ADMIN_TOKEN`, when set, makes every admin request need
-//! `Authorization: Bearer TOKEN`, except `GET /admin/jobs/health` (200 ok / 503 overdue, for
-//! probes). `GET /admin/jobs/metrics` serves Prometheus metrics.
+//! `BARYCENTER_JOBS_ADMIN_TOKEN` (role `operate`: queries and mutations) and
+//! `BARYCENTER_JOBS_READONLY_TOKEN` (role `read`: queries only), when either is set, make
+//! every admin request need `Authorization: Bearer TOKEN`, except `GET /admin/jobs/health` (200 ok / 503 overdue, for
+//! probes). `GET /admin/jobs/metrics` serves Prometheus metrics. With neither set the API
+//! is open, but only to requests whose `Host` is a loopback name (`localhost`, `127.0.0.1`,
+//! `[::1]`): any other gets 403, so a web page cannot reach it through DNS rebinding.
 //!
 //! # Shutdown
 //!
@@ -59,7 +62,7 @@
 //! enabled = false                      # not scheduled; can still be triggered
 //!
 //! [retention]                          # execution history
-//! keep_days = 30                       # omit the key to keep everything
+//! keep_days = 30                       # 0 keeps everything
 //!
 //! [coordination]                       # replicas sharing one database
 //! enabled = true
@@ -234,13 +237,26 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
 
     // /admin/jobs/health is open for probes (job names and overdue state only); metrics
     // and GraphQL keep the token.
+    // GraphiQL loads React and GraphiQL from unpkg.com, so it is off unless the host says
+    // so; this local demo does. The dashboard on /admin/jobs/ui needs nothing from outside.
     let mut admin = AdminService::builder(scheduler.clone())
         .metrics(metrics)
-        .open_health();
-    if let Ok(token) = std::env::var("BARYCENTER_JOBS_ADMIN_TOKEN")
-        && !token.is_empty()
-    {
-        admin = admin.bearer_token(token);
+        .open_health()
+        .graphiql_from_cdn();
+    // Operate (queries and mutations) and read-only tokens; with neither, unauthenticated
+    // use from loopback Host names only (a page rebinding its own name to this host is
+    // refused), so the README's curl lines work out of the box.
+    let token = |name: &str| std::env::var(name).ok().filter(|t| !t.is_empty());
+    let operate = token("BARYCENTER_JOBS_ADMIN_TOKEN");
+    let read = token("BARYCENTER_JOBS_READONLY_TOKEN");
+    if operate.is_none() && read.is_none() {
+        admin = admin.allow_unauthenticated();
+    }
+    if let Some(t) = operate {
+        admin = admin.bearer_token(t);
+    }
+    if let Some(t) = read {
+        admin = admin.read_only_token(t);
     }
     let admin = admin.build();
     let app = axum::Router::new().nest_service("/admin/jobs", admin);
@@ -248,6 +264,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let listener = tokio::net::TcpListener::bind(&args.listen).await?;
     let addr: SocketAddr = listener.local_addr()?;
     println!("admin API:  http://{addr}/admin/jobs");
+    println!("dashboard:  http://{addr}/admin/jobs/ui");
     println!("GraphiQL:   http://{addr}/admin/jobs/playground");
     println!("health:     http://{addr}/admin/jobs/health");
     println!("metrics:    http://{addr}/admin/jobs/metrics");

@@ -320,6 +320,24 @@ impl BatchedDelete {
         Ok((pages > 0).then_some(pages))
     }
 
+    /// How many rows [`run`](Self::run) would delete now: one `SELECT COUNT(*)` with the
+    /// same filter, deleting nothing (the dry run of a cleanup).
+    pub async fn count(&self, ctx: &JobContext) -> Result<u64, JobError> {
+        let query = sea_query::Query::select()
+            .expr_as(
+                sea_query::Func::count(Expr::col(sea_query::Asterisk)),
+                sea_query::Alias::new("n"),
+            )
+            .from(self.batch.table.clone())
+            .cond_where(self.batch.filter.clone())
+            .to_owned();
+        let n = match ctx.db().fetch_optional(&query).await? {
+            Some(row) => row.i64("n")?,
+            None => 0,
+        };
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
     /// Delete every matching row, batch after batch, until a batch deletes nothing.
     ///
     /// Every statement's deleted rows are added to the run's progress

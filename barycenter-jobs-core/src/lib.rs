@@ -60,9 +60,11 @@ mod error;
 mod ident;
 mod job;
 pub mod lease;
+pub mod observe;
 mod registry;
 mod schedule;
 pub mod scheduler;
+pub mod settings;
 pub mod store;
 
 pub use async_trait::async_trait;
@@ -76,16 +78,21 @@ pub use db::{
 };
 pub use error::{Error, Result};
 pub use ident::Identifier;
-pub use job::{Job, JobContext, JobError, JobOutput, TimeSource, Trigger};
+pub use job::{DryRunOutput, Job, JobContext, JobError, JobOutput, TimeSource, Trigger};
 pub use lease::{ClaimKind, Lease, LeaseStore};
 pub use registry::{JobRegistration, RegisteredJob, Registry, RegistryBuilder};
 pub use schedule::Schedule;
 pub use scheduler::{
-    ClockConfig, CoordinationConfig, CutoffClock, JobConfig, JobInfo, MisfirePolicy,
-    RetentionConfig, Scheduler, SchedulerBuilder, SchedulerConfig, SchedulerHandle, TriggeredRun,
+    ClockConfig, CoordinationConfig, CutoffClock, FleetHealth, HealthStatus, JobConfig, JobHealth,
+    JobInfo, MisfirePolicy, RetentionConfig, Scheduler, SchedulerBuilder, SchedulerConfig,
+    SchedulerHandle, TriggeredRun,
 };
+// Runtime control (issue 15).
+pub use scheduler::{DryRun, RuntimeConfig};
+pub use settings::{AuditAction, AuditEntry, AuditQuery, RescheduleRequest, RuntimeSettings};
 pub use store::{
-    Execution, ExecutionQuery, ExecutionStatus, ExecutionStore, NewExecution, Outcome, TableNames,
+    Execution, ExecutionQuery, ExecutionStatus, ExecutionStore, JobSummary, NewExecution, Outcome,
+    TableNames,
 };
 pub use tokio_util::sync::CancellationToken;
 

@@ -438,11 +438,33 @@ async fn retention_purges_old_history(t: &TestDb) {
         "x".into(),
         JobConfig::default().with_misfire(MisfirePolicy::Skip),
     );
-    let handle = start(t, registry, config).await;
+    let handle = start(t, registry.clone(), config.clone()).await;
     tokio::time::sleep(Duration::from_millis(800)).await;
     handle.shutdown(GRACE).await.unwrap();
     let left = store.list(&ExecutionQuery::new()).await.unwrap();
     assert_eq!(left.iter().map(|e| e.id).collect::<Vec<_>>(), vec![recent]);
+
+    // `keep_days = 0` (how a configuration file says "keep everything") purges nothing, in
+    // the same time the default purged all the old rows.
+    let old_again = store.start(&NewExecution::manual("x", old)).await.unwrap();
+    store
+        .finish(
+            old_again,
+            &Outcome::Succeeded {
+                records_processed: 0,
+            },
+            old,
+        )
+        .await
+        .unwrap();
+    config.retention.keep_days = Some(0);
+    let handle = start(t, registry, config).await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    handle.shutdown(GRACE).await.unwrap();
+    assert!(
+        store.get(old_again).await.unwrap().is_some(),
+        "keep_days = 0 keeps everything"
+    );
 }
 
 /// With coordination off no lease rows are written, and everything else still works.

@@ -398,6 +398,7 @@ async fn custom_table_names(t: &TestDb) {
         leases: Identifier::new("myapp_job_leases").unwrap(),
         settings: Identifier::new("myapp_job_settings").unwrap(),
         audit: Identifier::new("myapp_job_audit").unwrap(),
+        registry: Identifier::new("myapp_job_registry").unwrap(),
     };
     let store = ExecutionStore::with_tables(t.db.clone(), tables);
     store.migrate().await.unwrap();

@@ -4,7 +4,9 @@
 //!   history (`availableJobs`, `jobLogs`, `jobExecution`, `triggerJob`), compatible with
 //!   Barycenter's documented `/admin/jobs` API.
 //! - [`service`]: [`AdminService`], GraphQL over HTTP for any `http_body::Body`, with a
-//!   GraphiQL page, body / depth / complexity limits and built-in authorization.
+//!   GraphiQL page, body / depth / complexity limits and built-in authorization, plus
+//!   `GET {base}/health` (200 / 503 JSON) and `GET {base}/metrics` (Prometheus).
+//! - [`metrics`]: [`Metrics`], a run observer and Prometheus registry (`prometheus-client`).
 //!
 //! # Choice of crates
 //! - `async-graphql` for the schema and the framework-agnostic GraphQL-over-HTTP parsing
@@ -71,8 +73,10 @@
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+pub mod metrics;
 pub mod schema;
 pub mod service;
 
+pub use metrics::Metrics;
 pub use schema::AdminSchema;
-pub use service::{AdminService, AdminServiceBuilder};
+pub use service::{AdminService, AdminServiceBuilder, Denied, Principal, Role};

@@ -686,7 +686,11 @@ async fn introspection_can_be_turned_off() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bearer_token_is_required_when_set() {
     let f = Fixture::seed_only().await;
-    let svc = f.builder().bearer_token("t0ken-with-some-length").build();
+    let svc = f
+        .builder()
+        .bearer_token("t0ken-with-some-length")
+        .graphiql_from_cdn()
+        .build();
     for auth in [
         None,
         Some("Bearer wrong"),
@@ -781,7 +785,7 @@ async fn host_check_composes_with_a_tower_layer() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn paths_methods_and_the_playground() {
     let f = Fixture::seed_only().await;
-    let svc = f.service();
+    let svc = f.builder().graphiql_from_cdn().build();
 
     let page = send(
         svc.clone(),
@@ -852,6 +856,7 @@ async fn paths_methods_and_the_playground() {
         .builder()
         .mount_path("/ops/graphql/")
         .playground_path("ide")
+        .graphiql_from_cdn()
         .build();
     let page = send(
         custom.clone(),

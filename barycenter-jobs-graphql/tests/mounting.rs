@@ -104,6 +104,7 @@ async fn served_by_hyper_answers_the_seed_curl_command() {
         f.builder()
             .bearer_token("hyper-token")
             .body_limit(1024)
+            .graphiql_from_cdn()
             .build(),
     )
     .await;
@@ -169,7 +170,7 @@ async fn served_by_hyper_answers_the_seed_curl_command() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nested_in_an_axum_router() {
     let f = Fixture::seed_only().await;
-    let admin = f.service();
+    let admin = f.builder().graphiql_from_cdn().build();
     let app = Router::new()
         .route("/health", get(|| async { "ok" }))
         .nest_service("/admin/jobs", admin);

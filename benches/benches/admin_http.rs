@@ -78,7 +78,10 @@ fn main() {
             .await
             .expect("seed history");
         }
-        let admin = AdminService::new(handle.clone());
+        // Loopback clients only (the bench's), no token: closed by default otherwise.
+        let admin = AdminService::builder(handle.clone())
+            .allow_unauthenticated()
+            .build();
         let schema = admin.schema().clone();
 
         let ours = TcpListener::bind("127.0.0.1:0").await.expect("bind");

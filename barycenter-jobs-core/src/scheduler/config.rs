@@ -38,6 +38,8 @@ pub struct SchedulerConfig {
     /// How long a cancelled run (shutdown past its grace, timeout) gets to notice its token
     /// before its future is dropped, in seconds (default 5). Never longer than its lease.
     pub cancel_grace_secs: u64,
+    /// How operators' runtime settings reach this scheduler (see [`crate::settings`]).
+    pub runtime_settings: RuntimeConfig,
 }
 
 impl Default for SchedulerConfig {
@@ -50,6 +52,7 @@ impl Default for SchedulerConfig {
             tables: TableNames::default(),
             clock: ClockConfig::default(),
             cancel_grace_secs: 5,
+            runtime_settings: RuntimeConfig::default(),
         }
     }
 }
@@ -82,6 +85,10 @@ pub struct JobConfig {
     pub timeout_secs: Option<u64>,
     /// What to do at start-up about a tick missed while no scheduler was up.
     pub misfire: Option<MisfirePolicy>,
+    /// The job is overdue once a tick came due this many seconds ago with no successful run
+    /// since (see [`SchedulerHandle::health`](crate::SchedulerHandle::health)). Default: the
+    /// smaller of the schedule's interval and one hour, at least 60 s.
+    pub overdue_after_secs: Option<u64>,
 }
 
 impl JobConfig {
@@ -110,6 +117,12 @@ impl JobConfig {
         self.misfire = Some(misfire);
         self
     }
+
+    /// Set how long past a tick with no successful run the job counts as overdue.
+    pub fn with_overdue_after(mut self, grace: Duration) -> Self {
+        self.overdue_after_secs = Some(grace.as_secs());
+        self
+    }
 }
 
 /// Policy for ticks missed while no scheduler was running.
@@ -134,7 +147,9 @@ pub struct CoordinationConfig {
     pub enabled: bool,
     /// Lease time-to-live in seconds (default 30); renewed every third of it while running.
     pub lease_ttl_secs: u64,
-    /// This process's identity in the history and the lease table; default `HOST:PID`.
+    /// This scheduler's identity in the history and the lease table; default `HOST:PID` (and
+    /// `HOST:PID/N` for the Nth scheduler of one process). It must be unique across the fleet:
+    /// two schedulers with one identity could both run a tick whose claim answer was lost.
     pub instance: Option<String>,
     /// Time bound of one lease statement (claim, renewal, release) in milliseconds. Default:
     /// a sixth of the TTL, between 250 and 5,000. A statement that takes longer is abandoned:
@@ -199,7 +214,8 @@ pub enum CutoffClock {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RetentionConfig {
-    /// Delete finished runs older than this many days (default 30); `None` keeps everything.
+    /// Delete finished runs older than this many days (default 30); `None`, or `0` (the way to
+    /// say it in a configuration file), keeps everything.
     pub keep_days: Option<u32>,
     /// How often the purge runs, in seconds (default 3600).
     pub interval_secs: u64,
@@ -213,6 +229,25 @@ impl Default for RetentionConfig {
             keep_days: Some(30),
             interval_secs: 3600,
             batch_size: 1000,
+        }
+    }
+}
+
+/// Propagation of runtime settings (pause, reschedule, ...; see [`crate::settings`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RuntimeConfig {
+    /// How often the settings' version row is read, in milliseconds (default and minimum
+    /// 1000): a change written by any replica is in force here within this interval plus
+    /// one read. One primary-key read per interval; the settings themselves are read only
+    /// when the version changed (and once a minute in full).
+    pub poll_interval_ms: u64,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        Self {
+            poll_interval_ms: 1000,
         }
     }
 }

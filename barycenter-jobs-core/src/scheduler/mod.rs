@@ -66,9 +66,11 @@
 
 mod config;
 mod handle;
+mod health;
 mod recovery;
 mod retention;
 mod run;
+mod runtime;
 mod timers;
 
 use std::collections::BTreeMap;
@@ -82,17 +84,19 @@ use tokio_util::task::TaskTracker;
 
 pub use config::{
     ClockConfig, CoordinationConfig, CutoffClock, JobConfig, MisfirePolicy, RetentionConfig,
-    SchedulerConfig,
+    RuntimeConfig, SchedulerConfig,
 };
-pub use handle::{JobInfo, SchedulerHandle, TriggeredRun};
+pub use handle::{DryRun, JobInfo, MAX_UPCOMING, SchedulerHandle, TriggeredRun};
+pub use health::{FleetHealth, HealthStatus, JobHealth, default_overdue_after};
 
 use crate::clock::{SharedClock, SystemClock};
 use crate::db::Database;
 use crate::error::{Error, Result};
 use crate::job::{Job, TimeSource};
 use crate::lease::LeaseStore;
+use crate::observe::{Observers, RunObserver};
 use crate::registry::Registry;
-use crate::schedule::Schedule;
+use crate::settings::{RuntimeSettings, SettingsStore};
 use crate::store::ExecutionStore;
 
 /// Entry point: `Scheduler::builder(registry, db)...start()`.
@@ -108,6 +112,7 @@ impl Scheduler {
             config: SchedulerConfig::default(),
             clock: Arc::new(SystemClock),
             record_history: true,
+            observers: Vec::new(),
         }
     }
 }
@@ -119,6 +124,7 @@ pub struct SchedulerBuilder {
     config: SchedulerConfig,
     clock: SharedClock,
     record_history: bool,
+    observers: Vec<Arc<dyn RunObserver>>,
 }
 
 impl std::fmt::Debug for SchedulerBuilder {
@@ -143,6 +149,14 @@ impl SchedulerBuilder {
         self
     }
 
+    /// Attach a [`RunObserver`] that sees every run start and end and every tick (metrics,
+    /// tracing exporters, webhooks); call it again to attach more. Observers are called in
+    /// the order they were attached. See [`crate::observe`].
+    pub fn observer(mut self, observer: impl RunObserver) -> Self {
+        self.observers.push(Arc::new(observer));
+        self
+    }
+
     /// Turn off the execution history: no rows are written, execution ids are only unique
     /// within the process, and misfire catch-up (which reads the history) is off. For hosts
     /// that want pure in-memory scheduling.
@@ -160,6 +174,7 @@ impl SchedulerBuilder {
             config,
             clock,
             record_history,
+            observers,
         } = self;
 
         for name in config.jobs.keys() {
@@ -171,24 +186,30 @@ impl SchedulerBuilder {
         let mut slots = BTreeMap::new();
         for reg in registry.iter() {
             let over = config.jobs.get(reg.name()).cloned().unwrap_or_default();
-            let mut schedule = match &over.schedule {
-                Some(expr) => Schedule::parse(expr)?,
-                None => reg.default_schedule().clone(),
+            let base = runtime::Base {
+                default_schedule: reg.default_schedule().clone(),
+                expression: over
+                    .schedule
+                    .clone()
+                    .unwrap_or_else(|| reg.default_schedule().expression().to_owned()),
+                time_zone: over.time_zone.clone(),
+                enabled: over.enabled.unwrap_or(true),
+                timeout: over
+                    .timeout_secs
+                    .map(|s| Duration::from_secs(s.max(1)))
+                    .unwrap_or(default_timeout),
             };
-            if let Some(tz) = &over.time_zone {
-                schedule = schedule.with_time_zone(tz)?;
-            }
+            // A bad host schedule or zone is an error here; runtime settings come later.
+            let state = runtime::SlotState::derive(&base, RuntimeSettings::default())?;
             slots.insert(
                 reg.name().to_owned(),
                 Arc::new(Slot {
                     job: reg.job().clone(),
-                    schedule,
-                    enabled: over.enabled.unwrap_or(true),
-                    timeout: over
-                        .timeout_secs
-                        .map(|s| Duration::from_secs(s.max(1)))
-                        .unwrap_or(default_timeout),
+                    base,
+                    state: Mutex::new(state),
+                    paused: AtomicBool::new(false),
                     misfire: over.misfire.unwrap_or_default(),
+                    overdue_after: over.overdue_after_secs.map(Duration::from_secs),
                     running: AtomicBool::new(false),
                     next_run: Mutex::new(None),
                 }),
@@ -208,17 +229,38 @@ impl SchedulerBuilder {
             LeaseStore::new(db.clone(), config.tables.leases.clone())
                 .with_statement_timeout(statement_timeout)
         });
-        if record_history || leases.is_some() {
+        // Runtime settings live in tables of the same migrations: kept whenever the scheduler
+        // has tables at all, in memory only otherwise.
+        let persistent = record_history || leases.is_some();
+        if persistent {
             store.migrate().await?;
         }
+        let settings = persistent.then(|| SettingsStore::new(db.clone(), &config.tables));
+        // Read before the settings, so a change written in between is reloaded, not missed.
+        let (settings_version, stored) = match &settings {
+            Some(s) => (s.version().await?, s.load().await?),
+            None => (0, BTreeMap::new()),
+        };
         let names: Vec<&str> = slots.keys().map(String::as_str).collect();
         if let Some(leases) = &leases {
+            // The lease table is its own: created even if the history's migrations recorded
+            // an older lease-table name, or run without history.
+            leases.migrate().await?;
             leases.ensure_rows(&names).await?;
+        }
+        if record_history {
+            // First-seen dates: ticks before a job was first seen never make it overdue.
+            // Not fatal: health treats a job without a date as seen just now.
+            if let Err(e) = store.register_jobs(&names, clock.now()).await {
+                tracing::warn!(error = %e, "could not record the jobs' first-seen dates");
+            }
         }
 
         let shared = Arc::new(Shared {
             slots,
             store,
+            settings,
+            timers: timers::Timers::default(),
             leases,
             lease_ttl,
             cancel_grace: Duration::from_secs(config.cancel_grace_secs),
@@ -238,6 +280,7 @@ impl SchedulerBuilder {
             tracker: TaskTracker::new(),
             record_history,
             local_ids: AtomicI64::new(0),
+            observers: Observers::new(observers),
             time_source: match config.clock.cutoffs {
                 CutoffClock::Database => TimeSource::Database {
                     max_skew: Duration::from_secs(config.clock.max_skew_secs),
@@ -258,30 +301,31 @@ impl SchedulerBuilder {
             Ok(Err(e)) => tracing::warn!(error = %e, "could not read the database's clock"),
             Err(_) => tracing::warn!("could not read the database's clock: timed out"),
         }
+        // Before catch-up, so a job paused before a restart is not caught up either; the
+        // timers are placed below.
+        for (name, runtime) in stored {
+            if let Some(slot) = shared.slots.get(&name) {
+                let state = runtime::SlotState::derive_lenient(&slot.base, &name, runtime);
+                slot.paused.store(state.paused, Ordering::Release);
+                *slot.state.lock().unwrap_or_else(|e| e.into_inner()) = state;
+            }
+        }
         if record_history {
             recovery::close_stale_runs(&shared).await;
             recovery::catch_up(&shared).await;
         }
         // One timer per distinct schedule: jobs that share a cron expression (and zone) wake
         // together, and the next fire time is computed once for all of them.
-        let mut groups: BTreeMap<(String, Option<&'static str>), Vec<Arc<Slot>>> = BTreeMap::new();
         for slot in shared.slots.values() {
-            if slot.enabled {
-                // Known before the timer task first runs, so `jobs()` shows it at once.
-                slot.set_next(slot.schedule.next_after(shared.clock.now()));
-                let key = (
-                    slot.schedule.expression().to_owned(),
-                    slot.schedule.time_zone().map(|tz| tz.name()),
-                );
-                groups.entry(key).or_default().push(slot.clone());
-            }
+            shared.timers.place(&shared, slot);
         }
-        for slots in groups.into_values() {
-            shared
-                .tracker
-                .spawn(timers::tick_loop(shared.clone(), slots));
-        }
-        if let (true, Some(days)) = (record_history, config.retention.keep_days) {
+        shared.tracker.spawn(runtime::watch_loop(
+            shared.clone(),
+            settings_version,
+            Duration::from_millis(config.runtime_settings.poll_interval_ms.max(1000)),
+        ));
+        // `keep_days = 0` is how a file says "keep everything" (it cannot say None).
+        if let (true, Some(days @ 1..)) = (record_history, config.retention.keep_days) {
             shared.tracker.spawn(retention::retention_loop(
                 shared.clone(),
                 days,
@@ -302,6 +346,10 @@ impl SchedulerBuilder {
 pub(crate) struct Shared {
     slots: BTreeMap<String, Arc<Slot>>,
     store: ExecutionStore,
+    /// Runtime settings and the audit log; `None` when the scheduler keeps no tables.
+    settings: Option<SettingsStore>,
+    /// The timer groups.
+    timers: timers::Timers,
     leases: Option<LeaseStore>,
     lease_ttl: Duration,
     /// How long a cancelled run may take to return before it is dropped.
@@ -322,34 +370,70 @@ pub(crate) struct Shared {
     local_ids: AtomicI64,
     /// Where runs take their cut-offs from.
     time_source: TimeSource,
+    /// The host's run observers (see [`crate::observe`]).
+    observers: Observers,
 }
 
-/// One job as scheduled.
+/// One job as scheduled. Its schedule, timeout and paused state change at run time
+/// ([`crate::settings`]); everything else is fixed at start.
 pub(crate) struct Slot {
     job: Arc<dyn Job>,
-    schedule: Schedule,
-    enabled: bool,
-    timeout: Duration,
+    /// Host configuration over the job's defaults.
+    base: runtime::Base,
+    /// The settings in force.
+    state: Mutex<runtime::SlotState>,
+    /// `state.paused`, readable without the lock at every tick.
+    paused: AtomicBool,
     misfire: MisfirePolicy,
+    /// `[jobs.NAME] overdue_after_secs`; `None`: [`default_overdue_after`].
+    overdue_after: Option<Duration>,
     running: AtomicBool,
     next_run: Mutex<Option<DateTime<Utc>>>,
 }
 
 impl Slot {
     fn info(&self, shared: &Shared) -> JobInfo {
+        let state = self.state.lock().unwrap_or_else(|e| e.into_inner()).clone();
         JobInfo {
             name: self.job.name().to_owned(),
             description: self.job.description().to_owned(),
-            schedule: self.schedule.clone(),
-            enabled: self.enabled,
+            schedule: state.schedule,
+            default_schedule: self.base.default_schedule.clone(),
+            enabled: state.fires,
+            paused: state.paused,
             running: self.running.load(Ordering::Acquire),
-            next_run_at: if self.enabled && !shared.stop_firing.is_cancelled() {
+            next_run_at: if state.fires && !shared.stop_firing.is_cancelled() {
                 *self.next_run.lock().unwrap_or_else(|e| e.into_inner())
             } else {
                 None
             },
-            timeout: self.timeout,
+            timeout: state.timeout,
+            runtime_settings: state.runtime,
         }
+    }
+
+    /// The timeout in force.
+    fn timeout(&self) -> Duration {
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).timeout
+    }
+
+    /// Whether ticks start runs (not disabled, not paused).
+    fn fires(&self) -> bool {
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).fires
+    }
+
+    /// Paused by an operator.
+    fn is_paused(&self) -> bool {
+        self.paused.load(Ordering::Acquire)
+    }
+
+    /// The schedule in force.
+    fn schedule(&self) -> crate::schedule::Schedule {
+        self.state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .schedule
+            .clone()
     }
 
     fn set_next(&self, next: Option<DateTime<Utc>>) {
@@ -404,6 +488,12 @@ pub(super) fn this_host() -> String {
         .unwrap_or_else(|| "localhost".to_owned())
 }
 
+/// `HOST:PID` for the first scheduler of a process, `HOST:PID/2`, `HOST:PID/3` ... for the
+/// next ones: every scheduler needs an identity of its own, since a lease names its holder and
+/// a holder may re-take a claim of its own whose answer was lost.
 fn default_instance() -> String {
-    format!("{}:{}", this_host(), std::process::id())
+    static STARTED: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = STARTED.fetch_add(1, Ordering::Relaxed) + 1;
+    let base = format!("{}:{}", this_host(), std::process::id());
+    if n == 1 { base } else { format!("{base}/{n}") }
 }

@@ -43,7 +43,13 @@ pub(super) async fn close_abandoned(
     };
     match closed {
         Ok(0) => {}
-        Ok(n) => tracing::warn!(job = %name, closed = n, "closed runs abandoned by a dead process"),
+        Ok(n) => {
+            tracing::warn!(job = %name, closed = n, "closed runs abandoned by a dead process");
+            shared.observers.abandoned(&crate::observe::RunsAbandoned {
+                job: name,
+                count: n,
+            });
+        }
         Err(e) => tracing::warn!(job = %name, error = %e, "could not check for abandoned runs"),
     }
 }
@@ -59,6 +65,8 @@ fn is_dead_without_lease(run: &Execution, me: &str) -> bool {
     let Some((host, pid)) = instance.rsplit_once(':') else {
         return false;
     };
+    // `PID` or `PID/N` (the Nth scheduler of that process).
+    let pid = pid.split_once('/').map_or(pid, |(pid, _)| pid);
     host == super::this_host() && pid.parse::<u32>().is_ok_and(|pid| !process_alive(pid))
 }
 
@@ -106,10 +114,10 @@ pub(super) async fn close_stale_runs(shared: &Shared) {
 pub(super) async fn catch_up(shared: &Arc<Shared>) {
     let now = shared.clock.now();
     for (name, slot) in &shared.slots {
-        if !slot.enabled || slot.misfire == MisfirePolicy::Skip {
+        if !slot.fires() || slot.misfire == MisfirePolicy::Skip {
             continue;
         }
-        let Some(tick) = slot.schedule.latest_at_or_before(now) else {
+        let Some(tick) = slot.schedule().latest_at_or_before(now) else {
             continue;
         };
         let last = match shared.store.latest(name).await {

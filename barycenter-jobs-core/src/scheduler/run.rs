@@ -32,6 +32,7 @@ use super::{Shared, Slot};
 use crate::error::{Error, Result};
 use crate::job::{JobContext, JobError, JobOutput, Progress, Trigger};
 use crate::lease::{ClaimKind, Lease};
+use crate::observe::{RunEnded, RunStarted, RunStatus};
 use crate::store::{Execution, NewExecution, Outcome};
 
 /// Clears the slot's running flag however the run ends.
@@ -239,8 +240,15 @@ async fn run_and_record(prepared: Prepared) {
         running,
         done,
     } = prepared;
+    shared.observers.started(&RunStarted {
+        job: slot.job.name(),
+        execution_id,
+        trigger,
+        started_at,
+        instance: &shared.instance,
+    });
     let started = Instant::now();
-    let (outcome, partial) =
+    let (outcome, partial, timed_out) =
         run_job(&shared, &slot, execution_id, trigger, &lease, lease_state).await;
     let duration = started.elapsed();
 
@@ -272,6 +280,19 @@ async fn run_and_record(prepared: Prepared) {
         }
     }
     drop(running);
+    // After the row is written (an observer may read the history) and before waiters are
+    // woken (whoever awaits the run sees its observers already told).
+    observe_end(
+        &shared,
+        &slot,
+        execution_id,
+        trigger,
+        started_at,
+        &outcome,
+        partial,
+        timed_out,
+        duration,
+    );
     if let Some(done) = done {
         let _ = done.send(execution_of(
             &shared,
@@ -284,6 +305,42 @@ async fn run_and_record(prepared: Prepared) {
             duration,
         ));
     }
+}
+
+/// Tell the observers how the run ended.
+#[allow(clippy::too_many_arguments)]
+fn observe_end(
+    shared: &Shared,
+    slot: &Slot,
+    execution_id: i64,
+    trigger: Trigger,
+    started_at: DateTime<Utc>,
+    outcome: &Outcome,
+    partial: Option<u64>,
+    timed_out: bool,
+    duration: Duration,
+) {
+    let (status, message, records_processed) = match outcome {
+        Outcome::Succeeded { records_processed } => {
+            (RunStatus::Succeeded, None, Some(*records_processed))
+        }
+        // The history records a timeout as a failure; observers are told apart.
+        Outcome::Failed { message } if timed_out => (RunStatus::TimedOut, Some(message), partial),
+        Outcome::Failed { message } => (RunStatus::Failed, Some(message), partial),
+        Outcome::Cancelled { message } => (RunStatus::Cancelled, Some(message), partial),
+        Outcome::Abandoned { message } => (RunStatus::Abandoned, Some(message), partial),
+    };
+    shared.observers.ended(&RunEnded {
+        job: slot.job.name(),
+        execution_id,
+        trigger,
+        status,
+        message: message.map(String::as_str),
+        duration,
+        records_processed,
+        started_at,
+        instance: &shared.instance,
+    });
 }
 
 /// The row this run wrote, as the runner knows it (for waiters when there is no history).
@@ -427,7 +484,9 @@ async fn run_job(
     trigger: Trigger,
     lease: &Option<Lease>,
     lease_state: LeaseState,
-) -> (Outcome, Option<u64>) {
+) -> (Outcome, Option<u64>, bool) {
+    // The third value: whether the run was stopped by its timeout (recorded as failed).
+    let mut timed_out = false;
     // A token of its own (not a child of `cancel_runs`: thousands of children registering
     // with one parent contend on its lock); shutdown cancels it below.
     let cancel = CancellationToken::new();
@@ -452,7 +511,9 @@ async fn run_job(
         .map(|lease| AbortOnDrop(tokio::spawn(renew_loop(shared.clone(), lease, state_tx))));
     let fence_margin = shared.lease_ttl / 5;
 
-    let deadline = tokio::time::sleep(slot.timeout);
+    // Read once: a timeout changed at run time applies from the next run on.
+    let timeout = slot.timeout();
+    let deadline = tokio::time::sleep(timeout);
     tokio::pin!(deadline);
     let outcome = loop {
         let fence = stop_at(*state.borrow(), fence_margin);
@@ -460,11 +521,12 @@ async fn run_job(
             biased;
             result = &mut run => break outcome_of(result),
             _ = &mut deadline => {
+                timed_out = true;
                 cancel.cancel();
                 // A job that ignores its token is dropped (cancelled) after the grace period.
                 let _ = wind_down(&mut run, shared, &mut state).await;
                 break Outcome::Failed {
-                    message: format!("timed out after {}s", slot.timeout.as_secs_f64()),
+                    message: format!("timed out after {}s", timeout.as_secs_f64()),
                 };
             }
             _ = shared.cancel_runs.cancelled() => {
@@ -492,7 +554,7 @@ async fn run_job(
             _ = state.changed(), if lease.is_some() => {}
         }
     };
-    (outcome, progress.get())
+    (outcome, progress.get(), timed_out)
 }
 
 async fn sleep_until_opt(at: Option<Instant>) {

@@ -10,7 +10,7 @@ use chrono::Utc;
 use sea_query::{ColumnDef, Expr, ExprTrait, Index, Query, Table};
 
 use super::TableNames;
-use super::schema::{Exec, Lease, Migrations};
+use super::schema::{Audit, Exec, JobRegistry, Migrations, Settings};
 use crate::db::Database;
 use crate::error::{Error, Result};
 use crate::ident::Identifier;
@@ -37,6 +37,16 @@ const MIGRATIONS: &[(i64, &str, Step)] = &[
     }),
     (4, "create_job_leases", |db, t| {
         Box::pin(create_leases(db, t))
+    }),
+    (5, "create_job_settings", |db, t| {
+        Box::pin(create_settings(db, t))
+    }),
+    (6, "create_job_audit", |db, t| Box::pin(create_audit(db, t))),
+    (7, "add_execution_job_outcome_index", |db, t| {
+        Box::pin(add_job_outcome_index(db, t))
+    }),
+    (8, "create_job_registry", |db, t| {
+        Box::pin(create_registry(db, t))
     }),
 ];
 
@@ -218,7 +228,7 @@ async fn add_detail_columns(db: &Database, t: &TableNames) -> Result<()> {
 
 /// `CREATE TABLE IF NOT EXISTS`, tolerating the race PostgreSQL loses when two sessions
 /// create the same table at once (a unique violation in its catalog).
-async fn create_table(
+pub(crate) async fn create_table(
     db: &Database,
     name: &Identifier,
     stmt: &mut sea_query::TableCreateStatement,
@@ -282,6 +292,10 @@ async fn add_indexes(db: &Database, t: &TableNames) -> Result<()> {
     for index in [by_job, by_outcome, by_start] {
         if let Err(e) = db.execute_schema(&index).await {
             // MySQL has no CREATE INDEX IF NOT EXISTS: a duplicate name means it is there.
+            // MySQL has no CREATE INDEX IF NOT EXISTS, and PostgreSQL can lose a race: only
+            // the backend's own "that index exists" means the step is done. Anything else
+            // (permission denied, key too long) fails the migration: treating it as done
+            // would record the step as applied without its index, for good.
             if !db.is_duplicate_index(&e) {
                 return Err(e);
             }
@@ -290,39 +304,129 @@ async fn add_indexes(db: &Database, t: &TableNames) -> Result<()> {
     Ok(())
 }
 
+/// Version 4 created the lease table with the history; the lease store owns its schema now
+/// ([`LeaseStore::migrate`](crate::LeaseStore::migrate)), and this step is the same statement.
 async fn create_leases(db: &Database, t: &TableNames) -> Result<()> {
+    crate::lease::create_lease_table(db, &t.leases).await
+}
+
+/// The runtime-settings table, with its version row (see [`crate::settings`]).
+async fn create_settings(db: &Database, t: &TableNames) -> Result<()> {
     create_table(
         db,
-        &t.leases,
+        &t.settings,
         Table::create()
-            .table(t.leases.clone())
+            .table(t.settings.clone())
             .if_not_exists()
             .col(
-                ColumnDef::new(Lease::JobName)
+                ColumnDef::new(Settings::JobName)
                     .string_len(191)
                     .not_null()
                     .primary_key(),
             )
-            .col(ColumnDef::new(Lease::Holder).string_len(255).null())
+            .col(ColumnDef::new(Settings::Paused).big_integer().null())
+            .col(ColumnDef::new(Settings::Schedule).string_len(255).null())
+            .col(ColumnDef::new(Settings::TimeZone).string_len(64).null())
+            .col(ColumnDef::new(Settings::TimeoutSecs).big_integer().null())
+            .col(ColumnDef::new(Settings::ChangedBy).string_len(255).null())
             .col(
-                ColumnDef::new(Lease::Token)
+                ColumnDef::new(Settings::ChangedAtMs)
                     .big_integer()
                     .not_null()
                     .default(0),
             )
             .col(
-                ColumnDef::new(Lease::ExpiresAtMs)
+                ColumnDef::new(Settings::Revision)
                     .big_integer()
                     .not_null()
                     .default(0),
+            ),
+    )
+    .await?;
+    crate::settings::ensure_version_row(db, &t.settings).await
+}
+
+/// The audit log, with the indexes of its two reads: newest of one job, and retention.
+async fn create_audit(db: &Database, t: &TableNames) -> Result<()> {
+    create_table(
+        db,
+        &t.audit,
+        Table::create()
+            .table(t.audit.clone())
+            .if_not_exists()
+            .col(
+                ColumnDef::new(Audit::Id)
+                    .big_integer()
+                    .not_null()
+                    .auto_increment()
+                    .primary_key(),
+            )
+            .col(ColumnDef::new(Audit::AtMs).big_integer().not_null())
+            .col(ColumnDef::new(Audit::Actor).string_len(255).not_null())
+            .col(ColumnDef::new(Audit::Action).string_len(32).not_null())
+            .col(ColumnDef::new(Audit::JobName).string_len(191).not_null())
+            .col(ColumnDef::new(Audit::Detail).text().null()),
+    )
+    .await?;
+    let by_job = Index::create()
+        .name(t.audit.with_suffix("_job_id_idx")?.as_str())
+        .table(t.audit.clone())
+        .col(Audit::JobName)
+        .col(Audit::Id)
+        .if_not_exists()
+        .to_owned();
+    let by_time = Index::create()
+        .name(t.audit.with_suffix("_at_idx")?.as_str())
+        .table(t.audit.clone())
+        .col(Audit::AtMs)
+        .if_not_exists()
+        .to_owned();
+    for index in [by_job, by_time] {
+        if let Err(e) = db.execute_schema(&index).await
+            && !db.is_duplicate_index(&e)
+        {
+            return Err(e);
+        }
+    }
+    Ok(())
+}
+
+/// "Last success / last failure of job X" (health, metrics): `WHERE job_name = ? AND
+/// success = ? ORDER BY id DESC LIMIT 1` is one index probe at any history size.
+async fn add_job_outcome_index(db: &Database, t: &TableNames) -> Result<()> {
+    let index = Index::create()
+        .name(t.executions.with_suffix("_job_success_id_idx")?.as_str())
+        .table(t.executions.clone())
+        .col(Exec::JobName)
+        .col(Exec::Success)
+        .col(Exec::Id)
+        .if_not_exists()
+        .to_owned();
+    match db.execute_schema(&index).await {
+        Err(e) if !db.is_duplicate_index(&e) => Err(e),
+        _ => Ok(()),
+    }
+}
+
+/// When each job was first seen by this database: ticks before that never make it overdue.
+async fn create_registry(db: &Database, t: &TableNames) -> Result<()> {
+    create_table(
+        db,
+        &t.registry,
+        Table::create()
+            .table(t.registry.clone())
+            .if_not_exists()
+            .col(
+                ColumnDef::new(JobRegistry::JobName)
+                    .string_len(191)
+                    .not_null()
+                    .primary_key(),
             )
             .col(
-                ColumnDef::new(Lease::LastTick)
+                ColumnDef::new(JobRegistry::FirstSeenAt)
                     .big_integer()
-                    .not_null()
-                    .default(0),
-            )
-            .col(ColumnDef::new(Lease::ExecutionId).big_integer().null()),
+                    .not_null(),
+            ),
     )
     .await
 }

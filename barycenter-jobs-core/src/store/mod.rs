@@ -23,6 +23,7 @@
 //! # Ok(()) }
 //! ```
 
+mod fleet;
 pub(crate) mod migrations;
 pub(crate) mod schema;
 
@@ -35,6 +36,7 @@ use crate::ident::Identifier;
 use crate::job::Trigger;
 use schema::Exec;
 
+pub use fleet::JobSummary;
 pub use migrations::{MIGRATIONS_TABLE, latest_version};
 
 /// Largest `limit` a listing accepts.
@@ -48,6 +50,14 @@ pub struct TableNames {
     pub executions: Identifier,
     /// The per-job lease rows used to elect one runner per tick (`job_leases`).
     pub leases: Identifier,
+    /// The operators' runtime settings per job: paused, schedule, time zone, timeout
+    /// (`job_settings`); see [`crate::settings`].
+    pub settings: Identifier,
+    /// The audit log of admin mutations (`job_audit`); see [`crate::settings`].
+    pub audit: Identifier,
+    /// When each job was first seen by this database (`job_registry`); see
+    /// [`ExecutionStore::job_summaries`].
+    pub registry: Identifier,
 }
 
 impl Default for TableNames {
@@ -55,6 +65,9 @@ impl Default for TableNames {
         Self {
             executions: Identifier::new("job_executions").expect("valid"),
             leases: Identifier::new("job_leases").expect("valid"),
+            settings: Identifier::new("job_settings").expect("valid"),
+            audit: Identifier::new("job_audit").expect("valid"),
+            registry: Identifier::new("job_registry").expect("valid"),
         }
     }
 }

@@ -39,3 +39,36 @@ pub(crate) enum Migrations {
     Name,
     AppliedAt,
 }
+
+/// Columns of the runtime-settings table (`job_settings` by default): one row per job with
+/// an operator's overrides, plus the version row (see [`crate::settings`]).
+#[derive(Iden, Clone, Copy, Debug)]
+pub(crate) enum Settings {
+    JobName,
+    Paused,
+    Schedule,
+    TimeZone,
+    TimeoutSecs,
+    ChangedBy,
+    ChangedAtMs,
+    Revision,
+}
+
+/// Columns of the audit table (`job_audit` by default).
+#[derive(Iden, Clone, Copy, Debug)]
+pub(crate) enum Audit {
+    Id,
+    AtMs,
+    Actor,
+    Action,
+    JobName,
+    Detail,
+}
+
+/// Columns of the job registry (`job_registry` by default): when each job was first seen
+/// by this database (epoch seconds), so that ticks before it never make the job overdue.
+#[derive(Iden, Clone, Copy, Debug)]
+pub(crate) enum JobRegistry {
+    JobName,
+    FirstSeenAt,
+}

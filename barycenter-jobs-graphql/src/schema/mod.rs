@@ -8,29 +8,55 @@
 //!   job(name: String!): Job
 //!   jobLogs(jobName: String, limit: Int! = 100, onlyFailures: Boolean! = false): [JobExecution!]!
 //!   jobExecution(id: ID!): JobExecution
+//!   health: Health!
+//!   auditLog(limit: Int! = 50, jobName: String): [AuditEntry!]!
+//!   viewer: Viewer
+//!   previewSchedule(schedule: String!, timeZone: String, count: Int! = 5): SchedulePreview!
 //! }
 //! type Mutation {
-//!   triggerJob(jobName: String!): TriggerResult!
+//!   triggerJob(jobName: String!, dryRun: Boolean! = false): TriggerResult!
+//!   pauseJob(jobName: String!): ChangeResult!
+//!   resumeJob(jobName: String!): ChangeResult!
+//!   rescheduleJob(jobName: String!, schedule: String, timeZone: String, timeoutSecs: Int): ChangeResult!
+//!   resetJob(jobName: String!): ChangeResult!
 //! }
 //! type Job {
 //!   name: String!  description: String!  schedule: String!  scheduleDescription: String!
 //!   enabled: Boolean!  running: Boolean!  nextRunAt: String  timeoutSecs: Int!
 //!   lastExecution: JobExecution
+//!   defaultSchedule: String!  timeZone: String  paused: Boolean!
+//!   upcomingRuns(count: Int! = 5): [String!]!  changedBy: String  changedAt: String
+//!   lastSuccessAt: String  lastFailureAt: String  overdue: Boolean!  overdueSince: String
 //! }
+//! type Health { status: String!  overdueJobs: [OverdueJob!]!  clockSkewSecs: Float  checkedAt: String! }
+//! type OverdueJob { name: String!  overdueSince: String!  missedTick: String! }
 //! type JobExecution {
 //!   id: ID!  jobName: String!  startedAt: String!  completedAt: String  success: Boolean
 //!   errorMessage: String  recordsProcessed: Int  status: String!  trigger: String
 //!   instance: String  durationMs: Int  scheduledFor: String
 //! }
-//! type TriggerResult { success: Boolean!  message: String!  jobName: String!  executionId: ID }
+//! type TriggerResult {
+//!   success: Boolean!  message: String!  jobName: String!  executionId: ID  wouldProcess: Int
+//! }
+//! type ChangeResult { success: Boolean!  message: String!  jobName: String!  job: Job }
+//! type Viewer { name: String!  role: String! }
+//! type SchedulePreview { valid: Boolean!  message: String!  description: String  upcoming: [String!]! }
+//! type AuditEntry { id: ID!  at: String!  actor: String!  action: String!  jobName: String!  detail: String }
 //! ```
+//!
+//! `schedule` is the schedule in force: an operator's runtime setting, else the host's
+//! configuration, else `defaultSchedule` (see `barycenter_jobs_core::settings`). Mutations
+//! need the `operate` role ([`Role`](crate::Role)); each one is written to `auditLog` with
+//! the principal's name, refusals included. Settings changes reach every replica within 2 s.
 //!
 //! Times are ISO 8601 UTC strings with second precision (`2026-01-01T00:00:00Z`).
 //!
 //! Errors: caller mistakes (a `limit` outside 1..=1000, a non-numeric id) are GraphQL errors
 //! that say what is wrong. Database failures reach the client as `internal error` only; the
 //! cause is logged with `tracing` at `ERROR` level, so no SQL or connection string leaks.
-//! `triggerJob` reports refusals in its result (`success: false`) rather than as errors.
+//! Mutations report refusals (unknown job, job running, invalid cron or zone, no dry run) in
+//! their result (`success: false` and a message) rather than as errors; a principal without
+//! the operate role gets a GraphQL error.
 //!
 //! Most hosts use [`AdminService`](crate::AdminService), which builds this schema with
 //! depth and complexity limits. [`builder`] gives the `async_graphql::SchemaBuilder` for hosts
@@ -56,7 +82,11 @@ use barycenter_jobs_core::SchedulerHandle;
 
 pub use mutation::MutationRoot;
 pub use query::QueryRoot;
-pub use types::{Job, JobExecution, TriggerResult};
+pub(crate) use types::iso;
+pub use types::{
+    AuditEntry, ChangeResult, Health, Job, JobExecution, OverdueJob, SchedulePreview,
+    TriggerResult, Viewer,
+};
 
 /// The admin schema type.
 pub type AdminSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;

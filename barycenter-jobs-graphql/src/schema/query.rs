@@ -3,8 +3,10 @@
 use async_graphql::{Context, ID, Object};
 use barycenter_jobs_core::ExecutionQuery;
 
-use super::types::{Job, JobExecution};
+use super::iso;
+use super::types::{AuditEntry, Health, Job, JobExecution, SchedulePreview, Viewer};
 use super::{AdminState, MAX_LIST_LIMIT, internal_error};
+use crate::service::Principal;
 
 /// The query root. Built by [`builder`](super::builder), which supplies its data.
 #[derive(Debug)]
@@ -34,7 +36,9 @@ impl QueryRoot {
     }
 
     /// Recorded runs, newest first: of one job when `jobName` is given, failures only when
-    /// `onlyFailures` is true, at most `limit` (1 to 1000) of them.
+    /// `onlyFailures` is true, at most `limit` (1 to 1000) of them. Its complexity counts one
+    /// point per 10 rows of `limit` on top of the fields selected.
+    #[graphql(complexity = "row_complexity(limit, child_complexity)")]
     async fn job_logs(
         &self,
         ctx: &Context<'_>,
@@ -67,6 +71,103 @@ impl QueryRoot {
         Ok(rows.into_iter().map(JobExecution).collect())
     }
 
+    /// The fleet's health: `ok`, or `overdue` with the overdue jobs; computed from the store,
+    /// so every replica gives the same answer.
+    async fn health(&self, ctx: &Context<'_>) -> async_graphql::Result<Health> {
+        let state = ctx.data_unchecked::<AdminState>();
+        state
+            .handle
+            .health()
+            .await
+            .map(Health)
+            .map_err(|e| internal_error("health", e))
+    }
+
+    /// The audit log of admin mutations, newest first: of one job when `jobName` is given, at
+    /// most `limit` (1 to 1000) entries. Complexity as `jobLogs`.
+    #[graphql(complexity = "row_complexity(limit, child_complexity)")]
+    async fn audit_log(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 50)] limit: i32,
+        job_name: Option<String>,
+    ) -> async_graphql::Result<Vec<AuditEntry>> {
+        let max = barycenter_jobs_core::settings::MAX_AUDIT_LIMIT;
+        let limit = u32::try_from(limit)
+            .ok()
+            .filter(|l| (1..=max).contains(l))
+            .ok_or_else(|| {
+                async_graphql::Error::new(format!("limit must be between 1 and {max}, got {limit}"))
+            })?;
+        let mut query = barycenter_jobs_core::AuditQuery::new().limit(limit);
+        if let Some(name) = job_name {
+            query = query.job(name);
+        }
+        let state = ctx.data_unchecked::<AdminState>();
+        let rows = state
+            .handle
+            .audit_log(&query)
+            .await
+            .map_err(|e| internal_error("auditLog", e))?;
+        Ok(rows.into_iter().map(AuditEntry).collect())
+    }
+
+    /// Who is asking: the principal's name and role as the authorization named them (the
+    /// dashboard disables its operate buttons for `read`). Null when the schema is executed
+    /// without a principal.
+    async fn viewer(&self, ctx: &Context<'_>) -> Option<Viewer> {
+        ctx.data_opt::<Principal>().map(|p| Viewer {
+            name: p.name.clone(),
+            role: p.role.as_str().to_owned(),
+        })
+    }
+
+    /// Check a cron expression and an optional IANA zone as `rescheduleJob` would, changing
+    /// nothing: whether they are valid (and why not), the schedule in English and its next
+    /// `count` (0 to 100) fire times after the scheduler's now.
+    async fn preview_schedule(
+        &self,
+        ctx: &Context<'_>,
+        schedule: String,
+        time_zone: Option<String>,
+        #[graphql(default = 5)] count: i32,
+    ) -> async_graphql::Result<SchedulePreview> {
+        let max = barycenter_jobs_core::scheduler::MAX_UPCOMING;
+        let count = usize::try_from(count)
+            .ok()
+            .filter(|c| *c <= max)
+            .ok_or_else(|| {
+                async_graphql::Error::new(format!("count must be between 0 and {max}, got {count}"))
+            })?;
+        let parsed = barycenter_jobs_core::Schedule::parse(&schedule).and_then(|s| match time_zone
+            .as_deref()
+            .map(str::trim)
+            .filter(|z| !z.is_empty())
+        {
+            Some(zone) => s.with_time_zone(zone),
+            None => Ok(s),
+        });
+        let state = ctx.data_unchecked::<AdminState>();
+        Ok(match parsed {
+            Ok(s) => SchedulePreview {
+                valid: true,
+                message: "ok".to_owned(),
+                description: Some(s.describe()),
+                upcoming: s
+                    .upcoming(state.handle.now(), count)
+                    .into_iter()
+                    .map(iso)
+                    .collect(),
+            },
+            Err(e) => SchedulePreview {
+                valid: false,
+                message: e.to_string(),
+                description: None,
+                upcoming: Vec::new(),
+            },
+        })
+    }
+
     /// One run by id; null when there is no such run.
     async fn job_execution(
         &self,
@@ -88,4 +189,10 @@ impl QueryRoot {
             .map(|e| e.map(JobExecution))
             .map_err(|e| internal_error("jobExecution", e))
     }
+}
+
+/// The complexity of a list with a row limit: its fields, plus one point per 10 rows, so
+/// that many aliases of a large `limit` are refused by the complexity limit.
+fn row_complexity(limit: i32, child_complexity: usize) -> usize {
+    usize::try_from(limit).unwrap_or(0) / 10 + child_complexity
 }

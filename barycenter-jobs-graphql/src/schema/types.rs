@@ -1,7 +1,7 @@
 //! The GraphQL object types: jobs, executions and trigger results.
 
 use async_graphql::{Context, ID, Object, SimpleObject};
-use barycenter_jobs_core::{Execution, JobInfo};
+use barycenter_jobs_core::{Execution, FleetHealth, JobHealth, JobInfo};
 use chrono::{DateTime, SecondsFormat, Utc};
 
 use super::{AdminState, internal_error};
@@ -13,6 +13,18 @@ pub(crate) fn iso(t: DateTime<Utc>) -> String {
 
 /// A registered job, with its schedule in force (after host overrides) and its state.
 pub struct Job(pub(crate) JobInfo);
+
+impl Job {
+    /// This job's health from the store: one statement, an index probe per "last".
+    async fn health(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<JobHealth>> {
+        let state = ctx.data_unchecked::<AdminState>();
+        state
+            .handle
+            .job_health(&self.0.name)
+            .await
+            .map_err(|e| internal_error("jobHealth", e))
+    }
+}
 
 /// A registered job.
 #[Object]
@@ -27,9 +39,58 @@ impl Job {
         &self.0.description
     }
 
-    /// The cron expression in force (six fields with seconds), e.g. `0 30 * * * *`.
+    /// The cron expression in force (six fields with seconds), e.g. `0 30 * * * *`: a
+    /// runtime setting, else the host's configuration, else the job's own.
     async fn schedule(&self) -> &str {
         self.0.schedule.expression()
+    }
+
+    /// The job's own cron expression, as its code declares it.
+    async fn default_schedule(&self) -> &str {
+        self.0.default_schedule.expression()
+    }
+
+    /// The IANA zone the schedule is evaluated in; null for UTC.
+    async fn time_zone(&self) -> Option<&'static str> {
+        self.0.schedule.time_zone().map(|tz| tz.name())
+    }
+
+    /// Paused by an operator (`pauseJob`): no replica fires it; `triggerJob` still runs it.
+    async fn paused(&self) -> bool {
+        self.0.paused
+    }
+
+    /// The next `count` (0 to 100) fire times of the schedule in force, evaluated in the
+    /// job's zone, as ISO 8601 UTC; a preview, also for a paused or disabled job.
+    async fn upcoming_runs(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 5)] count: i32,
+    ) -> async_graphql::Result<Vec<String>> {
+        let max = barycenter_jobs_core::scheduler::MAX_UPCOMING;
+        let count = usize::try_from(count)
+            .ok()
+            .filter(|c| *c <= max)
+            .ok_or_else(|| {
+                async_graphql::Error::new(format!("count must be between 0 and {max}, got {count}"))
+            })?;
+        let state = ctx.data_unchecked::<AdminState>();
+        Ok(self
+            .0
+            .upcoming_runs(state.handle.now(), count)
+            .into_iter()
+            .map(iso)
+            .collect())
+    }
+
+    /// Who last changed a runtime setting of this job; null when it has none.
+    async fn changed_by(&self) -> Option<&str> {
+        self.0.runtime_settings.changed_by.as_deref()
+    }
+
+    /// When a runtime setting of this job was last changed (ISO 8601 UTC).
+    async fn changed_at(&self) -> Option<String> {
+        self.0.runtime_settings.changed_at.map(iso)
     }
 
     /// The schedule in English, e.g. `Hourly at :30`.
@@ -37,7 +98,8 @@ impl Job {
         self.0.schedule.describe()
     }
 
-    /// Whether scheduled runs happen (a disabled job can still be triggered by hand).
+    /// Whether scheduled runs happen: false when disabled by configuration or paused (either
+    /// can still be triggered by hand).
     async fn enabled(&self) -> bool {
         self.0.enabled
     }
@@ -52,7 +114,7 @@ impl Job {
         self.0.next_run_at.map(iso)
     }
 
-    /// Run timeout in seconds.
+    /// Run timeout in seconds in force.
     async fn timeout_secs(&self) -> u64 {
         self.0.timeout.as_secs()
     }
@@ -71,6 +133,87 @@ impl Job {
             .map(|e| e.map(JobExecution))
             .map_err(|e| internal_error("lastExecution", e))
     }
+
+    /// When the newest successful run of this job (on any replica) completed (ISO 8601 UTC).
+    async fn last_success_at(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<String>> {
+        Ok(self
+            .health(ctx)
+            .await?
+            .and_then(|h| h.last_success_at)
+            .map(iso))
+    }
+
+    /// When the newest failed, timed-out, cancelled or abandoned run of this job completed.
+    async fn last_failure_at(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<String>> {
+        Ok(self
+            .health(ctx)
+            .await?
+            .and_then(|h| h.last_failure_at)
+            .map(iso))
+    }
+
+    /// Whether a tick came due more than the job's grace ago with no successful run since
+    /// (never for a disabled or paused job; only ticks after the job was first seen count).
+    async fn overdue(&self, ctx: &Context<'_>) -> async_graphql::Result<bool> {
+        Ok(self.health(ctx).await?.is_some_and(|h| h.is_overdue()))
+    }
+
+    /// Since when the job is overdue (the missed tick plus the grace); null when it is not.
+    async fn overdue_since(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<String>> {
+        Ok(self
+            .health(ctx)
+            .await?
+            .and_then(|h| h.overdue_since)
+            .map(iso))
+    }
+}
+
+/// The fleet's health, from the store: every replica gives the same answer.
+pub struct Health(pub(crate) FleetHealth);
+
+/// The fleet's health: `ok` unless a job is overdue.
+#[Object]
+impl Health {
+    /// `ok` or `overdue`.
+    async fn status(&self) -> &'static str {
+        self.0.status.as_str()
+    }
+
+    /// The overdue jobs, sorted by name.
+    async fn overdue_jobs(&self) -> Vec<OverdueJob> {
+        self.0
+            .overdue_jobs()
+            .map(|j| OverdueJob {
+                name: j.name.clone(),
+                overdue_since: j.overdue_since.map(iso).unwrap_or_default(),
+                missed_tick: j.missed_tick.map(iso).unwrap_or_default(),
+            })
+            .collect()
+    }
+
+    /// This host's clock minus the database's in seconds, as last measured; null before the
+    /// first measurement.
+    async fn clock_skew_secs(&self) -> Option<f64> {
+        self.0
+            .clock_skew
+            .map(|s| s.num_milliseconds() as f64 / 1000.0)
+    }
+
+    /// The instant the verdict is for (ISO 8601 UTC).
+    async fn checked_at(&self) -> String {
+        iso(self.0.checked_at)
+    }
+}
+
+/// A job that is overdue.
+#[derive(SimpleObject, Debug, Clone, PartialEq, Eq)]
+pub struct OverdueJob {
+    /// The job's name.
+    pub name: String,
+    /// Since when it is overdue (ISO 8601 UTC): the missed tick plus the grace.
+    pub overdue_since: String,
+    /// The first tick no successful run followed (ISO 8601 UTC).
+    pub missed_tick: String,
 }
 
 /// One run of a job, from the execution history.
@@ -150,6 +293,82 @@ pub struct TriggerResult {
     pub message: String,
     /// The job name as given.
     pub job_name: String,
-    /// The id of the started run; null when none was started.
+    /// The id of the started run; null when none was started (and for dry runs).
     pub execution_id: Option<ID>,
+    /// With `dryRun: true`: the rows a real run would process now; null otherwise.
+    pub would_process: Option<u64>,
+}
+
+/// The answer to `pauseJob`, `resumeJob`, `rescheduleJob` and `resetJob`.
+#[derive(SimpleObject)]
+pub struct ChangeResult {
+    /// Whether the change was made.
+    pub success: bool,
+    /// What happened, e.g. `Job NAME paused` or `Unknown job: NAME`.
+    pub message: String,
+    /// The job name as given.
+    pub job_name: String,
+    /// The job as it now is; null when nothing was changed.
+    pub job: Option<Job>,
+}
+
+/// One admin mutation, as the audit log has it.
+pub struct AuditEntry(pub(crate) barycenter_jobs_core::AuditEntry);
+
+/// One admin mutation (trigger, dry run, pause, resume, reschedule, reset), also when it was
+/// refused.
+#[Object]
+impl AuditEntry {
+    /// Entry id; newer entries have larger ids.
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+
+    /// When it was recorded (ISO 8601 UTC, the database's clock).
+    async fn at(&self) -> String {
+        iso(self.0.at)
+    }
+
+    /// The principal that asked, as the authorization named it.
+    async fn actor(&self) -> &str {
+        &self.0.actor
+    }
+
+    /// `trigger`, `dry_run`, `pause`, `resume`, `reschedule` or `reset`.
+    async fn action(&self) -> &str {
+        &self.0.action
+    }
+
+    /// The job name as given.
+    async fn job_name(&self) -> &str {
+        &self.0.job_name
+    }
+
+    /// What came of it: the change, the execution id, the count, or why it was refused.
+    async fn detail(&self) -> Option<&str> {
+        self.0.detail.as_deref()
+    }
+}
+
+/// Who is asking, as the authorization named them (`viewer`).
+#[derive(SimpleObject, Debug, Clone, PartialEq, Eq)]
+pub struct Viewer {
+    /// The principal's name, as the audit log records it.
+    pub name: String,
+    /// `read` (queries only) or `operate` (queries and mutations).
+    pub role: String,
+}
+
+/// A cron expression checked without changing anything (`previewSchedule`).
+#[derive(SimpleObject, Debug, Clone, PartialEq, Eq)]
+pub struct SchedulePreview {
+    /// Whether `rescheduleJob` would accept the expression and zone.
+    pub valid: bool,
+    /// `ok`, or what is wrong with the expression or the zone.
+    pub message: String,
+    /// The schedule in English, e.g. `Hourly at :30`; null when invalid.
+    pub description: Option<String>,
+    /// The next fire times after the scheduler's now, evaluated in the zone, as ISO 8601
+    /// UTC; empty when invalid.
+    pub upcoming: Vec<String>,
 }

@@ -7,8 +7,10 @@ use async_graphql::http::GraphiQLSource;
 use barycenter_jobs_core::SchedulerHandle;
 use http::request::Parts;
 
-use super::auth::Authorization;
+use super::auth::{Authorization, Denied, Principal, Role};
+use super::dashboard::Dashboard;
 use super::service::{AdminService, Inner};
+use crate::metrics::Metrics;
 
 /// Default public path of the service.
 pub const DEFAULT_MOUNT_PATH: &str = "/admin/jobs";
@@ -22,6 +24,8 @@ pub const DEFAULT_DEPTH_LIMIT: usize = 16;
 pub const DEFAULT_COMPLEXITY_LIMIT: usize = 500;
 /// Default largest number of operations in one batch.
 pub const DEFAULT_MAX_BATCH: usize = 16;
+/// Default largest number of mutations one request runs, counted over a whole batch.
+pub const DEFAULT_MAX_MUTATIONS: usize = 10;
 
 /// Builds an [`AdminService`]; start with [`AdminService::builder`].
 #[must_use]
@@ -34,7 +38,24 @@ pub struct AdminServiceBuilder {
     complexity_limit: Option<usize>,
     introspection: bool,
     max_batch: usize,
+    max_mutations: usize,
     auth: Authorization,
+    metrics: Option<Metrics>,
+    open_health: bool,
+    open_metrics: bool,
+    graphiql: GraphiQl,
+    dashboard: bool,
+}
+
+/// Where the GraphiQL page loads React and GraphiQL from, if it is served at all.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum GraphiQl {
+    /// Not served (the default): nothing is fetched from a CDN unless the host says so.
+    Off,
+    /// From unpkg.com, as async-graphql's page has it.
+    Cdn,
+    /// From the host's own copies under this URL prefix (unpkg's layout).
+    Assets(String),
 }
 
 impl fmt::Debug for AdminServiceBuilder {
@@ -47,7 +68,13 @@ impl fmt::Debug for AdminServiceBuilder {
             .field("complexity_limit", &self.complexity_limit)
             .field("introspection", &self.introspection)
             .field("max_batch", &self.max_batch)
+            .field("max_mutations", &self.max_mutations)
             .field("auth", &self.auth)
+            .field("metrics", &self.metrics.is_some())
+            .field("open_health", &self.open_health)
+            .field("open_metrics", &self.open_metrics)
+            .field("graphiql", &self.graphiql)
+            .field("dashboard", &self.dashboard)
             .finish()
     }
 }
@@ -73,7 +100,13 @@ impl AdminServiceBuilder {
             complexity_limit: Some(DEFAULT_COMPLEXITY_LIMIT),
             introspection: true,
             max_batch: DEFAULT_MAX_BATCH,
+            max_mutations: DEFAULT_MAX_MUTATIONS,
             auth: Authorization::default(),
+            metrics: None,
+            open_health: false,
+            open_metrics: false,
+            graphiql: GraphiQl::Off,
+            dashboard: true,
         }
     }
 
@@ -89,15 +122,45 @@ impl AdminServiceBuilder {
     }
 
     /// Path of the GraphiQL page relative to the mount path (default `/playground`, that is
-    /// `/admin/jobs/playground`).
+    /// `/admin/jobs/playground`). The page is served only once enabled with
+    /// [`graphiql_from_cdn`](Self::graphiql_from_cdn) or
+    /// [`graphiql_assets`](Self::graphiql_assets).
     pub fn playground_path(mut self, path: &str) -> Self {
         self.playground_path = Some(normalize(path)).filter(|p| !p.is_empty());
         self
     }
 
-    /// Serve no GraphiQL page (its path then answers 404).
+    /// Serve no GraphiQL page (its path then answers 404). This is the default; the call
+    /// undoes [`graphiql_from_cdn`](Self::graphiql_from_cdn) or
+    /// [`graphiql_assets`](Self::graphiql_assets).
     pub fn disable_playground(mut self) -> Self {
-        self.playground_path = None;
+        self.graphiql = GraphiQl::Off;
+        self
+    }
+
+    /// Serve the GraphiQL page on the playground path, loading React and GraphiQL from
+    /// `unpkg.com` (and its icon from `graphql.org`) in the operator's browser. Off by
+    /// default: a page that runs a CDN's scripts next to the admin token is the host's
+    /// decision. The dashboard links to the page when it is served.
+    pub fn graphiql_from_cdn(mut self) -> Self {
+        self.graphiql = GraphiQl::Cdn;
+        self
+    }
+
+    /// Serve the GraphiQL page on the playground path, loading its scripts and stylesheet
+    /// from the host's own copies under `base_url` (a path such as `/static/graphiql` or a
+    /// URL), laid out as on unpkg: `{base_url}/react@18/umd/react.development.js`,
+    /// `{base_url}/react-dom@18/umd/react-dom.development.js`,
+    /// `{base_url}/graphiql@4/graphiql.min.css` and `{base_url}/graphiql@4/graphiql.min.js`.
+    pub fn graphiql_assets(mut self, base_url: &str) -> Self {
+        self.graphiql = GraphiQl::Assets(base_url.trim_end_matches('/').to_owned());
+        self
+    }
+
+    /// Serve no dashboard: `{base}/ui` then answers 404. It is served by default; see
+    /// [the dashboard docs](crate::service#dashboard).
+    pub fn disable_dashboard(mut self) -> Self {
+        self.dashboard = false;
         self
     }
 
@@ -113,8 +176,10 @@ impl AdminServiceBuilder {
         self
     }
 
-    /// Largest query complexity, one point per selected field (default 500); `None` removes
-    /// the limit.
+    /// Largest query complexity (default 500); `None` removes the limit. Each selected field
+    /// counts one point, and a list with a row `limit` (`jobLogs`, `auditLog`) counts its
+    /// fields plus one point per 10 rows of its limit, so 50 aliases of
+    /// `jobLogs(limit: 1000)` (5,000 points and more) are refused while one passes.
     pub fn limit_complexity(mut self, complexity: Option<usize>) -> Self {
         self.complexity_limit = complexity;
         self
@@ -133,25 +198,109 @@ impl AdminServiceBuilder {
         self
     }
 
-    /// Require `Authorization: Bearer <token>`; the token is compared in constant time.
-    pub fn bearer_token(mut self, token: impl AsRef<str>) -> Self {
-        self.auth.set_token(token.as_ref());
+    /// Largest number of mutations one request runs, counted over every operation of a
+    /// batch and every alias (default 10). A request over it is refused with 400 before
+    /// anything runs.
+    pub fn max_mutations(mut self, mutations: usize) -> Self {
+        self.max_mutations = mutations;
         self
     }
 
-    /// Require `check(&parts)` to return true (a session cookie, a client certificate
-    /// identity put in the extensions by an outer layer, ...). With a bearer token too, both
-    /// must pass.
+    /// Accept `Authorization: Bearer <token>` as the principal `admin-token` with the
+    /// [`Role::Operate`] role (queries and mutations). The token is compared in constant
+    /// time; call it again to accept several.
+    pub fn bearer_token(self, token: impl AsRef<str>) -> Self {
+        self.bearer_token_for(token, Principal::new("admin-token", Role::Operate))
+    }
+
+    /// Accept `Authorization: Bearer <token>` as the principal `readonly-token` with the
+    /// [`Role::Read`] role (queries only).
+    pub fn read_only_token(self, token: impl AsRef<str>) -> Self {
+        self.bearer_token_for(token, Principal::new("readonly-token", Role::Read))
+    }
+
+    /// Accept `Authorization: Bearer <token>` as `principal` (its name goes into the audit
+    /// log).
+    pub fn bearer_token_for(mut self, token: impl AsRef<str>, principal: Principal) -> Self {
+        self.auth.add_token(token.as_ref(), principal);
+        self
+    }
+
+    /// Authorize with the host's own check, for hosts that verify their own credentials
+    /// (an OAuth access token and its scopes, a session, a client-certificate identity put
+    /// in the extensions by an outer layer). It runs on the request head when no configured
+    /// bearer token matched, and names the principal and its role, or refuses
+    /// ([`Denied::Unauthenticated`]: 401, [`Denied::Forbidden`]: 403).
+    ///
+    /// ```
+    /// use barycenter_jobs_graphql::{AdminServiceBuilder, Denied, Principal, Role};
+    ///
+    /// fn with_scopes(builder: AdminServiceBuilder) -> AdminServiceBuilder {
+    ///     builder.authorize(|parts| {
+    ///         // Stand-in for the host's own token introspection.
+    ///         let scope = parts.headers.get("x-verified-scope").and_then(|v| v.to_str().ok());
+    ///         match scope {
+    ///             Some("jobs:operate") => Ok(Principal::new("client-42", Role::Operate)),
+    ///             Some("jobs:read") => Ok(Principal::new("client-42", Role::Read)),
+    ///             Some(_) => Err(Denied::Forbidden),
+    ///             None => Err(Denied::Unauthenticated),
+    ///         }
+    ///     })
+    /// }
+    /// ```
     pub fn authorize<F>(mut self, check: F) -> Self
     where
-        F: Fn(&Parts) -> bool + Send + Sync + 'static,
+        F: Fn(&Parts) -> Result<Principal, Denied> + Send + Sync + 'static,
     {
         self.auth.set_check(Arc::new(check));
         self
     }
 
+    /// Serve requests without credentials, as the principal `anonymous` with the operate
+    /// role, **only** when their `Host` header is a loopback name (`localhost`,
+    /// `*.localhost`, `127.0.0.0/8`, `[::1]`, any port) or one given to
+    /// [`allow_host`](Self::allow_host); others get 403. That stops a web page from reaching
+    /// the service through DNS rebinding. Without this call and without any authorization,
+    /// the service refuses every request (closed by default). With bearer tokens or a
+    /// check configured, requests without credentials are refused regardless.
+    pub fn allow_unauthenticated(mut self) -> Self {
+        self.auth.allow_unauthenticated();
+        self
+    }
+
+    /// A host name (port optional and ignored) that unauthenticated use also answers, beside
+    /// the loopback names; see [`allow_unauthenticated`](Self::allow_unauthenticated).
+    pub fn allow_host(mut self, host: &str) -> Self {
+        self.auth.allow_host(host);
+        self
+    }
+
+    /// The [`Metrics`] served on `{base}/metrics`: pass the same value that was attached to
+    /// the scheduler as an observer, so the run and tick counters count. Without it the
+    /// endpoint still serves the gauges read from the store (overdue, last success, running,
+    /// clock skew), with the run and tick counters at zero.
+    pub fn metrics(mut self, metrics: Metrics) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    /// Serve `{base}/health` without authorization, for load balancers and Kubernetes
+    /// probes that carry no credentials. It reveals job names and their overdue state only.
+    pub fn open_health(mut self) -> Self {
+        self.open_health = true;
+        self
+    }
+
+    /// Serve `{base}/metrics` without authorization, for Prometheus scrapes without
+    /// credentials (prefer a `bearer_token`/`authorization` in the scrape config).
+    pub fn open_metrics(mut self) -> Self {
+        self.open_metrics = true;
+        self
+    }
+
     /// Build the schema and the service.
     pub fn build(self) -> AdminService {
+        let handle = self.handle.clone();
         let mut schema = crate::schema::builder(self.handle);
         if let Some(depth) = self.depth_limit {
             schema = schema.limit_depth(depth);
@@ -167,20 +316,41 @@ impl AdminServiceBuilder {
         } else {
             self.mount_path.as_str()
         };
-        let playground_html = self.playground_path.as_ref().map(|_| {
-            GraphiQLSource::build()
+        let playground_path = self
+            .playground_path
+            .filter(|_| self.graphiql != GraphiQl::Off);
+        let playground_html = playground_path.as_ref().map(|_| {
+            let page = GraphiQLSource::build()
                 .endpoint(endpoint)
                 .title("barycenter-jobs admin")
-                .finish()
+                .finish();
+            match &self.graphiql {
+                GraphiQl::Assets(base) => page
+                    .replace("https://unpkg.com", base)
+                    .lines()
+                    .filter(|line| !line.contains("https://graphql.org/favicon.ico"))
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+                _ => page,
+            }
         });
+        let dashboard = self
+            .dashboard
+            .then(|| Dashboard::new(&self.mount_path, playground_path.as_deref()));
         AdminService::from_inner(Inner {
             schema: schema.finish(),
             mount_path: self.mount_path,
-            playground_path: self.playground_path,
+            playground_path,
+            dashboard,
             playground_html: playground_html.map(Into::into),
             body_limit: self.body_limit,
             max_batch: self.max_batch,
+            max_mutations: self.max_mutations,
             auth: self.auth,
+            handle,
+            metrics: self.metrics.unwrap_or_default(),
+            open_health: self.open_health,
+            open_metrics: self.open_metrics,
         })
     }
 }

@@ -14,7 +14,10 @@
 //! | path after the mount path | served                                        |
 //! |---------------------------|-----------------------------------------------|
 //! | `` or `/`                 | GraphQL over HTTP                             |
-//! | `/playground` (settable)  | the GraphiQL page (unless disabled)           |
+//! | `/playground` (settable)  | the GraphiQL page, once enabled               |
+//! | `/ui`, `/ui/app.js`, ...  | the dashboard (unless disabled)               |
+//! | `/health`                 | fleet health as JSON: 200 ok, 503 overdue      |
+//! | `/metrics`                | Prometheus metrics (OpenMetrics text)          |
 //! | anything else             | 404                                           |
 //!
 //! So the same service works served directly by hyper (it sees `/admin/jobs/playground`)
@@ -34,8 +37,11 @@
 //! | `POST` body that is not JSON or not a GraphQL request; empty or oversized batch | 400  |
 //! | body over the limit (default 1 MiB)                              | 413                          |
 //! | missing or wrong credentials                                     | 401, `WWW-Authenticate: Bearer` |
+//! | no authorization configured; foreign `Host` when unauthenticated | 403                          |
+//! | more than 10 mutations in the request (batch included)           | 400                          |
 //! | other methods on the GraphQL path                                | 405, `Allow: GET, POST`      |
-//! | `GET` on the playground path                                     | 200, HTML                    |
+//! | `GET` on the playground path (GraphiQL enabled)                  | 200, HTML                    |
+//! | `GET`/`HEAD` on `/ui` and its assets, no credentials needed      | 200 (304 on a matching `If-None-Match`) |
 //! | other paths                                                      | 404                          |
 //!
 //! Every non-200 answer has a GraphQL error body, `{"errors":[{"message":"..."}]}`.
@@ -51,17 +57,68 @@
 //!
 //! # Authorization
 //!
-//! [`bearer_token`] requires `Authorization: Bearer <token>` (compared in constant time);
-//! [`authorize`] runs a host check on the request head. Every configured check must pass.
-//! They guard the GraphQL path; the GraphiQL page is static HTML that holds no data (its
-//! queries go through the GraphQL path, with the headers set in its header editor), so a
-//! browser can load it; turn it off with [`disable_playground`] if even that is unwanted.
-//! With neither configured the service serves everyone: mount it behind your own auth then.
+//! Every GraphQL request is made by a [`Principal`] (a name, which goes into the audit log)
+//! with a [`Role`]: `read` runs queries only, `operate` queries and mutations. A mutation by
+//! a `read` principal is a GraphQL error (`forbidden: ...`), has no effect, and is audited.
+//!
+//! - [`bearer_token`] (operate) and [`read_only_token`] (read), or [`bearer_token_for`] with a
+//!   principal of your own: `Authorization: Bearer <token>`, compared in constant time.
+//! - [`authorize`]: a host check `|parts| -> Result<Principal, Denied>` for hosts that verify
+//!   their own OAuth access tokens and scopes (or sessions, or client certificates); it runs
+//!   when no configured token matched.
+//! - **Closed by default**: with neither configured, every request is refused with 403.
+//!   [`allow_unauthenticated`] serves requests without credentials as `anonymous` (operate),
+//!   but only those whose `Host` header is a loopback name (`localhost`, `*.localhost`,
+//!   `127.0.0.0/8`, `[::1]`) or a host given to [`allow_host`]; any other `Host` gets 403 on
+//!   every path, so a web page cannot reach the service by rebinding its own DNS name to
+//!   127.0.0.1. A request with no `Host` at all (in-process) passes.
+//!
+//! Missing or wrong credentials get 401 with `WWW-Authenticate: Bearer`; a check's
+//! [`Denied::Forbidden`] gets 403. The GraphiQL page and the dashboard are static files
+//! that hold no data (their queries go through the GraphQL path with a bearer token), so a
+//! browser loads them without credentials; the foreign-`Host` check applies to them too.
+//!
+//! # GraphiQL
+//!
+//! async-graphql's GraphiQL page loads React and GraphiQL from a CDN, so it is **off by
+//! default**: [`graphiql_from_cdn`](AdminServiceBuilder::graphiql_from_cdn) serves it as is,
+//! [`graphiql_assets`](AdminServiceBuilder::graphiql_assets) points it at copies the host
+//! serves itself, [`disable_playground`] turns it off again.
+//!
+//! # Dashboard
+//!
+//! `GET {base}/ui` serves the operators' page: the jobs with their schedule, next run, last
+//! run and running / paused / overdue state, fleet health, each job's recent history with a
+//! chart of durations and records, the audit log, and Run now / Pause / Resume / Dry run /
+//! reschedule (checked and previewed by `previewSchedule` before saving). Its script, style
+//! and icon are embedded in the crate and served next to it; it loads nothing from another
+//! origin and carries [`CONTENT_SECURITY_POLICY`] (no inline script, no framing),
+//! `X-Content-Type-Options: nosniff` and `Referrer-Policy: no-referrer`. The page asks for
+//! a bearer token when the API answers 401 and keeps it in `sessionStorage`; a `read`
+//! principal (`viewer { role }`) sees the operate buttons disabled. Turn it off with
+//! [`disable_dashboard`](AdminServiceBuilder::disable_dashboard).
+//!
+//! # Health and metrics
+//!
+//! `GET {base}/health` answers `200` with `{"status":"ok",...}` when no job is overdue and
+//! `503` with the overdue jobs named in `overdueJobs` otherwise, each with `name`,
+//! `overdueSince` and `missedTick`; `jobs` lists every job with `overdue`, `overdueSince`,
+//! `lastSuccessAt`, `lastFailureAt` and `firstSeenAt`, and `clockSkewSecs` is this host's
+//! clock minus the database's. A store that cannot be read gives `503` with
+//! `{"status":"unavailable"}`. `GET {base}/metrics` serves the [`Metrics`](crate::Metrics) given to
+//! [`metrics`](AdminServiceBuilder::metrics). Both sit behind the same authorization as
+//! queries; [`open_health`](AdminServiceBuilder::open_health) and
+//! [`open_metrics`](AdminServiceBuilder::open_metrics) serve them without it, for probes
+//! and scrapers that carry no credentials. Both answers are computed from the store, so
+//! every replica gives the same one.
 //!
 //! # Limits
 //!
-//! Query depth 16 and complexity 500 by default, batches of up to 16 operations, bodies up
-//! to 1 MiB; introspection stays on unless [`disable_introspection`] is called.
+//! Query depth 16 and complexity 500 by default (a field is a point; `jobLogs` and
+//! `auditLog` add a point per 10 rows of their `limit`, so 50 aliases of
+//! `jobLogs(limit: 1000)` are refused), batches of up to 16 operations, at most 10 mutations
+//! per request counted over the whole batch (400 before anything runs,
+//! [`max_mutations`](AdminServiceBuilder::max_mutations)), bodies up to 1 MiB; introspection stays on unless [`disable_introspection`] is called.
 //!
 //! # Examples
 //!
@@ -87,8 +144,8 @@
 //!     .route("/health", get(|| async { "ok" }))
 //!     .nest_service("/admin/jobs", admin);
 //!
-//! // The router strips `/admin/jobs`; the service serves GraphiQL on what is left.
-//! let page = http::Request::get("/admin/jobs/playground").body(axum::body::Body::empty())?;
+//! // The router strips `/admin/jobs`; the service serves its dashboard on what is left.
+//! let page = http::Request::get("/admin/jobs/ui").body(axum::body::Body::empty())?;
 //! assert_eq!(app.clone().oneshot(page).await?.status(), 200);
 //! let anonymous = http::Request::get("/admin/jobs?query=%7BavailableJobs%7Bname%7D%7D")
 //!     .body(axum::body::Body::empty())?;
@@ -100,19 +157,27 @@
 //! [`mount_path`]: AdminServiceBuilder::mount_path
 //! [`bearer_token`]: AdminServiceBuilder::bearer_token
 //! [`authorize`]: AdminServiceBuilder::authorize
+//! [`read_only_token`]: AdminServiceBuilder::read_only_token
+//! [`bearer_token_for`]: AdminServiceBuilder::bearer_token_for
+//! [`allow_unauthenticated`]: AdminServiceBuilder::allow_unauthenticated
+//! [`allow_host`]: AdminServiceBuilder::allow_host
 //! [`disable_playground`]: AdminServiceBuilder::disable_playground
 //! [`disable_introspection`]: AdminServiceBuilder::disable_introspection
 
 mod auth;
 mod builder;
+mod dashboard;
 mod future;
+mod health;
+mod metrics;
 #[allow(clippy::module_inception)]
 mod service;
 
-pub use auth::AuthorizeFn;
+pub use auth::{AuthorizeFn, Denied, Principal, Role};
 pub use builder::{
     AdminServiceBuilder, DEFAULT_BODY_LIMIT, DEFAULT_COMPLEXITY_LIMIT, DEFAULT_DEPTH_LIMIT,
-    DEFAULT_MAX_BATCH, DEFAULT_MOUNT_PATH, DEFAULT_PLAYGROUND_PATH,
+    DEFAULT_MAX_BATCH, DEFAULT_MAX_MUTATIONS, DEFAULT_MOUNT_PATH, DEFAULT_PLAYGROUND_PATH,
 };
+pub use dashboard::{CONTENT_SECURITY_POLICY, DASHBOARD_PATH};
 pub use future::ResponseFuture;
-pub use service::{AdminService, BoxError};
+pub use service::{AdminService, BoxError, HEALTH_PATH, METRICS_PATH};

@@ -18,15 +18,20 @@ use http_body::Body;
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use tower_service::Service;
 
-use super::auth::Authorization;
+use super::auth::{Authorization, Principal, Refusal};
 use super::builder::AdminServiceBuilder;
 use super::future::ResponseFuture;
+use crate::metrics::Metrics;
 use crate::schema::{AdminSchema, INTERNAL_ERROR};
 
 /// Boxed error type bodies may fail with.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 const JSON: &str = "application/json";
+/// Path of the health answer, relative to the mount path.
+pub const HEALTH_PATH: &str = "/health";
+/// Path of the Prometheus metrics, relative to the mount path.
+pub const METRICS_PATH: &str = "/metrics";
 const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
 
 /// The admin API as a `tower` service: GraphQL over HTTP on the mount path, a GraphiQL page
@@ -41,9 +46,19 @@ pub(crate) struct Inner {
     pub(crate) mount_path: String,
     pub(crate) playground_path: Option<String>,
     pub(crate) playground_html: Option<Bytes>,
+    /// The dashboard on `{base}/ui`, unless disabled.
+    pub(crate) dashboard: Option<super::dashboard::Dashboard>,
     pub(crate) body_limit: usize,
     pub(crate) max_batch: usize,
+    pub(crate) max_mutations: usize,
     pub(crate) auth: Authorization,
+    /// What `/health` and `/metrics` read.
+    pub(crate) handle: SchedulerHandle,
+    pub(crate) metrics: Metrics,
+    /// `/health` served without authorization (for probes).
+    pub(crate) open_health: bool,
+    /// `/metrics` served without authorization (for scrapers).
+    pub(crate) open_metrics: bool,
 }
 
 impl fmt::Debug for AdminService {
@@ -65,7 +80,9 @@ impl AdminService {
     }
 
     /// A service with every default: mounted at `/admin/jobs`, GraphiQL on
-    /// `/admin/jobs/playground`, limits on, **no authorization**.
+    /// `/admin/jobs/playground`, limits on, and **no authorization configured, so it refuses
+    /// every GraphQL request** (403) until built with [`builder`](Self::builder) and a
+    /// token, a check or [`allow_unauthenticated`](AdminServiceBuilder::allow_unauthenticated).
     pub fn new(handle: SchedulerHandle) -> Self {
         Self::builder(handle).build()
     }
@@ -105,14 +122,18 @@ where
     }
 }
 
-enum Route {
+enum Route<'a> {
     GraphQl,
     Playground,
+    /// The dashboard; the path after `/ui`.
+    Dashboard(&'a str),
+    Health,
+    Metrics,
     NotFound,
 }
 
 impl Inner {
-    fn route(&self, path: &str) -> Route {
+    fn route<'a>(&self, path: &'a str) -> Route<'a> {
         let relative = match path.strip_prefix(self.mount_path.as_str()) {
             Some(rest) if rest.is_empty() || rest.starts_with('/') => rest,
             _ => path,
@@ -122,6 +143,15 @@ impl Inner {
             Route::GraphQl
         } else if self.playground_path.as_deref() == Some(relative) {
             Route::Playground
+        } else if relative == HEALTH_PATH {
+            Route::Health
+        } else if relative == METRICS_PATH {
+            Route::Metrics
+        } else if let Some(rest) = relative
+            .strip_prefix(super::dashboard::DASHBOARD_PATH)
+            .filter(|rest| self.dashboard.is_some() && (rest.is_empty() || rest.starts_with('/')))
+        {
+            Route::Dashboard(rest)
         } else {
             Route::NotFound
         }
@@ -134,8 +164,22 @@ impl Inner {
         B::Error: Into<BoxError>,
     {
         let (parts, body) = req.into_parts();
+        // Before routing: a page that rebinds its own name to this host is refused whatever
+        // it asks for.
+        if self.auth.foreign_host(&parts) {
+            return error_response(
+                StatusCode::FORBIDDEN,
+                "host not allowed: unauthenticated use answers loopback hosts only",
+            );
+        }
         match self.route(parts.uri.path()) {
             Route::NotFound => error_response(StatusCode::NOT_FOUND, "not found"),
+            // Static, holding no data: served without credentials (its script sends the
+            // token with each API call); the foreign-Host check above still applied.
+            Route::Dashboard(rest) => match &self.dashboard {
+                Some(dashboard) => dashboard.respond(&parts, rest),
+                None => error_response(StatusCode::NOT_FOUND, "not found"),
+            },
             Route::Playground => match (&parts.method, &self.playground_html) {
                 (&Method::GET, Some(html)) => Response::builder()
                     .header(CONTENT_TYPE, "text/html; charset=utf-8")
@@ -143,16 +187,30 @@ impl Inner {
                     .unwrap_or_else(|_| internal()),
                 _ => method_not_allowed("GET"),
             },
-            Route::GraphQl => {
-                if !self.auth.allows(&parts) {
-                    let mut res = error_response(StatusCode::UNAUTHORIZED, "unauthorized");
-                    res.headers_mut()
-                        .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-                    return res;
+            // Behind the same authorization as queries (any role reads them) unless opened
+            // for probes / scrapers.
+            route @ (Route::Health | Route::Metrics) => {
+                let open = match route {
+                    Route::Health => self.open_health,
+                    _ => self.open_metrics,
+                };
+                if !open && let Err(refusal) = self.auth.authenticate(&parts) {
+                    return refused(refusal);
                 }
+                match (parts.method, route) {
+                    (Method::GET, Route::Health) => super::health::respond(&self.handle).await,
+                    (Method::GET, _) => super::metrics::respond(&self.metrics, &self.handle).await,
+                    _ => method_not_allowed("GET"),
+                }
+            }
+            Route::GraphQl => {
+                let principal = match self.auth.authenticate(&parts) {
+                    Ok(principal) => principal,
+                    Err(refusal) => return refused(refusal),
+                };
                 match parts.method {
-                    Method::GET => self.get(&parts).await,
-                    Method::POST => self.post(&parts, body).await,
+                    Method::GET => self.get(&parts, principal).await,
+                    Method::POST => self.post(&parts, body, principal).await,
                     _ => method_not_allowed("GET, POST"),
                 }
             }
@@ -160,7 +218,7 @@ impl Inner {
     }
 
     /// A query in the query string (`?query=...&variables=...&operationName=...`).
-    async fn get(&self, parts: &Parts) -> Response<Full<Bytes>> {
+    async fn get(&self, parts: &Parts, principal: Principal) -> Response<Full<Bytes>> {
         let mut request =
             match async_graphql::http::parse_query_string(parts.uri.query().unwrap_or_default()) {
                 Ok(r) => r,
@@ -194,12 +252,12 @@ impl Inner {
                 "mutations are only accepted over POST with a JSON body",
             );
         }
-        let response = self.schema.execute(request).await;
+        let response = self.schema.execute(request.data(principal)).await;
         graphql_response(parts, &BatchResponse::Single(response))
     }
 
     /// A JSON body: one request object or a batch array.
-    async fn post<B>(&self, parts: &Parts, body: B) -> Response<Full<Bytes>>
+    async fn post<B>(&self, parts: &Parts, body: B, principal: Principal) -> Response<Full<Bytes>>
     where
         B: Body + Send + 'static,
         B::Data: Send,
@@ -255,6 +313,23 @@ impl Inner {
                 );
             }
         };
+        let mut batch = match batch {
+            BatchRequest::Single(r) => BatchRequest::Single(r.data(principal)),
+            BatchRequest::Batch(rs) => {
+                BatchRequest::Batch(rs.into_iter().map(|r| r.data(principal.clone())).collect())
+            }
+        };
+        // Counted before anything runs, over every operation of the batch.
+        let mutations: usize = batch.iter_mut().map(mutations_in).sum();
+        if mutations > self.max_mutations {
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                &format!(
+                    "request runs {mutations} mutations, more than the limit of {}",
+                    self.max_mutations
+                ),
+            );
+        }
         let response = self.schema.execute_batch(batch).await;
         graphql_response(parts, &response)
     }
@@ -336,6 +411,69 @@ fn error_response(status: StatusCode, message: &str) -> Response<Full<Bytes>> {
         .insert(CONTENT_TYPE, HeaderValue::from_static(JSON));
     res.headers_mut()
         .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res
+}
+
+/// The top-level fields of the mutation a request runs (every alias and fragment counts;
+/// `@skip`/`@include` are not evaluated, so it may count more, never fewer). A document that
+/// does not parse counts nothing: execution refuses it.
+fn mutations_in(request: &mut Request) -> usize {
+    use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
+    fn count(doc: &ExecutableDocument, set: &SelectionSet, depth: usize) -> usize {
+        // Fragments that spread each other are refused by validation; stop early anyway.
+        if depth > 32 {
+            return 0;
+        }
+        set.items
+            .iter()
+            .map(|item| match &item.node {
+                Selection::Field(_) => 1,
+                Selection::FragmentSpread(spread) => doc
+                    .fragments
+                    .get(&spread.node.fragment_name.node)
+                    .map_or(0, |f| count(doc, &f.node.selection_set.node, depth + 1)),
+                Selection::InlineFragment(inline) => {
+                    count(doc, &inline.node.selection_set.node, depth + 1)
+                }
+            })
+            .sum()
+    }
+    let wanted = request.operation_name.clone();
+    let Ok(doc) = request.parsed_query() else {
+        return 0;
+    };
+    doc.operations
+        .iter()
+        .filter(|(name, op)| {
+            op.node.ty == OperationType::Mutation
+                && wanted
+                    .as_deref()
+                    .is_none_or(|w| name.is_some_and(|n| n.as_str() == w))
+        })
+        .map(|(_, op)| count(doc, &op.node.selection_set.node, 0))
+        .sum()
+}
+
+/// The answer to a request the authorization refused.
+fn refused(refusal: Refusal) -> Response<Full<Bytes>> {
+    match refusal {
+        Refusal::Unauthenticated => unauthorized(),
+        Refusal::Forbidden => error_response(StatusCode::FORBIDDEN, "forbidden"),
+        Refusal::NotConfigured => error_response(
+            StatusCode::FORBIDDEN,
+            "no authorization configured: give the admin service a bearer token or a check, or allow unauthenticated loopback use",
+        ),
+        Refusal::ForeignHost => error_response(
+            StatusCode::FORBIDDEN,
+            "host not allowed: unauthenticated use answers loopback hosts only",
+        ),
+    }
+}
+
+fn unauthorized() -> Response<Full<Bytes>> {
+    let mut res = error_response(StatusCode::UNAUTHORIZED, "unauthorized");
+    res.headers_mut()
+        .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
     res
 }
 

@@ -1,0 +1,529 @@
+// barycenter-jobs dashboard. Plain JavaScript, no dependencies, no build step: everything it
+// loads comes from the admin service itself. It talks to the GraphQL endpoint with POST +
+// JSON + a bearer token (kept in sessionStorage), and refreshes every few seconds, updating
+// only the cells that changed, so nothing flickers.
+'use strict';
+
+(() => {
+  const meta = (name) => document.querySelector(`meta[name="${name}"]`)?.content ?? '';
+  const ENDPOINT = meta('barycenter-jobs-endpoint') || '/';
+  const GRAPHIQL = meta('barycenter-jobs-graphiql');
+  const TOKEN_KEY = 'barycenter-jobs-token';
+  const REFRESH_MS = 4000;
+  const HISTORY_LIMIT = 50;
+  const CHART_RUNS = 30;
+
+  const $ = (id) => document.getElementById(id);
+
+  /** An element with attributes (`text` sets its text, `on*` functions are listeners). */
+  function el(tag, attrs = {}, ...children) {
+    const node = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs)) {
+      if (v === undefined || v === null || v === false) continue;
+      if (k === 'text') node.textContent = v;
+      else if (k.startsWith('on') && typeof v === 'function') node.addEventListener(k.slice(2), v);
+      else node.setAttribute(k, v === true ? '' : String(v));
+    }
+    for (const c of children) if (c !== null && c !== undefined) node.append(c);
+    return node;
+  }
+  const svg = (tag, attrs = {}) => {
+    const node = document.createElementNS('http://www.w3.org/2000/svg', tag);
+    for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, String(v));
+    return node;
+  };
+  /** Replace the children of `node` only when `key` changed since the last call. */
+  function fill(node, key, build) {
+    if (node.dataset.key === key) return;
+    node.dataset.key = key;
+    node.replaceChildren(...[].concat(build()));
+  }
+  function setText(node, text) {
+    if (node.textContent !== text) node.textContent = text;
+  }
+
+  // ---- formatting ----------------------------------------------------------------------
+  const dateFmt = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'medium' });
+  /** A `<time>` in the viewer's local time, UTC on hover. */
+  function time(iso) {
+    if (!iso) return el('span', { class: 'muted', text: '—' });
+    const d = new Date(iso);
+    return el('time', { datetime: iso, title: `UTC: ${iso.replace('T', ' ').replace('Z', ' UTC')}`, text: dateFmt.format(d) });
+  }
+  function duration(ms) {
+    if (ms === null || ms === undefined) return '—';
+    if (ms < 1000) return `${ms} ms`;
+    if (ms < 60000) return `${(ms / 1000).toFixed(1)} s`;
+    const m = Math.floor(ms / 60000);
+    return `${m} min ${Math.round((ms % 60000) / 1000)} s`;
+  }
+  const plural = (n, word) => `${n} ${word}${n === 1 ? '' : 's'}`;
+  const STATUS_CLASS = { succeeded: 'ok', failed: 'bad', cancelled: 'warn', abandoned: 'warn', running: 'info' };
+  const statusBadge = (status) => el('span', { class: `badge ${STATUS_CLASS[status] || 'info'}`, text: status });
+
+  // ---- the API ---------------------------------------------------------------------------
+  class AuthError extends Error {}
+  class Unreachable extends Error {}
+
+  async function post(query, variables) {
+    const headers = { 'Content-Type': 'application/json', Accept: 'application/json' };
+    const token = sessionStorage.getItem(TOKEN_KEY);
+    if (token) headers.Authorization = `Bearer ${token}`;
+    let res;
+    try {
+      res = await fetch(ENDPOINT, {
+        method: 'POST', headers, body: JSON.stringify({ query, variables }),
+        credentials: 'omit', cache: 'no-store', referrerPolicy: 'no-referrer',
+      });
+    } catch (e) {
+      throw new Unreachable(e.message);
+    }
+    if (res.status === 401) throw new AuthError('unauthorized');
+    let body;
+    try {
+      body = await res.json();
+    } catch (e) {
+      throw new Unreachable(`HTTP ${res.status}`);
+    }
+    if (!res.ok) throw new Error(body?.errors?.[0]?.message || `HTTP ${res.status}`);
+    if (body.errors?.length) throw new Error(body.errors.map((e) => e.message).join('; '));
+    return body.data;
+  }
+
+  let tokenPrompt = null;
+  /** Ask for a bearer token once (one dialog however many requests were refused). */
+  function askToken(message) {
+    if (tokenPrompt) return tokenPrompt;
+    tokenPrompt = new Promise((resolve) => {
+      const dialog = $('token-dialog');
+      const input = $('token-input');
+      $('token-message').textContent = message;
+      input.value = '';
+      $('token-form').onsubmit = (ev) => {
+        ev.preventDefault();
+        const token = input.value.trim();
+        if (!token) return;
+        sessionStorage.setItem(TOKEN_KEY, token);
+        dialog.close();
+        tokenPrompt = null;
+        resolve();
+      };
+      dialog.oncancel = (ev) => ev.preventDefault();
+      dialog.showModal();
+      input.focus();
+    });
+    return tokenPrompt;
+  }
+
+  /** A GraphQL request; asks for a token when the service wants one, then retries. */
+  async function api(query, variables = {}) {
+    for (;;) {
+      try {
+        return await post(query, variables);
+      } catch (e) {
+        if (!(e instanceof AuthError)) throw e;
+        const had = sessionStorage.getItem(TOKEN_KEY);
+        sessionStorage.removeItem(TOKEN_KEY);
+        await askToken(had ? 'That token was refused. Enter another bearer token.'
+          : 'This admin API needs a bearer token.');
+      }
+    }
+  }
+
+  // ---- state -----------------------------------------------------------------------------
+  const OVERVIEW = `query Overview {
+    viewer { name role }
+    health { status overdueJobs { name overdueSince } clockSkewSecs checkedAt }
+    availableJobs {
+      name description schedule scheduleDescription timeZone enabled paused running
+      nextRunAt timeoutSecs overdue overdueSince
+      lastExecution { id status startedAt completedAt durationMs recordsProcessed errorMessage }
+    }
+    auditLog(limit: 20) { id at actor action jobName detail }
+  }`;
+  const HISTORY = `query History($job: String!, $failures: Boolean!) {
+    runs: jobLogs(jobName: $job, limit: ${HISTORY_LIMIT}, onlyFailures: $failures) {
+      id status startedAt completedAt durationMs recordsProcessed errorMessage trigger
+    }
+    chart: jobLogs(jobName: $job, limit: ${CHART_RUNS}) { id status startedAt durationMs recordsProcessed }
+  }`;
+
+  let viewer = null;
+  const rows = new Map(); // job name -> view
+  const noDryRun = new Set(); // jobs that said they have no dry run
+  let refreshes = 0;
+  let failingSince = null;
+
+  const mayOperate = () => viewer?.role === 'operate';
+  const readOnlyTip = () => `Needs the operate role; ${viewer?.name ?? 'you'} has the ${viewer?.role ?? 'read'} role`;
+
+  function say(view, text, ok) {
+    view.msg.className = `msg ${ok ? 'ok' : 'bad'}`;
+    view.msg.textContent = text;
+  }
+
+  /** Mutations share this: the button is busy meanwhile, the answer is said next to it. */
+  async function act(view, button, query, variables, done) {
+    button.disabled = true;
+    button.setAttribute('aria-busy', 'true');
+    try {
+      const data = await api(query, variables);
+      const result = Object.values(data)[0];
+      say(view, result.message, result.success);
+      if (done) done(result);
+    } catch (e) {
+      say(view, e.message, false);
+    } finally {
+      button.removeAttribute('aria-busy');
+      button.disabled = false;
+      refresh();
+    }
+  }
+
+  // ---- one row per job -----------------------------------------------------------------
+  function jobView(job) {
+    const name = job.name;
+    const v = { name, job };
+    const id = `job-${name.replace(/[^A-Za-z0-9_-]/g, '_')}`;
+    v.cells = {
+      name: el('td', { 'data-label': 'Job' }),
+      schedule: el('td', { 'data-label': 'Schedule' }),
+      next: el('td', { 'data-label': 'Next run' }),
+      last: el('td', { 'data-label': 'Last run' }),
+      state: el('td', { 'data-label': 'State' }),
+      actions: el('td', { 'data-label': 'Actions' }),
+    };
+    v.row = el('tr', { 'data-job': name, id }, ...Object.values(v.cells));
+    v.msg = el('span', { class: 'msg', role: 'status', 'aria-live': 'polite' });
+
+    v.run = el('button', {
+      type: 'button', class: 'primary', 'data-action': 'run', text: 'Run now',
+      'aria-label': `Run now: ${name}`,
+      onclick: () => act(v, v.run, 'mutation Run($job: String!) { triggerJob(jobName: $job) { success message jobName executionId } }', { job: name }),
+    });
+    v.pause = el('button', {
+      type: 'button', 'data-action': 'pause', text: 'Pause',
+      onclick: () => {
+        const resume = v.job.paused;
+        const field = resume ? 'resumeJob' : 'pauseJob';
+        act(v, v.pause, `mutation Toggle($job: String!) { ${field}(jobName: $job) { success message jobName } }`, { job: name });
+      },
+    });
+    v.dry = el('button', {
+      type: 'button', 'data-action': 'dry-run', text: 'Dry run', 'aria-label': `Dry run: ${name}`,
+      onclick: () => act(v, v.dry, 'mutation Dry($job: String!) { triggerJob(jobName: $job, dryRun: true) { success message jobName wouldProcess } }', { job: name }, (r) => {
+        if (r.success && r.wouldProcess !== null) say(v, `Dry run: a run would process ${plural(r.wouldProcess, 'record')} now`, true);
+        if (!r.success && /dry run/i.test(r.message)) noDryRun.add(name);
+      }),
+    });
+    v.toggle = el('button', {
+      type: 'button', 'data-action': 'history', text: 'History', 'aria-expanded': 'false',
+      'aria-controls': `${id}-detail`, 'aria-label': `History: ${name}`,
+      onclick: () => setOpen(v, !v.open),
+    });
+    v.cells.actions.append(el('div', { class: 'actions' }, v.run, v.pause, v.dry, v.toggle), v.msg);
+
+    // The detail row: chart, history, reschedule form.
+    v.open = false;
+    v.onlyFailures = false;
+    v.charts = el('div', { class: 'charts' });
+    v.historyBody = el('tbody');
+    const failures = el('input', { type: 'checkbox', id: `${id}-failures`, 'data-action': 'only-failures' });
+    failures.addEventListener('change', () => { v.onlyFailures = failures.checked; loadHistory(v); });
+    const history = el('div', {},
+      el('h3', { text: `Recent runs of ${name}` }),
+      v.charts,
+      el('div', { class: 'filter' }, failures, el('label', { for: `${id}-failures`, text: 'Failures only' })),
+      el('table', { class: 'history' },
+        el('caption', { class: 'visually-hidden', text: `Runs of ${name}, newest first` }),
+        el('thead', {}, el('tr', {},
+          ...['Started', 'Outcome', 'Duration', 'Records', 'Trigger', 'Error'].map((h) => el('th', { scope: 'col', text: h })))),
+        v.historyBody));
+    v.form = rescheduleForm(v, id);
+    v.detail = el('tr', { class: 'detail', id: `${id}-detail`, hidden: true },
+      el('td', { colspan: 6 }, el('div', { class: 'detail-grid' }, history, v.form.node)));
+    return v;
+  }
+
+  function setOpen(v, open) {
+    v.open = open;
+    v.toggle.setAttribute('aria-expanded', String(open));
+    v.detail.hidden = !open;
+    if (open) {
+      v.form.reset(v.job);
+      loadHistory(v);
+    }
+  }
+
+  function updateRow(v, job) {
+    v.job = job;
+    const c = v.cells;
+    fill(c.name, JSON.stringify([job.name, job.description]), () => [
+      // Break long names at their underscores, not mid-word.
+      el('span', { class: 'name' }, ...job.name.split('_').flatMap((part, i) => (i ? ['_', el('wbr'), part] : [part]))),
+      el('span', { class: 'sub', text: job.description }),
+    ]);
+    fill(c.schedule, JSON.stringify([job.scheduleDescription, job.schedule, job.timeZone]), () => [
+      el('span', { text: job.scheduleDescription }),
+      el('span', { class: 'sub' }, el('code', { text: job.schedule }), ` · ${job.timeZone || 'UTC'}`),
+    ]);
+    fill(c.next, job.nextRunAt || '', () => time(job.nextRunAt));
+    const last = job.lastExecution;
+    fill(c.last, JSON.stringify(last), () => {
+      if (!last) return el('span', { class: 'muted', text: 'never run' });
+      const bits = [];
+      if (last.durationMs !== null) bits.push(duration(last.durationMs));
+      if (last.recordsProcessed !== null) bits.push(plural(last.recordsProcessed, 'record'));
+      const out = [statusBadge(last.status), ' ', time(last.startedAt)];
+      if (bits.length) out.push(el('span', { class: 'sub', text: bits.join(' · ') }));
+      if (last.errorMessage) out.push(el('span', { class: 'sub error', text: last.errorMessage }));
+      return out;
+    });
+    fill(c.state, JSON.stringify([job.running, job.paused, job.enabled, job.overdue, job.overdueSince]), () => {
+      const b = [];
+      if (job.running) b.push(el('span', { class: 'badge info', 'data-badge': 'running', text: 'running' }));
+      if (job.paused) b.push(el('span', { class: 'badge warn', 'data-badge': 'paused', text: 'paused' }));
+      else if (!job.enabled) b.push(el('span', { class: 'badge warn', 'data-badge': 'disabled', text: 'disabled' }));
+      if (job.overdue) {
+        const since = el('span', { class: 'badge bad', 'data-badge': 'overdue', text: 'overdue' });
+        if (job.overdueSince) since.title = `overdue since ${job.overdueSince}`;
+        b.push(since);
+      }
+      if (!b.length) b.push(el('span', { class: 'badge ok', 'data-badge': 'idle', text: 'idle' }));
+      return el('div', { class: 'badges' }, ...b);
+    });
+    setText(v.pause, job.paused ? 'Resume' : 'Pause');
+    v.pause.dataset.action = job.paused ? 'resume' : 'pause';
+    v.pause.setAttribute('aria-label', `${job.paused ? 'Resume' : 'Pause'}: ${job.name}`);
+    for (const b of [v.run, v.pause, v.dry, v.form.save]) {
+      if (b.getAttribute('aria-busy') === 'true') continue;
+      const operate = mayOperate();
+      const dryless = b === v.dry && noDryRun.has(job.name);
+      b.disabled = !operate || dryless || (b === v.form.save && !v.form.ready());
+      if (!operate) b.title = readOnlyTip();
+      else if (dryless) b.title = `${job.name} does not support dry runs`;
+      else b.removeAttribute('title');
+    }
+    if (v.open) loadHistory(v);
+  }
+
+  // ---- history and chart ---------------------------------------------------------------
+  async function loadHistory(v) {
+    const asked = v.onlyFailures;
+    let data;
+    try {
+      data = await api(HISTORY, { job: v.name, failures: asked });
+    } catch (e) {
+      return;
+    }
+    if (asked !== v.onlyFailures) return;
+    fill(v.historyBody, JSON.stringify(data.runs), () => {
+      if (!data.runs.length) {
+        return el('tr', {}, el('td', { colspan: 6, class: 'muted', text: asked ? 'No failed runs.' : 'No runs yet.' }));
+      }
+      return data.runs.map((r) => el('tr', { 'data-execution': r.id },
+        el('td', { 'data-label': 'Started' }, time(r.startedAt)),
+        el('td', { 'data-label': 'Outcome' }, statusBadge(r.status)),
+        el('td', { 'data-label': 'Duration', text: duration(r.durationMs) }),
+        el('td', { 'data-label': 'Records', text: r.recordsProcessed ?? '—' }),
+        el('td', { 'data-label': 'Trigger', text: r.trigger ?? '—' }),
+        el('td', { 'data-label': 'Error' }, r.errorMessage ? el('span', { class: 'error', text: r.errorMessage }) : '')));
+    });
+    fill(v.charts, JSON.stringify(data.chart), () => {
+      const runs = [...data.chart].reverse(); // oldest left
+      return [
+        chart(`Duration per run (ms), last ${runs.length}`, runs, (r) => r.durationMs, (r, x) => `${r.startedAt}: ${duration(x)} (${r.status})`),
+        chart(`Records per run, last ${runs.length}`, runs, (r) => r.recordsProcessed, (r, x) => `${r.startedAt}: ${plural(x, 'record')} (${r.status})`),
+      ];
+    });
+  }
+
+  /** A small bar chart in inline SVG; each bar says its value on hover. */
+  function chart(title, runs, value, label) {
+    const W = 280; const H = 70; const pad = 2;
+    const values = runs.map((r) => value(r) ?? 0);
+    const max = Math.max(1, ...values);
+    const step = Math.min(14, runs.length ? (W - 2 * pad) / runs.length : W);
+    const g = svg('svg', { viewBox: `0 0 ${W} ${H}`, role: 'img', 'aria-label': runs.length ? `${title}: from ${Math.min(...values)} to ${Math.max(...values)}` : `${title}: no runs` });
+    g.append(svg('line', { class: 'axis', x1: 0, y1: H - 0.5, x2: W, y2: H - 0.5 }));
+    runs.forEach((r, i) => {
+      const h = Math.max(1, (values[i] / max) * (H - 6));
+      const bar = svg('rect', {
+        class: `bar${r.status === 'failed' || r.status === 'abandoned' || r.status === 'cancelled' ? ' failed' : ''}`,
+        x: pad + i * step + step * 0.1, y: H - 1 - h, width: Math.max(1, step * 0.8), height: h,
+      });
+      const t = svg('title');
+      t.textContent = label(r, values[i]);
+      bar.append(t);
+      g.append(bar);
+    });
+    return el('figure', { class: 'chart' }, el('figcaption', { text: title }), g);
+  }
+
+  // ---- reschedule with a server-side preview -------------------------------------------
+  function rescheduleForm(v, id) {
+    const cron = el('input', { id: `${id}-cron`, name: 'schedule', required: true, spellcheck: 'false', autocomplete: 'off', class: 'mono' });
+    const zone = el('input', { id: `${id}-zone`, name: 'timeZone', placeholder: 'UTC', autocomplete: 'off' });
+    const timeout = el('input', { id: `${id}-timeout`, name: 'timeoutSecs', type: 'number', min: 1, inputmode: 'numeric' });
+    const preview = el('div', { class: 'preview', 'aria-live': 'polite', 'data-role': 'preview' });
+    const previewButton = el('button', { type: 'button', 'data-action': 'preview', text: 'Preview' });
+    const save = el('button', { type: 'submit', class: 'primary', 'data-action': 'save', text: 'Save schedule', disabled: true });
+    const form = el('form', { class: 'reschedule', novalidate: true },
+      el('fieldset', {},
+        el('legend', { text: 'Reschedule' }),
+        el('label', { for: cron.id, text: 'Cron (sec min hour day month weekday)' }), cron,
+        el('label', { for: zone.id, text: 'Time zone (IANA name, empty for UTC)' }), zone,
+        el('label', { for: timeout.id, text: 'Timeout (seconds)' }), timeout,
+        el('div', { class: 'buttons' }, previewButton, save),
+        preview));
+    let checked = null; // the inputs the last valid preview was for
+    const current = () => JSON.stringify([cron.value.trim(), zone.value.trim(), timeout.value.trim()]);
+    const api_ = {
+      save,
+      ready: () => checked !== null && checked === current(),
+      reset(job) {
+        cron.value = job.schedule;
+        zone.value = job.timeZone || '';
+        timeout.value = job.timeoutSecs;
+        checked = null;
+        preview.replaceChildren();
+        save.disabled = true;
+      },
+    };
+    let seq = 0;
+    async function check() {
+      const mine = ++seq;
+      const asked = current();
+      checked = null;
+      save.disabled = true;
+      let data;
+      try {
+        data = await api('query Preview($s: String!, $z: String) { previewSchedule(schedule: $s, timeZone: $z, count: 5) { valid message description upcoming } }',
+          { s: cron.value.trim(), z: zone.value.trim() || null });
+      } catch (e) {
+        preview.replaceChildren(el('p', { class: 'bad', text: e.message }));
+        return;
+      }
+      if (mine !== seq) return;
+      const p = data.previewSchedule;
+      const t = Number(timeout.value);
+      if (!p.valid) {
+        preview.replaceChildren(el('p', { class: 'bad', text: p.message }));
+      } else if (timeout.value.trim() && !(Number.isInteger(t) && t >= 1)) {
+        preview.replaceChildren(el('p', { class: 'bad', text: 'The timeout must be a whole number of seconds, at least 1.' }));
+      } else {
+        checked = asked;
+        preview.replaceChildren(
+          el('p', { text: `${p.description}. Next five runs:` }),
+          el('ol', {}, ...p.upcoming.map((u) => el('li', {}, time(u)))));
+      }
+      save.disabled = !mayOperate() || !api_.ready();
+    }
+    let debounce = null;
+    for (const input of [cron, zone, timeout]) {
+      input.addEventListener('input', () => {
+        checked = null;
+        save.disabled = true;
+        clearTimeout(debounce);
+        debounce = setTimeout(check, 350);
+      });
+    }
+    previewButton.addEventListener('click', check);
+    form.addEventListener('submit', (ev) => {
+      ev.preventDefault();
+      if (!api_.ready() || !mayOperate()) return;
+      const vars = { job: v.name, s: cron.value.trim(), z: zone.value.trim() || 'UTC', t: timeout.value.trim() ? Number(timeout.value) : null };
+      act(v, save, 'mutation Reschedule($job: String!, $s: String, $z: String, $t: Int) { rescheduleJob(jobName: $job, schedule: $s, timeZone: $z, timeoutSecs: $t) { success message jobName } }', vars,
+        (r) => { if (r.success) { checked = null; save.disabled = true; } });
+    });
+    api_.node = form;
+    return api_;
+  }
+
+  // ---- the page ------------------------------------------------------------------------
+  function render(data) {
+    viewer = data.viewer;
+    setText($('viewer'), viewer ? `${viewer.name} (${viewer.role})` : '');
+    const h = data.health;
+    const status = $('fleet-status');
+    setText(status, h.status === 'ok' ? 'fleet ok' : `fleet ${h.status}`);
+    status.className = `badge ${h.status === 'ok' ? 'ok' : 'bad'}`;
+    status.dataset.status = h.status;
+    setText($('fleet-overdue'), h.overdueJobs.length
+      ? `Overdue: ${h.overdueJobs.map((j) => j.name).join(', ')}` : '');
+    setText($('fleet-skew'), h.clockSkewSecs === null ? 'clock skew: not measured yet'
+      : `clock skew: ${h.clockSkewSecs.toFixed(2)} s`);
+
+    const body = $('jobs-body');
+    body.querySelector('tr.placeholder')?.remove();
+    const seen = new Set();
+    for (const job of data.availableJobs) {
+      seen.add(job.name);
+      let v = rows.get(job.name);
+      if (!v) {
+        v = jobView(job);
+        rows.set(job.name, v);
+        body.append(v.row, v.detail);
+      }
+      updateRow(v, job);
+    }
+    for (const [name, v] of rows) {
+      if (!seen.has(name)) {
+        v.row.remove();
+        v.detail.remove();
+        rows.delete(name);
+      }
+    }
+
+    fill($('audit-body'), JSON.stringify(data.auditLog), () => (data.auditLog.length ? data.auditLog.map((a) => el('tr', {},
+      el('td', { 'data-label': 'When' }, time(a.at)),
+      el('td', { 'data-label': 'Who', text: a.actor }),
+      el('td', { 'data-label': 'Action', text: a.action }),
+      el('td', { 'data-label': 'Job', text: a.jobName }),
+      el('td', { 'data-label': 'Detail', text: a.detail ?? '' }))) : el('tr', {}, el('td', { colspan: 5, class: 'muted', text: 'No admin actions yet.' }))));
+  }
+
+  let timer = null;
+  let inFlight = null;
+  let again = false;
+  /** Fetch and draw everything; at most one at a time, then again in REFRESH_MS. */
+  function refresh() {
+    if (inFlight) {
+      again = true; // after an action: draw what the server has now, not what it had
+      return inFlight;
+    }
+    clearTimeout(timer);
+    inFlight = (async () => {
+      try {
+        render(await api(OVERVIEW));
+        refreshes += 1;
+        document.body.dataset.refreshes = String(refreshes);
+        if (refreshes === 1) performance.mark('barycenter-jobs:first-render');
+        failingSince = null;
+        $('offline').hidden = true;
+        setText($('updated'), `updated ${new Date().toLocaleTimeString()}`);
+      } catch (e) {
+        failingSince = failingSince || new Date();
+        const off = $('offline');
+        off.textContent = e instanceof Unreachable
+          ? `Cannot reach the server (since ${failingSince.toLocaleTimeString()}); retrying every ${REFRESH_MS / 1000} s.`
+          : `The server answered with an error: ${e.message}`;
+        off.hidden = false;
+        document.body.dataset.offline = 'true';
+      } finally {
+        if ($('offline').hidden) delete document.body.dataset.offline;
+        inFlight = null;
+        timer = setTimeout(refresh, again ? 0 : REFRESH_MS);
+        again = false;
+      }
+    })();
+    return inFlight;
+  }
+
+  if (GRAPHIQL) {
+    const link = $('graphiql-link');
+    link.href = GRAPHIQL;
+    link.hidden = false;
+  }
+  refresh();
+})();

@@ -1,0 +1,768 @@
+//! The dashboard in a real browser: headless Chromium driven through WebDriver
+//! (`chromedriver`, `fantoccini`) against the example server on SQLite.
+//!
+//! The tests are `#[ignore]`d so that `cargo test --workspace` on a machine without a browser
+//! reports them as `ignored`, never `ok`; `.ci/run` installs Debian's `chromium` and
+//! `chromium-driver` and runs them with `--include-ignored`, where a missing browser fails
+//! them. Locally: `cargo test --test dashboard -- --include-ignored`. Screenshots go to
+//! `target/dashboard/`.
+//!
+//! Waits are WebDriver polls with a bounded timeout (`wait_until`), never sleeps.
+
+mod common;
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{Running, get_with_headers, graphql};
+use fantoccini::wd::WebDriverCompatibleCommand;
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::{Value, json};
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+const SESSIONS: &str = "cleanup_expired_sessions";
+const JOBS: [&str; 4] = [
+    "cleanup_expired_challenges",
+    "cleanup_expired_device_codes",
+    "cleanup_expired_refresh_tokens",
+    "cleanup_expired_sessions",
+];
+
+/// A chromedriver on a free loopback port and a headless Chromium session with a fresh
+/// profile; both are gone when this is dropped.
+struct Browser {
+    client: Client,
+    driver: Child,
+    _profile: tempfile::TempDir,
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+/// `POST /session/{id}/se/log`: chromedriver's log of the session (`performance` has the
+/// DevTools network events, `browser` the console).
+#[derive(Debug)]
+struct GetLog(&'static str);
+
+impl WebDriverCompatibleCommand for GetLog {
+    fn endpoint(
+        &self,
+        base_url: &url::Url,
+        session_id: Option<&str>,
+    ) -> Result<url::Url, url::ParseError> {
+        base_url.join(&format!(
+            "session/{}/se/log",
+            session_id.unwrap_or_default()
+        ))
+    }
+
+    fn method_and_body(&self, _request_url: &url::Url) -> (http::Method, Option<String>) {
+        (
+            http::Method::POST,
+            Some(json!({ "type": self.0 }).to_string()),
+        )
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Browser {
+    /// Start chromedriver and a session; panics (never skips) when the browser is missing.
+    async fn start() -> Browser {
+        for bin in [CHROMIUM, CHROMEDRIVER] {
+            assert!(
+                Path::new(bin).exists(),
+                "{bin} is missing: `apt-get install -y chromium chromium-driver` (.ci/run does)"
+            );
+        }
+        let port = free_port();
+        let driver = Command::new(CHROMEDRIVER)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let profile = tempfile::tempdir().unwrap();
+        let caps = json!({
+            "browserName": "chrome",
+            "goog:chromeOptions": {
+                "binary": CHROMIUM,
+                "args": [
+                    "--headless", "--no-sandbox", "--disable-gpu",
+                    "--disable-background-networking", "--disable-component-update",
+                    "--disable-sync", "--no-first-run", "--disable-quic",
+                    "--disable-dev-shm-usage", "--window-size=1280,1000",
+                    format!("--user-data-dir={}", profile.path().display()),
+                ],
+            },
+            "goog:loggingPrefs": { "performance": "ALL", "browser": "ALL" },
+            "timeouts": { "pageLoad": 30000, "script": 30000 },
+        });
+        let caps = match caps {
+            Value::Object(map) => map,
+            _ => unreachable!(),
+        };
+        let webdriver = format!("http://127.0.0.1:{port}/");
+        // chromedriver takes a moment to listen: retry the session for at most 20 s.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let client = loop {
+            let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+            match ClientBuilder::new(connector)
+                .capabilities(caps.clone())
+                .connect(&webdriver)
+                .await
+            {
+                Ok(client) => break client,
+                Err(e) if Instant::now() < deadline => {
+                    let _ = e;
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(e) => panic!("no WebDriver session on {webdriver}: {e}"),
+            }
+        };
+        Browser {
+            client,
+            driver,
+            _profile: profile,
+        }
+    }
+
+    async fn js(&self, script: &str) -> Value {
+        self.client
+            .execute(script, vec![])
+            .await
+            .unwrap_or_else(|e| panic!("script failed: {e}\n{script}"))
+    }
+
+    /// Poll `condition` (a JS expression) until it is truthy; panics after `within`.
+    async fn wait_until(&self, condition: &str, within: Duration, what: &str) {
+        let deadline = Instant::now() + within;
+        let script = format!("return !!({condition});");
+        loop {
+            if self.js(&script).await == Value::Bool(true) {
+                return;
+            }
+            if Instant::now() >= deadline {
+                let state = self
+                    .js("return document.body ? document.body.innerText.slice(0, 3000) : ''")
+                    .await;
+                panic!("timed out after {within:?} waiting for {what}; the page says:\n{state}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn log(&self, kind: &'static str) -> Vec<Value> {
+        match self.client.issue_cmd(GetLog(kind)).await.unwrap() {
+            Value::Array(entries) => entries,
+            other => panic!("unexpected log answer {other}"),
+        }
+    }
+
+    /// Every URL requested since the last call by a document of `origin` (the page itself
+    /// included), from DevTools' network events; the browser's own pages (`chrome://`) are
+    /// not counted.
+    async fn requested_urls(&self, origin: &str) -> Vec<String> {
+        self.log("performance")
+            .await
+            .iter()
+            .filter_map(|e| serde_json::from_str::<Value>(e["message"].as_str()?).ok())
+            .filter(|m| m["message"]["method"] == "Network.requestWillBeSent")
+            .filter(|m| {
+                m["message"]["params"]["documentURL"]
+                    .as_str()
+                    .is_some_and(|d| d.starts_with(origin))
+            })
+            .filter_map(|m| {
+                m["message"]["params"]["request"]["url"]
+                    .as_str()
+                    .map(str::to_owned)
+            })
+            .collect()
+    }
+
+    async fn screenshot(&self, name: &str) -> PathBuf {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/dashboard");
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(name);
+        std::fs::write(&path, self.client.screenshot().await.unwrap()).unwrap();
+        path
+    }
+
+    async fn click(&self, css: &str) {
+        self.client
+            .find(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("no {css}: {e}"))
+            .click()
+            .await
+            .unwrap_or_else(|e| panic!("cannot click {css}: {e}"));
+    }
+
+    async fn text(&self, css: &str) -> String {
+        self.client
+            .find(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("no {css}: {e}"))
+            .text()
+            .await
+            .unwrap()
+    }
+}
+
+fn row(job: &str) -> String {
+    format!(r#"tr[data-job="{job}"]"#)
+}
+
+/// The example server on a fresh SQLite database in `dir`.
+fn server(dir: &Path, env: &[(&str, &str)]) -> (Running, String) {
+    let mut server = Running::start("server", dir, &["--listen", "127.0.0.1:0"], env);
+    let url = server.admin_url();
+    server.wait_for("try:");
+    (server, url)
+}
+
+fn origin(url: &str) -> String {
+    format!("http://{}/", common::host_port(url))
+}
+
+fn job_state(url: &str, headers: &[(&str, &str)]) -> Value {
+    let (status, body) = graphql(
+        url,
+        "{ availableJobs { name paused schedule } jobLogs(jobName: \"cleanup_expired_sessions\", limit: 1) { id success recordsProcessed trigger } }",
+        headers,
+    );
+    assert_eq!(status, 200, "{body}");
+    body["data"].clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs chromium + chromedriver: run with --include-ignored (CI does)"]
+async fn jobs_run_now_pause_reschedule_and_nothing_leaves_the_origin() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, url) = server(dir.path(), &[]);
+    let origin = origin(&url);
+
+    // The headers, as the server sends them.
+    let (status, headers, html) = get_with_headers(&url, "/admin/jobs/ui");
+    assert_eq!(status, 200);
+    let header = |name: &str| {
+        headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+            .unwrap_or_else(|| panic!("no {name} header"))
+    };
+    let csp = header("content-security-policy");
+    assert!(
+        csp.contains("default-src 'self'") && csp.contains("frame-ancestors 'none'"),
+        "{csp}"
+    );
+    assert_eq!(header("x-content-type-options"), "nosniff");
+    assert_eq!(header("referrer-policy"), "no-referrer");
+    assert!(html.contains("/admin/jobs/ui/app.js"));
+
+    let b = Browser::start().await;
+    b.client.goto("about:blank").await.unwrap();
+    b.requested_urls(&origin).await; // start the network log from here
+    b.client.goto(&format!("{url}/ui")).await.unwrap();
+
+    // The four jobs, one row each.
+    b.wait_until(
+        "document.querySelectorAll('#jobs-body tr[data-job]').length === 4",
+        Duration::from_secs(15),
+        "four job rows",
+    )
+    .await;
+    let names = b
+        .js("return [...document.querySelectorAll('#jobs-body tr[data-job]')].map(r => r.dataset.job)")
+        .await;
+    assert_eq!(names, json!(JOBS));
+    let sessions = b.text(&row(SESSIONS)).await;
+    assert!(
+        sessions.contains("Clean up expired user sessions") && sessions.contains("0 0 * * * *"),
+        "{sessions}"
+    );
+    assert!(b.text("#fleet-status").await.starts_with("fleet"));
+    // GraphiQL is enabled by the example (from the CDN), so the page links to it.
+    assert_eq!(
+        b.js("return document.getElementById('graphiql-link').getAttribute('href')")
+            .await,
+        json!("/admin/jobs/playground")
+    );
+
+    // Run now: the new run is shown as succeeded within 10 s.
+    let before = job_state(&url, &[])["jobLogs"][0]["id"].clone();
+    b.click(&format!(r#"{} button[data-action="run"]"#, row(SESSIONS)))
+        .await;
+    let clicked = Instant::now();
+    b.wait_until(
+        &format!(
+            r#"document.querySelector('{} td[data-label="Last run"]').innerText.includes('succeeded')"#,
+            row(SESSIONS)
+        ),
+        Duration::from_secs(10),
+        "the manual run shown as succeeded",
+    )
+    .await;
+    let shown_after = clicked.elapsed();
+    let after = job_state(&url, &[]);
+    let run = &after["jobLogs"][0];
+    assert_ne!(run["id"], before, "a new run");
+    assert_eq!(run["success"], true);
+    assert_eq!(run["trigger"], "manual");
+    let last = b
+        .text(&format!(r#"{} td[data-label="Last run"]"#, row(SESSIONS)))
+        .await;
+    assert!(
+        last.contains("2 records"),
+        "the demo data's two expired sessions: {last}"
+    );
+    eprintln!("run shown as succeeded {shown_after:?} after the click");
+
+    // History: the run with its outcome, a chart, the failures-only filter.
+    b.click(&format!(
+        r#"{} button[data-action="history"]"#,
+        row(SESSIONS)
+    ))
+    .await;
+    let detail = format!("#job-{SESSIONS}-detail");
+    b.wait_until(
+        &format!("document.querySelectorAll('{detail} tbody tr[data-execution]').length >= 1"),
+        Duration::from_secs(10),
+        "the history table",
+    )
+    .await;
+    let (bars, runs) = serde_json::from_value::<(u64, u64)>(
+        b.js(&format!(
+            "return [document.querySelectorAll('{detail} figure.chart svg rect.bar').length, document.querySelectorAll('{detail} tbody tr[data-execution]').length]"
+        ))
+        .await,
+    )
+    .unwrap();
+    assert_eq!(bars, 2 * runs, "one bar per run in each of the two charts");
+    b.client.set_window_size(1280, 1500).await.unwrap();
+    b.screenshot("jobs-1280.png").await;
+    b.client.set_window_size(1280, 1000).await.unwrap();
+    b.click(&format!(r#"{detail} input[data-action="only-failures"]"#))
+        .await;
+    b.wait_until(
+        &format!("document.querySelector('{detail} table.history tbody').innerText.includes('No failed runs')"),
+        Duration::from_secs(10),
+        "the failures-only filter",
+    )
+    .await;
+
+    // Reschedule: an invalid cron is refused before saving; a valid one previews five runs.
+    let cron = format!("#job-{SESSIONS}-cron");
+    let field = b.client.find(Locator::Css(&cron)).await.unwrap();
+    field.clear().await.unwrap();
+    field.send_keys("61 * * * * *").await.unwrap();
+    b.click(&format!(r#"{detail} button[data-action="preview"]"#))
+        .await;
+    b.wait_until(
+        &format!("document.querySelector('{detail} [data-role=preview] .bad')"),
+        Duration::from_secs(10),
+        "the invalid cron refused",
+    )
+    .await;
+    assert_eq!(
+        b.js(&format!(
+            "return document.querySelector('{detail} button[data-action=save]').disabled"
+        ))
+        .await,
+        json!(true)
+    );
+    field.clear().await.unwrap();
+    field.send_keys("0 */15 * * * *").await.unwrap();
+    b.click(&format!(r#"{detail} button[data-action="preview"]"#))
+        .await;
+    b.wait_until(
+        &format!("document.querySelectorAll('{detail} [data-role=preview] li').length === 5 && !document.querySelector('{detail} button[data-action=save]').disabled"),
+        Duration::from_secs(10),
+        "five fire times previewed and Save enabled",
+    )
+    .await;
+    b.click(&format!(r#"{detail} button[data-action="save"]"#))
+        .await;
+    b.wait_until(
+        &format!(
+            "document.querySelector('{} code').innerText === '0 */15 * * * *'",
+            row(SESSIONS)
+        ),
+        Duration::from_secs(10),
+        "the new schedule shown",
+    )
+    .await;
+    let jobs = job_state(&url, &[]);
+    let api_job = |jobs: &Value| {
+        jobs["availableJobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|j| j["name"] == SESSIONS)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(api_job(&jobs)["schedule"], "0 */15 * * * *");
+
+    // Pause: the row shows paused, the button reads "Resume", and the API agrees.
+    let pause = format!(r#"{} button[data-action="pause"]"#, row(SESSIONS));
+    assert_eq!(b.text(&pause).await, "Pause");
+    b.click(&pause).await;
+    let resume = format!(r#"{} button[data-action="resume"]"#, row(SESSIONS));
+    b.wait_until(
+        &format!(
+            "document.querySelector('{}')?.innerText === 'Resume' && document.querySelector('{} [data-badge=paused]')",
+            resume.replace('\'', "\\'"),
+            row(SESSIONS)
+        ),
+        Duration::from_secs(10),
+        "paused and a Resume button",
+    )
+    .await;
+    assert_eq!(api_job(&job_state(&url, &[]))["paused"], true);
+    b.click(&resume).await;
+    b.wait_until(
+        &format!(
+            "document.querySelector('{}')?.innerText === 'Pause'",
+            pause.replace('\'', "\\'")
+        ),
+        Duration::from_secs(10),
+        "resumed",
+    )
+    .await;
+    assert_eq!(api_job(&job_state(&url, &[]))["paused"], false);
+
+    // The audit log shows what was done, by whom.
+    b.wait_until(
+        "document.getElementById('audit-body').innerText.includes('pause') && document.getElementById('audit-body').innerText.includes('anonymous')",
+        Duration::from_secs(10),
+        "the audit log",
+    )
+    .await;
+
+    // Keyboard: the Run now button is reachable by Tab and labelled with its words.
+    let label = b
+        .js(&format!(
+            r#"const el = document.querySelector('{} button[data-action="run"]'); el.focus(); return [document.activeElement === el, el.innerText, el.getAttribute('aria-label')]"#,
+            row(SESSIONS)
+        ))
+        .await;
+    assert_eq!(
+        label,
+        json!([true, "Run now", format!("Run now: {SESSIONS}")])
+    );
+
+    // Nothing left the origin: every request in the network log, and every resource timing
+    // entry, is on the server's origin; and the page's own files were among them.
+    let urls = b.requested_urls(&origin).await;
+    assert!(
+        urls.iter()
+            .any(|u| u.starts_with(&format!("{origin}admin/jobs/ui/app.js"))),
+        "{urls:?}"
+    );
+    assert!(
+        urls.iter()
+            .any(|u| u.starts_with(&format!("{origin}admin/jobs/ui/app.css"))),
+        "{urls:?}"
+    );
+    let foreign: Vec<_> = urls.iter().filter(|u| !u.starts_with(&origin)).collect();
+    assert!(foreign.is_empty(), "requests left the origin: {foreign:?}");
+    let entries = b
+        .js("return performance.getEntriesByType('resource').map(e => e.name)")
+        .await;
+    let entries: Vec<String> = serde_json::from_value(entries).unwrap();
+    assert!(
+        entries.iter().any(|e| e.ends_with("/admin/jobs")),
+        "{entries:?}"
+    );
+    assert!(
+        entries.iter().all(|e| e.starts_with(&origin)),
+        "{entries:?}"
+    );
+    // No CSP violation or script error in the console.
+    let console = b.log("browser").await;
+    let severe: Vec<_> = console
+        .iter()
+        .filter(|e| {
+            e["level"] == "SEVERE" && !e["message"].as_str().unwrap_or("").contains("favicon")
+        })
+        .collect();
+    assert!(severe.is_empty(), "console errors: {severe:?}");
+
+    // Phone width: readable, nothing wider than the screen.
+    b.client.set_window_size(390, 900).await.unwrap();
+    b.wait_until(
+        "document.documentElement.scrollWidth <= window.innerWidth + 1",
+        Duration::from_secs(5),
+        "no horizontal scrolling at 390 px",
+    )
+    .await;
+    b.js("window.scrollTo(0, 0)").await;
+    b.screenshot("jobs-phone.png").await;
+    b.client.set_window_size(1280, 1000).await.unwrap();
+
+    // The network check sees a foreign request when there is one: GraphiQL (enabled from the
+    // CDN by the example) asks unpkg.com.
+    b.client.goto(&format!("{url}/playground")).await.unwrap();
+    let urls = b.requested_urls(&origin).await;
+    assert!(
+        urls.iter().any(|u| u.contains("unpkg.com")),
+        "the check would miss a CDN request: {urls:?}"
+    );
+
+    // The server goes away: the page says so.
+    b.client.goto(&format!("{url}/ui")).await.unwrap();
+    b.wait_until(
+        "document.querySelectorAll('#jobs-body tr[data-job]').length === 4",
+        Duration::from_secs(15),
+        "the page again",
+    )
+    .await;
+    server.kill();
+    b.wait_until(
+        "!document.getElementById('offline').hidden && document.getElementById('offline').innerText.includes('Cannot reach the server')",
+        Duration::from_secs(15),
+        "the unreachable-server notice",
+    )
+    .await;
+    // The rows stay on screen (no flicker to empty).
+    assert_eq!(
+        b.js("return document.querySelectorAll('#jobs-body tr[data-job]').length")
+            .await,
+        json!(4)
+    );
+    b.screenshot("offline.png").await;
+    b.client.clone().close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs chromium + chromedriver: run with --include-ignored (CI does)"]
+async fn a_read_only_token_disables_the_operate_buttons() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_server, url) = server(
+        dir.path(),
+        &[
+            ("BARYCENTER_JOBS_ADMIN_TOKEN", "operate-secret-0123"),
+            ("BARYCENTER_JOBS_READONLY_TOKEN", "read-secret-0123"),
+        ],
+    );
+    let b = Browser::start().await;
+    b.client.goto(&format!("{url}/ui")).await.unwrap();
+
+    // The API answers 401: the page asks for a token, once.
+    b.wait_until(
+        "document.getElementById('token-dialog').open",
+        Duration::from_secs(15),
+        "the token dialog",
+    )
+    .await;
+    let input = b.client.find(Locator::Id("token-input")).await.unwrap();
+    input.send_keys("read-secret-0123").await.unwrap();
+    b.click("#token-form button[type=submit]").await;
+    b.wait_until(
+        "document.querySelectorAll('#jobs-body tr[data-job]').length === 4 && !document.getElementById('token-dialog').open",
+        Duration::from_secs(15),
+        "the jobs after signing in",
+    )
+    .await;
+    assert_eq!(b.text("#viewer").await, "readonly-token (read)");
+    let buttons = b
+        .js(r#"return [...document.querySelectorAll('#jobs-body button[data-action=run], #jobs-body button[data-action=pause], #jobs-body button[data-action=resume], #jobs-body button[data-action=dry-run]')].map(b => [b.disabled, b.title])"#)
+        .await;
+    let buttons = buttons.as_array().unwrap();
+    assert_eq!(buttons.len(), 12, "three operate buttons per job");
+    for b in buttons {
+        assert_eq!(b[0], true, "disabled: {b}");
+        assert!(
+            b[1].as_str().unwrap().contains("operate role"),
+            "tooltip: {b}"
+        );
+    }
+    // Reading still works: the history opens.
+    b.click(&format!(
+        r#"{} button[data-action="history"]"#,
+        row(SESSIONS)
+    ))
+    .await;
+    b.wait_until(
+        &format!("document.querySelector('#job-{SESSIONS}-detail table.history tbody').innerText.includes('No runs yet')"),
+        Duration::from_secs(10),
+        "the (empty) history",
+    )
+    .await;
+    assert_eq!(
+        b.js(&format!(
+            "return document.querySelector('#job-{SESSIONS}-detail button[data-action=save]').disabled"
+        ))
+        .await,
+        json!(true)
+    );
+    b.screenshot("read-only.png").await;
+
+    // The token is kept for the tab: a reload asks no more.
+    assert_eq!(
+        b.js("return sessionStorage.getItem('barycenter-jobs-token')")
+            .await,
+        json!("read-secret-0123")
+    );
+    b.client.refresh().await.unwrap();
+    b.wait_until(
+        "document.body.dataset.refreshes >= 1",
+        Duration::from_secs(15),
+        "the page after a reload",
+    )
+    .await;
+    assert_eq!(
+        b.js("return document.getElementById('token-dialog').open")
+            .await,
+        json!(false)
+    );
+    // The API agrees the token is read-only: a mutation with it is refused.
+    let (_, body) = graphql(
+        &url,
+        r#"mutation { pauseJob(jobName: "cleanup_expired_sessions") { success } }"#,
+        &[("Authorization", "Bearer read-secret-0123")],
+    );
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("forbidden"),
+        "{body}"
+    );
+    b.client.clone().close().await.unwrap();
+}
+
+/// Page load with 1,000,000 history rows (figures for BENCHMARKS.md): time to first render
+/// and bytes transferred, then the history of one job. Not run in CI:
+/// `cargo test --release --test dashboard -- --ignored page_load_with_a_million --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "measurement: 1,000,000 rows, run by hand (see BENCHMARKS.md)"]
+async fn page_load_with_a_million_history_rows() {
+    const ROWS: i64 = 1_000_000;
+    let dir = tempfile::tempdir().unwrap();
+    // First start creates the tables and the demo rows; then fill the history.
+    let (server, _) = server(dir.path(), &[]);
+    assert!(server.terminate().success());
+    let db_url = format!(
+        "sqlite://{}",
+        dir.path().join("barycenter-jobs.db").display()
+    );
+    let db = barycenter_jobs::Database::connect(&db_url).await.unwrap();
+    let base_ts = chrono::Utc::now().timestamp() - ROWS * 2;
+    let fill = format!(
+        "INSERT INTO job_executions (job_name, started_at, completed_at, success, error_message, records_processed, status, trigger_kind, instance, duration_ms, scheduled_for)
+         WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < {last}),
+              r(i, failed) AS (SELECT i, abs(random()) % 50 = 0 FROM n)
+         SELECT CASE i % 4 WHEN 0 THEN 'cleanup_expired_sessions' WHEN 1 THEN 'cleanup_expired_refresh_tokens'
+                           WHEN 2 THEN 'cleanup_expired_challenges' ELSE 'cleanup_expired_device_codes' END,
+                {base_ts} + 2 * i, {base_ts} + 2 * i + 1,
+                CASE WHEN failed THEN 0 ELSE 1 END, CASE WHEN failed THEN 'database is locked' END,
+                CASE WHEN failed THEN NULL ELSE i % 100 END,
+                CASE WHEN failed THEN 'failed' ELSE 'succeeded' END, 'scheduled', 'bench', 5 + i % 40, {base_ts} + 2 * i
+         FROM r",
+        last = ROWS - 1
+    );
+    let started = Instant::now();
+    match &db {
+        barycenter_jobs::Database::Sqlite(pool) => {
+            sqlx::query(sqlx::AssertSqlSafe(fill))
+                .execute(pool)
+                .await
+                .unwrap();
+        }
+        _ => unreachable!(),
+    }
+    db.close().await;
+    eprintln!("inserted {ROWS} rows in {:?}", started.elapsed());
+
+    let mut server = Running::start(
+        "server",
+        dir.path(),
+        &["--listen", "127.0.0.1:0", "--no-seed"],
+        &[],
+    );
+    let url = server.admin_url();
+    server.wait_for("try:");
+    let (_, count) = graphql(&url, "{ jobLogs(limit: 1) { id } }", &[]);
+    assert!(
+        count["data"]["jobLogs"][0]["id"]
+            .as_str()
+            .unwrap()
+            .parse::<i64>()
+            .unwrap()
+            >= ROWS,
+        "{count}"
+    );
+
+    let b = Browser::start().await;
+    let mut loads = Vec::new();
+    for round in 0..5 {
+        // A fresh page each round; the first round has a cold HTTP cache.
+        b.client.goto(&format!("{url}/ui")).await.unwrap();
+        b.wait_until(
+            "performance.getEntriesByName('barycenter-jobs:first-render').length === 1",
+            Duration::from_secs(60),
+            "the first render",
+        )
+        .await;
+        let m = b
+            .js(r#"
+                const nav = performance.getEntriesByType('navigation')[0];
+                const render = performance.getEntriesByName('barycenter-jobs:first-render')[0].startTime;
+                const res = performance.getEntriesByType('resource').filter(e => e.startTime <= render);
+                const sum = (xs, f) => xs.reduce((a, e) => a + f(e), 0);
+                const assets = res.filter(e => e.initiatorType !== 'fetch');
+                const api = res.filter(e => e.initiatorType === 'fetch');
+                return {
+                  firstRenderMs: render,
+                  domContentLoadedMs: nav.domContentLoadedEventEnd,
+                  pageBytes: nav.transferSize + sum(assets, e => e.transferSize),
+                  pageBodyBytes: nav.encodedBodySize + sum(assets, e => e.encodedBodySize),
+                  apiBytes: sum(api, e => e.transferSize),
+                  apiMs: sum(api, e => e.duration),
+                  requests: res.length + 1,
+                };"#)
+            .await;
+        eprintln!("round {round}: {m}");
+        loads.push(m);
+    }
+    // One job's history (50 newest runs + 30 for the chart) out of the million.
+    b.click(&format!(
+        r#"{} button[data-action="history"]"#,
+        row(SESSIONS)
+    ))
+    .await;
+    let opened = Instant::now();
+    b.wait_until(
+        &format!("document.querySelectorAll('#job-{SESSIONS}-detail tbody tr[data-execution]').length === 50"),
+        Duration::from_secs(60),
+        "the history",
+    )
+    .await;
+    eprintln!(
+        "history of one job shown {:?} after the click",
+        opened.elapsed()
+    );
+    let history = b
+        .js("const e = performance.getEntriesByType('resource').filter(e => e.initiatorType === 'fetch').pop(); return {ms: e.duration, bytes: e.transferSize}")
+        .await;
+    eprintln!("history request: {history}");
+    b.screenshot("million-rows.png").await;
+    b.client.clone().close().await.unwrap();
+}
