@@ -416,7 +416,43 @@ async fn renamed_lease_table_is_created(t: &TestDb) {
     second.shutdown(Duration::from_secs(5)).await.unwrap();
 }
 
+/// Without history but with coordination, runs are still claimed through the lease table,
+/// and the database gets no `job_executions` it would never write.
+async fn history_off_migrates_no_history(t: &TestDb) {
+    let registry = Registry::builder()
+        .register(ScriptedJob::new("mem", "0 0 0 1 1 *", |_ctx| async move {
+            Ok(JobOutput::processed(2))
+        }))
+        .build()
+        .unwrap();
+    let handle = Scheduler::builder(registry, t.db.clone())
+        .config(with_ttl(30, "no-history"))
+        .without_history()
+        .start()
+        .await
+        .unwrap();
+    let ended = handle.trigger("mem").await.unwrap().wait().await.unwrap();
+    assert_eq!(ended.records_processed, Some(2));
+    handle.shutdown(Duration::from_secs(5)).await.unwrap();
+    let leases = barycenter_jobs_core::LeaseStore::new(
+        t.db.clone(),
+        barycenter_jobs_core::Identifier::new("job_leases").unwrap(),
+    );
+    assert!(
+        !leases.is_held("mem").await.unwrap(),
+        "lease table there, lease released"
+    );
+    assert!(
+        ExecutionStore::new(t.db.clone())
+            .list(&ExecutionQuery::new())
+            .await
+            .is_err(),
+        "no job_executions table"
+    );
+}
+
 backend_tests!(
+    history_off_migrates_no_history,
     renamed_lease_table_is_created,
     unconfirmable_lease_stops_the_run_before_expiry,
     cut_short_runs_record_their_progress,

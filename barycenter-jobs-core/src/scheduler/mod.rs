@@ -64,6 +64,7 @@
 //! # Ok(()) }
 //! ```
 
+mod builder;
 mod config;
 mod handle;
 mod health;
@@ -82,6 +83,7 @@ use chrono::{DateTime, Utc};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+pub use builder::{Scheduler, SchedulerBuilder};
 pub use config::{
     ClockConfig, CoordinationConfig, CutoffClock, JobConfig, MisfirePolicy, RetentionConfig,
     RuntimeConfig, SchedulerConfig,
@@ -89,258 +91,13 @@ pub use config::{
 pub use handle::{DryRun, JobInfo, MAX_UPCOMING, SchedulerHandle, TriggeredRun};
 pub use health::{FleetHealth, HealthStatus, JobHealth, default_overdue_after};
 
-use crate::clock::{SharedClock, SystemClock};
+use crate::clock::SharedClock;
 use crate::db::Database;
-use crate::error::{Error, Result};
 use crate::job::{Job, TimeSource};
 use crate::lease::LeaseStore;
-use crate::observe::{Observers, RunObserver};
-use crate::registry::Registry;
-use crate::settings::{RuntimeSettings, SettingsStore};
+use crate::observe::Observers;
+use crate::settings::SettingsStore;
 use crate::store::ExecutionStore;
-
-/// Entry point: `Scheduler::builder(registry, db)...start()`.
-#[derive(Debug)]
-pub struct Scheduler;
-
-impl Scheduler {
-    /// Configure a scheduler for the jobs of `registry`, recording into `db`.
-    pub fn builder(registry: Registry, db: Database) -> SchedulerBuilder {
-        SchedulerBuilder {
-            registry,
-            db,
-            config: SchedulerConfig::default(),
-            clock: Arc::new(SystemClock),
-            record_history: true,
-            observers: Vec::new(),
-        }
-    }
-}
-
-/// Builder returned by [`Scheduler::builder`].
-pub struct SchedulerBuilder {
-    registry: Registry,
-    db: Database,
-    config: SchedulerConfig,
-    clock: SharedClock,
-    record_history: bool,
-    observers: Vec<Arc<dyn RunObserver>>,
-}
-
-impl std::fmt::Debug for SchedulerBuilder {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SchedulerBuilder")
-            .field("registry", &self.registry)
-            .field("config", &self.config)
-            .finish_non_exhaustive()
-    }
-}
-
-impl SchedulerBuilder {
-    /// Host configuration (schedules, enabled, timeouts, coordination, retention).
-    pub fn config(mut self, config: SchedulerConfig) -> Self {
-        self.config = config;
-        self
-    }
-
-    /// The clock handed to jobs and used to compute fire times (default: the system clock).
-    pub fn clock(mut self, clock: SharedClock) -> Self {
-        self.clock = clock;
-        self
-    }
-
-    /// Attach a [`RunObserver`] that sees every run start and end and every tick (metrics,
-    /// tracing exporters, webhooks); call it again to attach more. Observers are called in
-    /// the order they were attached. See [`crate::observe`].
-    pub fn observer(mut self, observer: impl RunObserver) -> Self {
-        self.observers.push(Arc::new(observer));
-        self
-    }
-
-    /// Turn off the execution history: no rows are written, execution ids are only unique
-    /// within the process, and misfire catch-up (which reads the history) is off. For hosts
-    /// that want pure in-memory scheduling.
-    pub fn without_history(mut self) -> Self {
-        self.record_history = false;
-        self
-    }
-
-    /// Validate the configuration, migrate the history, close runs abandoned by dead
-    /// processes, catch up missed ticks, and start the timers.
-    pub async fn start(self) -> Result<SchedulerHandle> {
-        let SchedulerBuilder {
-            registry,
-            db,
-            config,
-            clock,
-            record_history,
-            observers,
-        } = self;
-
-        for name in config.jobs.keys() {
-            if registry.get(name).is_none() {
-                return Err(Error::UnknownJob(name.clone()));
-            }
-        }
-        let default_timeout = Duration::from_secs(config.default_timeout_secs.max(1));
-        let mut slots = BTreeMap::new();
-        for reg in registry.iter() {
-            let over = config.jobs.get(reg.name()).cloned().unwrap_or_default();
-            let base = runtime::Base {
-                default_schedule: reg.default_schedule().clone(),
-                expression: over
-                    .schedule
-                    .clone()
-                    .unwrap_or_else(|| reg.default_schedule().expression().to_owned()),
-                time_zone: over.time_zone.clone(),
-                enabled: over.enabled.unwrap_or(true),
-                timeout: over
-                    .timeout_secs
-                    .map(|s| Duration::from_secs(s.max(1)))
-                    .unwrap_or(default_timeout),
-            };
-            // A bad host schedule or zone is an error here; runtime settings come later.
-            let state = runtime::SlotState::derive(&base, RuntimeSettings::default())?;
-            slots.insert(
-                reg.name().to_owned(),
-                Arc::new(Slot {
-                    job: reg.job().clone(),
-                    base,
-                    state: Mutex::new(state),
-                    paused: AtomicBool::new(false),
-                    misfire: over.misfire.unwrap_or_default(),
-                    overdue_after: over.overdue_after_secs.map(Duration::from_secs),
-                    running: AtomicBool::new(false),
-                    next_run: Mutex::new(None),
-                }),
-            );
-        }
-
-        let store = ExecutionStore::with_tables(db.clone(), config.tables.clone());
-        let lease_ttl = Duration::from_secs(config.coordination.lease_ttl_secs.max(3));
-        let statement_timeout = config
-            .coordination
-            .statement_timeout_ms
-            .map(Duration::from_millis)
-            .unwrap_or_else(|| {
-                (lease_ttl / 6).clamp(Duration::from_millis(250), Duration::from_secs(5))
-            });
-        let leases = config.coordination.enabled.then(|| {
-            LeaseStore::new(db.clone(), config.tables.leases.clone())
-                .with_statement_timeout(statement_timeout)
-        });
-        // Runtime settings live in tables of the same migrations: kept whenever the scheduler
-        // has tables at all, in memory only otherwise.
-        let persistent = record_history || leases.is_some();
-        if persistent {
-            store.migrate().await?;
-        }
-        let settings = persistent.then(|| SettingsStore::new(db.clone(), &config.tables));
-        // Read before the settings, so a change written in between is reloaded, not missed.
-        let (settings_version, stored) = match &settings {
-            Some(s) => (s.version().await?, s.load().await?),
-            None => (0, BTreeMap::new()),
-        };
-        let names: Vec<&str> = slots.keys().map(String::as_str).collect();
-        if let Some(leases) = &leases {
-            // The lease table is its own: created even if the history's migrations recorded
-            // an older lease-table name, or run without history.
-            leases.migrate().await?;
-            leases.ensure_rows(&names).await?;
-        }
-        if record_history {
-            // First-seen dates: ticks before a job was first seen never make it overdue.
-            // Not fatal: health treats a job without a date as seen just now.
-            if let Err(e) = store.register_jobs(&names, clock.now()).await {
-                tracing::warn!(error = %e, "could not record the jobs' first-seen dates");
-            }
-        }
-
-        let shared = Arc::new(Shared {
-            slots,
-            store,
-            settings,
-            timers: timers::Timers::default(),
-            leases,
-            lease_ttl,
-            cancel_grace: Duration::from_secs(config.cancel_grace_secs),
-            skew: Mutex::new(SkewState::default()),
-            warn_skew: chrono::Duration::seconds(
-                i64::try_from(config.clock.warn_skew_secs).unwrap_or(i64::MAX / 1000),
-            ),
-            db,
-            clock,
-            instance: config
-                .coordination
-                .instance
-                .clone()
-                .unwrap_or_else(default_instance),
-            stop_firing: CancellationToken::new(),
-            cancel_runs: CancellationToken::new(),
-            tracker: TaskTracker::new(),
-            record_history,
-            local_ids: AtomicI64::new(0),
-            observers: Observers::new(observers),
-            time_source: match config.clock.cutoffs {
-                CutoffClock::Database => TimeSource::Database {
-                    max_skew: Duration::from_secs(config.clock.max_skew_secs),
-                },
-                CutoffClock::App => TimeSource::App,
-            },
-        });
-
-        // Measured before anything is claimed, so the first ticks already fire by the
-        // database's clock; claims measure it again.
-        match tokio::time::timeout(
-            statement_timeout,
-            shared.db.clock_skew(shared.clock.as_ref()),
-        )
-        .await
-        {
-            Ok(Ok(skew)) => shared.observe_skew(skew),
-            Ok(Err(e)) => tracing::warn!(error = %e, "could not read the database's clock"),
-            Err(_) => tracing::warn!("could not read the database's clock: timed out"),
-        }
-        // Before catch-up, so a job paused before a restart is not caught up either; the
-        // timers are placed below.
-        for (name, runtime) in stored {
-            if let Some(slot) = shared.slots.get(&name) {
-                let state = runtime::SlotState::derive_lenient(&slot.base, &name, runtime);
-                slot.paused.store(state.paused, Ordering::Release);
-                *slot.state.lock().unwrap_or_else(|e| e.into_inner()) = state;
-            }
-        }
-        if record_history {
-            recovery::close_stale_runs(&shared).await;
-            recovery::catch_up(&shared).await;
-        }
-        // One timer per distinct schedule: jobs that share a cron expression (and zone) wake
-        // together, and the next fire time is computed once for all of them.
-        for slot in shared.slots.values() {
-            shared.timers.place(&shared, slot);
-        }
-        shared.tracker.spawn(runtime::watch_loop(
-            shared.clone(),
-            settings_version,
-            Duration::from_millis(config.runtime_settings.poll_interval_ms.max(1000)),
-        ));
-        // `keep_days = 0` is how a file says "keep everything" (it cannot say None).
-        if let (true, Some(days @ 1..)) = (record_history, config.retention.keep_days) {
-            shared.tracker.spawn(retention::retention_loop(
-                shared.clone(),
-                days,
-                config.retention.clone(),
-            ));
-        }
-        tracing::info!(
-            instance = %shared.instance,
-            jobs = shared.slots.len(),
-            coordination = shared.leases.is_some(),
-            "scheduler started"
-        );
-        Ok(SchedulerHandle { shared })
-    }
-}
 
 /// State shared by the handle, the timers and the runs.
 pub(crate) struct Shared {

@@ -55,7 +55,29 @@ pub fn latest_version() -> i64 {
     MIGRATIONS.last().map(|m| m.0).unwrap_or(0)
 }
 
+/// Versions that belong to the runtime control (settings and audit tables), the only ones a
+/// scheduler without history needs; every other version is the history's.
+const CONTROL_VERSIONS: &[i64] = &[5, 6];
+
+/// Which migrations to apply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Scope {
+    /// All of them (the history and what goes with it).
+    Everything,
+    /// Only the runtime control's tables: a scheduler without history, whose database must
+    /// not get a `job_executions` it never writes.
+    ControlOnly,
+}
+
 pub(crate) async fn run(db: &Database, tables: &TableNames) -> Result<Vec<i64>> {
+    run_scope(db, tables, Scope::Everything).await
+}
+
+pub(crate) async fn run_scope(
+    db: &Database,
+    tables: &TableNames,
+    which: Scope,
+) -> Result<Vec<i64>> {
     let book = Identifier::new(MIGRATIONS_TABLE)?;
     create_table(
         db,
@@ -94,7 +116,9 @@ pub(crate) async fn run(db: &Database, tables: &TableNames) -> Result<Vec<i64>> 
 
     let mut ran = Vec::new();
     for (version, name, step) in MIGRATIONS {
-        if applied.contains(version) {
+        if applied.contains(version)
+            || (which == Scope::ControlOnly && !CONTROL_VERSIONS.contains(version))
+        {
             continue;
         }
         step(db, tables).await.map_err(|e| match e {

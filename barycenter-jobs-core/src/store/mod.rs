@@ -300,6 +300,12 @@ impl ExecutionStore {
         migrations::run(&self.db, &self.tables).await
     }
 
+    /// Create only the runtime-control tables (settings, audit), for a scheduler that keeps
+    /// no history: its database gets no `job_executions`. Returns the versions applied.
+    pub(crate) async fn migrate_control_only(&self) -> Result<Vec<i64>> {
+        migrations::run_scope(&self.db, &self.tables, migrations::Scope::ControlOnly).await
+    }
+
     /// Record the start of a run; returns its id.
     pub async fn start(&self, new: &NewExecution) -> Result<i64> {
         let stmt = Query::insert()
