@@ -1,21 +1,31 @@
-//! Figure 5: a fleet of three schedulers on one PostgreSQL database.
+//! Figure 5: a fleet of schedulers on one PostgreSQL database, 3 and 10 replicas.
 //!
-//! Three schedulers, each with its own pool and its own tokio runtime on its own thread,
-//! coordination on (default config, instance names `replica-0..2`), share one every-second
-//! job for `--secs` seconds (default 60, 15 with `--quick`), all started at once on a fresh
-//! database (so the migrations race too). Every run records (replica, tick, time of entry).
+//! N schedulers (`--replicas 3,10` by default), each with its own pool and its own tokio
+//! runtime on its own thread, coordination on (default config, instance names
+//! `replica-0..N`), share one every-second job for `--secs` seconds (default 60, 15 with
+//! `--quick`), all started at once on a fresh database (so the migrations race too). Every
+//! run records (replica, tick, time of entry).
 //!
 //! Reported: ticks of the measured window, runs, duplicate runs (a tick run more than once,
-//! seen by the job and in the history table), missed ticks, runs per replica; the time from the
-//! tick to the job's entry (the claim `UPDATE` and the history `INSERT`s happen in between);
-//! and the database work per claimed tick, from PostgreSQL's `pg_stat_database` counters for
-//! the bench database over the window (transactions, which are single statements here, and
-//! rows inserted/updated/fetched), all replicas together, the losers' claims included.
+//! seen by the job and in the history table), missed ticks, runs per replica; the winner's
+//! lateness (tick to the job's entry: the claim `UPDATE` and the history writes happen in
+//! between); and **statements per tick**, counted per replica: sqlx reports every statement
+//! it executes as a `tracing` event (target `sqlx::query`, at DEBUG, sent when the statement
+//! finishes). This bench installs a subscriber that only counts those events, by the thread
+//! they were sent from (each replica's runtime names its threads `replica-K`), the second
+//! they finished in and the statement's verb and table. A statement of replica K in second S
+//! belongs to tick S; the replica that ran tick S is its winner, the others are losers. The
+//! settings poll (`job_settings`, every 2 s, not per tick) is counted apart, per second.
+//! PostgreSQL's own counters (`pg_stat_database`, transactions over the window, all
+//! replicas together) are printed beside as a cross-check; `pg_stat_statements` is not
+//! installed on the test server, and `pg_stat_database` cannot tell replicas, winners and
+//! losers apart.
 //!
 //! ```text
-//! cargo bench -p barycenter-jobs-benches --bench fleet -- [--quick] [--secs N] [--replicas N]
+//! cargo bench -p barycenter-jobs-benches --bench fleet -- [--quick] [--secs N] [--replicas 3,10]
 //! ```
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -65,39 +75,167 @@ impl Job for FleetTick {
     }
 }
 
+/// One statement a replica executed: (replica, second it finished in, "VERB table").
+type Statement = (usize, i64, String);
+
+/// Statements sqlx reported, from threads named `replica-K`.
+static STATEMENTS: Mutex<Vec<Statement>> = Mutex::new(Vec::new());
+
+/// A `tracing` subscriber that only counts sqlx's per-statement events (`sqlx::query`).
+struct StatementCounter;
+
+const TABLES: [&str; 5] = [
+    "job_leases",
+    "job_settings",
+    "job_registry",
+    "job_audit",
+    "job_executions",
+];
+
+#[derive(Default)]
+struct SqlField(String);
+
+impl tracing::field::Visit for SqlField {
+    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+        // The whole SQL when sqlx shortened the summary, else the summary (the whole SQL).
+        let full = field.name() == "db.statement" && !value.trim().is_empty();
+        if full || (field.name() == "summary" && self.0.is_empty()) {
+            self.0 = value.to_owned();
+        }
+    }
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        if field.name() == "summary" && self.0.is_empty() {
+            self.0 = format!("{value:?}");
+        }
+    }
+}
+
+/// "VERB table" of a statement: its first word and the first bench table it names.
+fn classify(sql: &str) -> String {
+    let verb = sql
+        .split_whitespace()
+        .next()
+        .unwrap_or("?")
+        .trim_matches('"')
+        .to_uppercase();
+    let table = TABLES
+        .iter()
+        .find(|t| sql.contains(*t))
+        .copied()
+        .unwrap_or("other");
+    format!("{verb} {table}")
+}
+
+impl tracing::Subscriber for StatementCounter {
+    fn enabled(&self, metadata: &tracing::Metadata<'_>) -> bool {
+        // sqlx first asks `enabled!` (a callsite of kind HINT, not EVENT), then sends.
+        metadata.target() == "sqlx::query"
+    }
+    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        tracing::span::Id::from_u64(1)
+    }
+    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+    fn event(&self, event: &tracing::Event<'_>) {
+        let Some(replica) = std::thread::current()
+            .name()
+            .and_then(|n| n.strip_prefix("replica-"))
+            .and_then(|k| k.parse::<usize>().ok())
+        else {
+            return;
+        };
+        let mut sql = SqlField::default();
+        event.record(&mut sql);
+        let sec = Utc::now().timestamp();
+        STATEMENTS
+            .lock()
+            .unwrap()
+            .push((replica, sec, classify(&sql.0)));
+    }
+    fn enter(&self, _: &tracing::span::Id) {}
+    fn exit(&self, _: &tracing::span::Id) {}
+}
+
 #[derive(Debug, Default, Clone, Copy)]
 struct PgCounters {
     xact: i64,
-    inserted: i64,
-    updated: i64,
-    fetched: i64,
-    returned: i64,
 }
 
 async fn counters(url: &str) -> PgCounters {
     let mut c = sqlx::PgConnection::connect(url).await.expect("pg");
     // Counters of other backends are flushed at most once a second.
-    let row: (i64, i64, i64, i64, i64) = sqlx::query_as(
-        "SELECT xact_commit + xact_rollback, tup_inserted, tup_updated, tup_fetched, tup_returned
-           FROM pg_stat_database WHERE datname = current_database()",
+    let xact: i64 = sqlx::query_scalar(
+        "SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = current_database()",
     )
     .fetch_one(&mut c)
     .await
     .expect("pg_stat_database");
     c.close().await.expect("close");
-    PgCounters {
-        xact: row.0,
-        inserted: row.1,
-        updated: row.2,
-        fetched: row.3,
-        returned: row.4,
-    }
+    PgCounters { xact }
 }
 
 fn main() {
     let args = Args::from_env();
     let secs: i64 = args.parsed("--secs", if args.quick() { 15 } else { 60 });
-    let replicas: usize = args.parsed("--replicas", 3);
+    let sizes: Vec<usize> = args
+        .value("--replicas")
+        .unwrap_or("3,10")
+        .split(',')
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    tracing::subscriber::set_global_default(StatementCounter).expect("subscriber");
+    println!("# fleet: {}", barycenter_jobs_benches::machine_line());
+    println!(
+        "N schedulers (own pool, own runtime, own thread), coordination on, one `* * * * * *` job, {secs} s per fleet\n"
+    );
+    let mut runs_t = Table::new(&[
+        "replicas",
+        "ticks",
+        "runs",
+        "duplicate runs (job / history)",
+        "missed ticks",
+        "runs per replica",
+        "winner tick→entry p50 ms",
+        "p99 ms",
+        "max ms",
+    ]);
+    let mut stmt_t = Table::new(&[
+        "replicas",
+        "statements per tick: winner (mean / max)",
+        "per loser (mean / max)",
+        "whole fleet per tick",
+        "settings poll per replica-second",
+        "pg_stat_database transactions per tick (cross-check)",
+    ]);
+    let mut kinds_t = Table::new(&[
+        "replicas",
+        "statement",
+        "winner, per tick",
+        "each loser, per tick",
+    ]);
+    let mut goals = Table::new(&["goal", "replicas", "measured", "met?"]);
+    for n in sizes {
+        fleet(n, secs, &mut runs_t, &mut stmt_t, &mut kinds_t, &mut goals);
+    }
+    runs_t.print();
+    stmt_t.print();
+    kinds_t.print();
+    println!("goals (issue 18):\n");
+    goals.print();
+}
+
+fn met(ok: bool) -> &'static str {
+    if ok { "met" } else { "MISSED" }
+}
+
+fn fleet(
+    replicas: usize,
+    secs: i64,
+    runs_t: &mut Table,
+    stmt_t: &mut Table,
+    kinds_t: &mut Table,
+    goals: &mut Table,
+) {
     let setup = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -111,10 +249,7 @@ fn main() {
         fresh
     });
     let url = fresh.url.clone();
-    println!("# fleet: {}", barycenter_jobs_benches::machine_line());
-    println!(
-        "{replicas} schedulers (own pool, own runtime, own thread), coordination on, one `* * * * * *` job, {secs} s\n"
-    );
+    STATEMENTS.lock().unwrap().clear();
 
     let rec = Arc::new(Recorder::default());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -123,39 +258,45 @@ fn main() {
     for replica in 0..replicas {
         let (url, rec, mut stop_rx, ready_tx) =
             (url.clone(), rec.clone(), stop_rx.clone(), ready_tx.clone());
-        threads.push(std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(1)
-                .enable_all()
-                .build()
-                .expect("runtime");
-            rt.block_on(async move {
-                let db = Database::connect(&url).await.expect("db");
-                let registry = Registry::builder()
-                    .register(FleetTick { replica, rec })
-                    .build()
-                    .expect("registry");
-                let config = SchedulerConfig {
-                    coordination: CoordinationConfig {
-                        instance: Some(format!("replica-{replica}")),
-                        ..CoordinationConfig::default()
-                    },
-                    ..SchedulerConfig::default()
-                };
-                let handle = Scheduler::builder(registry, db.clone())
-                    .config(config)
-                    .start()
-                    .await
-                    .expect("start");
-                ready_tx.send(()).expect("ready");
-                let _ = stop_rx.wait_for(|s| *s).await;
-                handle
-                    .shutdown(Duration::from_secs(5))
-                    .await
-                    .expect("shutdown");
-                db.close().await;
-            });
-        }));
+        let thread = std::thread::Builder::new().name(format!("replica-{replica}"));
+        threads.push(
+            thread
+                .spawn(move || {
+                    let rt = tokio::runtime::Builder::new_multi_thread()
+                        .worker_threads(1)
+                        .thread_name(format!("replica-{replica}"))
+                        .enable_all()
+                        .build()
+                        .expect("runtime");
+                    rt.block_on(async move {
+                        let db = Database::connect(&url).await.expect("db");
+                        let registry = Registry::builder()
+                            .register(FleetTick { replica, rec })
+                            .build()
+                            .expect("registry");
+                        let config = SchedulerConfig {
+                            coordination: CoordinationConfig {
+                                instance: Some(format!("replica-{replica}")),
+                                ..CoordinationConfig::default()
+                            },
+                            ..SchedulerConfig::default()
+                        };
+                        let handle = Scheduler::builder(registry, db.clone())
+                            .config(config)
+                            .start()
+                            .await
+                            .expect("start");
+                        ready_tx.send(()).expect("ready");
+                        let _ = stop_rx.wait_for(|s| *s).await;
+                        handle
+                            .shutdown(Duration::from_secs(5))
+                            .await
+                            .expect("shutdown");
+                        db.close().await;
+                    });
+                })
+                .expect("replica thread"),
+        );
     }
     for _ in 0..replicas {
         ready_rx.recv().expect("replica started");
@@ -200,11 +341,13 @@ fn main() {
 
     let runs = rec.runs.lock().unwrap().clone();
     let mut per_tick = vec![0u32; secs as usize];
+    let mut winner = vec![None; secs as usize];
     let mut per_replica = vec![0u32; replicas];
     let mut late = Vec::new();
     for (replica, tick, l) in &runs {
         if *tick >= w_start && *tick < w_end {
             per_tick[(tick - w_start) as usize] += 1;
+            winner[(tick - w_start) as usize] = Some(*replica);
             per_replica[*replica] += 1;
             late.push(*l);
         }
@@ -213,20 +356,55 @@ fn main() {
     let duplicate: u32 = per_tick.iter().map(|c| c.saturating_sub(1)).sum();
     let s = Summary::of(&mut late);
     let claimed = s.count.max(1) as f64;
-    // The two counter reads in the window are one transaction each.
+    // The two counter reads in the window are one transaction each; the window of those
+    // reads is 0.5 s late at both ends, the same length.
     let xact = (c1.xact - c0.xact - 1) as f64;
 
-    let mut t = Table::new(&[
-        "ticks",
-        "runs",
-        "duplicate runs (job / history)",
-        "missed ticks",
-        "runs per replica",
-        "tick→entry p50 ms",
-        "p99 ms",
-        "max ms",
-    ]);
-    t.row(&[
+    // Statements per (tick, replica), the settings poll apart; and per kind.
+    let statements = std::mem::take(&mut *STATEMENTS.lock().unwrap());
+    let mut cells = vec![vec![0u32; replicas]; secs as usize];
+    let mut kinds: BTreeMap<String, (u32, u32)> = BTreeMap::new();
+    let mut polls = 0u32;
+    for (replica, sec, kind) in &statements {
+        if *sec < w_start || *sec >= w_end {
+            continue;
+        }
+        let i = (sec - w_start) as usize;
+        if kind.ends_with("job_settings") {
+            polls += 1;
+            continue;
+        }
+        let Some(w) = winner[i] else { continue };
+        cells[i][*replica] += 1;
+        let e = kinds.entry(kind.clone()).or_default();
+        if *replica == w {
+            e.0 += 1;
+        } else {
+            e.1 += 1;
+        }
+    }
+    let mut win = Vec::new();
+    let mut lose = Vec::new();
+    let mut fleet_total = Vec::new();
+    for (i, row) in cells.iter().enumerate() {
+        let Some(w) = winner[i] else { continue };
+        win.push(f64::from(row[w]));
+        fleet_total.push(f64::from(row.iter().sum::<u32>()));
+        for (r, c) in row.iter().enumerate() {
+            if r != w {
+                lose.push(f64::from(*c));
+            }
+        }
+    }
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
+    let max = |v: &[f64]| v.iter().copied().fold(0.0, f64::max);
+    // No statement seen means the counting failed, not that the fleet is free.
+    let counted = !statements.is_empty();
+    let ticks_won = win.len().max(1) as f64;
+    let loser_ticks = lose.len().max(1) as f64;
+
+    runs_t.row(&[
+        replicas.to_string(),
         secs.to_string(),
         format!("{} (history: {history_runs})", s.count),
         format!("{duplicate} / {dup_history}"),
@@ -240,25 +418,44 @@ fn main() {
         f(s.p99, 2),
         f(s.max, 2),
     ]);
-    t.print();
-    let mut d = Table::new(&[
-        "per claimed tick, all replicas",
-        "transactions",
-        "rows inserted",
-        "rows updated",
-        "rows fetched",
-        "rows returned",
-    ]);
-    d.row(&[
-        "pg_stat_database deltas / runs".to_owned(),
+    stmt_t.row(&[
+        replicas.to_string(),
+        format!("{} / {}", f(mean(&win), 2), f(max(&win), 0)),
+        format!("{} / {}", f(mean(&lose), 2), f(max(&lose), 0)),
+        f(mean(&fleet_total), 2),
+        f(f64::from(polls) / (secs as f64 * replicas as f64), 2),
         f(xact / claimed, 1),
-        f((c1.inserted - c0.inserted) as f64 / claimed, 2),
-        f((c1.updated - c0.updated) as f64 / claimed, 2),
-        f((c1.fetched - c0.fetched) as f64 / claimed, 1),
-        f((c1.returned - c0.returned) as f64 / claimed, 1),
     ]);
-    d.print();
-
+    for (kind, (w, l)) in &kinds {
+        kinds_t.row(&[
+            replicas.to_string(),
+            kind.clone(),
+            f(f64::from(*w) / ticks_won, 2),
+            f(f64::from(*l) / loser_ticks, 2),
+        ]);
+    }
+    goals.row(&[
+        "0 duplicates, ≤ 1 missed tick".to_owned(),
+        replicas.to_string(),
+        format!("{duplicate} / {dup_history} duplicates, {missed} missed"),
+        met(duplicate == 0 && dup_history == 0 && missed <= 1).to_owned(),
+    ]);
+    goals.row(&[
+        "statements per tick, winner ≤ 5".to_owned(),
+        replicas.to_string(),
+        format!("{} (max {})", f(mean(&win), 2), f(max(&win), 0)),
+        met(counted && max(&win) <= 5.0).to_owned(),
+    ]);
+    goals.row(&[
+        "statements per tick, each loser 1".to_owned(),
+        replicas.to_string(),
+        format!("{} (max {})", f(mean(&lose), 2), f(max(&lose), 0)),
+        met(counted && max(&lose) <= 1.0).to_owned(),
+    ]);
+    eprintln!(
+        "  {replicas} replicas: winner p99 tick→entry {} ms",
+        f(s.p99, 2)
+    );
     drop(fresh);
 }
 

@@ -1,11 +1,13 @@
 //! Figure 3: `jobLogs(limit: 100)` against a history of 1,000,000 runs.
 //!
 //! `job_executions` holds `--rows` runs (default 1,000,000) of 20 jobs, about 2% failed,
-//! created by our migrations (indexes on `(job_name, id)`, `(success, id)` and `started_at`).
-//! A second table, `bary_executions`, holds the same rows with Barycenter's index set: the same
-//! migrations, then the two extra indexes dropped, so only `started_at` is indexed. Both are
-//! queried through the same `ExecutionStore::list` SQL, alternating, on SQLite and PostgreSQL:
-//! by job name, failures only (all jobs), and failures of one job.
+//! created by our migrations (indexes on `(job_name, id)`, `(success, id)`, `started_at` and,
+//! from migration 7, `(job_name, success, id)`). A second table, `bary_executions`, holds the
+//! same rows with Barycenter's index set: the same migrations, then the three extra indexes
+//! dropped, so only `started_at` is indexed. Both are queried through the same
+//! `ExecutionStore::list` SQL, alternating, on SQLite and PostgreSQL, for every filter
+//! combination: none, by job name, failures only (all jobs), and failures of one job. The
+//! goal (p50 ≤ 2 ms for each combination, ours) is printed met/missed.
 //!
 //! ```text
 //! cargo bench -p barycenter-jobs-benches --bench history -- [--quick] [--rows N] [--iters N] [--db sqlite|postgres|all]
@@ -53,6 +55,7 @@ fn main() {
         "max ms",
         "rows returned",
         "p50 vs Barycenter's",
+        "goal p50 ≤ 2 ms (ours)",
     ]);
     for db in dbs {
         rt.block_on(bench_db(db, rows, iters, &mut t));
@@ -122,6 +125,7 @@ async fn bench_db(kind: &str, rows: i64, iters: usize, t: &mut Table) {
     for idx in [
         "bary_executions_job_id_idx",
         "bary_executions_success_id_idx",
+        "bary_executions_job_success_id_idx",
     ] {
         raw(&db, &format!("DROP INDEX {idx}")).await;
     }
@@ -132,7 +136,8 @@ async fn bench_db(kind: &str, rows: i64, iters: usize, t: &mut Table) {
         started.elapsed().as_secs_f64()
     );
 
-    let queries: [(&str, QueryFn); 3] = [
+    let queries: [(&str, QueryFn); 4] = [
+        ("no filter", Box::new(|_| ExecutionQuery::new().limit(100))),
         (
             "by job name",
             Box::new(|i| ExecutionQuery::new().job(job(i)).limit(100)),
@@ -168,18 +173,21 @@ async fn bench_db(kind: &str, rows: i64, iters: usize, t: &mut Table) {
         }
         let s_ours = Summary::of(&mut lat[0]);
         let s_bary = Summary::of(&mut lat[1]);
-        for (name, s, n, ratio) in [
+        let goal = if s_ours.p50 <= 2.0 { "met" } else { "MISSED" };
+        for (name, s, n, ratio, goal) in [
             (
                 "ours (migrations)",
                 s_ours,
                 returned[0],
                 f(s_ours.p50 / s_bary.p50, 3),
+                goal,
             ),
             (
                 "Barycenter's (started_at only)",
                 s_bary,
                 returned[1],
                 "1".to_owned(),
+                "",
             ),
         ] {
             t.row(&[
@@ -191,6 +199,7 @@ async fn bench_db(kind: &str, rows: i64, iters: usize, t: &mut Table) {
                 f(s.max, 3),
                 n.to_string(),
                 ratio,
+                goal.to_owned(),
             ]);
         }
     }

@@ -7,6 +7,8 @@
 //! - `ours`: our `Scheduler`, coordination off, history off (`without_history()`): pure
 //!   in-memory scheduling, like for like with tokio-cron-scheduler, which has no history;
 //! - `tokio-cron-scheduler`: `JobScheduler::new()` (its in-memory stores), `Job::new_async`;
+//! - `floor`: hand-written, one tokio task per job, each sleeping until the next second and
+//!   then entering the job body (the least a tokio program can do per fire);
 //! - `ours + history (SQLite)`: coordination off, every run recorded in a SQLite file
 //!   (extra row; by default only up to 1,000 jobs, see `--history-max-jobs`).
 //!
@@ -20,6 +22,11 @@
 //! Then the idle figure: CPU used over 60 s (20 s with `--quick`) by a scheduler with the four
 //! built-in jobs on a SQLite file (default config: coordination and history on; the four
 //! tables exist, empty).
+//!
+//! The goals of issue 18 are printed met/missed after the tables: p99 lateness ≤ 1.2x the
+//! floor's at 1,000 and 10,000 jobs, peak RSS at 10,000 jobs ≤ tokio-cron-scheduler's, p99
+//! ≤ 50 ms with history on SQLite at 1,000 jobs, no missed or duplicate fire, CPU below
+//! tokio-cron-scheduler's, idle CPU < 0.1% of a core.
 //!
 //! ```text
 //! cargo bench -p barycenter-jobs-benches --bench scheduler -- [--quick] [--secs N] [--sizes 1,1000,10000] [--history-max-jobs N] [--idle-secs N]
@@ -44,11 +51,12 @@ fn main() {
     }
 }
 
-const IMPLS: [&str; 3] = ["ours", "tokio-cron-scheduler", "ours+history"];
+const IMPLS: [&str; 4] = ["ours", "floor", "tokio-cron-scheduler", "ours+history"];
 
 fn label(imp: &str) -> &'static str {
     match imp {
         "ours" => "ours (no history)",
+        "floor" => "floor: one task per job",
         "tokio-cron-scheduler" => "tokio-cron-scheduler 0.15",
         _ => "ours + history (SQLite)",
     }
@@ -88,11 +96,13 @@ fn parent(args: &Args) {
         "lateness p50 ms",
         "p99 ms",
         "max ms",
+        "p99 vs floor",
         "CPU s",
         "CPU % of a core",
         "CPU vs tokio-cron-scheduler",
         "peak RSS MiB",
     ]);
+    let mut goals = Table::new(&["goal", "jobs", "measured", "met?"]);
     for &n in &sizes {
         let mut rows: Vec<(String, serde_json::Value)> = Vec::new();
         for imp in IMPLS {
@@ -129,6 +139,12 @@ fn parent(args: &Args) {
             .iter()
             .find(|(i, _)| i == "tokio-cron-scheduler")
             .map(|(_, v)| v["cpu_s"].as_f64().unwrap_or(0.0));
+        let get = |imp: &str, k: &str| {
+            rows.iter()
+                .find(|(i, _)| i == imp)
+                .and_then(|(_, v)| v[k].as_f64())
+        };
+        let floor_p99 = get("floor", "p99_ms");
         for (imp, v) in &rows {
             let g = |k: &str| v[k].as_f64().unwrap_or(f64::NAN);
             let cpu = g("cpu_s");
@@ -142,6 +158,10 @@ fn parent(args: &Args) {
                 f(g("p50_ms"), 3),
                 f(g("p99_ms"), 3),
                 f(g("max_ms"), 3),
+                match floor_p99 {
+                    Some(p) if p > 0.0 => f(g("p99_ms") / p, 2),
+                    _ => "-".to_owned(),
+                },
                 f(cpu, 2),
                 f(100.0 * cpu / secs as f64, 2),
                 match tcs_cpu {
@@ -151,6 +171,7 @@ fn parent(args: &Args) {
                 f(g("peak_rss_mib"), 1),
             ]);
         }
+        size_goals(&mut goals, n, &get);
     }
     t.print();
 
@@ -171,6 +192,13 @@ fn parent(args: &Args) {
                 "runs in window",
                 "RSS MiB",
             ]);
+            let idle_pct = 100.0 * g("cpu_s") / g("secs");
+            goals.row(&[
+                "idle CPU, four built-ins < 0.1% of a core".to_owned(),
+                "4".to_owned(),
+                format!("{} %", f(idle_pct, 3)),
+                met(idle_pct < 0.1).to_owned(),
+            ]);
             t.row(&[
                 "four built-ins, SQLite file, default config".to_owned(),
                 f(g("secs"), 0),
@@ -185,6 +213,67 @@ fn parent(args: &Args) {
             "idle child failed: {stdout}\n{}",
             String::from_utf8_lossy(&out.stderr)
         ),
+    }
+    println!("goals (issue 18):\n");
+    goals.print();
+}
+
+fn met(ok: bool) -> &'static str {
+    if ok { "met" } else { "MISSED" }
+}
+
+/// The goals that one size of the run can answer, from its rows (`get(impl, key)`).
+fn size_goals(goals: &mut Table, n: u64, get: &dyn Fn(&str, &str) -> Option<f64>) {
+    let mut row = |goal: &str, measured: String, ok: bool| {
+        goals.row(&[goal.to_owned(), n.to_string(), measured, met(ok).to_owned()]);
+    };
+    for imp in ["ours", "ours+history"] {
+        if let (Some(m), Some(d)) = (get(imp, "missed"), get(imp, "duplicate")) {
+            row(
+                &format!("{}: no missed or duplicate fire", label(imp)),
+                format!("{m} missed, {d} duplicate"),
+                m == 0.0 && d == 0.0,
+            );
+        }
+    }
+    if n >= 1_000
+        && let (Some(o), Some(fl)) = (get("ours", "p99_ms"), get("floor", "p99_ms"))
+    {
+        row(
+            "p99 lateness ≤ 1.2x the floor's",
+            format!("{} ms vs {} ms: {}x", f(o, 3), f(fl, 3), f(o / fl, 2)),
+            o <= 1.2 * fl,
+        );
+    }
+    if n >= 1_000
+        && let (Some(o), Some(c)) = (get("ours", "cpu_s"), get("tokio-cron-scheduler", "cpu_s"))
+    {
+        row(
+            "CPU below tokio-cron-scheduler's",
+            format!("{} s vs {} s", f(o, 2), f(c, 2)),
+            o < c,
+        );
+    }
+    if n == 10_000
+        && let (Some(o), Some(c)) = (
+            get("ours", "peak_rss_mib"),
+            get("tokio-cron-scheduler", "peak_rss_mib"),
+        )
+    {
+        row(
+            "peak RSS ≤ tokio-cron-scheduler's",
+            format!("{} MiB vs {} MiB", f(o, 1), f(c, 1)),
+            o <= c,
+        );
+    }
+    if n == 1_000
+        && let Some(h) = get("ours+history", "p99_ms")
+    {
+        row(
+            "with history on SQLite: p99 lateness ≤ 50 ms",
+            format!("{} ms", f(h, 3)),
+            h <= 50.0,
+        );
     }
 }
 
@@ -251,7 +340,23 @@ fn child_sched(args: &Args) {
         let setup = Instant::now();
         let mut ours = None;
         let mut tcs = None;
+        let mut floor = Vec::new();
         match imp.as_str() {
+            "floor" => {
+                for i in 0..n {
+                    let rec = rec.clone();
+                    floor.push(tokio::spawn(async move {
+                        loop {
+                            let now = Utc::now();
+                            let next = now.timestamp() + 1;
+                            sleep_until_second(next).await;
+                            let tick =
+                                chrono::DateTime::<Utc>::from_timestamp(next, 0).expect("time");
+                            rec.hit(i, tick);
+                        }
+                    }));
+                }
+            }
             "tokio-cron-scheduler" => {
                 use tokio_cron_scheduler::{Job as TcsJob, JobScheduler};
                 let sched = JobScheduler::new().await.expect("tcs");
@@ -312,6 +417,9 @@ fn child_sched(args: &Args) {
         }
         if let Some(mut s) = tcs {
             let _ = s.shutdown().await;
+        }
+        for task in floor {
+            task.abort();
         }
         let hits = rec.hits.lock().unwrap().clone();
         let mut counts = vec![0u32; n as usize * secs as usize];
