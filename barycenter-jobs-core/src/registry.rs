@@ -237,8 +237,8 @@ impl RegistryBuilder {
 
     /// Run `job` in place of the registered job of the same name: the host's configured
     /// instance of a job that [`register_job!`](crate::register_job) (or
-    /// [`register`](Self::register)) registered with its defaults. See the
-    /// [module docs](self) for the rule.
+    /// [`register`](Self::register)) registered with its defaults: registrations decide
+    /// which jobs exist, `replace` swaps in a configured instance of one of them.
     ///
     /// Unlike [`register`](Self::register) it requires the name to exist, and
     /// [`build`](Self::build) fails with [`Error::UnknownJob`] otherwise, so a typo is not

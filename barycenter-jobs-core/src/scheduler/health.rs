@@ -102,7 +102,8 @@ impl JobHealth {
         self.overdue_since.is_some()
     }
 
-    /// The verdict for one job at `now`: the rule of the [module docs](self).
+    /// The verdict for one job at `now`, by the overdue rule of
+    /// [`SchedulerHandle::health`](crate::SchedulerHandle::health).
     pub fn evaluate(
         name: impl Into<String>,
         schedule: &Schedule,

@@ -8,7 +8,7 @@
 //!   `spawn_blocking` for blocking work.
 //! - **No overlap**: a tick that fires while the previous run of the same job is still going
 //!   is *not run* (it is logged at debug level, not recorded). A manual trigger in that state
-//!   gets [`Error::AlreadyRunning`].
+//!   gets [`Error::AlreadyRunning`](crate::Error::AlreadyRunning).
 //! - **One run per tick across replicas**: with coordination on (the default), a run starts
 //!   only after claiming the job's lease row in the database; see [`crate::lease`]. Manual
 //!   triggers take the same lease, so they also answer "already running" while another
