@@ -386,7 +386,24 @@ impl ExecutionStore {
             // Measured by the runner: the second-precision start column would be too coarse.
             stmt.value(Exec::DurationMs, duration_ms(duration));
         }
-        Ok(self.db.execute(&stmt).await? == 1)
+        if self.db.execute(&stmt).await? == 1 {
+            return Ok(true);
+        }
+        // Already closed: another replica took the job over while this runner could not reach
+        // the database, and closed the run as abandoned without knowing what it did. The
+        // outcome stays abandoned, but the rows the run processed are filled in, so the
+        // history still says exactly what was done.
+        if let Some(records) = records {
+            let fill = Query::update()
+                .table(self.tables.executions.clone())
+                .value(Exec::RecordsProcessed, records)
+                .and_where(Expr::col(Exec::Id).eq(id))
+                .and_where(Expr::col(Exec::Status).eq(ExecutionStatus::Abandoned.as_str()))
+                .and_where(Expr::col(Exec::RecordsProcessed).is_null())
+                .to_owned();
+            self.db.execute(&fill).await?;
+        }
+        Ok(false)
     }
 
     /// The runs of `job_name` that are still open (no `completed_at`), newest first.
