@@ -410,7 +410,9 @@ async fn record(
         match result {
             Ok(true) => return,
             Ok(false) => {
-                tracing::warn!("run was already closed as abandoned (lease lost?); only its records_processed was filled in");
+                tracing::warn!(
+                    "run was already closed as abandoned (lease lost?); only its records_processed was filled in"
+                );
                 return;
             }
             Err(e) if Instant::now() + backoff < until => {
