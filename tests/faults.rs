@@ -163,10 +163,12 @@ fn trigger(admin: &str) -> Result<(), String> {
 }
 
 /// A request the server is in the middle of and cannot finish: its headers promise a body
-/// that never comes. It goes on a connection that has just been answered once, so the
-/// server has accepted it and is reading from it before the test moves on. A thread waits
-/// for the server to close the connection and reports when that happened, with anything the
-/// server sent on it first.
+/// that never comes. The head carries `Expect: 100-continue`, and the server answers
+/// `100 Continue` only once it has parsed the head and started reading the body, so when
+/// this returns the request is provably in progress (bytes merely sitting in the socket
+/// buffer would count as an idle connection, which a graceful shutdown closes at once). A
+/// thread waits for the server to close the connection and reports when that happened, with
+/// anything the server sent on it after the `100 Continue`.
 fn stalled_request(admin: &str) -> mpsc::Receiver<(Instant, String)> {
     let addr = host_port(admin).to_owned();
     let mut stream = TcpStream::connect(&addr).unwrap();
@@ -178,18 +180,21 @@ fn stalled_request(admin: &str) -> mpsc::Receiver<(Instant, String)> {
     // progress to drain.
     stream.set_nodelay(true).unwrap();
     let query = r#"{"query": "{ availableJobs { name } }"}"#;
-    let head = |length: usize| {
+    let head = |length: usize, extra: &str| {
         format!(
-            "POST /admin/jobs HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {length}\r\n\r\n"
+            "POST /admin/jobs HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {length}\r\n{extra}\r\n"
         )
     };
     stream
-        .write_all(format!("{}{query}", head(query.len())).as_bytes())
+        .write_all(format!("{}{query}", head(query.len(), "")).as_bytes())
         .unwrap();
     read_response(&mut stream);
     stream
-        .write_all(format!("{}{{\"query\": ", head(1000)).as_bytes())
+        .write_all(head(1000, "Expect: 100-continue\r\n").as_bytes())
         .unwrap();
+    let interim = read_head(&mut stream);
+    assert!(interim.starts_with("HTTP/1.1 100"), "{interim}");
+    stream.write_all(b"{\"query\": ").unwrap();
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         // Returns when the server drops the connection (end of file or a reset).
@@ -200,16 +205,22 @@ fn stalled_request(admin: &str) -> mpsc::Receiver<(Instant, String)> {
     rx
 }
 
-/// Read one HTTP/1.1 response with a `Content-Length` body off `stream`; panics if it is not
-/// a 200.
-fn read_response(stream: &mut TcpStream) {
+/// Read one HTTP/1.1 response head (status line and headers) off `stream`, byte by byte so
+/// nothing after it is consumed.
+fn read_head(stream: &mut TcpStream) -> String {
     let mut head = Vec::new();
     let mut byte = [0u8; 1];
     while !head.ends_with(b"\r\n\r\n") {
         stream.read_exact(&mut byte).unwrap();
         head.push(byte[0]);
     }
-    let head = String::from_utf8(head).unwrap();
+    String::from_utf8(head).unwrap()
+}
+
+/// Read one HTTP/1.1 response with a `Content-Length` body off `stream`; panics if it is not
+/// a 200.
+fn read_response(stream: &mut TcpStream) {
+    let head = read_head(stream);
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
     let length: usize = head
         .lines()
