@@ -3,10 +3,9 @@
 
 use sea_query::MysqlQueryBuilder;
 use sea_query::{Alias, DeleteStatement, Expr, ExprTrait, Order};
-use sea_query_sqlx::{SqlxBinder, SqlxValues};
 
-use super::backend::Dialect;
-use super::{DeleteBatch, QueryStmt, SchemaStmt};
+use super::DeleteBatch;
+use super::backend::{Dialect, dialect_facts};
 
 /// ER_DUP_KEYNAME: the only error that means "an index of that name exists". Its SQLSTATE,
 /// 42000, is shared with access denied, key too long and a BLOB/TEXT column indexed without
@@ -16,34 +15,13 @@ const ER_DUP_KEYNAME: u16 = 1061;
 pub(crate) struct MySqlDialect;
 
 impl Dialect for MySqlDialect {
-    fn render(&self, stmt: QueryStmt<'_>) -> (String, SqlxValues) {
-        match stmt {
-            QueryStmt::Select(s) => s.build_sqlx(MysqlQueryBuilder),
-            QueryStmt::Insert(s) => s.build_sqlx(MysqlQueryBuilder),
-            QueryStmt::Update(s) => s.build_sqlx(MysqlQueryBuilder),
-            QueryStmt::Delete(s) => s.build_sqlx(MysqlQueryBuilder),
-        }
-    }
-    fn render_schema(&self, stmt: SchemaStmt<'_>) -> String {
-        match stmt {
-            SchemaStmt::TableCreate(s) => s.build(MysqlQueryBuilder),
-            SchemaStmt::TableAlter(s) => s.build(MysqlQueryBuilder),
-            SchemaStmt::TableDrop(s) => s.build(MysqlQueryBuilder),
-            SchemaStmt::IndexCreate(s) => s.build(MysqlQueryBuilder),
-            SchemaStmt::IndexDrop(s) => s.build(MysqlQueryBuilder),
-        }
-    }
-    fn now_ms(&self) -> Expr {
-        Expr::cust("CAST(UNIX_TIMESTAMP(CURRENT_TIMESTAMP(3)) * 1000 AS SIGNED)")
-    }
-    fn reports_insert_id(&self) -> bool {
-        true
-    }
-    fn update_returning(&self) -> bool {
-        false // MariaDB has DELETE/INSERT ... RETURNING, neither has UPDATE ... RETURNING
-    }
-    fn single_writer(&self) -> bool {
-        false
+    dialect_facts! {
+        builder: MysqlQueryBuilder,
+        now_ms: "CAST(UNIX_TIMESTAMP(CURRENT_TIMESTAMP(3)) * 1000 AS SIGNED)",
+        reports_insert_id: true,
+        // MariaDB has DELETE/INSERT ... RETURNING, neither has UPDATE ... RETURNING.
+        update_returning: false,
+        single_writer: false,
     }
     /// `DELETE FROM t WHERE <filter> ORDER BY <order> LIMIT n`. MySQL cannot read the table it
     /// deletes from in a subquery (error 1093), so a filter that does goes through a
@@ -84,15 +62,12 @@ impl Dialect for MySqlDialect {
 /// The driver half: compiled only with the `mysql` feature.
 #[cfg(feature = "mysql")]
 pub(crate) mod driver {
-    use std::time::{Duration, Instant};
+    use std::time::Duration;
 
-    use async_trait::async_trait;
-    use sea_query_sqlx::SqlxValues;
     use sqlx::AssertSqlSafe;
     use sqlx::mysql::{MySqlPool, MySqlPoolOptions, MySqlRow};
 
-    use crate::db::DbRow;
-    use crate::db::backend::{Bulk, Pool, Row, try_int_widths};
+    use crate::db::backend::{pooled_bulk, sqlx_driver};
     use crate::error::Result;
 
     /// Open a pool; `mariadb://` is accepted as a synonym of `mysql://`.
@@ -105,83 +80,19 @@ pub(crate) mod driver {
             .await?)
     }
 
-    #[async_trait]
-    impl Pool for MySqlPool {
-        async fn execute(&self, sql: String, values: SqlxValues) -> Result<u64> {
-            Ok(sqlx::query_with(AssertSqlSafe(sql), values)
-                .execute(self)
-                .await?
-                .rows_affected())
-        }
-        async fn fetch_all(&self, sql: String, values: SqlxValues) -> Result<Vec<DbRow>> {
-            Ok(sqlx::query_with(AssertSqlSafe(sql), values)
-                .fetch_all(self)
-                .await?
-                .into_iter()
-                .map(DbRow::new)
-                .collect())
-        }
-        async fn insert_returning_id(
-            &self,
-            sql: String,
-            values: SqlxValues,
-            _: &str,
-        ) -> Result<i64> {
+    sqlx_driver! {
+        pool: MySqlPool,
+        row: MySqlRow,
+        ints: [i64, i32, i16, i8, u64, u32],
+        insert_returning_id: |pool, sql, values, _| {
             let id = sqlx::query_with(AssertSqlSafe(sql), values)
-                .execute(self)
+                .execute(pool)
                 .await?
                 .last_insert_id();
             Ok(i64::try_from(id).map_err(|e| sqlx::Error::Decode(Box::new(e)))?)
-        }
-        async fn execute_schema(&self, sql: String) -> Result<()> {
-            sqlx::query(AssertSqlSafe(sql)).execute(self).await?;
-            Ok(())
-        }
-        async fn close(&self) {
-            MySqlPool::close(self).await
-        }
-        async fn bulk_connection(&self) -> Result<Box<dyn Bulk>> {
-            Ok(Box::new(self.acquire().await?))
-        }
+        },
+        bulk_connection: |pool| Ok(Box::new(pool.acquire().await?)),
     }
 
-    impl Row for MySqlRow {
-        fn opt_i64(&self, col: &str) -> Result<Option<i64>> {
-            try_int_widths!(self, col, i64, i32, i16, i8, u64, u32)
-        }
-        fn opt_i64_at(&self, index: usize) -> Result<Option<i64>> {
-            try_int_widths!(self, index, i64, i32, i16, i8, u64, u32)
-        }
-        fn opt_string(&self, col: &str) -> Result<Option<String>> {
-            use sqlx::Row as _;
-            Ok(self.try_get(col)?)
-        }
-    }
-
-    #[async_trait]
-    impl Bulk for sqlx::pool::PoolConnection<sqlx::MySql> {
-        async fn execute(&mut self, sql: String, values: SqlxValues) -> Result<(u64, Instant)> {
-            let started = Instant::now();
-            let done = sqlx::query_with(AssertSqlSafe(sql), values)
-                .execute(&mut **self)
-                .await?;
-            Ok((done.rows_affected(), started))
-        }
-        async fn fetch_optional(
-            &mut self,
-            sql: String,
-            values: SqlxValues,
-        ) -> Result<Option<DbRow>> {
-            Ok(sqlx::query_with(AssertSqlSafe(sql), values)
-                .fetch_optional(&mut **self)
-                .await?
-                .map(DbRow::new))
-        }
-        async fn checkpoint(&mut self) -> Result<Duration> {
-            Ok(Duration::ZERO)
-        }
-        async fn finish(self: Box<Self>) -> Result<()> {
-            Ok(())
-        }
-    }
+    pooled_bulk!(sqlx::MySql);
 }

@@ -3,10 +3,9 @@
 
 use sea_query::PostgresQueryBuilder;
 use sea_query::{Alias, DeleteStatement, Expr, ExprTrait, Func, SelectStatement};
-use sea_query_sqlx::{SqlxBinder, SqlxValues};
 
-use super::backend::Dialect;
-use super::{DeleteBatch, QueryStmt, SchemaStmt};
+use super::DeleteBatch;
+use super::backend::{Dialect, dialect_facts};
 use crate::ident::Identifier;
 
 /// The first PostgreSQL version with TID range scans; older servers would scan the whole
@@ -16,35 +15,13 @@ const MIN_VERSION_FOR_RANGES: i64 = 140_000;
 pub(crate) struct PostgresDialect;
 
 impl Dialect for PostgresDialect {
-    fn render(&self, stmt: QueryStmt<'_>) -> (String, SqlxValues) {
-        match stmt {
-            QueryStmt::Select(s) => s.build_sqlx(PostgresQueryBuilder),
-            QueryStmt::Insert(s) => s.build_sqlx(PostgresQueryBuilder),
-            QueryStmt::Update(s) => s.build_sqlx(PostgresQueryBuilder),
-            QueryStmt::Delete(s) => s.build_sqlx(PostgresQueryBuilder),
-        }
-    }
-    fn render_schema(&self, stmt: SchemaStmt<'_>) -> String {
-        match stmt {
-            SchemaStmt::TableCreate(s) => s.build(PostgresQueryBuilder),
-            SchemaStmt::TableAlter(s) => s.build(PostgresQueryBuilder),
-            SchemaStmt::TableDrop(s) => s.build(PostgresQueryBuilder),
-            SchemaStmt::IndexCreate(s) => s.build(PostgresQueryBuilder),
-            SchemaStmt::IndexDrop(s) => s.build(PostgresQueryBuilder),
-        }
-    }
-    fn now_ms(&self) -> Expr {
+    dialect_facts! {
+        builder: PostgresQueryBuilder,
         // The time of the statement, not of its transaction (`now()` would be the latter).
-        Expr::cust("CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)")
-    }
-    fn reports_insert_id(&self) -> bool {
-        false
-    }
-    fn update_returning(&self) -> bool {
-        true
-    }
-    fn single_writer(&self) -> bool {
-        false
+        now_ms: "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)",
+        reports_insert_id: false,
+        update_returning: true,
+        single_writer: false,
     }
     /// `DELETE FROM t WHERE ctid IN (SELECT ctid FROM t WHERE <filter> ORDER BY <order> LIMIT
     /// n) AND <filter>`: the `ctid` list becomes a TID scan (a key list would be a hash join
@@ -110,15 +87,13 @@ impl Dialect for PostgresDialect {
 /// The driver half: compiled only with the `postgres` feature.
 #[cfg(feature = "postgres")]
 pub(crate) mod driver {
-    use std::time::{Duration, Instant};
+    use std::time::Duration;
 
-    use async_trait::async_trait;
-    use sea_query_sqlx::SqlxValues;
     use sqlx::AssertSqlSafe;
     use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
 
     use crate::db::DbRow;
-    use crate::db::backend::{Bulk, Pool, Row, try_int_widths};
+    use crate::db::backend::{pooled_bulk, sqlx_driver};
     use crate::error::Result;
 
     pub(crate) async fn connect(url: &str, max_connections: u32) -> Result<PgPool> {
@@ -129,83 +104,19 @@ pub(crate) mod driver {
             .await?)
     }
 
-    #[async_trait]
-    impl Pool for PgPool {
-        async fn execute(&self, sql: String, values: SqlxValues) -> Result<u64> {
-            Ok(sqlx::query_with(AssertSqlSafe(sql), values)
-                .execute(self)
-                .await?
-                .rows_affected())
-        }
-        async fn fetch_all(&self, sql: String, values: SqlxValues) -> Result<Vec<DbRow>> {
-            Ok(sqlx::query_with(AssertSqlSafe(sql), values)
-                .fetch_all(self)
-                .await?
-                .into_iter()
-                .map(DbRow::new)
-                .collect())
-        }
+    sqlx_driver! {
+        pool: PgPool,
+        row: PgRow,
+        ints: [i64, i32, i16],
         /// `sql` ends in `RETURNING id_column` (see `Database::insert_returning_id`).
-        async fn insert_returning_id(
-            &self,
-            sql: String,
-            values: SqlxValues,
-            id_column: &str,
-        ) -> Result<i64> {
+        insert_returning_id: |pool, sql, values, id_column| {
             let row = sqlx::query_with(AssertSqlSafe(sql), values)
-                .fetch_one(self)
+                .fetch_one(pool)
                 .await?;
             DbRow::new(row).i64(id_column)
-        }
-        async fn execute_schema(&self, sql: String) -> Result<()> {
-            sqlx::query(AssertSqlSafe(sql)).execute(self).await?;
-            Ok(())
-        }
-        async fn close(&self) {
-            PgPool::close(self).await
-        }
-        async fn bulk_connection(&self) -> Result<Box<dyn Bulk>> {
-            Ok(Box::new(self.acquire().await?))
-        }
+        },
+        bulk_connection: |pool| Ok(Box::new(pool.acquire().await?)),
     }
 
-    impl Row for PgRow {
-        fn opt_i64(&self, col: &str) -> Result<Option<i64>> {
-            try_int_widths!(self, col, i64, i32, i16)
-        }
-        fn opt_i64_at(&self, index: usize) -> Result<Option<i64>> {
-            try_int_widths!(self, index, i64, i32, i16)
-        }
-        fn opt_string(&self, col: &str) -> Result<Option<String>> {
-            use sqlx::Row as _;
-            Ok(self.try_get(col)?)
-        }
-    }
-
-    #[async_trait]
-    impl Bulk for sqlx::pool::PoolConnection<sqlx::Postgres> {
-        async fn execute(&mut self, sql: String, values: SqlxValues) -> Result<(u64, Instant)> {
-            let started = Instant::now();
-            let done = sqlx::query_with(AssertSqlSafe(sql), values)
-                .execute(&mut **self)
-                .await?;
-            Ok((done.rows_affected(), started))
-        }
-        async fn fetch_optional(
-            &mut self,
-            sql: String,
-            values: SqlxValues,
-        ) -> Result<Option<DbRow>> {
-            Ok(sqlx::query_with(AssertSqlSafe(sql), values)
-                .fetch_optional(&mut **self)
-                .await?
-                .map(DbRow::new))
-        }
-        async fn checkpoint(&mut self) -> Result<Duration> {
-            Ok(Duration::ZERO)
-        }
-        async fn finish(self: Box<Self>) -> Result<()> {
-            Ok(())
-        }
-    }
+    pooled_bulk!(sqlx::Postgres);
 }

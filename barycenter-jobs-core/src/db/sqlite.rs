@@ -4,43 +4,20 @@
 
 use sea_query::SqliteQueryBuilder;
 use sea_query::{Alias, DeleteStatement, Expr, ExprTrait};
-use sea_query_sqlx::{SqlxBinder, SqlxValues};
 
-use super::backend::Dialect;
-use super::{DeleteBatch, QueryStmt, SchemaStmt};
+use super::DeleteBatch;
+use super::backend::{Dialect, dialect_facts};
 
 pub(crate) struct SqliteDialect;
 
 impl Dialect for SqliteDialect {
-    fn render(&self, stmt: QueryStmt<'_>) -> (String, SqlxValues) {
-        match stmt {
-            QueryStmt::Select(s) => s.build_sqlx(SqliteQueryBuilder),
-            QueryStmt::Insert(s) => s.build_sqlx(SqliteQueryBuilder),
-            QueryStmt::Update(s) => s.build_sqlx(SqliteQueryBuilder),
-            QueryStmt::Delete(s) => s.build_sqlx(SqliteQueryBuilder),
-        }
-    }
-    fn render_schema(&self, stmt: SchemaStmt<'_>) -> String {
-        match stmt {
-            SchemaStmt::TableCreate(s) => s.build(SqliteQueryBuilder),
-            SchemaStmt::TableAlter(s) => s.build(SqliteQueryBuilder),
-            SchemaStmt::TableDrop(s) => s.build(SqliteQueryBuilder),
-            SchemaStmt::IndexCreate(s) => s.build(SqliteQueryBuilder),
-            SchemaStmt::IndexDrop(s) => s.build(SqliteQueryBuilder),
-        }
-    }
-    fn now_ms(&self) -> Expr {
-        // Constant SQL; `unixepoch('subsec')` has millisecond precision (SQLite 3.42+, bundled).
-        Expr::cust("CAST(unixepoch('subsec') * 1000 AS INTEGER)")
-    }
-    fn reports_insert_id(&self) -> bool {
-        true
-    }
-    fn update_returning(&self) -> bool {
-        true
-    }
-    fn single_writer(&self) -> bool {
-        true
+    dialect_facts! {
+        builder: SqliteQueryBuilder,
+        // `unixepoch('subsec')` has millisecond precision (SQLite 3.42+, bundled).
+        now_ms: "CAST(unixepoch('subsec') * 1000 AS INTEGER)",
+        reports_insert_id: true,
+        update_returning: true,
+        single_writer: true,
     }
     /// `DELETE FROM t WHERE rowid IN (SELECT rowid FROM t WHERE <filter> ORDER BY <order>
     /// LIMIT n)`: the subquery walks the index of `<order>` and the outer DELETE seeks each
@@ -71,7 +48,7 @@ pub(crate) mod driver {
         SqliteSynchronous,
     };
 
-    use crate::db::backend::{Bulk, Pool, Row, try_int_widths};
+    use crate::db::backend::{Bulk, sqlx_driver};
     use crate::db::{DbRow, SQLITE_BUSY_TIMEOUT};
     use crate::error::Result;
 
@@ -88,40 +65,16 @@ pub(crate) mod driver {
             .await?)
     }
 
-    #[async_trait]
-    impl Pool for SqlitePool {
-        async fn execute(&self, sql: String, values: SqlxValues) -> Result<u64> {
+    sqlx_driver! {
+        pool: SqlitePool,
+        row: SqliteRow,
+        ints: [i64],
+        insert_returning_id: |pool, sql, values, _| {
             Ok(sqlx::query_with(AssertSqlSafe(sql), values)
-                .execute(self)
-                .await?
-                .rows_affected())
-        }
-        async fn fetch_all(&self, sql: String, values: SqlxValues) -> Result<Vec<DbRow>> {
-            Ok(sqlx::query_with(AssertSqlSafe(sql), values)
-                .fetch_all(self)
-                .await?
-                .into_iter()
-                .map(DbRow::new)
-                .collect())
-        }
-        async fn insert_returning_id(
-            &self,
-            sql: String,
-            values: SqlxValues,
-            _: &str,
-        ) -> Result<i64> {
-            Ok(sqlx::query_with(AssertSqlSafe(sql), values)
-                .execute(self)
+                .execute(pool)
                 .await?
                 .last_insert_rowid())
-        }
-        async fn execute_schema(&self, sql: String) -> Result<()> {
-            sqlx::query(AssertSqlSafe(sql)).execute(self).await?;
-            Ok(())
-        }
-        async fn close(&self) {
-            SqlitePool::close(self).await
-        }
+        },
         /// Two connections taken out of the pool (closed when done, never returned with changed
         /// settings): a writer with a 64 MiB page cache that never checkpoints on its own, and a
         /// reader that holds a read snapshot from the first write to the end, let go only while
@@ -129,31 +82,18 @@ pub(crate) mod driver {
         /// copy newer WAL frames into the database file, so a host writer that gets the lock
         /// between two batches does not run that copy (and its syncs) inside its own automatic
         /// checkpoint; the cleanup's checkpoint does it instead, outside the lock.
-        async fn bulk_connection(&self) -> Result<Box<dyn Bulk>> {
-            let mut writer = self.acquire().await?.detach();
+        bulk_connection: |pool| {
+            let mut writer = pool.acquire().await?.detach();
             // Constant pragmas: nothing from outside goes into this SQL.
             sqlx::raw_sql("PRAGMA cache_size = -65536; PRAGMA wal_autocheckpoint = 0")
                 .execute(&mut writer)
                 .await?;
             Ok(Box::new(SqliteBulk {
                 writer,
-                pin: self.acquire().await?.detach(),
+                pin: pool.acquire().await?.detach(),
                 pinned: false,
             }))
-        }
-    }
-
-    impl Row for SqliteRow {
-        fn opt_i64(&self, col: &str) -> Result<Option<i64>> {
-            try_int_widths!(self, col, i64)
-        }
-        fn opt_i64_at(&self, index: usize) -> Result<Option<i64>> {
-            try_int_widths!(self, index, i64)
-        }
-        fn opt_string(&self, col: &str) -> Result<Option<String>> {
-            use sqlx::Row as _;
-            Ok(self.try_get(col)?)
-        }
+        },
     }
 
     /// The SQLite bulk connection: the writing connection, and a second one that holds a read
