@@ -13,9 +13,10 @@
 
 use std::time::{Duration, Instant};
 
+use barycenter_jobs_benches::history::{self, JOBS, job_name};
 use barycenter_jobs_benches::{Args, Summary, Table, f, ms};
 use barycenter_jobs_core::{
-    Database, ExecutionStore, Job, JobContext, JobError, JobOutput, Registry, Scheduler,
+    Backend, Database, ExecutionStore, Job, JobContext, JobError, JobOutput, Registry, Scheduler,
     async_trait,
 };
 use barycenter_jobs_graphql::{AdminService, Metrics};
@@ -24,7 +25,6 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use tower_service::Service;
 
-const JOBS: i64 = 20;
 const TOKEN: &str = "bench";
 
 struct Noop(String);
@@ -49,16 +49,7 @@ fn main() {
     let args = Args::from_env();
     let rows: i64 = args.parsed("--rows", if args.quick() { 100_000 } else { 1_000_000 });
     let iters: usize = args.parsed("--iters", if args.quick() { 50 } else { 300 });
-    let dbs: Vec<&str> = match args.value("--db").unwrap_or("all") {
-        "sqlite" => vec!["sqlite"],
-        "postgres" => vec!["postgres"],
-        _ => vec!["sqlite", "postgres"],
-    };
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let rt = barycenter_jobs_benches::runtime();
     println!(
         "# health and metrics at scale: {}",
         barycenter_jobs_benches::machine_line()
@@ -69,20 +60,14 @@ fn main() {
     let mut t = Table::new(&[
         "database", "endpoint", "status", "bytes", "p50 ms", "p99 ms", "max ms",
     ]);
-    for db in dbs {
-        rt.block_on(bench_db(db, rows, iters, &mut t));
+    for backend in barycenter_jobs_benches::backends(&args) {
+        rt.block_on(bench_db(backend, rows, iters, &mut t));
     }
     t.print();
 }
 
-async fn bench_db(kind: &str, rows: i64, iters: usize, t: &mut Table) {
-    let fresh = match kind {
-        "sqlite" => barycenter_jobs_test_support::sqlite().await,
-        _ => {
-            barycenter_jobs_test_support::postgres_on(&barycenter_jobs_benches::postgres_url())
-                .await
-        }
-    };
+async fn bench_db(backend: Backend, rows: i64, iters: usize, t: &mut Table) {
+    let fresh = barycenter_jobs_benches::fresh_database(backend).await;
     fresh.db.close().await;
     let db = Database::connect_with_max(&fresh.url, 4)
         .await
@@ -92,16 +77,17 @@ async fn bench_db(kind: &str, rows: i64, iters: usize, t: &mut Table) {
         .await
         .expect("migrate");
     let started = Instant::now();
-    fill(&db, kind, rows).await;
+    history::fill(&db, "job_executions", rows).await;
     raw(&db, "ANALYZE").await;
+    let label = barycenter_jobs_benches::label(backend);
     println!(
-        "{kind}: {rows} rows filled in {:.1} s",
+        "{label}: {rows} rows filled in {:.1} s",
         started.elapsed().as_secs_f64()
     );
 
     let mut registry = Registry::builder();
     for i in 0..JOBS {
-        registry = registry.register(Noop(format!("job_{i:02}")));
+        registry = registry.register(Noop(job_name(i)));
     }
     let metrics = Metrics::new();
     let handle = Scheduler::builder(registry.build().expect("registry"), db.clone())
@@ -113,11 +99,6 @@ async fn bench_db(kind: &str, rows: i64, iters: usize, t: &mut Table) {
         .bearer_token(TOKEN)
         .metrics(metrics)
         .build();
-    let label = if kind == "sqlite" {
-        "SQLite"
-    } else {
-        "PostgreSQL"
-    };
     let paths = ["/admin/jobs/health", "/admin/jobs/metrics"];
     let mut lat: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
     let mut last = [(0u16, 0usize); 2];
@@ -156,33 +137,4 @@ async fn bench_db(kind: &str, rows: i64, iters: usize, t: &mut Table) {
         .expect("shutdown");
     db.close().await;
     drop(fresh);
-}
-
-/// `rows` finished runs of `JOBS` jobs, one a second up to now, ~2% failed (the history
-/// bench's data).
-async fn fill(db: &Database, kind: &str, rows: i64) {
-    let base_ts = chrono::Utc::now().timestamp() - rows;
-    let cols = "job_name, started_at, completed_at, success, error_message, records_processed, status, trigger_kind, instance, duration_ms, scheduled_for";
-    let last = rows - 1;
-    let sql = match kind {
-        "sqlite" => format!(
-            "INSERT INTO job_executions ({cols})
-             WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < {last}),
-                  r(i, failed) AS (SELECT i, abs(random()) % 50 = 0 FROM n)
-             SELECT 'job_' || printf('%02d', i % {JOBS}), {base_ts} + i, {base_ts} + i + 1,
-                    CASE WHEN failed THEN 0 ELSE 1 END, CASE WHEN failed THEN 'boom' END,
-                    CASE WHEN failed THEN NULL ELSE i % 100 END,
-                    CASE WHEN failed THEN 'failed' ELSE 'succeeded' END, 'scheduled', 'bench', 5, {base_ts} + i
-             FROM r"
-        ),
-        _ => format!(
-            "INSERT INTO job_executions ({cols})
-             SELECT 'job_' || lpad((i % {JOBS})::text, 2, '0'), {base_ts} + i, {base_ts} + i + 1,
-                    CASE WHEN failed THEN 0 ELSE 1 END, CASE WHEN failed THEN 'boom' END,
-                    CASE WHEN failed THEN NULL ELSE i % 100 END,
-                    CASE WHEN failed THEN 'failed' ELSE 'succeeded' END, 'scheduled', 'bench', 5, {base_ts} + i
-             FROM (SELECT i, random() < 0.02 AS failed FROM generate_series(0, {last}) AS g(i)) AS r"
-        ),
-    };
-    raw(db, &sql).await;
 }

@@ -15,12 +15,13 @@
 
 use std::time::Instant;
 
+use barycenter_jobs_benches::history::{self, JOBS, job_name};
 use barycenter_jobs_benches::{Args, Summary, Table, f, ms};
-use barycenter_jobs_core::{Database, ExecutionQuery, ExecutionStore, Identifier, TableNames};
+use barycenter_jobs_core::sea_query::Index;
+use barycenter_jobs_core::{
+    Backend, Database, ExecutionQuery, ExecutionStore, Identifier, TableNames,
+};
 use barycenter_jobs_test_support::raw;
-use sqlx::AssertSqlSafe;
-
-const JOBS: i64 = 20;
 
 /// Builds the i-th query of one kind.
 type QueryFn = Box<dyn Fn(usize) -> ExecutionQuery>;
@@ -29,16 +30,7 @@ fn main() {
     let args = Args::from_env();
     let rows: i64 = args.parsed("--rows", if args.quick() { 100_000 } else { 1_000_000 });
     let iters: usize = args.parsed("--iters", if args.quick() { 50 } else { 200 });
-    let dbs: Vec<&str> = match args.value("--db").unwrap_or("all") {
-        "sqlite" => vec!["sqlite"],
-        "postgres" => vec!["postgres"],
-        _ => vec!["sqlite", "postgres"],
-    };
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let rt = barycenter_jobs_benches::runtime();
     println!(
         "# execution history at scale: {}",
         barycenter_jobs_benches::machine_line()
@@ -57,8 +49,8 @@ fn main() {
         "p50 vs Barycenter's",
         "goal p50 ≤ 2 ms (ours)",
     ]);
-    for db in dbs {
-        rt.block_on(bench_db(db, rows, iters, &mut t));
+    for backend in barycenter_jobs_benches::backends(&args) {
+        rt.block_on(bench_db(backend, rows, iters, &mut t));
     }
     t.print();
 }
@@ -73,15 +65,9 @@ fn tables(name: &str) -> TableNames {
     }
 }
 
-async fn bench_db(kind: &str, rows: i64, iters: usize, t: &mut Table) {
-    // A fresh database (test support's, as the tests use), dropped at the end.
-    let fresh = match kind {
-        "sqlite" => barycenter_jobs_test_support::sqlite().await,
-        _ => {
-            barycenter_jobs_test_support::postgres_on(&barycenter_jobs_benches::postgres_url())
-                .await
-        }
-    };
+async fn bench_db(backend: Backend, rows: i64, iters: usize, t: &mut Table) {
+    // A fresh database, dropped at the end.
+    let fresh = barycenter_jobs_benches::fresh_database(backend).await;
     fresh.db.close().await;
     let url = fresh.url.clone();
     let db = Database::connect_with_max(&url, 2).await.expect("connect");
@@ -90,49 +76,22 @@ async fn bench_db(kind: &str, rows: i64, iters: usize, t: &mut Table) {
     ours.migrate().await.expect("migrate");
     bary.migrate().await.expect("migrate");
     let started = Instant::now();
-    let base_ts = chrono::Utc::now().timestamp() - rows;
-    let cols = "job_name, started_at, completed_at, success, error_message, records_processed, status, trigger_kind, instance, duration_ms, scheduled_for";
-    let fill = match kind {
-        "sqlite" => format!(
-            "INSERT INTO job_executions ({cols})
-             WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < {last}),
-                  r(i, failed) AS (SELECT i, abs(random()) % 50 = 0 FROM n)
-             SELECT 'job_' || printf('%02d', i % {JOBS}), {base_ts} + i, {base_ts} + i + 1,
-                    CASE WHEN failed THEN 0 ELSE 1 END, CASE WHEN failed THEN 'boom' END,
-                    CASE WHEN failed THEN NULL ELSE i % 100 END,
-                    CASE WHEN failed THEN 'failed' ELSE 'succeeded' END, 'scheduled', 'bench', 5, {base_ts} + i
-             FROM r",
-            last = rows - 1
-        ),
-        _ => format!(
-            "INSERT INTO job_executions ({cols})
-             SELECT 'job_' || lpad((i % {JOBS})::text, 2, '0'), {base_ts} + i, {base_ts} + i + 1,
-                    CASE WHEN failed THEN 0 ELSE 1 END, CASE WHEN failed THEN 'boom' END,
-                    CASE WHEN failed THEN NULL ELSE i % 100 END,
-                    CASE WHEN failed THEN 'failed' ELSE 'succeeded' END, 'scheduled', 'bench', 5, {base_ts} + i
-             FROM (SELECT i, random() < 0.02 AS failed FROM generate_series(0, {last}) AS g(i)) AS r",
-            last = rows - 1
-        ),
-    };
-    raw(&db, &fill).await;
-    raw(
-        &db,
-        &format!(
-            "INSERT INTO bary_executions ({cols}) SELECT {cols} FROM job_executions ORDER BY id"
-        ),
-    )
-    .await;
+    history::fill(&db, "job_executions", rows).await;
+    history::copy(&db, "job_executions", "bary_executions").await;
     for idx in [
         "bary_executions_job_id_idx",
         "bary_executions_success_id_idx",
         "bary_executions_job_success_id_idx",
     ] {
-        raw(&db, &format!("DROP INDEX {idx}")).await;
+        db.execute_schema(Index::drop().name(idx))
+            .await
+            .expect("drop index");
     }
     raw(&db, "ANALYZE").await;
-    let failures: i64 = scalar(&db, "SELECT count(*) FROM job_executions WHERE success = 0").await;
+    let failures = history::failures(&db, "job_executions").await;
     println!(
-        "{kind}: {rows} rows ({failures} failed) in each table, filled in {:.1} s",
+        "{}: {rows} rows ({failures} failed) in each table, filled in {:.1} s",
+        barycenter_jobs_benches::label(backend),
         started.elapsed().as_secs_f64()
     );
 
@@ -151,11 +110,7 @@ async fn bench_db(kind: &str, rows: i64, iters: usize, t: &mut Table) {
             Box::new(|i| ExecutionQuery::new().job(job(i)).failures().limit(100)),
         ),
     ];
-    let label = if kind == "sqlite" {
-        "SQLite"
-    } else {
-        "PostgreSQL"
-    };
+    let label = barycenter_jobs_benches::label(backend);
     for (qname, q) in &queries {
         let mut lat: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
         let mut returned = [0usize; 2];
@@ -208,15 +163,5 @@ async fn bench_db(kind: &str, rows: i64, iters: usize, t: &mut Table) {
 }
 
 fn job(i: usize) -> String {
-    format!("job_{:02}", i as i64 % JOBS)
-}
-
-async fn scalar(db: &Database, sql: &str) -> i64 {
-    let sql = sql.to_owned();
-    match db {
-        Database::Sqlite(p) => sqlx::query_scalar(AssertSqlSafe(sql)).fetch_one(p).await,
-        Database::Postgres(p) => sqlx::query_scalar(AssertSqlSafe(sql)).fetch_one(p).await,
-        _ => unreachable!("sqlite and postgres only"),
-    }
-    .expect("scalar")
+    job_name(i as i64)
 }

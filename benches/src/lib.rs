@@ -1,12 +1,18 @@
 //! Shared helpers of the barycenter-jobs benches (the benches themselves are in `benches/`):
-//! command-line flags, percentiles, CPU time and peak RSS of the current process, and
-//! plain-text tables.
+//! command-line flags, the databases a bench runs on and its runtime, percentiles, CPU time
+//! and peak RSS of the current process, plain-text tables, and (in [`history`]) the execution
+//! history the `history` and `health` benches query.
 //!
 //! Every bench is a `harness = false` binary run with
 //! `cargo bench -p barycenter-jobs-benches --bench NAME -- [--quick] [...]`; see
 //! `BENCHMARKS.md` at the root of the workspace for what each one measures.
 
 use std::time::Duration;
+
+use barycenter_jobs_core::Backend;
+use barycenter_jobs_test_support::TestDb;
+
+pub mod history;
 
 /// Command-line flags of a bench: `--quick`, `--name value` pairs and bare words.
 #[derive(Debug, Clone, Default)]
@@ -50,6 +56,54 @@ impl Args {
             .and_then(|v| v.parse().ok())
             .unwrap_or(default)
     }
+}
+
+/// The databases a bench runs on: `--db sqlite`, `--db postgres`, or both (`--db all`, the
+/// default).
+pub fn backends(args: &Args) -> Vec<Backend> {
+    match args.value("--db").unwrap_or("all") {
+        "sqlite" => vec![Backend::Sqlite],
+        "postgres" => vec![Backend::Postgres],
+        _ => vec![Backend::Sqlite, Backend::Postgres],
+    }
+}
+
+/// How a bench's tables name a backend.
+pub fn label(backend: Backend) -> &'static str {
+    match backend {
+        Backend::Sqlite => "SQLite",
+        Backend::Postgres => "PostgreSQL",
+        _ => "MariaDB",
+    }
+}
+
+/// A fresh database for one bench, from test support as the tests have theirs: SQLite in a
+/// temporary directory, PostgreSQL on [`postgres_url`]'s server; dropped with the [`TestDb`].
+///
+/// # Panics
+///
+/// On MariaDB / MySQL (the benches run on SQLite and PostgreSQL), and when the database cannot
+/// be created.
+pub async fn fresh_database(backend: Backend) -> TestDb {
+    match backend {
+        Backend::Sqlite => barycenter_jobs_test_support::sqlite().await,
+        Backend::Postgres => barycenter_jobs_test_support::postgres_on(&postgres_url()).await,
+        other => panic!("the benches run on SQLite and PostgreSQL, not {other:?}"),
+    }
+}
+
+/// The runtime a bench runs in: multi-threaded with two workers, as on the two-core machine
+/// of BENCHMARKS.md.
+///
+/// # Panics
+///
+/// When the runtime cannot be built.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
 }
 
 /// Percentiles of a sample.
