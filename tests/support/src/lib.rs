@@ -26,13 +26,19 @@
 //! server.
 //!
 //! [`proxy::FaultProxy`] sits between a pool and a server to cut or stall the connection.
+//!
+//! The scheduler tests share [`run_now`] (trigger a job and wait for its row), [`eventually`]
+//! (poll a condition with a deadline), [`has_execution`] (a history row that matches) and
+//! [`open_rows`] (history rows left without an end).
 
 pub mod proxy;
 
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use barycenter_jobs_core::{Backend, Database};
+use barycenter_jobs_core::{
+    Backend, Database, Execution, ExecutionQuery, ExecutionStore, SchedulerHandle,
+};
 use sqlx::{AssertSqlSafe, Connection};
 
 /// Environment variable with the PostgreSQL server URL.
@@ -85,23 +91,7 @@ impl Drop for TestDb {
                     Backend::Postgres => format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"),
                     _ => format!("DROP DATABASE IF EXISTS `{name}`"),
                 };
-                let result = match backend {
-                    Backend::Postgres => match sqlx::PgConnection::connect(&admin_url).await {
-                        Ok(mut c) => sqlx::query(AssertSqlSafe(sql))
-                            .execute(&mut c)
-                            .await
-                            .map(|_| ()),
-                        Err(e) => Err(e),
-                    },
-                    _ => match sqlx::MySqlConnection::connect(&admin_url).await {
-                        Ok(mut c) => sqlx::query(AssertSqlSafe(sql))
-                            .execute(&mut c)
-                            .await
-                            .map(|_| ()),
-                        Err(e) => Err(e),
-                    },
-                };
-                if let Err(e) = result {
+                if let Err(e) = on_server(backend, &admin_url, sql).await {
                     eprintln!("warning: could not drop test database {name}: {e}");
                 }
             });
@@ -254,23 +244,7 @@ async fn create_on(
         (Backend::Postgres, Some(t)) => format!("CREATE DATABASE \"{name}\" TEMPLATE \"{t}\""),
         _ => format!("CREATE DATABASE `{name}` CHARACTER SET utf8mb4"),
     };
-    let created = match backend {
-        Backend::Postgres => match sqlx::PgConnection::connect(admin_url).await {
-            Ok(mut c) => sqlx::query(AssertSqlSafe(create))
-                .execute(&mut c)
-                .await
-                .map(|_| ()),
-            Err(e) => Err(e),
-        },
-        _ => match sqlx::MySqlConnection::connect(admin_url).await {
-            Ok(mut c) => sqlx::query(AssertSqlSafe(create))
-                .execute(&mut c)
-                .await
-                .map(|_| ()),
-            Err(e) => Err(e),
-        },
-    };
-    if let Err(e) = created {
+    if let Err(e) = on_server(backend, admin_url, create).await {
         panic!("cannot create a {backend:?} test database through {source}: {e}");
     }
     let url = replace_database(admin_url, &name);
@@ -283,6 +257,22 @@ async fn create_on(
         drop_on_server: Some((backend, admin_url.to_owned(), name)),
         _dir: None,
     }
+}
+
+/// Run `sql` (CREATE / DROP DATABASE) on a connection of its own to the server of `admin_url`.
+async fn on_server(backend: Backend, admin_url: &str, sql: String) -> Result<(), sqlx::Error> {
+    let sql = AssertSqlSafe(sql);
+    match backend {
+        Backend::Postgres => {
+            let mut c = sqlx::PgConnection::connect(admin_url).await?;
+            sqlx::query(sql).execute(&mut c).await?;
+        }
+        _ => {
+            let mut c = sqlx::MySqlConnection::connect(admin_url).await?;
+            sqlx::query(sql).execute(&mut c).await?;
+        }
+    }
+    Ok(())
 }
 
 /// `scheme://auth@host:port/OLD?query` with the database path replaced by `name`.
@@ -317,6 +307,58 @@ pub async fn raw(db: &Database, sql: &str) {
     if let Err(e) = result {
         panic!("fixture SQL failed: {e}");
     }
+}
+
+/// Poll `check` every 20 ms until it is true.
+///
+/// # Panics
+///
+/// When `within` passed first: "not within {within}: {what}".
+pub async fn eventually<F, Fut>(within: Duration, what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let until = Instant::now() + within;
+    while !check().await {
+        assert!(Instant::now() < until, "not within {within:?}: {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// How many of the (at most 1,000) history rows in `store` have no end yet.
+pub async fn open_rows(store: &ExecutionStore) -> usize {
+    store
+        .list(&ExecutionQuery::new().limit(1000))
+        .await
+        .unwrap()
+        .iter()
+        .filter(|e| e.completed_at.is_none())
+        .count()
+}
+
+/// Whether `store` holds a history row of `job` (among its latest 100) for which `which` is
+/// true.
+pub async fn has_execution(
+    store: &ExecutionStore,
+    job: &str,
+    which: impl Fn(&Execution) -> bool,
+) -> bool {
+    store
+        .list(&ExecutionQuery::new().job(job))
+        .await
+        .unwrap()
+        .iter()
+        .any(which)
+}
+
+/// Trigger job `name` on `handle` and wait for the run's recorded execution.
+///
+/// # Panics
+///
+/// When the job is unknown or the run's outcome cannot be had.
+pub async fn run_now(handle: &SchedulerHandle, name: &str) -> Execution {
+    handle.trigger(name).await.unwrap().wait().await.unwrap()
 }
 
 /// One test per backend from one `async fn case(t: &TestDb)`:
