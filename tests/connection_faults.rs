@@ -13,11 +13,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use barycenter_jobs::{
-    Database, ExecutionQuery, ExecutionStatus, ExecutionStore, Job, JobContext, JobError,
-    JobOutput, Registry, Scheduler, SchedulerConfig, SchedulerHandle, async_trait,
+    Database, ExecutionStatus, ExecutionStore, Job, JobContext, JobError, JobOutput, Registry,
+    Scheduler, SchedulerConfig, SchedulerHandle, async_trait,
 };
 use barycenter_jobs_test_support::proxy::FaultProxy;
-use barycenter_jobs_test_support::{TestDb, backend_tests};
+use barycenter_jobs_test_support::{TestDb, backend_tests, eventually, has_execution, open_rows};
 use chrono::{DateTime, Utc};
 
 /// What one run did, seen from inside the job (real time).
@@ -115,27 +115,25 @@ async fn scheduler(
         .unwrap()
 }
 
-/// Poll `check` every 20 ms until it is true or `within` passed.
-async fn eventually<F, Fut>(within: Duration, what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let until = Instant::now() + within;
-    while !check().await {
-        assert!(Instant::now() < until, "not within {within:?}: {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+/// A proxy in front of `t`'s server and a pool of 4 through it: what the proxy cuts, this
+/// pool loses.
+async fn behind_proxy(t: &TestDb) -> (FaultProxy, Database) {
+    let proxy = FaultProxy::in_front_of(&t.url).await;
+    let db = Database::connect_with_max(&proxy.url_through(&t.url), 4)
+        .await
+        .unwrap();
+    (proxy, db)
 }
 
-async fn open_rows(store: &ExecutionStore) -> usize {
-    store
-        .list(&ExecutionQuery::new().limit(1000))
-        .await
-        .unwrap()
-        .iter()
-        .filter(|e| e.completed_at.is_none())
-        .count()
+/// One replica `replica` running `job` through a proxy in front of `t`'s server.
+async fn scheduler_behind_proxy(
+    t: &TestDb,
+    replica: &str,
+    job: (&'static str, &'static str, Duration),
+    spans: &Spans,
+) -> (FaultProxy, SchedulerHandle) {
+    let (proxy, db) = behind_proxy(t).await;
+    (proxy, scheduler(db, replica, job, spans).await)
 }
 
 /// Pairs of runs of one job that were going at the same moment.
@@ -156,13 +154,9 @@ fn overlaps(spans: &[Span]) -> usize {
 /// The network is cut just before a tick and restored 700 ms later: the tick is retried and
 /// run once, and nothing stays open.
 async fn outage_at_fire_time(t: &TestDb) {
-    let proxy = FaultProxy::in_front_of(&t.url).await;
-    let db = Database::connect_with_max(&proxy.url_through(&t.url), 4)
-        .await
-        .unwrap();
     let spans = Spans::default();
-    let handle = scheduler(
-        db,
+    let (proxy, handle) = scheduler_behind_proxy(
+        t,
         "cut-at-fire",
         ("every5", "*/5 * * * * *", Duration::from_millis(200)),
         &spans,
@@ -184,14 +178,10 @@ async fn outage_at_fire_time(t: &TestDb) {
         || {
             let store = store.clone();
             async move {
-                store
-                    .list(&ExecutionQuery::new().job("every5"))
-                    .await
-                    .unwrap()
-                    .iter()
-                    .any(|e| {
-                        e.scheduled_for == Some(next) && e.status == ExecutionStatus::Succeeded
-                    })
+                has_execution(&store, "every5", |e| {
+                    e.scheduled_for == Some(next) && e.status == ExecutionStatus::Succeeded
+                })
+                .await
             }
         },
     )
@@ -219,10 +209,7 @@ async fn outage_at_fire_time(t: &TestDb) {
 /// lease can expire, B takes over only after that, two runs never overlap, and A's row is
 /// closed once its network is back.
 async fn outage_mid_run(t: &TestDb) {
-    let proxy = FaultProxy::in_front_of(&t.url).await;
-    let db_a = Database::connect_with_max(&proxy.url_through(&t.url), 4)
-        .await
-        .unwrap();
+    let (proxy, db_a) = behind_proxy(t).await;
     let spans = Spans::default();
     let job = ("shared", "0 0 0 1 1 *", Duration::from_secs(8));
     let a = scheduler(db_a, "replica-a", job, &spans).await;
@@ -304,13 +291,9 @@ async fn outage_mid_run(t: &TestDb) {
 /// The job finishes while the network is cut: the end of the run is retried and written
 /// once the network is back, with the job's own outcome.
 async fn outage_during_end_of_run_write(t: &TestDb) {
-    let proxy = FaultProxy::in_front_of(&t.url).await;
-    let db = Database::connect_with_max(&proxy.url_through(&t.url), 4)
-        .await
-        .unwrap();
     let spans = Spans::default();
-    let handle = scheduler(
-        db,
+    let (proxy, handle) = scheduler_behind_proxy(
+        t,
         "cut-at-end",
         ("short", "0 0 0 1 1 *", Duration::from_millis(600)),
         &spans,

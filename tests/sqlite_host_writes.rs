@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use barycenter_jobs::builtin::{Batching, SessionsCleanup};
 use barycenter_jobs::{Database, ExecutionStatus, Registry, Scheduler, SchedulerConfig};
-use barycenter_jobs_test_support::raw;
+use barycenter_jobs_test_support::{raw, run_now};
 
 /// SQLite: a cleanup of 300,000 expired sessions runs under the scheduler with a 3 s lease
 /// (renewed every second) while the host inserts a session every 10 ms: no host write fails,
@@ -71,13 +71,7 @@ async fn sqlite_long_cleanup_beside_host_writes() {
         })
     };
     let began = Instant::now();
-    let row = handle
-        .trigger(SessionsCleanup::NAME)
-        .await
-        .unwrap()
-        .wait()
-        .await
-        .unwrap();
+    let row = run_now(&handle, SessionsCleanup::NAME).await;
     let run_time = began.elapsed();
     stop.store(true, std::sync::atomic::Ordering::Release);
     let (mut latencies, failures) = writer.await.unwrap();

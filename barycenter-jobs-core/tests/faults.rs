@@ -13,7 +13,7 @@ use barycenter_jobs_core::{
     Backend, Database, Error, ExecutionQuery, ExecutionStatus, ExecutionStore, JobConfig, JobError,
     JobOutput, NewExecution, Registry, Scheduler, SchedulerConfig, SchedulerHandle,
 };
-use barycenter_jobs_test_support::{TestDb, backend_tests, raw};
+use barycenter_jobs_test_support::{TestDb, backend_tests, eventually, has_execution, raw};
 use common::ScriptedJob;
 use sqlx::Connection as _;
 
@@ -30,19 +30,6 @@ fn with_ttl(ttl_secs: u64, instance: &str) -> SchedulerConfig {
     config.coordination.lease_ttl_secs = ttl_secs;
     config.coordination.instance = Some(instance.into());
     config
-}
-
-/// Poll `check` every 20 ms until it is true or `within` passed.
-async fn eventually<F, Fut>(within: Duration, what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let until = Instant::now() + within;
-    while !check().await {
-        assert!(Instant::now() < until, "not within {within:?}: {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 /// A long job that reports one unit of work every 50 ms and stops when cancelled; it
@@ -350,15 +337,11 @@ async fn claimed_tick_is_not_lost_when_its_run_cannot_start(t: &TestDb) {
     eventually(Duration::from_secs(5), "the given-back tick ran", || {
         let store = store.clone();
         async move {
-            store
-                .list(&ExecutionQuery::new().job("every5"))
-                .await
-                .unwrap()
-                .iter()
-                .any(|e| {
-                    e.scheduled_for.map(|s| s.timestamp()) == Some(given_back)
-                        && e.status == ExecutionStatus::Succeeded
-                })
+            has_execution(&store, "every5", |e| {
+                e.scheduled_for.map(|s| s.timestamp()) == Some(given_back)
+                    && e.status == ExecutionStatus::Succeeded
+            })
+            .await
         }
     })
     .await;

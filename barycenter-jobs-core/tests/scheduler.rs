@@ -11,7 +11,7 @@ use barycenter_jobs_core::{
     MisfirePolicy, NewExecution, Outcome, Registry, Scheduler, SchedulerConfig, SchedulerHandle,
     Trigger,
 };
-use barycenter_jobs_test_support::{TestDb, backend_tests};
+use barycenter_jobs_test_support::{TestDb, backend_tests, open_rows};
 use chrono::{Duration as ChronoDuration, Timelike, Utc};
 use common::{RunLog, ScriptedJob, logging_job};
 
@@ -23,16 +23,6 @@ async fn start(t: &TestDb, registry: Registry, config: SchedulerConfig) -> Sched
         .start()
         .await
         .expect("scheduler starts")
-}
-
-async fn open_rows(store: &ExecutionStore) -> usize {
-    store
-        .list(&ExecutionQuery::new().limit(1000))
-        .await
-        .unwrap()
-        .iter()
-        .filter(|e| e.completed_at.is_none())
-        .count()
 }
 
 /// A slow job does not delay another job's fires, and fires land on the second.
