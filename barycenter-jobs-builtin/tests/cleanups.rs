@@ -13,33 +13,18 @@ use barycenter_jobs_builtin::{
 use barycenter_jobs_core::sea_query::{Cond, Expr, ExprTrait};
 use barycenter_jobs_core::{
     Backend, CancellationToken, CutoffClock, Error, ExecutionStatus, Identifier, Job, JobConfig,
-    JobError, ManualClock, Registry, Scheduler, SchedulerConfig,
+    JobError, ManualClock, Registry, SchedulerConfig,
 };
 use barycenter_jobs_test_support::{TestDb, backend_tests};
 use chrono::Duration;
 use common::*;
 
 fn tiny_batches() -> Batching {
-    let mut b = Batching::default();
-    b.initial_batch_size = 2;
-    b.min_batch_size = 2;
-    b.max_batch_size = 2;
-    b.pause_ms = 0;
-    b
+    fixed_batches(2, 0)
 }
 
 async fn session(t: &TestDb, id: &str, expires_at: i64) {
-    insert(
-        &t.db,
-        "sessions",
-        vec![
-            ("session_id", s(id)),
-            ("subject", s("alice")),
-            ("created_at", i(expires_at - 3600)),
-            ("expires_at", i(expires_at)),
-        ],
-    )
-    .await;
+    insert_session(&t.db, id, expires_at - 3600, expires_at).await;
 }
 
 async fn sessions_expire_strictly_before_now(t: &TestDb) {
@@ -85,10 +70,7 @@ async fn many_batches_count_exactly(t: &TestDb) {
     // empty one.
     let table = Identifier::new("sessions").unwrap();
     let col = Identifier::new("expires_at").unwrap();
-    let mut b = tiny_batches();
-    b.initial_batch_size = 3;
-    b.min_batch_size = 3;
-    b.max_batch_size = 3;
+    let b = fixed_batches(3, 0);
     let delete = BatchedDelete::new(
         table.clone(),
         Identifier::new("session_id").unwrap(),
@@ -128,31 +110,11 @@ async fn cancelled_run_reports_exactly_what_it_deleted(t: &TestDb) {
     // Enough rows that PostgreSQL's heap walk needs more than its first range (32 pages),
     // so on every backend the run is cut short with rows left.
     const ROWS: usize = 6_000;
-    let rows = (0..ROWS)
-        .map(|n| {
-            vec![
-                s(&format!("s{n:05}")),
-                s("bob"),
-                i(0),
-                i(NOW - 1 - n as i64),
-            ]
-        })
-        .collect();
-    insert_many(
-        &t.db,
-        "sessions",
-        &["session_id", "subject", "created_at", "expires_at"],
-        rows,
-    )
-    .await;
-    let mut b = Batching::default();
-    b.initial_batch_size = 100;
-    b.min_batch_size = 100;
-    b.max_batch_size = 100;
+    insert_expired_sessions(&t.db, ROWS).await;
     // After its first statement the run pauses for a minute, so the cancellation below
     // lands in that pause whatever the machine's speed: the run cannot reach a second
     // statement before it.
-    b.pause_ms = 60_000;
+    let b = fixed_batches(100, 60_000);
     let cancel = CancellationToken::new();
     let ctx = ctx_with(&t.db, cancel.clone());
     let job = SessionsCleanup::default().with_batching(&b);
@@ -194,20 +156,7 @@ async fn token(
     revoked: i64,
     parent: Option<&str>,
 ) {
-    insert(
-        &t.db,
-        "refresh_tokens",
-        vec![
-            ("token", s(id)),
-            ("client_id", s("app")),
-            ("subject", s("alice")),
-            ("created_at", i(created)),
-            ("expires_at", i(expires)),
-            ("revoked", i(revoked)),
-            ("parent_token", parent.map(s).unwrap_or_else(null_str)),
-        ],
-    )
-    .await;
+    insert_token(&t.db, id, created, expires, revoked, parent).await;
 }
 
 async fn refresh_tokens_expired_and_rotated(t: &TestDb) {
@@ -314,57 +263,23 @@ async fn refresh_tokens_expired_and_rotated(t: &TestDb) {
 async fn timed_out_run_records_what_it_deleted(t: &TestDb) {
     create_barycenter_tables(t).await;
     const ROWS: usize = 6_000;
-    let rows = (0..ROWS)
-        .map(|n| {
-            vec![
-                s(&format!("s{n:05}")),
-                s("bob"),
-                i(0),
-                i(NOW - 1 - n as i64),
-            ]
-        })
-        .collect();
-    insert_many(
-        &t.db,
-        "sessions",
-        &["session_id", "subject", "created_at", "expires_at"],
-        rows,
-    )
-    .await;
-    let mut b = Batching::default();
-    b.initial_batch_size = 100;
-    b.min_batch_size = 100;
-    b.max_batch_size = 100;
+    insert_expired_sessions(&t.db, ROWS).await;
     // A minute's pause after the first statement: the 1 s timeout always lands in it.
-    b.pause_ms = 60_000;
-    let registry = Registry::builder()
-        .register(SessionsCleanup::default().with_batching(&b))
-        .build()
-        .unwrap();
-    let mut config = SchedulerConfig::default().job(
-        SessionsCleanup::NAME,
+    let b = fixed_batches(100, 60_000);
+    let mut config = SchedulerConfig::default();
+    // The fixtures' clock, not the database's: their expiry times are relative to NOW.
+    config.clock.cutoffs = CutoffClock::App;
+    let run = run_by_scheduler(
+        &t.db,
+        SessionsCleanup::default().with_batching(&b),
         JobConfig {
-            enabled: Some(false),
             timeout_secs: Some(1),
             ..JobConfig::default()
         },
-    );
-    // The fixtures' clock, not the database's: their expiry times are relative to NOW.
-    config.clock.cutoffs = CutoffClock::App;
-    let handle = Scheduler::builder(registry, t.db.clone())
-        .config(config)
-        .clock(Arc::new(ManualClock::new(now())))
-        .start()
-        .await
-        .unwrap();
-    let run = handle
-        .trigger(SessionsCleanup::NAME)
-        .await
-        .unwrap()
-        .wait()
-        .await
-        .unwrap();
-    handle.shutdown(StdDuration::from_secs(10)).await.unwrap();
+        config,
+        Arc::new(ManualClock::new(now())),
+    )
+    .await;
     assert_eq!(run.status, ExecutionStatus::Failed, "{run:?}");
     let gone = (ROWS - keys(&t.db, "sessions", "session_id").await.len()) as u64;
     assert!(
@@ -525,17 +440,7 @@ async fn safety_margin_keeps_recently_expired_rows(t: &TestDb) {
 }
 
 async fn challenge(t: &TestDb, id: &str, created: i64, expires: i64) {
-    insert(
-        &t.db,
-        "webauthn_challenges",
-        vec![
-            ("challenge", s(id)),
-            ("challenge_type", s("authentication")),
-            ("created_at", i(created)),
-            ("expires_at", i(expires)),
-        ],
-    )
-    .await;
+    insert_challenge(&t.db, id, created, expires).await;
 }
 
 async fn challenges_older_than_five_minutes_or_expired(t: &TestDb) {
@@ -564,18 +469,7 @@ async fn challenges_older_than_five_minutes_or_expired(t: &TestDb) {
 }
 
 async fn device_code(t: &TestDb, id: &str, expires: i64) {
-    insert(
-        &t.db,
-        "device_codes",
-        vec![
-            ("device_code", s(id)),
-            ("user_code", s("ABCD-EFGH")),
-            ("client_id", s("tv")),
-            ("created_at", i(expires - 600)),
-            ("expires_at", i(expires)),
-        ],
-    )
-    .await;
+    insert_device_code(&t.db, id, expires - 600, expires).await;
 }
 
 async fn device_codes_expire_strictly_before_now(t: &TestDb) {

@@ -16,7 +16,7 @@ use barycenter_jobs_builtin::{
 };
 use barycenter_jobs_core::{
     CancellationToken, Clock, CutoffClock, Execution, ExecutionStatus, Job, JobConfig, JobContext,
-    JobError, ManualClock, Registry, Scheduler, SchedulerConfig, TimeSource, Trigger,
+    JobError, ManualClock, SchedulerConfig, TimeSource, Trigger,
 };
 use barycenter_jobs_test_support::{TestDb, backend_tests};
 use chrono::{DateTime, Duration, Utc};
@@ -41,17 +41,7 @@ async fn expired_and_live_sessions(t: &TestDb) {
     create_barycenter_tables(t).await;
     let db_now = t.db.now().await.unwrap().timestamp();
     for (id, expires_at) in [("expired", db_now - 3600), ("live", db_now + 90)] {
-        insert(
-            &t.db,
-            "sessions",
-            vec![
-                ("session_id", s(id)),
-                ("subject", s("alice")),
-                ("created_at", i(db_now - 7200)),
-                ("expires_at", i(expires_at)),
-            ],
-        )
-        .await;
+        insert_session(&t.db, id, db_now - 7200, expires_at).await;
     }
 }
 
@@ -61,34 +51,16 @@ async fn run_with_skewed_scheduler(
     t: &TestDb,
     config: impl FnOnce(&mut SchedulerConfig),
 ) -> Execution {
-    let registry = Registry::builder()
-        .register(SessionsCleanup::default())
-        .build()
-        .unwrap();
-    // Not scheduled: only the manual trigger below runs it, whatever the time of day.
-    let mut cfg = SchedulerConfig::default().job(
-        SessionsCleanup::NAME,
-        JobConfig {
-            enabled: Some(false),
-            ..JobConfig::default()
-        },
-    );
+    let mut cfg = SchedulerConfig::default();
     config(&mut cfg);
-    let handle = Scheduler::builder(registry, t.db.clone())
-        .config(cfg)
-        .clock(Arc::new(SkewedClock(Duration::seconds(AHEAD_SECS))))
-        .start()
-        .await
-        .unwrap();
-    let execution = handle
-        .trigger(SessionsCleanup::NAME)
-        .await
-        .unwrap()
-        .wait()
-        .await
-        .unwrap();
-    handle.shutdown(StdDuration::from_secs(10)).await.unwrap();
-    execution
+    run_by_scheduler(
+        &t.db,
+        SessionsCleanup::default(),
+        JobConfig::default(),
+        cfg,
+        Arc::new(SkewedClock(Duration::seconds(AHEAD_SECS))),
+    )
+    .await
 }
 
 /// Default `[clock]`: cut-offs from the database, at most 30 s of skew. A host 120 s ahead is
@@ -156,58 +128,25 @@ async fn every_cleanup_judges_by_the_database_clock(t: &TestDb) {
     let (gone, live) = (now - 100, now + 10);
     let later = now + 86_400;
     for (id, expires) in [("gone", gone), ("live", live)] {
-        insert(
-            &t.db,
-            "sessions",
-            vec![
-                ("session_id", s(id)),
-                ("subject", s("alice")),
-                ("created_at", i(now - 7200)),
-                ("expires_at", i(expires)),
-            ],
-        )
-        .await;
-        insert(
-            &t.db,
-            "device_codes",
-            vec![
-                ("device_code", s(id)),
-                ("user_code", s("ABCD-EFGH")),
-                ("client_id", s("tv")),
-                ("created_at", i(now - 600)),
-                ("expires_at", i(expires)),
-            ],
-        )
-        .await;
+        insert_session(&t.db, id, now - 7200, expires).await;
+        insert_device_code(&t.db, id, now - 600, expires).await;
     }
-    let token =
-        |id: &'static str, created: i64, expires: i64, revoked: i64, parent: Option<&str>| {
-            vec![
-                ("token", s(id)),
-                ("client_id", s("app")),
-                ("subject", s("alice")),
-                ("created_at", i(created)),
-                ("expires_at", i(expires)),
-                ("revoked", i(revoked)),
-                ("parent_token", parent.map(s).unwrap_or_else(null_str)),
-            ]
-        };
     let grace = 1800;
     for row in [
-        token("gone", now - 9000, gone, 0, None),
-        token("live", now - 9000, live, 0, None),
+        token_row("gone", now - 9000, gone, 0, None),
+        token_row("live", now - 9000, live, 0, None),
         // Rotated; the successors are past the 30 min grace by the host's clock, one of them
         // not yet by the database's.
-        token("rotated_gone", now - 9000, later, 1, None),
-        token(
+        token_row("rotated_gone", now - 9000, later, 1, None),
+        token_row(
             "child_gone",
             now - grace - 100,
             later,
             0,
             Some("rotated_gone"),
         ),
-        token("rotated_live", now - 9000, later, 1, None),
-        token(
+        token_row("rotated_live", now - 9000, later, 1, None),
+        token_row(
             "child_live",
             now - grace + 10,
             later,
@@ -224,17 +163,7 @@ async fn every_cleanup_judges_by_the_database_clock(t: &TestDb) {
         ("old_gone", now - 300 - 100, later),
         ("old_live", now - 300 + 10, later),
     ] {
-        insert(
-            &t.db,
-            "webauthn_challenges",
-            vec![
-                ("challenge", s(id)),
-                ("challenge_type", s("authentication")),
-                ("created_at", i(created)),
-                ("expires_at", i(expires)),
-            ],
-        )
-        .await;
+        insert_challenge(&t.db, id, created, expires).await;
     }
     let jobs: [(Box<dyn Job>, &str, &str); 4] = [
         (

@@ -1,16 +1,20 @@
-//! Helpers shared by the builtin crate's tests: Barycenter's DDL per backend, inserts, and a
-//! job context with a stopped clock.
+//! Helpers shared by the builtin crate's tests: Barycenter's DDL per backend, inserts (one row
+//! of each of its four tables, many expired sessions), batching settings, a job context with a
+//! stopped clock, and one manual run through a scheduler.
 
 #![allow(dead_code)]
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
+use std::time::Duration;
 
+use barycenter_jobs_builtin::Batching;
 use barycenter_jobs_core::sea_query::{Alias, Expr, Order, Query, Value};
 use barycenter_jobs_core::{
-    Backend, CancellationToken, Database, JobContext, ManualClock, SharedClock, Trigger,
+    Backend, CancellationToken, Database, Execution, Job, JobConfig, JobContext, ManualClock,
+    Registry, Scheduler, SchedulerConfig, SharedClock, Trigger,
 };
-use barycenter_jobs_test_support::TestDb;
+use barycenter_jobs_test_support::{TestDb, run_now};
 use chrono::{DateTime, TimeZone, Utc};
 
 /// The instant the tests' clock is stopped at.
@@ -89,6 +93,146 @@ pub async fn insert(db: &Database, table: &str, row: Vec<(&str, Value)>) {
         .columns(row.iter().map(|(c, _)| Alias::new(*c)))
         .values_panic(row.into_iter().map(|(_, v)| Expr::val(v)));
     db.execute(&stmt).await.unwrap();
+}
+
+/// Insert one row of `sessions` (subject `alice`).
+pub async fn insert_session(db: &Database, id: &str, created_at: i64, expires_at: i64) {
+    insert(
+        db,
+        "sessions",
+        vec![
+            ("session_id", s(id)),
+            ("subject", s("alice")),
+            ("created_at", i(created_at)),
+            ("expires_at", i(expires_at)),
+        ],
+    )
+    .await;
+}
+
+/// Insert one row of `device_codes` (user code `ABCD-EFGH`, client `tv`).
+pub async fn insert_device_code(db: &Database, id: &str, created_at: i64, expires_at: i64) {
+    insert(
+        db,
+        "device_codes",
+        vec![
+            ("device_code", s(id)),
+            ("user_code", s("ABCD-EFGH")),
+            ("client_id", s("tv")),
+            ("created_at", i(created_at)),
+            ("expires_at", i(expires_at)),
+        ],
+    )
+    .await;
+}
+
+/// One row of `refresh_tokens` (client `app`, subject `alice`), for [`insert`].
+pub fn token_row(
+    id: &str,
+    created_at: i64,
+    expires_at: i64,
+    revoked: i64,
+    parent: Option<&str>,
+) -> Vec<(&'static str, Value)> {
+    vec![
+        ("token", s(id)),
+        ("client_id", s("app")),
+        ("subject", s("alice")),
+        ("created_at", i(created_at)),
+        ("expires_at", i(expires_at)),
+        ("revoked", i(revoked)),
+        ("parent_token", parent.map(s).unwrap_or_else(null_str)),
+    ]
+}
+
+/// Insert one row of `refresh_tokens` (see [`token_row`]).
+pub async fn insert_token(
+    db: &Database,
+    id: &str,
+    created_at: i64,
+    expires_at: i64,
+    revoked: i64,
+    parent: Option<&str>,
+) {
+    let row = token_row(id, created_at, expires_at, revoked, parent);
+    insert(db, "refresh_tokens", row).await;
+}
+
+/// Insert one row of `webauthn_challenges` (an authentication challenge).
+pub async fn insert_challenge(db: &Database, id: &str, created_at: i64, expires_at: i64) {
+    insert(
+        db,
+        "webauthn_challenges",
+        vec![
+            ("challenge", s(id)),
+            ("challenge_type", s("authentication")),
+            ("created_at", i(created_at)),
+            ("expires_at", i(expires_at)),
+        ],
+    )
+    .await;
+}
+
+/// Insert `rows` sessions `s00000`, `s00001`, ..., all expired: the n-th `n + 1` s before
+/// [`NOW`].
+pub async fn insert_expired_sessions(db: &Database, rows: usize) {
+    let rows = (0..rows)
+        .map(|n| {
+            vec![
+                s(&format!("s{n:05}")),
+                s("bob"),
+                i(0),
+                i(NOW - 1 - n as i64),
+            ]
+        })
+        .collect();
+    insert_many(
+        db,
+        "sessions",
+        &["session_id", "subject", "created_at", "expires_at"],
+        rows,
+    )
+    .await;
+}
+
+/// Batches of exactly `size` rows, with `pause_ms` between two statements.
+pub fn fixed_batches(size: u64, pause_ms: u64) -> Batching {
+    let mut b = Batching::default();
+    b.initial_batch_size = size;
+    b.min_batch_size = size;
+    b.max_batch_size = size;
+    b.pause_ms = pause_ms;
+    b
+}
+
+/// One manual run of `job`, registered alone, by a scheduler with `config` and `clock`; the
+/// job's own settings are `job_config` with the job disabled, so only the manual trigger runs
+/// it, whatever the time of day. The recorded execution, once the scheduler is shut down.
+pub async fn run_by_scheduler(
+    db: &Database,
+    job: impl Job,
+    job_config: JobConfig,
+    config: SchedulerConfig,
+    clock: SharedClock,
+) -> Execution {
+    let name = job.name().to_owned();
+    let registry = Registry::builder().register(job).build().unwrap();
+    let config = config.job(
+        name.clone(),
+        JobConfig {
+            enabled: Some(false),
+            ..job_config
+        },
+    );
+    let handle = Scheduler::builder(registry, db.clone())
+        .config(config)
+        .clock(clock)
+        .start()
+        .await
+        .unwrap();
+    let execution = run_now(&handle, &name).await;
+    handle.shutdown(Duration::from_secs(10)).await.unwrap();
+    execution
 }
 
 /// Insert many rows of `table` in one statement each `chunk` rows.
