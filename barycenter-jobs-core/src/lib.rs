@@ -54,6 +54,14 @@
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+// Without a backend there is nothing to store leases or history in; say so first, before
+// the errors of the code that assumes one.
+#[cfg(not(any(feature = "sqlite", feature = "postgres", feature = "mysql")))]
+compile_error!(
+    "barycenter-jobs-core needs at least one database backend: enable the `sqlite`, \
+     `postgres` or `mysql` feature"
+);
+
 mod clock;
 mod db;
 mod error;
