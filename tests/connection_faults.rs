@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use barycenter_jobs::{
     Database, ExecutionStatus, ExecutionStore, Job, JobContext, JobError, JobOutput, Registry,
     Scheduler, SchedulerConfig, SchedulerHandle, async_trait,
+    observe::{RunObserver, TickObserved, TickOutcome},
 };
 use barycenter_jobs_test_support::proxy::FaultProxy;
 use barycenter_jobs_test_support::{TestDb, backend_tests, eventually, has_execution, open_rows};
@@ -29,8 +30,30 @@ struct Span {
     ended: Option<Instant>,
 }
 
+/// The runs the jobs saw, and the ticks the scheduler reported.
 #[derive(Clone, Default)]
-struct Spans(Arc<Mutex<Vec<Span>>>);
+struct Spans(Arc<Mutex<Vec<Span>>>, Ticks);
+
+/// Every tick an observer of the scheduler saw, with what became of it.
+#[derive(Clone, Default)]
+struct Ticks(Arc<Mutex<Vec<(DateTime<Utc>, TickOutcome)>>>);
+
+impl RunObserver for Ticks {
+    fn on_tick(&self, tick: &TickObserved<'_>) {
+        self.0.lock().unwrap().push((tick.tick, tick.outcome));
+    }
+}
+
+impl Ticks {
+    /// What the scheduler reported for `tick`, in order.
+    fn of(&self, tick: DateTime<Utc>) -> Vec<TickOutcome> {
+        let seen = self.0.lock().unwrap();
+        seen.iter()
+            .filter(|(t, _)| *t == tick)
+            .map(|(_, o)| *o)
+            .collect()
+    }
+}
 
 /// Marks the end of a run when dropped: a run whose future is dropped ends then too.
 struct EndOnDrop(Spans, usize);
@@ -110,6 +133,7 @@ async fn scheduler(
     config.cancel_grace_secs = 1;
     Scheduler::builder(registry, db)
         .config(config)
+        .observer(spans.1.clone())
         .start()
         .await
         .unwrap()
@@ -201,6 +225,73 @@ async fn outage_at_fire_time(t: &TestDb) {
         usize::from(ran == 0)
     );
     assert_eq!(ran, 1, "the tick cut at fire time runs exactly once");
+    assert_eq!(open, 0);
+}
+
+/// The network is cut 300 ms before a tick of an every-2-s job and stays cut until 700 ms
+/// after the next one: the first tick is retried until the next is due, then given up and
+/// reported `error`, with no run and no row; the next tick, retried past the restore, runs,
+/// and nothing stays open.
+async fn outage_longer_than_a_tick(t: &TestDb) {
+    let spans = Spans::default();
+    let (proxy, handle) = scheduler_behind_proxy(
+        t,
+        "cut-past-a-tick",
+        ("every2", "*/2 * * * * *", Duration::from_millis(100)),
+        &spans,
+    )
+    .await;
+    let first = handle.job("every2").unwrap().next_run_at.unwrap();
+    let second = first + chrono::Duration::seconds(2);
+    let before = (first - Utc::now() - chrono::Duration::milliseconds(300))
+        .to_std()
+        .unwrap_or_default();
+    tokio::time::sleep(before).await;
+    proxy.cut().await;
+    let restore_at = (second + chrono::Duration::milliseconds(700) - Utc::now())
+        .to_std()
+        .unwrap_or_default();
+    tokio::time::sleep(restore_at).await;
+    proxy.restore();
+    let store = ExecutionStore::new(t.db.clone());
+    eventually(
+        Duration::from_secs(8),
+        "a tick after the outage ran",
+        || {
+            let store = store.clone();
+            async move {
+                has_execution(&store, "every2", |e| {
+                    e.scheduled_for.is_some_and(|at| at >= second)
+                        && e.status == ExecutionStatus::Succeeded
+                })
+                .await
+            }
+        },
+    )
+    .await;
+    handle.shutdown(Duration::from_secs(5)).await.unwrap();
+    let ran_first = spans
+        .0
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|s| s.tick == Some(first))
+        .count();
+    let recorded_first = has_execution(&store, "every2", |e| e.scheduled_for == Some(first)).await;
+    let open = open_rows(&store).await;
+    eprintln!(
+        "RELIABILITY scenario=cut_past_a_tick backend={:?} first_tick={:?} second_tick={:?} runs_of_first={ran_first} open_rows={open}",
+        t.backend(),
+        spans.1.of(first),
+        spans.1.of(second),
+    );
+    assert_eq!(
+        spans.1.of(first),
+        [TickOutcome::Error],
+        "the tick the outage outlasted is reported once, as an error"
+    );
+    assert_eq!(ran_first, 0, "the given-up tick did not run");
+    assert!(!recorded_first, "the given-up tick has no execution row");
     assert_eq!(open, 0);
 }
 
@@ -400,6 +491,7 @@ impl Locker {
 
 backend_tests!(
     [postgres, mysql] outage_at_fire_time,
+    outage_longer_than_a_tick,
     outage_mid_run,
     outage_during_end_of_run_write,
     locked_lease_row_does_not_hold_up_shutdown,
