@@ -359,7 +359,7 @@ impl LeaseStore {
         clean: bool,
     ) -> UpdateStatement {
         let execution: Expr = if clean {
-            Expr::val(Option::<i64>::None).into()
+            Expr::val(Option::<i64>::None)
         } else {
             Expr::col(Col::ExecutionId).if_null(UNRELEASED)
         };

@@ -117,8 +117,14 @@ impl ExecutionStore {
     }
 
     async fn finish_one(&self, f: &Finish) -> Result<bool> {
-        self.finish_run(f.id, &f.outcome, f.completed_at, Some(f.duration), f.partial)
-            .await
+        self.finish_run(
+            f.id,
+            &f.outcome,
+            f.completed_at,
+            Some(f.duration),
+            f.partial,
+        )
+        .await
     }
 
     /// Several start rows in one statement; the ids in the order of `rows`.
@@ -146,7 +152,10 @@ impl ExecutionStore {
         // unique within a group (see `writer`).
         let mut ids = std::collections::BTreeMap::new();
         for row in &returned {
-            ids.insert(row.opt_string("job_name")?.unwrap_or_default(), row.i64("id")?);
+            ids.insert(
+                row.opt_string("job_name")?.unwrap_or_default(),
+                row.i64("id")?,
+            );
         }
         rows.iter()
             .map(|new| {
@@ -208,11 +217,17 @@ impl ExecutionStore {
             )
             .value(
                 Exec::Status,
-                by_id(&|f| Expr::val(f.outcome.status().as_str()), col(Exec::Status)),
+                by_id(
+                    &|f| Expr::val(f.outcome.status().as_str()),
+                    col(Exec::Status),
+                ),
             )
             .value(
                 Exec::DurationMs,
-                by_id(&|f| Expr::val(duration_ms(f.duration)), col(Exec::DurationMs)),
+                by_id(
+                    &|f| Expr::val(duration_ms(f.duration)),
+                    col(Exec::DurationMs),
+                ),
             )
             .and_where(Expr::col(Exec::Id).is_in(rows.iter().map(|f| f.id)))
             .and_where(Expr::col(Exec::CompletedAt).is_null())
