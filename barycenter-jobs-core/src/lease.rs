@@ -11,6 +11,9 @@
 //! RETURNING token, NOW_MS
 //! ```
 //!
+//! (The claim also sets `execution_id` from the row it replaces, NULL after a clean
+//! release and -1 otherwise, and returns it: see [`Claimed::previous_unreleased`].)
+//!
 //! The database serialises the competing `UPDATE`s, so at most one replica sees "1 row
 //! affected". `expires_at_ms <= now` gives no overlap (a held lease is never taken), and
 //! `last_tick < tick` gives at most one run per tick even after the lease was released. The
