@@ -256,11 +256,18 @@ impl ExecutionStore {
 
 /// Frees the queue if the writer is dropped mid-way (its runtime shut down): the callers
 /// still queued are answered [`Error::ShutDown`], and the next write starts a new writer.
-struct Stop(Writes);
+struct Stop {
+    writes: Writes,
+    /// The writer returned normally: nothing to free.
+    done: bool,
+}
 
 impl Drop for Stop {
     fn drop(&mut self) {
-        let mut queue = self.0.lock();
+        if self.done {
+            return;
+        }
+        let mut queue = self.writes.lock();
         queue.writing = false;
         queue.starts.clear();
         queue.finishes.clear();
@@ -269,14 +276,16 @@ impl Drop for Stop {
 
 /// Write what has queued, group by group, until nothing is left.
 async fn writer(store: ExecutionStore) {
-    let stop = Stop(store.writes.clone());
+    let mut stop = Stop {
+        writes: store.writes.clone(),
+        done: false,
+    };
     loop {
         let (starts, finishes) = {
             let mut queue = store.writes.lock();
             if queue.starts.is_empty() && queue.finishes.is_empty() {
                 queue.writing = false;
-                drop(queue);
-                std::mem::forget(stop);
+                stop.done = true;
                 return;
             }
             // One row per job in a group (ids are matched by job name); another start of
