@@ -280,6 +280,7 @@ async fn writer(store: ExecutionStore) {
         writes: store.writes.clone(),
         done: false,
     };
+    let mut ends_waited = false;
     loop {
         let (starts, finishes) = {
             let mut queue = store.writes.lock();
@@ -301,7 +302,15 @@ async fn writer(store: ExecutionStore) {
                 }
             }
             queue.starts = later;
-            let n = queue.finishes.len().min(MAX_FINISHES);
+            // Starts first: a run's start is what keeps its job from being entered, its end
+            // only keeps its waiters waiting. Ends wait for at most one group of starts, so a
+            // steady stream of starts cannot hold them back.
+            let n = if starts.is_empty() || ends_waited {
+                queue.finishes.len().min(MAX_FINISHES)
+            } else {
+                0
+            };
+            ends_waited = n == 0 && !queue.finishes.is_empty();
             let finishes: Vec<_> = queue.finishes.drain(..n).collect();
             (starts, finishes)
         };
