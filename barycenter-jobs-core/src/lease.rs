@@ -11,6 +11,9 @@
 //! RETURNING token, NOW_MS
 //! ```
 //!
+//! (The claim also sets `execution_id` from the row it replaces, NULL after a clean
+//! release and -1 otherwise, and returns it: see [`Claimed::previous_unreleased`].)
+//!
 //! The database serialises the competing `UPDATE`s, so at most one replica sees "1 row
 //! affected". `expires_at_ms <= now` gives no overlap (a held lease is never taken), and
 //! `last_tick < tick` gives at most one run per tick even after the lease was released. The
@@ -115,7 +118,16 @@ pub struct Claimed {
     /// The database's time at the claim (for skew measurement); `None` when the backend
     /// could not say in the same statement.
     pub db_now: Option<DateTime<Utc>>,
+    /// The previous holder did not give the lease back after a recorded run (it died, lost
+    /// the lease, or could not write its run's end or start), so a run of the job may have
+    /// been left open. `false` only when the lease was released cleanly (or never held).
+    pub previous_unreleased: bool,
 }
+
+/// `execution_id` of a lease that was claimed and not released cleanly, while no execution
+/// is noted on it: "a run of this job may be left open". Never a real execution id (those
+/// are positive).
+const UNRELEASED: i64 = -1;
 
 /// What a claim asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -217,12 +229,23 @@ impl LeaseStore {
         kind: ClaimKind,
         ttl: Duration,
     ) -> UpdateStatement {
+        // `execution_id` first: MySQL evaluates the assignments in order, each seeing the
+        // ones before it, and this one must see the previous holder. A lease released
+        // cleanly has neither holder nor execution; anything else was left by a holder that
+        // may have left a run open (see `Claimed::previous_unreleased`). The claim notes no
+        // execution of its own: that is `set_execution`, once the run started.
+        let unreleased = Cond::any()
+            .add(Expr::col(Col::Holder).is_not_null())
+            .add(Expr::col(Col::ExecutionId).is_not_null());
         let mut stmt = Query::update()
             .table(self.table.clone())
+            .value(
+                Col::ExecutionId,
+                Expr::case(unreleased, UNRELEASED).finally(Expr::val(Option::<i64>::None)),
+            )
             .value(Col::Holder, holder)
             .value(Col::Token, Expr::col(Col::Token).add(1))
             .value(Col::ExpiresAtMs, self.now_ms().add(ttl_ms(ttl)))
-            .value(Col::ExecutionId, Option::<i64>::None)
             .and_where(Expr::col(Col::JobName).eq(job_name))
             .to_owned();
         let free = Expr::col(Col::ExpiresAtMs).lte(self.now_ms());
@@ -246,7 +269,11 @@ impl LeaseStore {
                 let ours = Cond::all()
                     .add(Expr::col(Col::Holder).eq(holder))
                     .add(Expr::col(Col::LastTick).eq(tick.timestamp()))
-                    .add(Expr::col(Col::ExecutionId).is_null());
+                    .add(
+                        Cond::any()
+                            .add(Expr::col(Col::ExecutionId).is_null())
+                            .add(Expr::col(Col::ExecutionId).eq(UNRELEASED)),
+                    );
                 stmt.value(Col::LastTick, tick.timestamp())
                     .cond_where(Cond::any().add(fresh).add(ours));
             }
@@ -270,6 +297,7 @@ impl LeaseStore {
             stmt.returning(ReturningClause::Exprs(vec![
                 Expr::col(Col::Token),
                 self.now_ms(),
+                Expr::col(Col::ExecutionId),
             ]));
             let Some(row) = self.bounded(self.db.fetch_optional(&stmt)).await? else {
                 return Ok(None);
@@ -281,6 +309,7 @@ impl LeaseStore {
                     token: row.i64_at(0)?,
                 },
                 db_now: Some(from_millis(row.i64_at(1)?)),
+                previous_unreleased: row.opt_i64_at(2)?.is_some(),
             }));
         }
         if self.bounded(self.db.execute(&stmt)).await? != 1 {
@@ -291,6 +320,7 @@ impl LeaseStore {
         let read = Query::select()
             .column(Col::Token)
             .expr_as(self.now_ms(), Alias::new("db_now_ms"))
+            .column(Col::ExecutionId)
             .from(self.table.clone())
             .and_where(Expr::col(Col::JobName).eq(job_name))
             .and_where(Expr::col(Col::Holder).eq(holder))
@@ -303,10 +333,11 @@ impl LeaseStore {
                     token: row.i64("token")?,
                 },
                 db_now: Some(from_millis(row.i64("db_now_ms")?)),
+                previous_unreleased: row.opt_i64("execution_id")?.is_some(),
             })),
             Ok(None) => Ok(None),
             Err(e) => {
-                let undo = self.unclaim_statement(job_name, holder, None, kind.tick());
+                let undo = self.unclaim_statement(job_name, holder, None, kind.tick(), false);
                 if let Err(undo_error) = self.bounded(self.db.execute(&undo)).await {
                     tracing::warn!(job = job_name, error = %undo_error, "could not undo a claim; it lapses after its TTL");
                 }
@@ -317,18 +348,29 @@ impl LeaseStore {
 
     /// Release the lease and, when `tick` is given, make that tick claimable again (the
     /// run of a claimed tick could not start).
+    ///
+    /// `clean`: the run this lease was taken for left no open row (its end is recorded, or
+    /// it never wrote a start), so the next holder need not look for one. Otherwise the row
+    /// keeps its execution (or [`UNRELEASED`]) and the next claim reports
+    /// `previous_unreleased`.
     fn unclaim_statement(
         &self,
         job_name: &str,
         holder: &str,
         token: Option<i64>,
         tick: Option<DateTime<Utc>>,
+        clean: bool,
     ) -> UpdateStatement {
+        let execution: Expr = if clean {
+            Expr::val(Option::<i64>::None)
+        } else {
+            Expr::col(Col::ExecutionId).if_null(UNRELEASED)
+        };
         let mut stmt = Query::update()
             .table(self.table.clone())
+            .value(Col::ExecutionId, execution)
             .value(Col::ExpiresAtMs, 0i64)
             .value(Col::Holder, Option::<String>::None)
-            .value(Col::ExecutionId, Option::<i64>::None)
             .and_where(Expr::col(Col::JobName).eq(job_name))
             .and_where(Expr::col(Col::Holder).eq(holder))
             .to_owned();
@@ -384,21 +426,47 @@ impl LeaseStore {
         Ok(self.bounded(self.db.fetch_optional(&stmt)).await?.is_some())
     }
 
-    /// Give a lease back so another replica (or a manual trigger) can take it at once.
+    /// Give a lease back so another replica (or a manual trigger) can take it at once. The
+    /// caller says that no run of the job it knows of is left open (its run's end is
+    /// recorded, or there was no history to write); otherwise use
+    /// [`release_unclean`](Self::release_unclean).
     pub async fn release(&self, lease: &Lease) -> Result<()> {
-        let stmt = self.unclaim_statement(&lease.job_name, &lease.holder, Some(lease.token), None);
+        let stmt = self.unclaim_statement(
+            &lease.job_name,
+            &lease.holder,
+            Some(lease.token),
+            None,
+            true,
+        );
+        self.bounded(self.db.execute(&stmt)).await?;
+        Ok(())
+    }
+
+    /// Give a lease back whose run may be left open (its end could not be written, or its
+    /// start was sent but not confirmed): the next holder closes it as abandoned.
+    pub async fn release_unclean(&self, lease: &Lease) -> Result<()> {
+        let stmt = self.unclaim_statement(
+            &lease.job_name,
+            &lease.holder,
+            Some(lease.token),
+            None,
+            false,
+        );
         self.bounded(self.db.execute(&stmt)).await?;
         Ok(())
     }
 
     /// Give a lease back together with its tick: the run of `tick` could not start, so the
-    /// tick is claimable again by any replica.
+    /// tick is claimable again by any replica. Its start row may have been written without
+    /// the answer reaching us, so the next holder looks for it (as after
+    /// [`release_unclean`](Self::release_unclean)).
     pub async fn release_tick(&self, lease: &Lease, tick: DateTime<Utc>) -> Result<()> {
         let stmt = self.unclaim_statement(
             &lease.job_name,
             &lease.holder,
             Some(lease.token),
             Some(tick),
+            false,
         );
         self.bounded(self.db.execute(&stmt)).await?;
         Ok(())

@@ -1,7 +1,9 @@
 //! Cron schedules: parsing, next fire time, and a short English description.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::str::FromStr;
+use std::sync::{Arc, Mutex, Weak};
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
@@ -33,8 +35,35 @@ use crate::error::{Error, Result};
 #[derive(Clone)]
 pub struct Schedule {
     expression: String,
-    cron: Cron,
+    /// Shared by every schedule parsed from the same expression (see [`parsed`]).
+    cron: Arc<Cron>,
     tz: Option<Tz>,
+}
+
+/// The parsed patterns in use, by expression. A `croner::Cron` is about 5 KiB (its year
+/// field alone is a 5,001-entry table), and a process may hold thousands of jobs on one
+/// expression, each with a few copies of its schedule (default, in force, timer group):
+/// one pattern per distinct expression keeps that at a few KiB in all, and parses each
+/// expression once.
+static PARSED: Mutex<Option<HashMap<String, Weak<Cron>>>> = Mutex::new(None);
+
+/// The pattern of `expression`, parsed by `parse` unless one is already in use.
+fn parsed(
+    expression: &str,
+    parse: impl FnOnce() -> std::result::Result<Cron, croner::errors::CronError>,
+) -> std::result::Result<Arc<Cron>, croner::errors::CronError> {
+    let mut cache = PARSED.lock().unwrap_or_else(|e| e.into_inner());
+    let cache = cache.get_or_insert_with(HashMap::new);
+    if let Some(cron) = cache.get(expression).and_then(Weak::upgrade) {
+        return Ok(cron);
+    }
+    let cron = Arc::new(parse()?);
+    // Forget the patterns nobody uses any more before the table doubles.
+    if cache.len() >= 64 && cache.len().is_power_of_two() {
+        cache.retain(|_, cron| cron.strong_count() > 0);
+    }
+    cache.insert(expression.to_owned(), Arc::downgrade(&cron));
+    Ok(cron)
 }
 
 impl Schedule {
@@ -50,12 +79,14 @@ impl Schedule {
                 "expected 6 fields (sec min hour day month weekday) or 5, found {fields}"
             )));
         }
-        let cron = CronParser::builder()
-            .seconds(Seconds::Optional)
-            .year(Year::Disallowed)
-            .build()
-            .parse(expression)
-            .map_err(|e| invalid(e.to_string()))?;
+        let cron = parsed(expression, || {
+            CronParser::builder()
+                .seconds(Seconds::Optional)
+                .year(Year::Disallowed)
+                .build()
+                .parse(expression)
+        })
+        .map_err(|e| invalid(e.to_string()))?;
         Ok(Self {
             expression: expression.trim().to_owned(),
             cron,

@@ -434,7 +434,101 @@ async fn history_off_migrates_no_history(t: &TestDb) {
     );
 }
 
+/// A claim says whether the previous holder gave the lease back cleanly: only then may the
+/// scheduler skip looking for runs it left open.
+async fn claim_reports_an_unclean_previous_holder(t: &TestDb) {
+    let leases = barycenter_jobs_core::LeaseStore::new(
+        t.db.clone(),
+        barycenter_jobs_core::Identifier::new("job_leases").unwrap(),
+    );
+    leases.migrate().await.unwrap();
+    leases.ensure_rows(&["flag"]).await.unwrap();
+    let now = barycenter_jobs_core::ClaimKind::Now;
+    let ttl = Duration::from_secs(30);
+    let claim = |holder: &'static str, ttl: Duration| {
+        let leases = leases.clone();
+        async move {
+            leases
+                .claim("flag", holder, now, ttl)
+                .await
+                .unwrap()
+                .expect("free")
+        }
+    };
+    let first = claim("a", ttl).await;
+    assert!(!first.previous_unreleased, "a row never held");
+    leases.set_execution(&first.lease, 7).await.unwrap();
+    leases.release(&first.lease).await.unwrap();
+    let second = claim("b", ttl).await;
+    assert!(!second.previous_unreleased, "released cleanly");
+    leases.release_unclean(&second.lease).await.unwrap();
+    let third = claim("c", ttl).await;
+    assert!(
+        third.previous_unreleased,
+        "released unclean, no execution noted"
+    );
+    leases.set_execution(&third.lease, 8).await.unwrap();
+    leases.release_unclean(&third.lease).await.unwrap();
+    let fourth = claim("d", Duration::from_millis(1)).await;
+    assert!(
+        fourth.previous_unreleased,
+        "released unclean with its execution"
+    );
+    leases.release(&fourth.lease).await.unwrap();
+    // A holder that never gives the lease back (it died): its lease lapses.
+    let _dead = claim("dead", Duration::from_millis(1)).await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let fifth = claim("e", ttl).await;
+    assert!(
+        fifth.previous_unreleased,
+        "the previous holder never released"
+    );
+    leases.release(&fifth.lease).await.unwrap();
+    let sixth = claim("f", ttl).await;
+    assert!(!sixth.previous_unreleased);
+    leases.release(&sixth.lease).await.unwrap();
+}
+
+/// The open run of a holder that died after its lease was taken is closed as abandoned by
+/// the next run of the job, before it starts (not only by a start-up sweep).
+async fn dead_holders_run_is_closed_by_the_next_run(t: &TestDb) {
+    let registry = Registry::builder()
+        .register(worker("taken_over", Arc::default()))
+        .build()
+        .unwrap();
+    let handle = start(&t.db, registry, with_ttl(30, "survivor")).await;
+    let leases = barycenter_jobs_core::LeaseStore::new(
+        t.db.clone(),
+        barycenter_jobs_core::Identifier::new("job_leases").unwrap(),
+    );
+    let store = handle.store().clone();
+    // Another process takes the lease, writes its start row and dies: its lease lapses.
+    let dead = leases
+        .claim(
+            "taken_over",
+            "dead-process",
+            barycenter_jobs_core::ClaimKind::Now,
+            Duration::from_millis(200),
+        )
+        .await
+        .unwrap()
+        .expect("free");
+    let mut new = NewExecution::manual("taken_over", chrono::Utc::now());
+    new.instance = Some("dead-process".into());
+    let open = store.start(&new).await.unwrap();
+    leases.set_execution(&dead.lease, open).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(400)).await;
+
+    let run = handle.trigger("taken_over").await.unwrap();
+    let row = store.get(open).await.unwrap().unwrap();
+    assert_eq!(row.status, ExecutionStatus::Abandoned, "{row:?}");
+    drop(run);
+    handle.shutdown(Duration::from_millis(200)).await.unwrap();
+}
+
 backend_tests!(
+    claim_reports_an_unclean_previous_holder,
+    dead_holders_run_is_closed_by_the_next_run,
     history_off_migrates_no_history,
     renamed_lease_table_is_created,
     unconfirmable_lease_stops_the_run_before_expiry,

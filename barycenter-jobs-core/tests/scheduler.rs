@@ -495,7 +495,60 @@ async fn coordination_off_writes_no_leases(t: &TestDb) {
     assert!(claimed.is_none(), "no lease row was created");
 }
 
+/// Many runs starting and ending at once (their history writes are grouped on SQLite): each
+/// run gets its own row, with its own job, outcome, count and duration.
+async fn simultaneous_runs_each_get_their_own_row(t: &TestDb) {
+    let mut builder = Registry::builder();
+    for i in 0..40u64 {
+        builder = builder.register(ScriptedJob::new(
+            &format!("many_{i:02}"),
+            "0 0 0 1 1 *",
+            move |_ctx| async move {
+                if i % 7 == 3 {
+                    Err(JobError::Failed(format!("job {i} failed")))
+                } else {
+                    Ok(JobOutput::processed(i * 10))
+                }
+            },
+        ));
+    }
+    let handle = start(t, builder.build().unwrap(), SchedulerConfig::default()).await;
+    let triggers = (0..40u64).map(|i| {
+        let handle = handle.clone();
+        async move { (i, handle.trigger(&format!("many_{i:02}")).await.unwrap()) }
+    });
+    let runs = futures_util::future::join_all(triggers).await;
+    let mut ids = std::collections::BTreeSet::new();
+    for (i, run) in runs {
+        assert!(ids.insert(run.execution_id), "ids are distinct");
+        let id = run.execution_id;
+        let waited = run.wait().await.unwrap();
+        let row = handle.store().get(id).await.unwrap().unwrap();
+        assert_eq!(waited.status, row.status);
+        assert_eq!(row.job_name, format!("many_{i:02}"));
+        assert!(
+            row.completed_at.is_some() && row.duration_ms.is_some(),
+            "{row:?}"
+        );
+        if i % 7 == 3 {
+            assert_eq!(row.status, ExecutionStatus::Failed);
+            assert_eq!(
+                row.error_message.as_deref(),
+                Some(format!("job {i} failed").as_str())
+            );
+            assert_eq!(row.records_processed, None);
+        } else {
+            assert_eq!(row.status, ExecutionStatus::Succeeded);
+            assert_eq!(row.records_processed, Some(i * 10));
+            assert_eq!(row.error_message, None);
+        }
+    }
+    assert_eq!(open_rows(handle.store()).await, 0);
+    handle.shutdown(GRACE).await.unwrap();
+}
+
 backend_tests!(
+    simultaneous_runs_each_get_their_own_row,
     slow_job_does_not_delay_others,
     no_overlap_and_already_running,
     timeout_is_recorded_as_failure,

@@ -22,8 +22,9 @@
 //!   missed; a job that never ran is not caught up. [`MisfirePolicy::Skip`] waits for the
 //!   next tick.
 //! - **Stale runs**: a run left open by a process that died is closed as abandoned by the
-//!   next process that takes the job's lease (at start-up and before every run); with
-//!   coordination off, at start-up.
+//!   next process that takes the job's lease (at start-up, and before a run whose claim
+//!   reports that the previous holder did not release the lease cleanly: it died, lost the
+//!   lease, or could not write its run's start or end); with coordination off, at start-up.
 //! - **Disabled jobs** are not fired but can still be triggered by hand.
 //! - **Shutdown**: [`SchedulerHandle::shutdown`] stops firing, waits for running jobs up to a
 //!   grace period, then cancels them and records them as cancelled. No row is left open.

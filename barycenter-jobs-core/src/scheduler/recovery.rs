@@ -19,12 +19,14 @@ use crate::store::Execution;
 /// - otherwise (coordination off), only runs of this process's own instance identity (a
 ///   restart with a configured `instance`) and runs of a `HOST:PID` instance on this host
 ///   whose process is gone: another live process's run is never closed.
+///
+/// Returns false when the database could not be asked (open runs may remain).
 pub(super) async fn close_abandoned(
     shared: &Shared,
     slot: &Slot,
     lease_held: bool,
     now: DateTime<Utc>,
-) {
+) -> bool {
     let name = slot.job.name();
     let closed: Result<u64> = if lease_held {
         shared.store.close_abandoned(name, None, now).await
@@ -42,15 +44,19 @@ pub(super) async fn close_abandoned(
         }
     };
     match closed {
-        Ok(0) => {}
+        Ok(0) => true,
         Ok(n) => {
             tracing::warn!(job = %name, closed = n, "closed runs abandoned by a dead process");
             shared.observers.abandoned(&crate::observe::RunsAbandoned {
                 job: name,
                 count: n,
             });
+            true
         }
-        Err(e) => tracing::warn!(job = %name, error = %e, "could not check for abandoned runs"),
+        Err(e) => {
+            tracing::warn!(job = %name, error = %e, "could not check for abandoned runs");
+            false
+        }
     }
 }
 
@@ -86,7 +92,7 @@ pub(super) async fn close_stale_runs(shared: &Shared) {
     let now = shared.clock.now();
     for slot in shared.slots.values() {
         let Some(leases) = &shared.leases else {
-            close_abandoned(shared, slot, false, now).await;
+            let _ = close_abandoned(shared, slot, false, now).await;
             continue;
         };
         match leases
@@ -99,8 +105,13 @@ pub(super) async fn close_stale_runs(shared: &Shared) {
             .await
         {
             Ok(Some(claimed)) => {
-                close_abandoned(shared, slot, true, now).await;
-                let _ = leases.release(&claimed.lease).await;
+                // Always looked for here, whatever the lease says: rows may be left open by
+                // versions that kept no such record, or by another tool.
+                let _ = if close_abandoned(shared, slot, true, now).await {
+                    leases.release(&claimed.lease).await
+                } else {
+                    leases.release_unclean(&claimed.lease).await
+                };
             }
             Ok(None) => {} // somebody is running it right now
             Err(e) => {

@@ -15,9 +15,12 @@
 //! past the lease either; the renewal goes on during them.
 
 use std::any::Any;
+use std::future::Future as _;
 use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::task::Poll;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -33,7 +36,7 @@ use crate::error::{Error, Result};
 use crate::job::{JobContext, JobError, JobOutput, Progress, Trigger};
 use crate::lease::{ClaimKind, Lease};
 use crate::observe::{RunEnded, RunStarted, RunStatus};
-use crate::store::{Execution, NewExecution, Outcome};
+use crate::store::{Execution, Finish, NewExecution, Outcome};
 
 /// Clears the slot's running flag however the run ends.
 struct Running(Arc<Slot>);
@@ -64,6 +67,9 @@ pub(super) struct Prepared {
     started_at: DateTime<Utc>,
     lease: Option<Lease>,
     lease_state: LeaseState,
+    /// Runs abandoned by an earlier holder of the lease may still be open (closing them
+    /// failed): the lease is given back so that the next holder tries again.
+    left_open: bool,
     running: Running,
     done: Option<oneshot::Sender<Execution>>,
 }
@@ -132,7 +138,7 @@ pub(super) async fn begin(
     }
     let running = Running(slot.clone());
 
-    let (lease, lease_state) = match &shared.leases {
+    let (lease, lease_state, previous_unreleased) = match &shared.leases {
         Some(leases) => {
             let kind = match trigger.fire_time() {
                 Some(tick) => ClaimKind::Tick(tick),
@@ -140,8 +146,9 @@ pub(super) async fn begin(
             };
             let sent = Instant::now();
             let app_before = shared.clock.now();
-            let claimed = leases
-                .claim(name, &shared.instance, kind, shared.lease_ttl)
+            // Database calls are boxed throughout the run path: their futures are large, and
+            // inline they would make every spawned run as large as the largest of them.
+            let claimed = Box::pin(leases.claim(name, &shared.instance, kind, shared.lease_ttl))
                 .await?
                 .ok_or_else(|| Error::AlreadyRunning(name.to_owned()))?;
             if let Some(db_now) = claimed.db_now {
@@ -151,16 +158,20 @@ pub(super) async fn begin(
             (
                 Some(claimed.lease),
                 LeaseState::ValidUntil(sent + shared.lease_ttl),
+                claimed.previous_unreleased,
             )
         }
-        None => (None, LeaseState::NotLeased),
+        None => (None, LeaseState::NotLeased, false),
     };
 
     let now = shared.clock.now();
+    let mut left_open = false;
     let execution_id = if shared.record_history {
-        if lease.is_some() {
-            // We hold the lease, so any run of this job still open belongs to a dead process.
-            super::recovery::close_abandoned(shared, slot, true, now).await;
+        // We hold the lease, so any run of this job still open belongs to a dead process.
+        // Only a holder that did not release cleanly can have left one: every run records
+        // its end before its lease is released, and a lease given back otherwise says so.
+        if lease.is_some() && previous_unreleased {
+            left_open = !Box::pin(super::recovery::close_abandoned(shared, slot, true, now)).await;
         }
         let new = NewExecution {
             job_name: name.to_owned(),
@@ -168,11 +179,12 @@ pub(super) async fn begin(
             trigger,
             instance: Some(shared.instance.clone()),
         };
-        match shared.store.start(&new).await {
+        // Grouped with the starts of other due jobs on SQLite (see `store::group`).
+        match Box::pin(shared.store.start_grouped(new)).await {
             Ok(id) => id,
             Err(e) => {
                 if let (Some(leases), Some(lease)) = (&shared.leases, &lease) {
-                    give_back(shared, leases, lease, trigger.fire_time()).await;
+                    Box::pin(give_back(shared, leases, lease, trigger.fire_time())).await;
                 }
                 return Err(e);
             }
@@ -182,7 +194,7 @@ pub(super) async fn begin(
         shared.local_ids.fetch_add(1, Ordering::Relaxed) + 1
     };
     if let (Some(leases), Some(lease)) = (&shared.leases, &lease)
-        && let Err(e) = leases.set_execution(lease, execution_id).await
+        && let Err(e) = Box::pin(leases.set_execution(lease, execution_id)).await
     {
         tracing::debug!(job = %name, error = %e, "could not note the execution on the lease");
     }
@@ -194,6 +206,7 @@ pub(super) async fn begin(
         started_at: now,
         lease,
         lease_state,
+        left_open,
         running,
         done: None,
     })
@@ -209,9 +222,11 @@ async fn give_back(
     let until = Instant::now() + shared.lease_ttl;
     let mut backoff = Duration::from_millis(100);
     loop {
+        // The start row may have been written without the answer reaching us: either way
+        // the next holder looks for open runs.
         let result = match tick {
             Some(tick) => leases.release_tick(lease, tick).await,
-            None => leases.release(lease).await,
+            None => leases.release_unclean(lease).await,
         };
         match result {
             Ok(()) => return,
@@ -237,6 +252,7 @@ async fn run_and_record(prepared: Prepared) {
         started_at,
         lease,
         lease_state,
+        left_open,
         running,
         done,
     } = prepared;
@@ -265,14 +281,24 @@ async fn run_and_record(prepared: Prepared) {
         }
     }
 
+    // Whether a run of this job may be left open: this one's end not written, or an earlier
+    // one that could not be closed.
+    let mut open = left_open;
     if shared.record_history {
-        record(&shared, execution_id, &outcome, partial, duration).await;
+        open |= !Box::pin(record(&shared, execution_id, &outcome, partial, duration)).await;
     }
     if let (Some(leases), Some(lease)) = (&shared.leases, &lease) {
+        let release = || async {
+            if open {
+                leases.release_unclean(lease).await
+            } else {
+                leases.release(lease).await
+            }
+        };
         // Two tries: a passing fault should not hold the job for a whole TTL.
-        let mut released = leases.release(lease).await;
+        let mut released = Box::pin(release()).await;
         if released.is_err() {
-            released = leases.release(lease).await;
+            released = Box::pin(release()).await;
         }
         if let Err(e) = released {
             // Not fatal: the lease lapses after its TTL.
@@ -379,14 +405,14 @@ fn execution_of(
 
 /// Write the end of the run, retrying for a while if the database is unavailable (briefly
 /// once shutdown began, so the shutdown keeps its budget). The outcome is in the trace
-/// either way.
+/// either way. Returns whether the row is closed (by this write, or by another replica).
 async fn record(
     shared: &Shared,
     execution_id: i64,
     outcome: &Outcome,
     partial: Option<u64>,
     duration: Duration,
-) {
+) -> bool {
     let budget = if shared.stop_firing.is_cancelled() {
         Duration::from_secs(3)
     } else {
@@ -396,24 +422,24 @@ async fn record(
     let mut backoff = Duration::from_millis(200);
     for attempt in 1.. {
         let left = until.saturating_duration_since(Instant::now());
-        let write = shared.store.finish_run(
-            execution_id,
-            outcome,
-            shared.clock.now(),
-            Some(duration),
+        let write = shared.store.finish_grouped(Finish {
+            id: execution_id,
+            outcome: outcome.clone(),
+            completed_at: shared.clock.now(),
+            duration,
             partial,
-        );
+        });
         let result = match tokio::time::timeout(left.max(Duration::from_millis(100)), write).await {
             Ok(result) => result,
             Err(_) => Err(Error::Timeout(left)),
         };
         match result {
-            Ok(true) => return,
+            Ok(true) => return true,
             Ok(false) => {
                 tracing::warn!(
                     "run was already closed as abandoned (lease lost?); only its records_processed was filled in"
                 );
-                return;
+                return true;
             }
             Err(e) if Instant::now() + backoff < until => {
                 tracing::warn!(attempt, error = %e, "could not record the end of the run");
@@ -427,10 +453,11 @@ async fn record(
                     records_processed = ?partial,
                     "giving up recording the end of the run; it will be closed as abandoned later"
                 );
-                return;
+                return false;
             }
         }
     }
+    unreachable!("the loop returns")
 }
 
 /// Aborts the renewal task when the run is over, however it ends.
@@ -488,7 +515,6 @@ async fn run_job(
     lease_state: LeaseState,
 ) -> (Outcome, Option<u64>, bool) {
     // The third value: whether the run was stopped by its timeout (recorded as failed).
-    let mut timed_out = false;
     // A token of its own (not a child of `cancel_runs`: thousands of children registering
     // with one parent contend on its lock); shutdown cancels it below.
     let cancel = CancellationToken::new();
@@ -503,8 +529,48 @@ async fn run_job(
     .with_time_source(shared.time_source)
     .with_progress(progress.clone());
     tracing::info!("job started");
+    // Read once: a timeout changed at run time applies from the next run on.
+    let timeout = slot.timeout();
+    let deadline = Instant::now() + timeout;
     // Polled in this task rather than spawned: one task per run. A panic is caught here.
-    let run = AssertUnwindSafe(slot.job.run(ctx)).catch_unwind();
+    let mut run = AssertUnwindSafe(slot.job.run(ctx)).catch_unwind();
+    // A first poll before anything else is armed: a run that ends in it (most runs of short
+    // jobs) needs no timer, no lease watch and no select, and nothing else could have fired
+    // before it (the select below polls the run first too).
+    let first = std::future::poll_fn(|cx| Poll::Ready(Pin::new(&mut run).poll(cx))).await;
+    if let Poll::Ready(result) = first {
+        return (outcome_of(result), progress.get(), false);
+    }
+    // Boxed: the supervision is larger than all the rest of a run, and only runs that wait
+    // need it.
+    let outcome = Box::pin(supervise(
+        shared,
+        run,
+        &cancel,
+        timeout,
+        deadline,
+        lease,
+        lease_state,
+    ))
+    .await;
+    (outcome.0, progress.get(), outcome.1)
+}
+
+/// Drive a run that did not end in its first poll to its outcome, beside its timeout, the
+/// shutdown and its lease; the second value: whether the timeout stopped it.
+async fn supervise<F>(
+    shared: &Arc<Shared>,
+    run: F,
+    cancel: &CancellationToken,
+    timeout: Duration,
+    deadline: Instant,
+    lease: &Option<Lease>,
+    lease_state: LeaseState,
+) -> (Outcome, bool)
+where
+    F: std::future::Future<Output = RunResult>,
+{
+    let mut timed_out = false;
     tokio::pin!(run);
 
     let (state_tx, mut state) = watch::channel(lease_state);
@@ -513,9 +579,7 @@ async fn run_job(
         .map(|lease| AbortOnDrop(tokio::spawn(renew_loop(shared.clone(), lease, state_tx))));
     let fence_margin = shared.lease_ttl / 5;
 
-    // Read once: a timeout changed at run time applies from the next run on.
-    let timeout = slot.timeout();
-    let deadline = tokio::time::sleep(timeout);
+    let deadline = tokio::time::sleep_until(deadline);
     tokio::pin!(deadline);
     let outcome = loop {
         let fence = stop_at(*state.borrow(), fence_margin);
@@ -556,7 +620,7 @@ async fn run_job(
             _ = state.changed(), if lease.is_some() => {}
         }
     };
-    (outcome, progress.get(), timed_out)
+    (outcome, timed_out)
 }
 
 async fn sleep_until_opt(at: Option<Instant>) {

@@ -158,9 +158,17 @@ async fn fire(
         .clock_skew()
         .and_then(|skew| (tick + skew - shared.clock.now()).to_std().ok())
     {
-        tokio::select! {
-            _ = shared.stop_firing.cancelled() => return,
-            _ = tokio::time::sleep(early) => {}
+        // Boxed, like every wait of this rare path below: a spawned run is as large as the
+        // largest state it can be in, and every due job has one.
+        let stopped = Box::pin(async {
+            tokio::select! {
+                _ = shared.stop_firing.cancelled() => true,
+                _ = tokio::time::sleep(early) => false,
+            }
+        })
+        .await;
+        if stopped {
+            return;
         }
     }
     // Checked as late as possible: a pause that lands between the wake-up and here counts.
@@ -196,9 +204,15 @@ async fn fire(
                 if retry_until.is_none_or(|until| shared.clock.now() + backoff < until) =>
             {
                 tracing::warn!(job = %name, %tick, error = %e, "tick not started; retrying");
-                tokio::select! {
-                    _ = shared.stop_firing.cancelled() => return,
-                    _ = tokio::time::sleep(backoff) => {}
+                let stopped = Box::pin(async {
+                    tokio::select! {
+                        _ = shared.stop_firing.cancelled() => true,
+                        _ = tokio::time::sleep(backoff) => false,
+                    }
+                })
+                .await;
+                if stopped {
+                    return;
                 }
                 backoff = (backoff * 2).min(MAX_RETRY_BACKOFF);
             }

@@ -24,6 +24,7 @@
 //! ```
 
 mod fleet;
+mod group;
 pub(crate) mod migrations;
 pub(crate) mod schema;
 
@@ -37,6 +38,7 @@ use crate::job::Trigger;
 use schema::Exec;
 
 pub use fleet::JobSummary;
+pub(crate) use group::Finish;
 pub use migrations::{MIGRATIONS_TABLE, latest_version};
 
 /// Largest `limit` a listing accepts.
@@ -257,6 +259,8 @@ impl ExecutionQuery {
 pub struct ExecutionStore {
     db: Database,
     tables: TableNames,
+    /// Grouped writes of the scheduler's runs (single-writer databases).
+    writes: group::Writes,
 }
 
 fn ts(t: DateTime<Utc>) -> i64 {
@@ -281,7 +285,11 @@ impl ExecutionStore {
 
     /// A store over `db` with the given table names.
     pub fn with_tables(db: Database, tables: TableNames) -> Self {
-        Self { db, tables }
+        Self {
+            db,
+            tables,
+            writes: group::Writes::default(),
+        }
     }
 
     /// The database handle.
@@ -318,16 +326,21 @@ impl ExecutionStore {
                 Exec::Instance,
                 Exec::ScheduledFor,
             ])
-            .values_panic([
-                new.job_name.clone().into(),
-                ts(new.started_at).into(),
-                ExecutionStatus::Running.as_str().into(),
-                new.trigger.as_str().into(),
-                new.instance.clone().into(),
-                new.trigger.fire_time().map(ts).into(),
-            ])
+            .values_panic(Self::start_values(new))
             .to_owned();
         self.db.insert_returning_id(&stmt, "id").await
+    }
+
+    /// The values of a start row, in the column order of [`start`](Self::start).
+    fn start_values(new: &NewExecution) -> [Expr; 6] {
+        [
+            new.job_name.clone().into(),
+            ts(new.started_at).into(),
+            ExecutionStatus::Running.as_str().into(),
+            new.trigger.as_str().into(),
+            new.instance.clone().into(),
+            new.trigger.fire_time().map(ts).into(),
+        ]
     }
 
     /// Record the end of run `id`. Returns false if the row was already closed (for example

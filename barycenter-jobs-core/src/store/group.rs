@@ -1,0 +1,345 @@
+//! Grouped history writes for single-writer databases (SQLite).
+//!
+//! SQLite admits one writer at a time. A thousand jobs due in the same second each writing
+//! their start row, then their end row, in statements of their own, queue on its write lock:
+//! every writer that finds it taken sleeps in SQLite's busy handler, in steps that grow to
+//! 100 ms, so the last runs of a tick start (and end) long after the first. Here the writes
+//! queue in the process instead, and one writer task writes what has queued in one
+//! statement: the start rows of a tick in one multi-row `INSERT ... RETURNING`, the end rows
+//! in one `UPDATE ... RETURNING`. Nothing waits for a group to fill: a write that finds no
+//! writer at work starts one at once, and what queues meanwhile goes into the next statement
+//! (group commit). A lone write is the statement [`ExecutionStore::start`] /
+//! [`ExecutionStore::finish_run`] would run.
+//!
+//! The rows written are the same as one statement per run would write; each caller gets the
+//! id (or the "already closed" answer) of its own row.
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sea_query::{CaseStatement, Expr, ExprTrait, Query};
+use tokio::sync::oneshot;
+
+use super::{ExecutionStore, NewExecution, Outcome, duration_ms, ts};
+use crate::error::{Error, Result};
+use crate::store::schema::Exec;
+
+/// Start rows per `INSERT` (6 values each: well inside SQLite's 32,766 variables).
+const MAX_STARTS: usize = 1000;
+/// End rows per `UPDATE` (13 values each).
+const MAX_FINISHES: usize = 200;
+
+/// The end of one run, as [`ExecutionStore::finish_run`] takes it.
+pub(crate) struct Finish {
+    pub(crate) id: i64,
+    pub(crate) outcome: Outcome,
+    pub(crate) completed_at: DateTime<Utc>,
+    pub(crate) duration: Duration,
+    pub(crate) partial: Option<u64>,
+}
+
+type Reply<T> = oneshot::Sender<Result<T>>;
+
+#[derive(Default)]
+struct Queue {
+    starts: Vec<(NewExecution, Reply<i64>)>,
+    finishes: Vec<(Finish, Reply<bool>)>,
+    /// A writer task is at work and will take what is queued.
+    writing: bool,
+}
+
+/// The queue of one store (shared by its clones).
+#[derive(Default, Clone)]
+pub(crate) struct Writes(Arc<Mutex<Queue>>);
+
+impl std::fmt::Debug for Writes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Writes")
+    }
+}
+
+impl Writes {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Queue> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Queue a write; start the writer if none is at work.
+    fn push(&self, store: &ExecutionStore, add: impl FnOnce(&mut Queue)) {
+        let start = {
+            let mut queue = self.lock();
+            add(&mut queue);
+            !std::mem::replace(&mut queue.writing, true)
+        };
+        if start {
+            // A task of its own: a caller that stops waiting (a timeout) does not stop the
+            // statement that carries other callers' rows.
+            tokio::spawn(writer(store.clone()));
+        }
+    }
+}
+
+/// The answer to a caller whose writer went away (its runtime shut down).
+fn gone() -> Error {
+    Error::ShutDown
+}
+
+/// The error of a grouped statement, for each of its callers.
+fn shared_error(e: &Error) -> Error {
+    match e {
+        Error::Timeout(d) => Error::Timeout(*d),
+        other => Error::Database(sqlx::Error::Protocol(other.to_string())),
+    }
+}
+
+impl ExecutionStore {
+    /// [`start`](Self::start), grouped with the starts of other runs on a single-writer
+    /// database.
+    pub(crate) async fn start_grouped(&self, new: NewExecution) -> Result<i64> {
+        if !self.db.backend().single_writer() {
+            return self.start(&new).await;
+        }
+        let (tx, rx) = oneshot::channel();
+        self.writes.push(self, |q| q.starts.push((new, tx)));
+        rx.await.unwrap_or_else(|_| Err(gone()))
+    }
+
+    /// [`finish_run`](Self::finish_run), grouped with the ends of other runs on a
+    /// single-writer database.
+    pub(crate) async fn finish_grouped(&self, finish: Finish) -> Result<bool> {
+        if !self.db.backend().single_writer() {
+            return self.finish_one(&finish).await;
+        }
+        let (tx, rx) = oneshot::channel();
+        self.writes.push(self, |q| q.finishes.push((finish, tx)));
+        rx.await.unwrap_or_else(|_| Err(gone()))
+    }
+
+    async fn finish_one(&self, f: &Finish) -> Result<bool> {
+        self.finish_run(
+            f.id,
+            &f.outcome,
+            f.completed_at,
+            Some(f.duration),
+            f.partial,
+        )
+        .await
+    }
+
+    /// Several start rows in one statement; the ids in the order of `rows`.
+    async fn start_many(&self, rows: &[&NewExecution]) -> Result<Vec<i64>> {
+        if let [one] = rows {
+            return Ok(vec![self.start(one).await?]);
+        }
+        let mut stmt = Query::insert()
+            .into_table(self.tables.executions.clone())
+            .columns([
+                Exec::JobName,
+                Exec::StartedAt,
+                Exec::Status,
+                Exec::TriggerKind,
+                Exec::Instance,
+                Exec::ScheduledFor,
+            ])
+            .to_owned();
+        for new in rows {
+            stmt.values_panic(Self::start_values(new));
+        }
+        stmt.returning(Query::returning().columns([Exec::Id, Exec::JobName]));
+        let returned = self.db.fetch_all(&stmt).await?;
+        // The order of RETURNING rows is not promised: match them by job name, which is
+        // unique within a group (see `writer`).
+        let mut ids = std::collections::BTreeMap::new();
+        for row in &returned {
+            ids.insert(
+                row.opt_string("job_name")?.unwrap_or_default(),
+                row.i64("id")?,
+            );
+        }
+        rows.iter()
+            .map(|new| {
+                ids.get(&new.job_name).copied().ok_or_else(|| {
+                    Error::Database(sqlx::Error::Protocol(format!(
+                        "the grouped INSERT returned no id for {}",
+                        new.job_name
+                    )))
+                })
+            })
+            .collect()
+    }
+
+    /// Several end rows in one statement; for each, whether its row was open (as
+    /// [`finish_run`](Self::finish_run) answers).
+    async fn finish_many(&self, rows: &[&Finish]) -> Result<Vec<bool>> {
+        if let [one] = rows {
+            return Ok(vec![self.finish_one(one).await?]);
+        }
+        let count = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+        let by_id = |value: &dyn Fn(&Finish) -> Expr, otherwise: Expr| {
+            let mut case = CaseStatement::new();
+            for f in rows {
+                case = case.case(Expr::col(Exec::Id).eq(f.id), value(f));
+            }
+            let expr: Expr = case.finally(otherwise).into();
+            expr
+        };
+        let fields = |f: &Finish| -> (i64, Option<String>, Option<i64>) {
+            match &f.outcome {
+                Outcome::Succeeded { records_processed } => {
+                    (1, None, Some(count(*records_processed)))
+                }
+                Outcome::Failed { message }
+                | Outcome::Cancelled { message }
+                | Outcome::Abandoned { message } => {
+                    (0, Some(message.clone()), f.partial.map(count))
+                }
+            }
+        };
+        let col = |c: Exec| Expr::col(c);
+        let mut stmt = Query::update()
+            .table(self.tables.executions.clone())
+            .value(
+                Exec::CompletedAt,
+                by_id(&|f| Expr::val(ts(f.completed_at)), col(Exec::CompletedAt)),
+            )
+            .value(
+                Exec::Success,
+                by_id(&|f| Expr::val(fields(f).0), col(Exec::Success)),
+            )
+            .value(
+                Exec::ErrorMessage,
+                by_id(&|f| Expr::val(fields(f).1), col(Exec::ErrorMessage)),
+            )
+            .value(
+                Exec::RecordsProcessed,
+                by_id(&|f| Expr::val(fields(f).2), col(Exec::RecordsProcessed)),
+            )
+            .value(
+                Exec::Status,
+                by_id(
+                    &|f| Expr::val(f.outcome.status().as_str()),
+                    col(Exec::Status),
+                ),
+            )
+            .value(
+                Exec::DurationMs,
+                by_id(
+                    &|f| Expr::val(duration_ms(f.duration)),
+                    col(Exec::DurationMs),
+                ),
+            )
+            .and_where(Expr::col(Exec::Id).is_in(rows.iter().map(|f| f.id)))
+            .and_where(Expr::col(Exec::CompletedAt).is_null())
+            .to_owned();
+        stmt.returning_col(Exec::Id);
+        let closed: BTreeSet<i64> = self
+            .db
+            .fetch_all(&stmt)
+            .await?
+            .iter()
+            .map(|row| row.i64("id"))
+            .collect::<Result<_>>()?;
+        let mut out = Vec::with_capacity(rows.len());
+        for f in rows {
+            if closed.contains(&f.id) {
+                out.push(true);
+            } else {
+                // Already closed (abandoned by another replica): the rare path, one run at a
+                // time, as `finish_run` handles it (its records filled in).
+                out.push(self.finish_one(f).await?);
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Frees the queue if the writer is dropped mid-way (its runtime shut down): the callers
+/// still queued are answered [`Error::ShutDown`], and the next write starts a new writer.
+struct Stop {
+    writes: Writes,
+    /// The writer returned normally: nothing to free.
+    done: bool,
+}
+
+impl Drop for Stop {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        let mut queue = self.writes.lock();
+        queue.writing = false;
+        queue.starts.clear();
+        queue.finishes.clear();
+    }
+}
+
+/// Write what has queued, group by group, until nothing is left.
+async fn writer(store: ExecutionStore) {
+    let mut stop = Stop {
+        writes: store.writes.clone(),
+        done: false,
+    };
+    let mut ends_waited = false;
+    loop {
+        let (starts, finishes) = {
+            let mut queue = store.writes.lock();
+            if queue.starts.is_empty() && queue.finishes.is_empty() {
+                queue.writing = false;
+                stop.done = true;
+                return;
+            }
+            // One row per job in a group (ids are matched by job name); another start of
+            // the same job waits for the next group.
+            let mut names = BTreeSet::new();
+            let mut starts = Vec::new();
+            let mut later = Vec::new();
+            for entry in queue.starts.drain(..) {
+                if starts.len() < MAX_STARTS && names.insert(entry.0.job_name.clone()) {
+                    starts.push(entry);
+                } else {
+                    later.push(entry);
+                }
+            }
+            queue.starts = later;
+            // Starts first: a run's start is what keeps its job from being entered, its end
+            // only keeps its waiters waiting. Ends wait for at most one group of starts, so a
+            // steady stream of starts cannot hold them back.
+            let n = if starts.is_empty() || ends_waited {
+                queue.finishes.len().min(MAX_FINISHES)
+            } else {
+                0
+            };
+            ends_waited = n == 0 && !queue.finishes.is_empty();
+            let finishes: Vec<_> = queue.finishes.drain(..n).collect();
+            (starts, finishes)
+        };
+        if !starts.is_empty() {
+            let rows: Vec<&NewExecution> = starts.iter().map(|(new, _)| new).collect();
+            let result = store.start_many(&rows).await;
+            deliver(starts.into_iter().map(|(_, tx)| tx), result);
+        }
+        if !finishes.is_empty() {
+            let rows: Vec<&Finish> = finishes.iter().map(|(f, _)| f).collect();
+            let result = store.finish_many(&rows).await;
+            deliver(finishes.into_iter().map(|(_, tx)| tx), result);
+        }
+    }
+}
+
+/// Give each caller its answer.
+fn deliver<T>(replies: impl Iterator<Item = Reply<T>>, result: Result<Vec<T>>) {
+    match result {
+        Ok(values) => {
+            for (tx, value) in replies.zip(values) {
+                let _ = tx.send(Ok(value));
+            }
+        }
+        Err(e) => {
+            tracing::debug!(error = %e, "grouped history write failed");
+            for tx in replies {
+                let _ = tx.send(Err(shared_error(&e)));
+            }
+        }
+    }
+}
