@@ -30,6 +30,12 @@
 //!   `DELETE` does, instead of fetching each row at a random place by the index; PostgreSQL
 //!   leaves index entries to vacuum, so a range of pages is all a batch touches. The range
 //!   adapts to the target like the batch size does;
+//! - a filter with a subquery over the whole table (the rotated refresh tokens: revoked rows
+//!   that another row names as its parent) is **read once**: one `SELECT key ... WHERE
+//!   <filter> ORDER BY key` finds the rows ([`BatchedDelete::keys_first`]), and the batches
+//!   delete them by key, each re-checking the row's own part of the filter. A per-batch
+//!   subquery would read the whole table again for every batch (or, in a heap walk, for every
+//!   range of pages), so the pass would cost batches × table instead of table;
 //! - index-ordered batches stop when one deletes nothing, so rows that match while they run are
 //!   taken too; the heap walk goes on to the pages added while it ran, and leaves a row that
 //!   appears behind it (in free space vacuum found) for the next run rather than follow it
@@ -75,7 +81,7 @@ use std::time::{Duration, Instant};
 use barycenter_jobs_core::{
     Backend, BulkConnection, DeleteBatch, Identifier, JobContext, JobError,
 };
-use sea_query::{Cond, Condition, DeleteStatement, Expr, Value};
+use sea_query::{Cond, Condition, DeleteStatement, Expr, Order, Query, Value};
 use serde::{Deserialize, Serialize};
 
 /// Batching settings shared by the four cleanups (`[batch]` in [`BuiltinConfig`]).
@@ -188,6 +194,9 @@ fn resize(size: u64, full: bool, elapsed: Duration, target_ms: u64) -> u64 {
 /// Heap pages in the first range of a PostgreSQL heap walk, and the bounds of the range.
 const FIRST_RANGE_PAGES: u64 = 32;
 const MAX_RANGE_PAGES: u64 = 1 << 20;
+/// Most keys one statement of a [`BatchedDelete::keys_first`] pass binds: well within
+/// SQLite's 32,766 bound values and the 65,535 of PostgreSQL and MySQL.
+const MAX_KEYS_PER_STATEMENT: u64 = 10_000;
 /// What one [`BatchedDelete::run`] did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
@@ -205,6 +214,10 @@ pub struct DeleteReport {
     /// zero elsewhere). The checkpoints hold no write lock, but they are work the cleanup
     /// adds to the database.
     pub checkpoints: Duration,
+    /// The time spent reading which rows to delete, for a pass that finds them first
+    /// ([`BatchedDelete::keys_first`]; zero otherwise). A read: it holds no write lock and
+    /// is not one of [`statements`](Self::statements).
+    pub selecting: Duration,
 }
 
 impl DeleteReport {
@@ -217,6 +230,7 @@ impl DeleteReport {
             longest_statement: self.longest_statement.max(other.longest_statement),
             lock_held: self.lock_held + other.lock_held,
             checkpoints: self.checkpoints + other.checkpoints,
+            selecting: self.selecting + other.selecting,
         }
     }
 }
@@ -252,6 +266,8 @@ impl DeleteReport {
 pub struct BatchedDelete {
     batch: DeleteBatch,
     batching: Batching,
+    /// Set by [`keys_first`](Self::keys_first): what each by-key batch re-checks.
+    keys_first: Option<Condition>,
 }
 
 impl BatchedDelete {
@@ -266,7 +282,25 @@ impl BatchedDelete {
         Self {
             batch: DeleteBatch::new(table, key, order_by, filter),
             batching: Batching::default(),
+            keys_first: None,
         }
+    }
+
+    /// Find the rows once, then delete them by key: one read, `SELECT key FROM t WHERE
+    /// <filter> ORDER BY key`, and batches of `DELETE FROM t WHERE key IN (...) AND
+    /// <recheck>` over the keys it returned, sized like the other batches.
+    ///
+    /// For a filter whose subquery reads the whole table (a self-join without an index on
+    /// the joined column, such as the rotated refresh tokens'), which the database would
+    /// evaluate again for every batch: read once, the pass costs one pass over the table
+    /// plus a key lookup per row deleted. `recheck` is the part of the filter about the row
+    /// itself (the rotated token's `revoked` flag), checked again when it is deleted, so a
+    /// row that changed since the read is kept; the rest of the filter is judged once, at
+    /// the read, as one plain `DELETE` judges it at its start. The keys are held in memory
+    /// for the pass (for 100,000 rows of 40-character keys, about 10 MB).
+    pub fn keys_first(mut self, recheck: impl Into<Condition>) -> Self {
+        self.keys_first = Some(recheck.into());
+        self
     }
 
     /// Declare that the filter has a subquery on the table being deleted from (MySQL then
@@ -356,7 +390,10 @@ impl BatchedDelete {
         // for the next and checkpoints between batches rather than inside each commit.
         let mut conn = db.bulk_connection().await?;
 
-        if let Some(mut pages) = self.heap_pages(backend, &mut conn).await? {
+        if let Some(recheck) = &self.keys_first {
+            self.run_by_keys(ctx, &mut conn, recheck, &mut report)
+                .await?;
+        } else if let Some(mut pages) = self.heap_pages(backend, &mut conn).await? {
             // No index pass after the walk: its first batch would step over every index
             // entry the walk left for vacuum. Rows written meanwhile go to new pages at the
             // end, which the walk takes too; anything else waits for the next run.
@@ -395,6 +432,70 @@ impl BatchedDelete {
             "batched delete done"
         );
         Ok(report)
+    }
+
+    /// The [`keys_first`](Self::keys_first) pass: read the keys, then delete them in batches.
+    async fn run_by_keys(
+        &self,
+        ctx: &JobContext,
+        conn: &mut BulkConnection,
+        recheck: &Condition,
+        report: &mut DeleteReport,
+    ) -> Result<(), JobError> {
+        let keys = self.candidate_keys(ctx, report).await?;
+        let backend = ctx.db().backend();
+        let mut size = self.batching.initial_batch_size;
+        let mut rest = &keys[..];
+        while !rest.is_empty() {
+            let n = size.min(MAX_KEYS_PER_STATEMENT).min(rest.len() as u64) as usize;
+            let (chunk, after) = rest.split_at(n);
+            rest = after;
+            let stmt = self.key_statement(chunk, recheck);
+            let (_, elapsed) = self.batch(ctx, conn, &stmt, report).await?;
+            // The time follows the keys asked for, whether or not they were all still there.
+            size = self.batching.next_size(backend, size, n as u64, elapsed);
+        }
+        Ok(())
+    }
+
+    /// `DELETE FROM t WHERE t.key IN (<keys>) AND <recheck>`: one batch of a
+    /// [`keys_first`](Self::keys_first) pass, a key lookup per row and no subquery.
+    fn key_statement(&self, keys: &[Value], recheck: &Condition) -> DeleteStatement {
+        Query::delete()
+            .from_table(self.batch.table.clone())
+            .and_where(sea_query::ExprTrait::is_in(
+                Expr::col((self.batch.table.clone(), self.batch.key.clone())),
+                keys.iter().cloned(),
+            ))
+            .cond_where(recheck.clone())
+            .to_owned()
+    }
+
+    /// `SELECT key FROM t WHERE <filter> ORDER BY key`, on the pool (a read: on SQLite it
+    /// takes no write lock), as bindable values.
+    async fn candidate_keys(
+        &self,
+        ctx: &JobContext,
+        report: &mut DeleteReport,
+    ) -> Result<Vec<Value>, JobError> {
+        let key = (self.batch.table.clone(), self.batch.key.clone());
+        let query = Query::select()
+            .column(key.clone())
+            .from(self.batch.table.clone())
+            .cond_where(self.batch.filter.clone())
+            .order_by(key, Order::Asc)
+            .to_owned();
+        let began = Instant::now();
+        let rows = ctx.db().fetch_all(&query).await?;
+        report.selecting += began.elapsed();
+        let name = self.batch.key.as_str();
+        rows.iter()
+            .map(|row| match row.opt_string(name) {
+                Ok(Some(text)) => Ok(Value::from(text)),
+                // An integer key (the column is the primary key: never NULL).
+                _ => Ok(Value::from(row.i64(name)?)),
+            })
+            .collect()
     }
 
     /// Run one batch and the pause after it; returns the rows it deleted and how long it held
@@ -547,6 +648,40 @@ mod tests {
             my,
             "DELETE FROM `sessions` WHERE `session_id` IN (SELECT `batch`.`session_id` FROM (SELECT `session_id` FROM `sessions` WHERE `sessions`.`expires_at` < ? ORDER BY `sessions`.`expires_at` ASC LIMIT ?) AS `batch`)"
         );
+    }
+
+    #[test]
+    fn keys_first_batches_delete_by_key_without_the_subquery() {
+        use sea_query::ExprTrait as _;
+        let t = Identifier::new("refresh_tokens").unwrap();
+        let key = Identifier::new("token").unwrap();
+        let revoked =
+            Cond::all().add(Expr::col((t.clone(), Identifier::new("revoked").unwrap())).ne(0));
+        let d = BatchedDelete::new(t.clone(), key.clone(), key, revoked.clone())
+            .keys_first(revoked.clone());
+        let keys = [Value::from("a"), Value::from("b")];
+        for (sql, want) in [
+            (
+                d.key_statement(&keys, &revoked)
+                    .build(sea_query::SqliteQueryBuilder)
+                    .0,
+                r#"DELETE FROM "refresh_tokens" WHERE "refresh_tokens"."token" IN (?, ?) AND "refresh_tokens"."revoked" <> ?"#,
+            ),
+            (
+                d.key_statement(&keys, &revoked)
+                    .build(sea_query::PostgresQueryBuilder)
+                    .0,
+                r#"DELETE FROM "refresh_tokens" WHERE "refresh_tokens"."token" IN ($1, $2) AND "refresh_tokens"."revoked" <> $3"#,
+            ),
+            (
+                d.key_statement(&keys, &revoked)
+                    .build(sea_query::MysqlQueryBuilder)
+                    .0,
+                "DELETE FROM `refresh_tokens` WHERE `refresh_tokens`.`token` IN (?, ?) AND `refresh_tokens`.`revoked` <> ?",
+            ),
+        ] {
+            assert_eq!(sql, want);
+        }
     }
 
     #[test]
