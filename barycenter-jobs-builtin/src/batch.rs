@@ -19,7 +19,8 @@
 //! - on SQLite the run uses a connection of its own with a large page cache that does not
 //!   checkpoint inside its commits
 //!   ([`Database::bulk_connection`](barycenter_jobs_core::Database::bulk_connection)); it
-//!   checkpoints the WAL itself (passively, without blocking anybody) during each pause, and
+//!   checkpoints the WAL itself (passively, without blocking anybody) during a pause once its
+//!   statements have held the lock for [`Batching::checkpoint_every_ms`] since the last one, and
 //!   holds a read snapshot for the whole run, let go only during those checkpoints, so the
 //!   automatic checkpoint after a host commit never copies and syncs pages inside the host's
 //!   insert (on the benchmark: insert p50 26 ms and p99 117 ms with a checkpoint every 16
@@ -122,6 +123,14 @@ pub struct Batching {
     /// sleeps in growing steps (1, 2, 5, 10 ms ...), so it needs gaps longer than a step to get
     /// in; PostgreSQL and MySQL lock rows, so deleting expired rows does not hold up inserts.
     pub lock_share_percent: Option<u8>,
+    /// On SQLite, how long the statements may hold the write lock in total, in milliseconds,
+    /// before the WAL is copied into the database file (a checkpoint, during the pause after
+    /// a statement); the WAL holds about that much work's pages meanwhile. Unset (the
+    /// default) means 100, about ten statements; `0` checkpoints after every statement. A
+    /// checkpoint costs two syncs whatever it copies, and a page that several statements
+    /// changed (the index's, a table page with many expired rows) is copied once. No effect
+    /// elsewhere.
+    pub checkpoint_every_ms: Option<u64>,
 }
 
 impl Default for Batching {
@@ -133,6 +142,7 @@ impl Default for Batching {
             target_statement_ms: None,
             pause_ms: 2,
             lock_share_percent: None,
+            checkpoint_every_ms: None,
         }
     }
 }
@@ -148,7 +158,16 @@ impl Batching {
             target_statement_ms: self.target_statement_ms.map(|ms| ms.max(1)),
             pause_ms: self.pause_ms,
             lock_share_percent: self.lock_share_percent,
+            checkpoint_every_ms: self.checkpoint_every_ms,
         }
+    }
+
+    /// Statement time to accumulate between two checkpoints.
+    fn checkpoint_every(&self) -> Duration {
+        Duration::from_millis(
+            self.checkpoint_every_ms
+                .unwrap_or(DEFAULT_CHECKPOINT_EVERY_MS),
+        )
     }
 
     /// How long one statement should take on `backend`, in milliseconds.
@@ -191,6 +210,9 @@ fn resize(size: u64, full: bool, elapsed: Duration, target_ms: u64) -> u64 {
     }
 }
 
+/// [`Batching::checkpoint_every_ms`] when unset.
+const DEFAULT_CHECKPOINT_EVERY_MS: u64 = 100;
+
 /// Heap pages in the first range of a PostgreSQL heap walk, and the bounds of the range.
 const FIRST_RANGE_PAGES: u64 = 32;
 const MAX_RANGE_PAGES: u64 = 1 << 20;
@@ -218,6 +240,8 @@ pub struct DeleteReport {
     /// ([`BatchedDelete::keys_first`]; zero otherwise). A read: it holds no write lock and
     /// is not one of [`statements`](Self::statements).
     pub selecting: Duration,
+    /// Statement time since the last checkpoint (SQLite), while the run goes on.
+    unflushed: Duration,
 }
 
 impl DeleteReport {
@@ -231,6 +255,7 @@ impl DeleteReport {
             lock_held: self.lock_held + other.lock_held,
             checkpoints: self.checkpoints + other.checkpoints,
             selecting: self.selecting + other.selecting,
+            unflushed: Duration::ZERO,
         }
     }
 }
@@ -423,6 +448,12 @@ impl BatchedDelete {
                 size = batching.next_size(backend, size, deleted, elapsed);
             }
         }
+        if report.unflushed > Duration::ZERO {
+            // The statements since the last checkpoint: copied now and counted, rather than
+            // by the uncounted last copy of `finish`.
+            report.checkpoints += conn.checkpoint().await?;
+            report.unflushed = Duration::ZERO;
+        }
         conn.finish().await?;
         tracing::debug!(
             table = %self.batch.table,
@@ -535,7 +566,11 @@ impl BatchedDelete {
         // the write lock, happens during it.
         let resume = tokio::time::Instant::from_std(ended)
             + self.batching.pause_after(ctx.db().backend(), elapsed);
-        report.checkpoints += conn.checkpoint().await?;
+        report.unflushed += elapsed;
+        if report.unflushed >= self.batching.checkpoint_every() {
+            report.checkpoints += conn.checkpoint().await?;
+            report.unflushed = Duration::ZERO;
+        }
         tokio::select! {
             biased;
             _ = ctx.cancellation().cancelled() => return Err(self.cancelled(report)),
@@ -719,6 +754,20 @@ mod tests {
     }
 
     #[test]
+    fn checkpoints_follow_the_statement_time() {
+        assert_eq!(
+            Batching::default().checkpoint_every(),
+            Duration::from_millis(100)
+        );
+        let every: Batching = toml::from_str("checkpoint_every_ms = 0").unwrap();
+        assert_eq!(
+            every.checkpoint_every(),
+            Duration::ZERO,
+            "after every statement"
+        );
+    }
+
+    #[test]
     fn odd_settings_are_normalised() {
         let b = Batching {
             initial_batch_size: 0,
@@ -727,6 +776,7 @@ mod tests {
             target_statement_ms: Some(0),
             pause_ms: 0,
             lock_share_percent: Some(0),
+            checkpoint_every_ms: Some(0),
         }
         .normalised();
         assert_eq!(
