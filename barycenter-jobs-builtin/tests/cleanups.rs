@@ -348,7 +348,11 @@ async fn rotated_chain_is_judged_once(t: &TestDb) {
     let report = job.last_report().unwrap();
     // Expiry pass: 1 row then the empty statement (on PostgreSQL a heap walk of one range);
     // rotated pass: r1..r5 in 2 + 2 + 1.
-    let expiry = if t.backend() == Backend::Postgres { 1 } else { 2 };
+    let expiry = if t.backend() == Backend::Postgres {
+        1
+    } else {
+        2
+    };
     assert_eq!(report.statements, expiry + 3);
     assert!(report.selecting > StdDuration::ZERO);
 }

@@ -208,7 +208,10 @@ async fn bench_db(
         }
         let plain = run_plain(&template, now).await;
         let ours = run_passes(&template, now, None).await;
-        let mut rows = vec![("(a) plain statements", plain.clone()), ("(b) our job's passes", ours.clone())];
+        let mut rows = vec![
+            ("(a) plain statements", plain.clone()),
+            ("(b) our job's passes", ours.clone()),
+        ];
         if n == largest {
             rows.push(("(c) our job, Job::run", run_job(&template, now).await));
         }
@@ -225,11 +228,7 @@ async fn bench_db(
         }
         assert_eq!(ours.expiry_deleted, expected.expired);
         assert_eq!(ours.rotated_deleted, expected.rotated);
-        per_row.push((
-            n,
-            us_per(plain.rotated, n),
-            us_per(ours.rotated, n),
-        ));
+        per_row.push((n, us_per(plain.rotated, n), us_per(ours.rotated, n)));
         if n == largest {
             let p = plain.total.as_secs_f64();
             let o = ours.total.as_secs_f64();
@@ -259,14 +258,22 @@ async fn bench_db(
         let (template, expected) = build_template(backend, n, now).await;
         let old = run_passes(&template, now, Some(old_timeout)).await;
         let name = if old.cut {
-            format!("(d) rotated pass as before (cut at {} s)", old_timeout.as_secs())
+            format!(
+                "(d) rotated pass as before (cut at {} s)",
+                old_timeout.as_secs()
+            )
         } else {
             "(d) rotated pass as before".to_owned()
         };
         if !old.cut {
             assert_eq!(old.expiry_deleted, expected.expired);
         }
-        t.row(&row_cells(&name, n, &old, !old.cut && old.left == expected.left));
+        t.row(&row_cells(
+            &name,
+            n,
+            &old,
+            !old.cut && old.left == expected.left,
+        ));
         drop(template);
     }
     println!("\n## {}\n", label(backend));
@@ -345,13 +352,38 @@ fn generate(n: usize, now: i64) -> (Vec<Gen>, Expected) {
         // Creation times of t0..t3, and the expiry of all four.
         let (created, expires, deleted_rotated, expired) = match c % 4 {
             // Rotated days ago: t0, t1, t2 past the grace period.
-            0 => ([now - 3 * day, now - 2 * day, now - day, now - day / 2], now + 30 * day, 3, false),
+            0 => (
+                [now - 3 * day, now - 2 * day, now - day, now - day / 2],
+                now + 30 * day,
+                3,
+                false,
+            ),
             // Last rotation 10 minutes ago: t2's successor is inside the grace period.
-            1 => ([now - 7200, now - 5400, now - 3600, now - 600], now + 30 * day, 2, false),
+            1 => (
+                [now - 7200, now - 5400, now - 3600, now - 600],
+                now + 30 * day,
+                2,
+                false,
+            ),
             // All inside the grace period.
-            2 => ([now - 1500, now - 1200, now - 900, now - 600], now + 30 * day, 0, false),
+            2 => (
+                [now - 1500, now - 1200, now - 900, now - 600],
+                now + 30 * day,
+                0,
+                false,
+            ),
             // Expired as a whole.
-            _ => ([now - 40 * day, now - 39 * day, now - 38 * day, now - 37 * day], now - day, 0, true),
+            _ => (
+                [
+                    now - 40 * day,
+                    now - 39 * day,
+                    now - 38 * day,
+                    now - 37 * day,
+                ],
+                now - day,
+                0,
+                true,
+            ),
         };
         for k in 0..4 {
             let parent = (k > 0).then(|| ids[k - 1].clone());
@@ -369,7 +401,10 @@ fn generate(n: usize, now: i64) -> (Vec<Gen>, Expected) {
             e.expired += 1;
             (now - 1 - rng.random_range(0..30 * day), 0)
         } else {
-            (now + 3600 + rng.random_range(0..30 * day), i64::from(rng.random_range(0..100) < 2))
+            (
+                now + 3600 + rng.random_range(0..30 * day),
+                i64::from(rng.random_range(0..100) < 2),
+            )
         };
         out.push((token(&mut rng), created, expires, revoked, None));
     }
@@ -393,7 +428,12 @@ async fn build_template(backend: Backend, n: usize, now: i64) -> (TestDb, Expect
             .col(ColumnDef::new(R::Scope).text().not_null())
             .col(ColumnDef::new(R::CreatedAt).big_integer().not_null())
             .col(ColumnDef::new(R::ExpiresAt).big_integer().not_null())
-            .col(ColumnDef::new(R::Revoked).big_integer().not_null().default(0))
+            .col(
+                ColumnDef::new(R::Revoked)
+                    .big_integer()
+                    .not_null()
+                    .default(0),
+            )
             .col(ColumnDef::new(R::ParentToken).text()),
     )
     .await
@@ -685,7 +725,10 @@ async fn print_plans(template: &TestDb, now: i64) {
     };
     let statements = [
         ("plain rotated DELETE", sql_of(&db, &rotated_delete(now))),
-        ("ours: the candidate read (once per run)", select_sql(&db, &rotated_select(now))),
+        (
+            "ours: the candidate read (once per run)",
+            select_sql(&db, &rotated_select(now)),
+        ),
         ("ours: one by-key batch", sql_of(&db, &keys)),
         ("before: one batch (the self-join inside)", old_batch),
     ];
@@ -732,18 +775,20 @@ fn select_sql(db: &Database, stmt: &SelectStatement) -> String {
 async fn explain(db: &Database, sql: &str) -> Vec<String> {
     use sqlx::Row as _;
     match db {
-        Database::Sqlite(p) => sqlx::query(sqlx::AssertSqlSafe(format!("EXPLAIN QUERY PLAN {sql}")))
-            .fetch_all(p)
-            .await
-            .expect("explain")
-            .iter()
-            .map(|r| {
-                let id: i64 = r.get(0);
-                let parent: i64 = r.get(1);
-                let detail: String = r.get(3);
-                format!("{id} (parent {parent}) {detail}")
-            })
-            .collect(),
+        Database::Sqlite(p) => {
+            sqlx::query(sqlx::AssertSqlSafe(format!("EXPLAIN QUERY PLAN {sql}")))
+                .fetch_all(p)
+                .await
+                .expect("explain")
+                .iter()
+                .map(|r| {
+                    let id: i64 = r.get(0);
+                    let parent: i64 = r.get(1);
+                    let detail: String = r.get(3);
+                    format!("{id} (parent {parent}) {detail}")
+                })
+                .collect()
+        }
         Database::Postgres(p) => sqlx::query(sqlx::AssertSqlSafe(format!("EXPLAIN {sql}")))
             .fetch_all(p)
             .await
