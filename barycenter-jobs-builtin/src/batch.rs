@@ -19,17 +19,17 @@
 //! - on SQLite the run uses a connection of its own with a large page cache that does not
 //!   checkpoint inside its commits
 //!   ([`Database::bulk_connection`](barycenter_jobs_core::Database::bulk_connection)); it
-//!   checkpoints the WAL itself (passively, without blocking anybody) during a pause once its
-//!   statements have held the lock for [`Batching::checkpoint_every_ms`] since the last one, and
+//!   checkpoints the WAL itself (passively, without blocking anybody) during the pause after
+//!   each statement (or once its statements have held the lock for
+//!   [`Batching::checkpoint_every_ms`] since the last one), and
 //!   holds a read snapshot for the whole run, let go only during those checkpoints, so the
 //!   automatic checkpoint after a host commit never copies and syncs pages inside the host's
 //!   insert (on the benchmark, before the snapshot was held: insert p50 26 ms and p99 117 ms
 //!   with a checkpoint every 16 batches; 8 ms and 49 to 54 ms with the snapshot held from each
-//!   statement to the next checkpoint; 1.3 ms and 36 to 47 ms with it held throughout). With
-//!   the snapshot held, a checkpoint after every statement made the checkpoints most of the
-//!   cleanup's cost (two syncs each, and pages that several statements changed copied every
-//!   time): on 1,000,000 rows, a checkpoint per 100 ms of statements took 22.8 s of
-//!   checkpoints against 52.6 s, and insert p99 191 ms against 351 ms, in the same run;
+//!   statement to the next checkpoint; 1.3 ms and 36 to 47 ms with it held throughout). The
+//!   checkpoints are most of what the cleanup costs the database beside its statements (two
+//!   syncs each, and a page that several statements changed copied every time); checkpointing
+//!   less often did not reliably cut that on the bench (see [`Batching::checkpoint_every_ms`]);
 //! - on PostgreSQL 14 and later it first **walks the heap** in ranges of pages (a TID range
 //!   scan, `ctid >= '(b,0)' AND ctid < '(b+n,0)'`), so it reads the table in order as one plain
 //!   `DELETE` does, instead of fetching each row at a random place by the index; PostgreSQL
@@ -129,10 +129,14 @@ pub struct Batching {
     pub lock_share_percent: Option<u8>,
     /// On SQLite, how long the statements may hold the write lock in total, in milliseconds,
     /// before the WAL is copied into the database file (a checkpoint, during the pause after
-    /// a statement); the WAL holds about that much work's pages meanwhile. Unset (the
-    /// default) means 100, about ten statements; `0` checkpoints after every statement. A
-    /// checkpoint costs two syncs whatever it copies, and a page that several statements
-    /// changed (the index's, a table page with many expired rows) is copied once. No effect
+    /// a statement). Unset (the default) means 0: a checkpoint after every statement. A
+    /// longer interval makes fewer checkpoints, each copying once a page that several
+    /// statements changed, but the WAL then grows (the host's lookups keep it from starting
+    /// over) and the statements slow down reading their pages from it. On the cleanup bench
+    /// (1,000,000 rows) 100 ms gave 2.57x against 4.67x one DELETE in lock held with
+    /// checkpoints on a loaded machine, and 2.87x against 2.77x, insert p99 141 against
+    /// 41 ms and a WAL of 385 MiB against 21 MiB on a quieter one; 500 ms and 2,000 ms
+    /// grew the WAL to 300 to 680 MiB, and 2,000 ms gave an insert p99 of 978 ms. No effect
     /// elsewhere.
     pub checkpoint_every_ms: Option<u64>,
 }
@@ -215,7 +219,7 @@ fn resize(size: u64, full: bool, elapsed: Duration, target_ms: u64) -> u64 {
 }
 
 /// [`Batching::checkpoint_every_ms`] when unset.
-const DEFAULT_CHECKPOINT_EVERY_MS: u64 = 100;
+const DEFAULT_CHECKPOINT_EVERY_MS: u64 = 0;
 
 /// Heap pages in the first range of a PostgreSQL heap walk, and the bounds of the range.
 const FIRST_RANGE_PAGES: u64 = 32;
@@ -761,14 +765,11 @@ mod tests {
     fn checkpoints_follow_the_statement_time() {
         assert_eq!(
             Batching::default().checkpoint_every(),
-            Duration::from_millis(100)
-        );
-        let every: Batching = toml::from_str("checkpoint_every_ms = 0").unwrap();
-        assert_eq!(
-            every.checkpoint_every(),
             Duration::ZERO,
             "after every statement"
         );
+        let every: Batching = toml::from_str("checkpoint_every_ms = 100").unwrap();
+        assert_eq!(every.checkpoint_every(), Duration::from_millis(100));
     }
 
     #[test]
