@@ -35,7 +35,8 @@
 //! `'{"target_statement_ms": 8}'`), to try a trade-off without editing the library;
 //! `--also-batching JSON` adds a row (f), the job through `Job::run` with those settings, so
 //! two settings compare in one run (for instance `'{"checkpoint_every_ms": 0}'`, a checkpoint
-//! after every statement as before). With `--alt-async-commit` row (f) runs on a PostgreSQL
+//! after every statement as before). *peak WAL MiB* is the largest size of the SQLite WAL file
+//! seen during the cleanup (sampled every 20 ms; a WAL file keeps its size once grown). With `--alt-async-commit` row (f) runs on a PostgreSQL
 //! copy whose connections all have `synchronous_commit = off` (the host workload's too), a
 //! profile of what the commits' WAL flushes cost the batched delete; not a setting the library
 //! uses.
@@ -235,6 +236,8 @@ struct RunResult {
     lookup: Summary,
     lookups_per_sec: f64,
     left_expired: i64,
+    /// The largest size of the SQLite WAL file seen during the cleanup (sampled every 20 ms).
+    peak_wal_mib: f64,
 }
 
 impl RunResult {
@@ -320,6 +323,7 @@ async fn bench_db(
         "failed inserts",
         "lookup p99 ms",
         "lookups/s",
+        "peak WAL MiB",
     ]);
     for &mode in modes {
         let g = |get: &dyn Fn(&RunResult) -> f64, digits: usize| {
@@ -348,6 +352,7 @@ async fn bench_db(
             g(&|r| r.inserts_failed as f64, 0),
             g(&|r| r.lookup.p99, 2),
             g(&|r| r.lookups_per_sec, 0),
+            g(&|r| r.peak_wal_mib, 1),
         ]);
     }
     println!(
@@ -731,6 +736,22 @@ async fn run_once(template: &TestDb, mode: Mode, batching: &Batching) -> RunResu
     });
 
     tokio::time::sleep(Duration::from_secs(1)).await;
+    // The WAL's size while the cleanup runs (SQLite): how far it grows between checkpoints.
+    let wal_stop = Arc::new(AtomicBool::new(false));
+    let wal_peak = tokio::spawn({
+        let stop = wal_stop.clone();
+        let wal = url.strip_prefix("sqlite://").map(|p| format!("{p}-wal"));
+        async move {
+            let mut peak = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                if let Some(len) = wal.as_ref().and_then(|w| std::fs::metadata(w).ok()) {
+                    peak = Ord::max(peak, len.len());
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            peak as f64 / (1024.0 * 1024.0)
+        }
+    });
     let ticks = barycenter_jobs_benches::clock_ticks_per_sec();
     let cpu0 = barycenter_jobs_benches::cpu_time(ticks);
     let t0 = Instant::now();
@@ -795,6 +816,8 @@ async fn run_once(template: &TestDb, mode: Mode, batching: &Batching) -> RunResu
     let t1 = Instant::now();
     let cpu = barycenter_jobs_benches::cpu_time(ticks).saturating_sub(cpu0);
     let total = t1 - t0;
+    wal_stop.store(true, Ordering::Relaxed);
+    let peak_wal_mib = wal_peak.await.expect("WAL sampler");
     tokio::time::sleep(Duration::from_secs(1)).await;
     stop.store(true, Ordering::Relaxed);
     let inserts = inserts.await.expect("inserter");
@@ -832,6 +855,7 @@ async fn run_once(template: &TestDb, mode: Mode, batching: &Batching) -> RunResu
         lookup: Summary::of(&mut look),
         lookups_per_sec,
         left_expired,
+        peak_wal_mib,
     }
 }
 
