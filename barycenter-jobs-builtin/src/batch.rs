@@ -19,17 +19,28 @@
 //! - on SQLite the run uses a connection of its own with a large page cache that does not
 //!   checkpoint inside its commits
 //!   ([`Database::bulk_connection`](barycenter_jobs_core::Database::bulk_connection)); it
-//!   checkpoints the WAL itself (passively, without blocking anybody) during each pause, and
+//!   checkpoints the WAL itself (passively, without blocking anybody) during the pause after
+//!   each statement (or once its statements have held the lock for
+//!   [`Batching::checkpoint_every_ms`] since the last one), and
 //!   holds a read snapshot for the whole run, let go only during those checkpoints, so the
 //!   automatic checkpoint after a host commit never copies and syncs pages inside the host's
-//!   insert (on the benchmark: insert p50 26 ms and p99 117 ms with a checkpoint every 16
-//!   batches; 8 ms and 49 to 54 ms with the snapshot held from each statement to the next
-//!   checkpoint; 1.3 ms and 36 to 47 ms with it held throughout);
+//!   insert (on the benchmark, before the snapshot was held: insert p50 26 ms and p99 117 ms
+//!   with a checkpoint every 16 batches; 8 ms and 49 to 54 ms with the snapshot held from each
+//!   statement to the next checkpoint; 1.3 ms and 36 to 47 ms with it held throughout). The
+//!   checkpoints are most of what the cleanup costs the database beside its statements (two
+//!   syncs each, and a page that several statements changed copied every time); checkpointing
+//!   less often did not reliably cut that on the bench (see [`Batching::checkpoint_every_ms`]);
 //! - on PostgreSQL 14 and later it first **walks the heap** in ranges of pages (a TID range
 //!   scan, `ctid >= '(b,0)' AND ctid < '(b+n,0)'`), so it reads the table in order as one plain
 //!   `DELETE` does, instead of fetching each row at a random place by the index; PostgreSQL
 //!   leaves index entries to vacuum, so a range of pages is all a batch touches. The range
 //!   adapts to the target like the batch size does;
+//! - a filter with a subquery over the whole table (the rotated refresh tokens: revoked rows
+//!   that another row names as its parent) is **read once**: one `SELECT key ... WHERE
+//!   <filter> ORDER BY key` finds the rows ([`BatchedDelete::keys_first`]), and the batches
+//!   delete them by key, each re-checking the row's own part of the filter. A per-batch
+//!   subquery would read the whole table again for every batch (or, in a heap walk, for every
+//!   range of pages), so the pass would cost batches × table instead of table;
 //! - index-ordered batches stop when one deletes nothing, so rows that match while they run are
 //!   taken too; the heap walk goes on to the pages added while it ran, and leaves a row that
 //!   appears behind it (in free space vacuum found) for the next run rather than follow it
@@ -75,7 +86,7 @@ use std::time::{Duration, Instant};
 use barycenter_jobs_core::{
     Backend, BulkConnection, DeleteBatch, Identifier, JobContext, JobError,
 };
-use sea_query::{Cond, Condition, DeleteStatement, Expr, Value};
+use sea_query::{Cond, Condition, DeleteStatement, Expr, Order, Query, Value};
 use serde::{Deserialize, Serialize};
 
 /// Batching settings shared by the four cleanups (`[batch]` in [`BuiltinConfig`]).
@@ -116,6 +127,18 @@ pub struct Batching {
     /// sleeps in growing steps (1, 2, 5, 10 ms ...), so it needs gaps longer than a step to get
     /// in; PostgreSQL and MySQL lock rows, so deleting expired rows does not hold up inserts.
     pub lock_share_percent: Option<u8>,
+    /// On SQLite, how long the statements may hold the write lock in total, in milliseconds,
+    /// before the WAL is copied into the database file (a checkpoint, during the pause after
+    /// a statement). Unset (the default) means 0: a checkpoint after every statement. A
+    /// longer interval makes fewer checkpoints, each copying once a page that several
+    /// statements changed, but the WAL then grows (the host's lookups keep it from starting
+    /// over) and the statements slow down reading their pages from it. On the cleanup bench
+    /// (1,000,000 rows) 100 ms gave 2.57x against 4.67x one DELETE in lock held with
+    /// checkpoints on a loaded machine, and 2.87x against 2.77x, insert p99 141 against
+    /// 41 ms and a WAL of 385 MiB against 21 MiB on a quieter one; 500 ms and 2,000 ms
+    /// grew the WAL to 300 to 680 MiB, and 2,000 ms gave an insert p99 of 978 ms. No effect
+    /// elsewhere.
+    pub checkpoint_every_ms: Option<u64>,
 }
 
 impl Default for Batching {
@@ -127,6 +150,7 @@ impl Default for Batching {
             target_statement_ms: None,
             pause_ms: 2,
             lock_share_percent: None,
+            checkpoint_every_ms: None,
         }
     }
 }
@@ -142,7 +166,16 @@ impl Batching {
             target_statement_ms: self.target_statement_ms.map(|ms| ms.max(1)),
             pause_ms: self.pause_ms,
             lock_share_percent: self.lock_share_percent,
+            checkpoint_every_ms: self.checkpoint_every_ms,
         }
+    }
+
+    /// Statement time to accumulate between two checkpoints.
+    fn checkpoint_every(&self) -> Duration {
+        Duration::from_millis(
+            self.checkpoint_every_ms
+                .unwrap_or(DEFAULT_CHECKPOINT_EVERY_MS),
+        )
     }
 
     /// How long one statement should take on `backend`, in milliseconds.
@@ -185,9 +218,15 @@ fn resize(size: u64, full: bool, elapsed: Duration, target_ms: u64) -> u64 {
     }
 }
 
+/// [`Batching::checkpoint_every_ms`] when unset.
+const DEFAULT_CHECKPOINT_EVERY_MS: u64 = 0;
+
 /// Heap pages in the first range of a PostgreSQL heap walk, and the bounds of the range.
 const FIRST_RANGE_PAGES: u64 = 32;
 const MAX_RANGE_PAGES: u64 = 1 << 20;
+/// Most keys one statement of a [`BatchedDelete::keys_first`] pass binds: well within
+/// SQLite's 32,766 bound values and the 65,535 of PostgreSQL and MySQL.
+const MAX_KEYS_PER_STATEMENT: u64 = 10_000;
 /// What one [`BatchedDelete::run`] did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
@@ -205,6 +244,12 @@ pub struct DeleteReport {
     /// zero elsewhere). The checkpoints hold no write lock, but they are work the cleanup
     /// adds to the database.
     pub checkpoints: Duration,
+    /// The time spent reading which rows to delete, for a pass that finds them first
+    /// ([`BatchedDelete::keys_first`]; zero otherwise). A read: it holds no write lock and
+    /// is not one of [`statements`](Self::statements).
+    pub selecting: Duration,
+    /// Statement time since the last checkpoint (SQLite), while the run goes on.
+    unflushed: Duration,
 }
 
 impl DeleteReport {
@@ -217,6 +262,8 @@ impl DeleteReport {
             longest_statement: self.longest_statement.max(other.longest_statement),
             lock_held: self.lock_held + other.lock_held,
             checkpoints: self.checkpoints + other.checkpoints,
+            selecting: self.selecting + other.selecting,
+            unflushed: Duration::ZERO,
         }
     }
 }
@@ -252,6 +299,8 @@ impl DeleteReport {
 pub struct BatchedDelete {
     batch: DeleteBatch,
     batching: Batching,
+    /// Set by [`keys_first`](Self::keys_first): what each by-key batch re-checks.
+    keys_first: Option<Condition>,
 }
 
 impl BatchedDelete {
@@ -266,7 +315,25 @@ impl BatchedDelete {
         Self {
             batch: DeleteBatch::new(table, key, order_by, filter),
             batching: Batching::default(),
+            keys_first: None,
         }
+    }
+
+    /// Find the rows once, then delete them by key: one read, `SELECT key FROM t WHERE
+    /// <filter> ORDER BY key`, and batches of `DELETE FROM t WHERE key IN (...) AND
+    /// <recheck>` over the keys it returned, sized like the other batches.
+    ///
+    /// For a filter whose subquery reads the whole table (a self-join without an index on
+    /// the joined column, such as the rotated refresh tokens'), which the database would
+    /// evaluate again for every batch: read once, the pass costs one pass over the table
+    /// plus a key lookup per row deleted. `recheck` is the part of the filter about the row
+    /// itself (the rotated token's `revoked` flag), checked again when it is deleted, so a
+    /// row that changed since the read is kept; the rest of the filter is judged once, at
+    /// the read, as one plain `DELETE` judges it at its start. The keys are held in memory
+    /// for the pass (for 100,000 rows of 40-character keys, about 10 MB).
+    pub fn keys_first(mut self, recheck: impl Into<Condition>) -> Self {
+        self.keys_first = Some(recheck.into());
+        self
     }
 
     /// Declare that the filter has a subquery on the table being deleted from (MySQL then
@@ -356,7 +423,10 @@ impl BatchedDelete {
         // for the next and checkpoints between batches rather than inside each commit.
         let mut conn = db.bulk_connection().await?;
 
-        if let Some(mut pages) = self.heap_pages(backend, &mut conn).await? {
+        if let Some(recheck) = &self.keys_first {
+            self.run_by_keys(ctx, &mut conn, recheck, &mut report)
+                .await?;
+        } else if let Some(mut pages) = self.heap_pages(backend, &mut conn).await? {
             // No index pass after the walk: its first batch would step over every index
             // entry the walk left for vacuum. Rows written meanwhile go to new pages at the
             // end, which the walk takes too; anything else waits for the next run.
@@ -386,6 +456,12 @@ impl BatchedDelete {
                 size = batching.next_size(backend, size, deleted, elapsed);
             }
         }
+        if report.unflushed > Duration::ZERO {
+            // The statements since the last checkpoint: copied now and counted, rather than
+            // by the uncounted last copy of `finish`.
+            report.checkpoints += conn.checkpoint().await?;
+            report.unflushed = Duration::ZERO;
+        }
         conn.finish().await?;
         tracing::debug!(
             table = %self.batch.table,
@@ -395,6 +471,70 @@ impl BatchedDelete {
             "batched delete done"
         );
         Ok(report)
+    }
+
+    /// The [`keys_first`](Self::keys_first) pass: read the keys, then delete them in batches.
+    async fn run_by_keys(
+        &self,
+        ctx: &JobContext,
+        conn: &mut BulkConnection,
+        recheck: &Condition,
+        report: &mut DeleteReport,
+    ) -> Result<(), JobError> {
+        let keys = self.candidate_keys(ctx, report).await?;
+        let backend = ctx.db().backend();
+        let mut size = self.batching.initial_batch_size;
+        let mut rest = &keys[..];
+        while !rest.is_empty() {
+            let n = size.min(MAX_KEYS_PER_STATEMENT).min(rest.len() as u64) as usize;
+            let (chunk, after) = rest.split_at(n);
+            rest = after;
+            let stmt = self.key_statement(chunk, recheck);
+            let (_, elapsed) = self.batch(ctx, conn, &stmt, report).await?;
+            // The time follows the keys asked for, whether or not they were all still there.
+            size = self.batching.next_size(backend, size, n as u64, elapsed);
+        }
+        Ok(())
+    }
+
+    /// `DELETE FROM t WHERE t.key IN (<keys>) AND <recheck>`: one batch of a
+    /// [`keys_first`](Self::keys_first) pass, a key lookup per row and no subquery.
+    fn key_statement(&self, keys: &[Value], recheck: &Condition) -> DeleteStatement {
+        Query::delete()
+            .from_table(self.batch.table.clone())
+            .and_where(sea_query::ExprTrait::is_in(
+                Expr::col((self.batch.table.clone(), self.batch.key.clone())),
+                keys.iter().cloned(),
+            ))
+            .cond_where(recheck.clone())
+            .to_owned()
+    }
+
+    /// `SELECT key FROM t WHERE <filter> ORDER BY key`, on the pool (a read: on SQLite it
+    /// takes no write lock), as bindable values.
+    async fn candidate_keys(
+        &self,
+        ctx: &JobContext,
+        report: &mut DeleteReport,
+    ) -> Result<Vec<Value>, JobError> {
+        let key = (self.batch.table.clone(), self.batch.key.clone());
+        let query = Query::select()
+            .column(key.clone())
+            .from(self.batch.table.clone())
+            .cond_where(self.batch.filter.clone())
+            .order_by(key, Order::Asc)
+            .to_owned();
+        let began = Instant::now();
+        let rows = ctx.db().fetch_all(&query).await?;
+        report.selecting += began.elapsed();
+        let name = self.batch.key.as_str();
+        rows.iter()
+            .map(|row| match row.opt_string(name) {
+                Ok(Some(text)) => Ok(Value::from(text)),
+                // An integer key (the column is the primary key: never NULL).
+                _ => Ok(Value::from(row.i64(name)?)),
+            })
+            .collect()
     }
 
     /// Run one batch and the pause after it; returns the rows it deleted and how long it held
@@ -434,7 +574,11 @@ impl BatchedDelete {
         // the write lock, happens during it.
         let resume = tokio::time::Instant::from_std(ended)
             + self.batching.pause_after(ctx.db().backend(), elapsed);
-        report.checkpoints += conn.checkpoint().await?;
+        report.unflushed += elapsed;
+        if report.unflushed >= self.batching.checkpoint_every() {
+            report.checkpoints += conn.checkpoint().await?;
+            report.unflushed = Duration::ZERO;
+        }
         tokio::select! {
             biased;
             _ = ctx.cancellation().cancelled() => return Err(self.cancelled(report)),
@@ -550,6 +694,40 @@ mod tests {
     }
 
     #[test]
+    fn keys_first_batches_delete_by_key_without_the_subquery() {
+        use sea_query::ExprTrait as _;
+        let t = Identifier::new("refresh_tokens").unwrap();
+        let key = Identifier::new("token").unwrap();
+        let revoked =
+            Cond::all().add(Expr::col((t.clone(), Identifier::new("revoked").unwrap())).ne(0));
+        let d = BatchedDelete::new(t.clone(), key.clone(), key, revoked.clone())
+            .keys_first(revoked.clone());
+        let keys = [Value::from("a"), Value::from("b")];
+        for (sql, want) in [
+            (
+                d.key_statement(&keys, &revoked)
+                    .build(sea_query::SqliteQueryBuilder)
+                    .0,
+                r#"DELETE FROM "refresh_tokens" WHERE "refresh_tokens"."token" IN (?, ?) AND "refresh_tokens"."revoked" <> ?"#,
+            ),
+            (
+                d.key_statement(&keys, &revoked)
+                    .build(sea_query::PostgresQueryBuilder)
+                    .0,
+                r#"DELETE FROM "refresh_tokens" WHERE "refresh_tokens"."token" IN ($1, $2) AND "refresh_tokens"."revoked" <> $3"#,
+            ),
+            (
+                d.key_statement(&keys, &revoked)
+                    .build(sea_query::MysqlQueryBuilder)
+                    .0,
+                "DELETE FROM `refresh_tokens` WHERE `refresh_tokens`.`token` IN (?, ?) AND `refresh_tokens`.`revoked` <> ?",
+            ),
+        ] {
+            assert_eq!(sql, want);
+        }
+    }
+
+    #[test]
     fn heap_ranges_on_postgres() {
         let (sql, values) = delete()
             .range_statement(Backend::Postgres, 64, 128)
@@ -584,6 +762,17 @@ mod tests {
     }
 
     #[test]
+    fn checkpoints_follow_the_statement_time() {
+        assert_eq!(
+            Batching::default().checkpoint_every(),
+            Duration::ZERO,
+            "after every statement"
+        );
+        let every: Batching = toml::from_str("checkpoint_every_ms = 100").unwrap();
+        assert_eq!(every.checkpoint_every(), Duration::from_millis(100));
+    }
+
+    #[test]
     fn odd_settings_are_normalised() {
         let b = Batching {
             initial_batch_size: 0,
@@ -592,6 +781,7 @@ mod tests {
             target_statement_ms: Some(0),
             pause_ms: 0,
             lock_share_percent: Some(0),
+            checkpoint_every_ms: Some(0),
         }
         .normalised();
         assert_eq!(

@@ -234,9 +234,17 @@ impl RefreshTokens {
             FlagFormat::Boolean => revoked.eq(true),
         };
         let filter: Condition = Cond::all()
-            .add(revoked)
+            .add(revoked.clone())
             .add(Expr::col((t.clone(), key.clone())).in_subquery(successors));
-        BatchedDelete::new(t.clone(), key.clone(), key.clone(), filter).reads_own_table()
+        // The subquery reads the whole table (there is no index on the parent column), so it
+        // is evaluated once, by a read that finds the tokens, and the batches delete those by
+        // key, re-checking the revoked flag; a subquery in every batch (or every heap range on
+        // PostgreSQL) would read the whole table again each time. Judged once, a chain
+        // a -> b -> c also loses a and b in the same run, as one plain DELETE would: b going
+        // in an earlier batch cannot take a's successor away from a later one.
+        BatchedDelete::new(t.clone(), key.clone(), key.clone(), filter)
+            .reads_own_table()
+            .keys_first(Cond::all().add(revoked))
     }
 }
 

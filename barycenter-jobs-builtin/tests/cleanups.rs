@@ -258,6 +258,54 @@ async fn refresh_tokens_expired_and_rotated(t: &TestDb) {
     assert!(left.contains("revoked_orphan") && left.contains("child_recent"));
 }
 
+/// The rotated pass judges the whole table once and then deletes by key: with batches of two
+/// rows, a chain whose successors sort before their parents (`r5 <- r4 <- ... <- r0`, each
+/// successor old) still loses every rotated token in one run, as one plain DELETE would (a
+/// batch that deletes `r4` first cannot take `r5`'s successor away from a later batch), and
+/// the pass is one read plus one statement per two tokens, with no final empty statement.
+async fn rotated_chain_is_judged_once(t: &TestDb) {
+    create_barycenter_tables(t).await;
+    let later = NOW + 86_400;
+    // r5 is the oldest, r0 the live head: r(k-1).parent = r(k).
+    for k in 0..6_i64 {
+        let parent = (k < 5).then(|| format!("r{}", k + 1));
+        let revoked = i64::from(k > 0);
+        token(
+            t,
+            &format!("r{k}"),
+            NOW - 9_000 + (5 - k) * 100,
+            later,
+            revoked,
+            parent.as_deref(),
+        )
+        .await;
+    }
+    // A revoked token whose successor is within the grace period: kept.
+    token(t, "q1", NOW - 9_000, later, 1, None).await;
+    token(t, "q0", NOW - 60, later, 0, Some("q1")).await;
+    // A rotated token that has also expired: the expiry pass takes it first.
+    token(t, "x1", NOW - 9_000, NOW - 10, 1, None).await;
+    token(t, "x0", NOW - 8_000, later, 0, Some("x1")).await;
+
+    let job = RefreshTokensCleanup::default().with_batching(&tiny_batches());
+    let out = job.run(ctx(&t.db)).await.unwrap();
+    assert_eq!(out.records_processed, 6);
+    assert_eq!(
+        keys(&t.db, "refresh_tokens", "token").await,
+        set(&["q0", "q1", "r0", "x0"])
+    );
+    let report = job.last_report().unwrap();
+    // Expiry pass: 1 row then the empty statement (on PostgreSQL a heap walk of one range);
+    // rotated pass: r1..r5 in 2 + 2 + 1.
+    let expiry = if t.backend() == Backend::Postgres {
+        1
+    } else {
+        2
+    };
+    assert_eq!(report.statements, expiry + 3);
+    assert!(report.selecting > StdDuration::ZERO);
+}
+
 /// Through a real scheduler: a cleanup that overruns its timeout is cancelled between two
 /// batches, recorded as failed, and its `records_processed` is the rows it did delete.
 async fn timed_out_run_records_what_it_deleted(t: &TestDb) {
@@ -580,6 +628,7 @@ backend_tests!(
     timed_out_run_records_what_it_deleted,
     refresh_tokens_expired_and_rotated,
     rotated_tokens_kept_until_expiry,
+    rotated_chain_is_judged_once,
     safety_margin_keeps_recently_expired_rows,
     challenges_older_than_five_minutes_or_expired,
     device_codes_expire_strictly_before_now,

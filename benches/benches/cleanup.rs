@@ -32,7 +32,14 @@
 //! After the table the bench prints the cleanup goals as met or missed.
 //!
 //! `--batching JSON` runs (b), (c) and (e) with other [`Batching`] settings (for instance
-//! `'{"target_statement_ms": 8}'`), to try a trade-off without editing the library.
+//! `'{"target_statement_ms": 8}'`), to try a trade-off without editing the library;
+//! `--also-batching JSON` adds a row (f), the job through `Job::run` with those settings, so
+//! two settings compare in one run (for instance `'{"checkpoint_every_ms": 0}'`, a checkpoint
+//! after every statement as before). *peak WAL MiB* is the largest size of the SQLite WAL file
+//! seen during the cleanup (sampled every 20 ms; a WAL file keeps its size once grown). With `--alt-async-commit` row (f) runs on a PostgreSQL
+//! copy whose connections all have `synchronous_commit = off` (the host workload's too), a
+//! profile of what the commits' WAL flushes cost the batched delete; not a setting the library
+//! uses.
 //!
 //! All SQL of the bench is built with sea-query and run through [`Database`]; only the
 //! transaction and maintenance commands (`BEGIN IMMEDIATE`, `COMMIT`, `PRAGMA
@@ -65,7 +72,9 @@ cargo bench -p barycenter-jobs-benches --bench cleanup -- [options]
   --loop-sizes A,B      batch sizes of the hand-written DELETE loop (default 1000,10000; 0: none)
   --skip-scheduler      no row (c)
   --extra-pause-ms N    extra row (e): the job with Batching::pause_ms = N (default 0: no row)
-  --batching JSON       Batching settings for the job's rows, e.g. '{\"lock_share_percent\":100}'";
+  --batching JSON       Batching settings for the job's rows, e.g. '{\"lock_share_percent\":100}'
+  --also-batching JSON  extra row (f): the job through Job::run with these Batching settings
+  --alt-async-commit    row (f) on PostgreSQL with synchronous_commit = off for the database (a profile)";
 
 /// Inserts per second of the host workload.
 const INSERTS_PER_SEC: u64 = 200;
@@ -100,7 +109,14 @@ enum Mode {
     Loop(u64),
     /// The job with `Batching::pause_ms` set to this.
     Paused(u64),
+    /// The job through `Job::run` with the `--also-batching` settings.
+    Alt,
 }
+
+/// The `--also-batching` JSON, for the label of row (f).
+static ALT_LABEL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+/// `--alt-async-commit`.
+static ALT_ASYNC_COMMIT: AtomicBool = AtomicBool::new(false);
 
 impl Mode {
     fn label(self) -> String {
@@ -110,11 +126,23 @@ impl Mode {
             Mode::Scheduled => "(c) cleanup_expired_sessions, scheduler".to_owned(),
             Mode::Loop(n) => format!("(d) hand-written loop, LIMIT {n}"),
             Mode::Paused(p) => format!("(e) job, pause_ms = {p}"),
+            Mode::Alt => format!(
+                "(f) job, {}{}",
+                ALT_LABEL.get().map_or("", String::as_str),
+                if ALT_ASYNC_COMMIT.load(Ordering::Relaxed) {
+                    ", synchronous_commit off"
+                } else {
+                    ""
+                }
+            ),
         }
     }
 
     fn is_ours(self) -> bool {
-        matches!(self, Mode::Direct | Mode::Scheduled | Mode::Paused(_))
+        matches!(
+            self,
+            Mode::Direct | Mode::Scheduled | Mode::Paused(_) | Mode::Alt
+        )
     }
 }
 
@@ -147,7 +175,19 @@ fn main() {
         .map_or_else(Batching::default, |json| {
             serde_json::from_str(json).expect("--batching: Batching settings as JSON")
         });
+    let alt: Option<Batching> = args.value("--also-batching").map(|json| {
+        ALT_LABEL.get_or_init(|| json.to_owned());
+        serde_json::from_str(json).expect("--also-batching: Batching settings as JSON")
+    });
+    if args.flag("--alt-async-commit") {
+        ALT_ASYNC_COMMIT.store(true, Ordering::Relaxed);
+        ALT_LABEL.get_or_init(|| "{}".to_owned());
+    }
+    let alt = alt.or_else(|| args.flag("--alt-async-commit").then(Batching::default));
     let mut modes = vec![Mode::Plain, Mode::Direct];
+    if alt.is_some() {
+        modes.push(Mode::Alt);
+    }
     if !args.flag("--skip-scheduler") {
         modes.push(Mode::Scheduled);
     }
@@ -175,7 +215,14 @@ fn main() {
         rows / 2
     );
     for backend in backends {
-        rt.block_on(bench_db(backend, rows, rounds, &modes, &batching));
+        rt.block_on(bench_db(
+            backend,
+            rows,
+            rounds,
+            &modes,
+            &batching,
+            alt.as_ref(),
+        ));
     }
 }
 
@@ -189,6 +236,8 @@ struct RunResult {
     lookup: Summary,
     lookups_per_sec: f64,
     left_expired: i64,
+    /// The largest size of the SQLite WAL file seen during the cleanup (sampled every 20 ms).
+    peak_wal_mib: f64,
 }
 
 impl RunResult {
@@ -198,7 +247,14 @@ impl RunResult {
     }
 }
 
-async fn bench_db(backend: Backend, rows: i64, rounds: usize, modes: &[Mode], batching: &Batching) {
+async fn bench_db(
+    backend: Backend,
+    rows: i64,
+    rounds: usize,
+    modes: &[Mode],
+    batching: &Batching,
+    alt: Option<&Batching>,
+) {
     let now = chrono::Utc::now().timestamp();
     let started = Instant::now();
     let template = match backend {
@@ -215,7 +271,11 @@ async fn bench_db(backend: Backend, rows: i64, rounds: usize, modes: &[Mode], ba
     let mut results: Vec<(Mode, RunResult)> = Vec::new();
     for round in 0..rounds {
         for &mode in modes {
-            let r = run_once(&template, mode, batching).await;
+            let settings = match (mode, alt) {
+                (Mode::Alt, Some(alt)) => alt,
+                _ => batching,
+            };
+            let r = run_once(&template, mode, settings).await;
             println!(
                 "  round {} {}: {:.2} s, lock held {:.2} s, longest statement {:.1} ms, insert p99 {:.1} ms, failed inserts {}, CPU {:.2} s",
                 round + 1,
@@ -263,6 +323,7 @@ async fn bench_db(backend: Backend, rows: i64, rounds: usize, modes: &[Mode], ba
         "failed inserts",
         "lookup p99 ms",
         "lookups/s",
+        "peak WAL MiB",
     ]);
     for &mode in modes {
         let g = |get: &dyn Fn(&RunResult) -> f64, digits: usize| {
@@ -291,6 +352,7 @@ async fn bench_db(backend: Backend, rows: i64, rounds: usize, modes: &[Mode], ba
             g(&|r| r.inserts_failed as f64, 0),
             g(&|r| r.lookup.p99, 2),
             g(&|r| r.lookups_per_sec, 0),
+            g(&|r| r.peak_wal_mib, 1),
         ]);
     }
     println!(
@@ -331,8 +393,12 @@ async fn bench_db(backend: Backend, rows: i64, rounds: usize, modes: &[Mode], ba
                     format!("{:.2}x ({lock:.2} s / {plain:.2} s)", lock / plain),
                     verdict(lock / plain <= 1.5).to_owned(),
                 ]);
+                let settings = match (mode, alt) {
+                    (Mode::Alt, Some(alt)) => alt,
+                    _ => batching,
+                };
                 let default_share =
-                    batching.lock_share_percent.is_none() && !matches!(mode, Mode::Paused(_));
+                    settings.lock_share_percent.is_none() && !matches!(mode, Mode::Paused(_));
                 goals.row(&[
                     "elapsed ≤ 4x one DELETE at the default lock share".to_owned(),
                     row.clone(),
@@ -586,6 +652,13 @@ async fn run_once(template: &TestDb, mode: Mode, batching: &Batching) -> RunResu
     if backend == Backend::Postgres {
         // The copy is WAL-logged; flush it now rather than during the measurement.
         raw(&copy.db, "CHECKPOINT").await;
+        if mode == Mode::Alt && ALT_ASYNC_COMMIT.load(Ordering::Relaxed) {
+            raw(
+                &copy.db,
+                "DO $$ BEGIN EXECUTE format('ALTER DATABASE %I SET synchronous_commit = off', current_database()); END $$",
+            )
+            .await;
+        }
     }
     copy.db.close().await;
     let url = copy.url.clone();
@@ -663,6 +736,22 @@ async fn run_once(template: &TestDb, mode: Mode, batching: &Batching) -> RunResu
     });
 
     tokio::time::sleep(Duration::from_secs(1)).await;
+    // The WAL's size while the cleanup runs (SQLite): how far it grows between checkpoints.
+    let wal_stop = Arc::new(AtomicBool::new(false));
+    let wal_peak = tokio::spawn({
+        let stop = wal_stop.clone();
+        let wal = url.strip_prefix("sqlite://").map(|p| format!("{p}-wal"));
+        async move {
+            let mut peak = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                if let Some(len) = wal.as_ref().and_then(|w| std::fs::metadata(w).ok()) {
+                    peak = Ord::max(peak, len.len());
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            peak as f64 / (1024.0 * 1024.0)
+        }
+    });
     let ticks = barycenter_jobs_benches::clock_ticks_per_sec();
     let cpu0 = barycenter_jobs_benches::cpu_time(ticks);
     let t0 = Instant::now();
@@ -689,7 +778,7 @@ async fn run_once(template: &TestDb, mode: Mode, batching: &Batching) -> RunResu
             }
             statements_report(&done)
         }
-        Mode::Direct | Mode::Paused(_) => {
+        Mode::Direct | Mode::Paused(_) | Mode::Alt => {
             let ctx = JobContext::new(
                 job_db.clone(),
                 Trigger::Manual,
@@ -727,6 +816,8 @@ async fn run_once(template: &TestDb, mode: Mode, batching: &Batching) -> RunResu
     let t1 = Instant::now();
     let cpu = barycenter_jobs_benches::cpu_time(ticks).saturating_sub(cpu0);
     let total = t1 - t0;
+    wal_stop.store(true, Ordering::Relaxed);
+    let peak_wal_mib = wal_peak.await.expect("WAL sampler");
     tokio::time::sleep(Duration::from_secs(1)).await;
     stop.store(true, Ordering::Relaxed);
     let inserts = inserts.await.expect("inserter");
@@ -764,6 +855,7 @@ async fn run_once(template: &TestDb, mode: Mode, batching: &Batching) -> RunResu
         lookup: Summary::of(&mut look),
         lookups_per_sec,
         left_expired,
+        peak_wal_mib,
     }
 }
 
