@@ -36,7 +36,10 @@ struct Spans(Arc<Mutex<Vec<Span>>>, Ticks);
 
 /// Every tick an observer of the scheduler saw, with what became of it.
 #[derive(Clone, Default)]
-struct Ticks(Arc<Mutex<Vec<(DateTime<Utc>, TickOutcome)>>>);
+struct Ticks(Arc<Mutex<Vec<TickSeen>>>);
+
+/// One tick's fire time and what became of it.
+type TickSeen = (DateTime<Utc>, TickOutcome);
 
 impl RunObserver for Ticks {
     fn on_tick(&self, tick: &TickObserved<'_>) {
