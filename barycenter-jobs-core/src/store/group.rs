@@ -132,17 +132,7 @@ impl ExecutionStore {
         if let [one] = rows {
             return Ok(vec![self.start(one).await?]);
         }
-        let mut stmt = Query::insert()
-            .into_table(self.tables.executions.clone())
-            .columns([
-                Exec::JobName,
-                Exec::StartedAt,
-                Exec::Status,
-                Exec::TriggerKind,
-                Exec::Instance,
-                Exec::ScheduledFor,
-            ])
-            .to_owned();
+        let mut stmt = self.start_insert();
         for new in rows {
             stmt.values_panic(Self::start_values(new));
         }

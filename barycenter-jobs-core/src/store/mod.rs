@@ -316,7 +316,17 @@ impl ExecutionStore {
 
     /// Record the start of a run; returns its id.
     pub async fn start(&self, new: &NewExecution) -> Result<i64> {
-        let stmt = Query::insert()
+        let stmt = self
+            .start_insert()
+            .values_panic(Self::start_values(new))
+            .to_owned();
+        self.db.insert_returning_id(&stmt, "id").await
+    }
+
+    /// `INSERT INTO <executions> (<the start row's columns>)`, values still to add (one row
+    /// per run, from [`start_values`](Self::start_values)).
+    fn start_insert(&self) -> sea_query::InsertStatement {
+        Query::insert()
             .into_table(self.tables.executions.clone())
             .columns([
                 Exec::JobName,
@@ -326,12 +336,10 @@ impl ExecutionStore {
                 Exec::Instance,
                 Exec::ScheduledFor,
             ])
-            .values_panic(Self::start_values(new))
-            .to_owned();
-        self.db.insert_returning_id(&stmt, "id").await
+            .to_owned()
     }
 
-    /// The values of a start row, in the column order of [`start`](Self::start).
+    /// The values of a start row, in the column order of [`start_insert`](Self::start_insert).
     fn start_values(new: &NewExecution) -> [Expr; 6] {
         [
             new.job_name.clone().into(),
