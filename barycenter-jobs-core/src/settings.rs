@@ -76,7 +76,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, TimeZone, Utc};
-use sea_query::{Expr, ExprTrait, Order, Query, SelectStatement};
+use sea_query::{Cond, Expr, ExprTrait, Order, Query, SelectStatement};
 
 use crate::db::{Database, DbRow};
 use crate::error::Result;
@@ -493,29 +493,9 @@ impl SettingsStore {
     /// Delete up to `batch` audit entries older than `cutoff`; returns how many. Call
     /// repeatedly until it returns less than `batch`.
     pub async fn purge_audit_batch(&self, cutoff: DateTime<Utc>, batch: u32) -> Result<u64> {
-        let ids: Vec<i64> = self
-            .db
-            .fetch_all(
-                Query::select()
-                    .column(Audit::Id)
-                    .from(self.audit.clone())
-                    .and_where(Expr::col(Audit::AtMs).lt(cutoff.timestamp_millis()))
-                    .order_by(Audit::Id, Order::Asc)
-                    .limit(u64::from(Ord::max(batch, 1))),
-            )
-            .await?
-            .iter()
-            .map(|r| r.i64("id"))
-            .collect::<Result<_>>()?;
-        if ids.is_empty() {
-            return Ok(0);
-        }
+        let before = Cond::all().add(Expr::col(Audit::AtMs).lt(cutoff.timestamp_millis()));
         self.db
-            .execute(
-                Query::delete()
-                    .from_table(self.audit.clone())
-                    .and_where(Expr::col(Audit::Id).is_in(ids)),
-            )
+            .delete_oldest(&self.audit, Audit::Id, before, batch)
             .await
     }
 

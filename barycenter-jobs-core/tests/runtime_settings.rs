@@ -5,10 +5,11 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use barycenter_jobs_core::settings::SettingsStore;
 use barycenter_jobs_core::{
     AuditQuery, Database, DryRunOutput, Error, ExecutionQuery, Job, JobConfig, JobContext,
     JobError, JobOutput, Registry, RescheduleRequest, Scheduler, SchedulerConfig, SchedulerHandle,
-    Trigger, async_trait,
+    TableNames, Trigger, async_trait,
 };
 use barycenter_jobs_test_support::{TestDb, backend_tests};
 use chrono::{DateTime, Utc};
@@ -458,6 +459,48 @@ async fn two_replicas_follow_each_other(t: &TestDb) {
     b.stop().await;
 }
 
+/// Audit retention deletes the entries older than its cut-off, oldest first and at most a
+/// batch at a time, and keeps the rest.
+async fn audit_purge_takes_old_entries_oldest_first(t: &TestDb) {
+    let log = RunLog::default();
+    let h = start(&t.db, &log, "purge").await;
+    for job in ["a", "b", "c", "a", "b"] {
+        h.pause(job, "me").await.unwrap();
+    }
+    let store = SettingsStore::new(t.db.clone(), &TableNames::default());
+    let ids = |entries: Vec<barycenter_jobs_core::AuditEntry>| {
+        let mut ids: Vec<i64> = entries.iter().map(|e| e.id).collect();
+        ids.sort_unstable();
+        ids
+    };
+    let all = ids(h.audit_log(&AuditQuery::new()).await.unwrap());
+    assert_eq!(all.len(), 5);
+
+    // Nothing is older than an hour ago.
+    let an_hour = chrono::Duration::hours(1);
+    assert_eq!(
+        store
+            .purge_audit_batch(Utc::now() - an_hour, 2)
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(ids(h.audit_log(&AuditQuery::new()).await.unwrap()), all);
+
+    // Everything is older than an hour from now: two at a time, the lowest ids first.
+    let later = Utc::now() + an_hour;
+    assert_eq!(store.purge_audit_batch(later, 2).await.unwrap(), 2);
+    assert_eq!(
+        ids(h.audit_log(&AuditQuery::new()).await.unwrap()),
+        all[2..]
+    );
+    assert_eq!(store.purge_audit_batch(later, 2).await.unwrap(), 2);
+    assert_eq!(store.purge_audit_batch(later, 2).await.unwrap(), 1);
+    assert_eq!(store.purge_audit_batch(later, 2).await.unwrap(), 0);
+    assert!(h.audit_log(&AuditQuery::new()).await.unwrap().is_empty());
+    h.shutdown(Duration::from_secs(5)).await.unwrap();
+}
+
 /// Without tables (no history, no coordination) settings hold in this process only.
 #[tokio::test]
 async fn in_memory_scheduler_applies_settings_locally() {
@@ -478,5 +521,6 @@ backend_tests!(
     settings_precedence_validation_and_audit,
     paused_job_is_not_fired_but_runs_by_hand,
     dry_runs,
-    two_replicas_follow_each_other
+    two_replicas_follow_each_other,
+    audit_purge_takes_old_entries_oldest_first,
 );

@@ -338,6 +338,42 @@ impl Database {
         self.pool().fetch_all(sql, values).await
     }
 
+    /// Delete up to `batch` rows of `table` that match `filter`, lowest `id` first, and say
+    /// how many went: one SELECT of their ids (with `LIMIT`), then one DELETE by id, since
+    /// PostgreSQL's `DELETE` takes no `LIMIT`. What retention uses for the history and the
+    /// audit log; call it until it returns less than `batch`.
+    pub(crate) async fn delete_oldest(
+        &self,
+        table: &Identifier,
+        id: impl IntoIden + Clone,
+        filter: Condition,
+        batch: u32,
+    ) -> Result<u64> {
+        let id = id.into_iden();
+        let ids: Vec<i64> = self
+            .fetch_all(
+                Query::select()
+                    .column(id.clone())
+                    .from(table.clone())
+                    .cond_where(filter)
+                    .order_by(id.clone(), Order::Asc)
+                    .limit(u64::from(Ord::max(batch, 1))),
+            )
+            .await?
+            .iter()
+            .map(|r| r.i64_at(0))
+            .collect::<Result<_>>()?;
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        self.execute(
+            Query::delete()
+                .from_table(table.clone())
+                .and_where(sea_query::ExprTrait::is_in(sea_query::Expr::col(id), ids)),
+        )
+        .await
+    }
+
     /// Run a SELECT and return its first row, if any.
     pub async fn fetch_optional<S: Statement>(&self, stmt: &S) -> Result<Option<DbRow>> {
         Ok(self.fetch_all(stmt).await?.into_iter().next())

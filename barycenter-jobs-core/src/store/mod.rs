@@ -29,7 +29,7 @@ pub(crate) mod migrations;
 pub(crate) mod schema;
 
 use chrono::{DateTime, TimeZone, Utc};
-use sea_query::{Expr, ExprTrait, Order, Query, SelectStatement};
+use sea_query::{Cond, Expr, ExprTrait, Order, Query, SelectStatement};
 
 use crate::db::{Database, DbRow};
 use crate::error::Result;
@@ -533,30 +533,11 @@ impl ExecutionStore {
     /// Delete up to `batch` finished runs that started before `cutoff`; returns how many.
     /// Call repeatedly until it returns less than `batch`.
     pub async fn purge_batch(&self, cutoff: DateTime<Utc>, batch: u32) -> Result<u64> {
-        let ids: Vec<i64> = self
-            .db
-            .fetch_all(
-                Query::select()
-                    .column(Exec::Id)
-                    .from(self.tables.executions.clone())
-                    .and_where(Expr::col(Exec::StartedAt).lt(ts(cutoff)))
-                    .and_where(Expr::col(Exec::CompletedAt).is_not_null())
-                    .order_by(Exec::Id, Order::Asc)
-                    .limit(u64::from(Ord::max(batch, 1))),
-            )
-            .await?
-            .iter()
-            .map(|r| r.i64("id"))
-            .collect::<Result<_>>()?;
-        if ids.is_empty() {
-            return Ok(0);
-        }
+        let finished_before = Cond::all()
+            .add(Expr::col(Exec::StartedAt).lt(ts(cutoff)))
+            .add(Expr::col(Exec::CompletedAt).is_not_null());
         self.db
-            .execute(
-                Query::delete()
-                    .from_table(self.tables.executions.clone())
-                    .and_where(Expr::col(Exec::Id).is_in(ids)),
-            )
+            .delete_oldest(&self.tables.executions, Exec::Id, finished_before, batch)
             .await
     }
 
