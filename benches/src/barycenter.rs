@@ -96,61 +96,44 @@ pub enum DeviceCodes {
 /// `CREATE TABLE sessions`.
 pub fn sessions() -> TableCreateStatement {
     use Sessions as S;
-    Table::create()
-        .table(S::Table)
-        .col(key(S::SessionId))
-        .col(text(S::Subject))
-        .col(ColumnDef::new(S::AuthTime).big_integer())
-        .col(time(S::CreatedAt))
-        .col(time(S::ExpiresAt))
-        .col(ColumnDef::new(S::Amr).text())
-        .col(ColumnDef::new(S::Acr).text())
-        .col(flag(S::MfaVerified))
-        .to_owned()
+    let mut t = table(S::Table, S::SessionId);
+    add(&mut t, text, [S::Subject]);
+    add(&mut t, optional_time, [S::AuthTime]);
+    add(&mut t, time, [S::CreatedAt, S::ExpiresAt]);
+    add(&mut t, optional_text, [S::Amr, S::Acr]);
+    add(&mut t, flag, [S::MfaVerified]);
+    t
 }
 
 /// `CREATE TABLE refresh_tokens`.
 pub fn refresh_tokens() -> TableCreateStatement {
     use RefreshTokens as R;
-    Table::create()
-        .table(R::Table)
-        .col(key(R::Token))
-        .col(text(R::ClientId))
-        .col(text(R::Subject))
-        .col(text(R::Scope))
-        .col(time(R::CreatedAt))
-        .col(time(R::ExpiresAt))
-        .col(flag(R::Revoked))
-        .col(ColumnDef::new(R::ParentToken).text())
-        .to_owned()
+    let mut t = table(R::Table, R::Token);
+    add(&mut t, text, [R::ClientId, R::Subject, R::Scope]);
+    add(&mut t, time, [R::CreatedAt, R::ExpiresAt]);
+    add(&mut t, flag, [R::Revoked]);
+    add(&mut t, optional_text, [R::ParentToken]);
+    t
 }
 
 /// `CREATE TABLE webauthn_challenges`.
 pub fn webauthn_challenges() -> TableCreateStatement {
     use WebauthnChallenges as W;
-    Table::create()
-        .table(W::Table)
-        .col(key(W::Challenge))
-        .col(ColumnDef::new(W::Subject).text())
-        .col(text(W::ChallengeType))
-        .col(time(W::CreatedAt))
-        .col(time(W::ExpiresAt))
-        .col(text(W::OptionsJson))
-        .to_owned()
+    let mut t = table(W::Table, W::Challenge);
+    add(&mut t, optional_text, [W::Subject]);
+    add(&mut t, text, [W::ChallengeType]);
+    add(&mut t, time, [W::CreatedAt, W::ExpiresAt]);
+    add(&mut t, text, [W::OptionsJson]);
+    t
 }
 
 /// `CREATE TABLE device_codes`.
 pub fn device_codes() -> TableCreateStatement {
     use DeviceCodes as D;
-    Table::create()
-        .table(D::Table)
-        .col(key(D::DeviceCode))
-        .col(text(D::UserCode))
-        .col(text(D::ClientId))
-        .col(text(D::Scope))
-        .col(time(D::CreatedAt))
-        .col(time(D::ExpiresAt))
-        .to_owned()
+    let mut t = table(D::Table, D::DeviceCode);
+    add(&mut t, text, [D::UserCode, D::ClientId, D::Scope]);
+    add(&mut t, time, [D::CreatedAt, D::ExpiresAt]);
+    t
 }
 
 /// All four tables, in the order above.
@@ -163,30 +146,42 @@ pub fn all() -> [TableCreateStatement; 4] {
     ]
 }
 
-/// A `TEXT` primary key.
-fn key(name: impl IntoIden) -> ColumnDef {
-    ColumnDef::new(name)
-        .text()
-        .not_null()
-        .primary_key()
+/// `CREATE TABLE name` with its `TEXT` primary key `key`.
+fn table<T: IntoIden>(name: T, key: T) -> TableCreateStatement {
+    Table::create()
+        .table(name)
+        .col(text(key).primary_key())
         .to_owned()
+}
+
+/// Append `columns`, each defined by `def`.
+fn add<T, const N: usize>(t: &mut TableCreateStatement, def: fn(T) -> ColumnDef, columns: [T; N]) {
+    for column in columns {
+        t.col(def(column));
+    }
 }
 
 /// A `TEXT NOT NULL` column.
-fn text(name: impl IntoIden) -> ColumnDef {
-    ColumnDef::new(name).text().not_null().to_owned()
+fn text<T: IntoIden>(name: T) -> ColumnDef {
+    optional_text(name).not_null().to_owned()
+}
+
+/// A nullable `TEXT` column.
+fn optional_text<T: IntoIden>(name: T) -> ColumnDef {
+    ColumnDef::new(name).text().to_owned()
 }
 
 /// A `BIGINT NOT NULL` column (epoch seconds).
-fn time(name: impl IntoIden) -> ColumnDef {
-    ColumnDef::new(name).big_integer().not_null().to_owned()
+fn time<T: IntoIden>(name: T) -> ColumnDef {
+    optional_time(name).not_null().to_owned()
+}
+
+/// A nullable `BIGINT` column (epoch seconds).
+fn optional_time<T: IntoIden>(name: T) -> ColumnDef {
+    ColumnDef::new(name).big_integer().to_owned()
 }
 
 /// A `BIGINT NOT NULL DEFAULT 0` column (0 or 1).
-fn flag(name: impl IntoIden) -> ColumnDef {
-    ColumnDef::new(name)
-        .big_integer()
-        .not_null()
-        .default(0)
-        .to_owned()
+fn flag<T: IntoIden>(name: T) -> ColumnDef {
+    time(name).default(0).to_owned()
 }
