@@ -9,7 +9,8 @@
 //!   `Router`, served by `axum::serve`.
 //!
 //! The scheduler holds the four built-ins (scheduled runs disabled, so nothing runs during the
-//! measurement); the history (SQLite file) holds 1,000 runs. The load generator is our own:
+//! measurement); the history (SQLite file) holds 1,000 runs (`barycenter_jobs_benches::history`,
+//! as the history bench has them). The load generator is our own:
 //! `--conns` keep-alive connections (default 8) on tokio `TcpStream`s, each writing HTTP/1.1
 //! POSTs and reading responses by `Content-Length`, closed loop, on its own single-threaded
 //! runtime; the servers run on a 2-worker runtime. Rounds of `--secs` seconds alternate between
@@ -22,11 +23,14 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use barycenter_jobs_benches::{Args, Summary, Table, f, median, ms};
+use barycenter_jobs_benches::{Args, Summary, Table, f, history, median, ms};
 use barycenter_jobs_core::{Database, JobConfig, Registry, Scheduler, SchedulerConfig};
 use barycenter_jobs_graphql::AdminService;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+
+/// Runs in the history (`jobLogs` reads the newest 10).
+const HISTORY_ROWS: i64 = 1_000;
 
 const QUERIES: [(&str, &str); 2] = [
     (
@@ -67,17 +71,8 @@ fn main() {
             .start()
             .await
             .expect("scheduler");
-        if let Database::Sqlite(pool) = &db {
-            let now = chrono::Utc::now().timestamp();
-            sqlx::query(sqlx::AssertSqlSafe(format!(
-                "INSERT INTO job_executions (job_name, started_at, completed_at, success, records_processed, status, trigger_kind)
-                 WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 999)
-                 SELECT 'cleanup_expired_sessions', {now} - 1000 + i, {now} - 999 + i, 1, i, 'succeeded', 'scheduled' FROM n"
-            )))
-            .execute(pool)
-            .await
-            .expect("seed history");
-        }
+        // The history `jobLogs` reads, filled as the history bench fills it.
+        history::fill(&db, "job_executions", HISTORY_ROWS).await;
         // Loopback clients only (the bench's), no token: closed by default otherwise.
         let admin = AdminService::builder(handle.clone())
             .allow_unauthenticated()
@@ -88,10 +83,8 @@ fn main() {
         let ours_addr = ours.local_addr().expect("addr");
         tokio::spawn(serve_ours(ours, admin));
 
-        let app = axum::Router::new().route_service(
-            "/admin/jobs",
-            async_graphql_axum::GraphQL::new(schema),
-        );
+        let app = axum::Router::new()
+            .route_service("/admin/jobs", async_graphql_axum::GraphQL::new(schema));
         let axum_listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let axum_addr = axum_listener.local_addr().expect("addr");
         tokio::spawn(async move { axum::serve(axum_listener, app).await });

@@ -49,11 +49,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use barycenter_jobs_benches::barycenter::{self, Sessions};
 use barycenter_jobs_benches::{Args, Summary, Table, f, median, ms};
 use barycenter_jobs_builtin::{Batching, DeleteReport, SessionsCleanup};
 use barycenter_jobs_core::sea_query::{
-    Asterisk, ColumnDef, DeleteStatement, Expr, ExprTrait as _, Func, Iden, Index, Order, Query,
-    Table as SqlTable,
+    Asterisk, DeleteStatement, Expr, ExprTrait as _, Func, Index, Order, Query,
 };
 use barycenter_jobs_core::{
     Backend, CancellationToken, Database, ExecutionStatus, Job, JobConfig, JobContext, Registry,
@@ -82,20 +82,6 @@ const INSERTS_PER_SEC: u64 = 200;
 const LOOKUP_SAMPLE: u64 = 10_000;
 /// Rows per INSERT while the template is filled (7 bound values each, within SQLite's 32,766).
 const FILL_CHUNK: usize = 4_000;
-
-/// Barycenter's `sessions` table.
-#[derive(Iden, Clone, Copy)]
-enum Sessions {
-    Table,
-    SessionId,
-    Subject,
-    AuthTime,
-    CreatedAt,
-    ExpiresAt,
-    Amr,
-    Acr,
-    MfaVerified,
-}
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Mode {
@@ -457,25 +443,9 @@ async fn bench_db(
 async fn build_template(template: &TestDb, rows: i64, now: i64) {
     let db = &template.db;
     use Sessions as S;
-    db.execute_schema(
-        SqlTable::create()
-            .table(S::Table)
-            .col(ColumnDef::new(S::SessionId).text().not_null().primary_key())
-            .col(ColumnDef::new(S::Subject).text().not_null())
-            .col(ColumnDef::new(S::AuthTime).big_integer())
-            .col(ColumnDef::new(S::CreatedAt).big_integer().not_null())
-            .col(ColumnDef::new(S::ExpiresAt).big_integer().not_null())
-            .col(ColumnDef::new(S::Amr).text())
-            .col(ColumnDef::new(S::Acr).text())
-            .col(
-                ColumnDef::new(S::MfaVerified)
-                    .big_integer()
-                    .not_null()
-                    .default(0),
-            ),
-    )
-    .await
-    .expect("create table");
+    db.execute_schema(&barycenter::sessions())
+        .await
+        .expect("create table");
 
     let mut rng = <rand::rngs::SmallRng as rand::SeedableRng>::seed_from_u64(42);
     let mut order: Vec<i64> = (0..rows).collect();

@@ -30,12 +30,14 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use barycenter_jobs_benches::{Args, Summary, Table, f};
+use barycenter_jobs_core::sea_query::{
+    Alias, Asterisk, Expr, ExprTrait as _, Func, Iden, Query, SelectStatement,
+};
 use barycenter_jobs_core::{
     CoordinationConfig, Database, Job, JobContext, JobError, JobOutput, Registry, Scheduler,
     SchedulerConfig, async_trait,
 };
 use chrono::Utc;
-use sqlx::Connection as _;
 
 const JOB: &str = "fleet_tick";
 
@@ -161,17 +163,78 @@ struct PgCounters {
     xact: i64,
 }
 
+/// PostgreSQL's statistics view of its databases (a system view, read as it is).
+#[derive(Iden, Clone, Copy)]
+enum PgStatDatabase {
+    Table,
+    Datname,
+    XactCommit,
+    XactRollback,
+}
+
+/// The columns of `job_executions` the checks read (the core's column enum is private to it).
+#[derive(Iden, Clone, Copy)]
+enum JobExecutions {
+    Table,
+    JobName,
+    ScheduledFor,
+}
+
+/// A connection of the bench's own on the fleet's database (outside the replicas' threads, so
+/// its statements are not counted).
+async fn connection(url: &str) -> Database {
+    Database::connect_with_max(url, 1).await.expect("pg")
+}
+
+/// The first column of the one row `query` returns, an integer.
+async fn scalar(db: &Database, query: &SelectStatement, what: &str) -> i64 {
+    db.fetch_optional(query)
+        .await
+        .expect(what)
+        .expect("one row")
+        .i64_at(0)
+        .expect(what)
+}
+
 async fn counters(url: &str) -> PgCounters {
-    let mut c = sqlx::PgConnection::connect(url).await.expect("pg");
+    let db = connection(url).await;
     // Counters of other backends are flushed at most once a second.
-    let xact: i64 = sqlx::query_scalar(
-        "SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = current_database()",
-    )
-    .fetch_one(&mut c)
-    .await
-    .expect("pg_stat_database");
-    c.close().await.expect("close");
+    let query = Query::select()
+        .expr(Expr::col(PgStatDatabase::XactCommit).add(Expr::col(PgStatDatabase::XactRollback)))
+        .from(PgStatDatabase::Table)
+        .and_where(Expr::col(PgStatDatabase::Datname).eq(Func::cust("current_database")))
+        .to_owned();
+    let xact = scalar(&db, &query, "pg_stat_database").await;
+    db.close().await;
     PgCounters { xact }
+}
+
+/// How many ticks of the fleet's job the history holds more than one run of.
+fn duplicate_ticks() -> SelectStatement {
+    use JobExecutions as H;
+    let ticks = Query::select()
+        .column(H::ScheduledFor)
+        .from(H::Table)
+        .and_where(Expr::col(H::JobName).eq(JOB))
+        .group_by_col(H::ScheduledFor)
+        .and_having(Expr::col(Asterisk).count().gt(1))
+        .to_owned();
+    Query::select()
+        .expr(Expr::col(Asterisk).count())
+        .from_subquery(ticks, Alias::new("d"))
+        .to_owned()
+}
+
+/// How many runs of the fleet's job the history holds for the ticks `from..to`.
+fn runs_between(from: i64, to: i64) -> SelectStatement {
+    use JobExecutions as H;
+    Query::select()
+        .expr(Expr::col(Asterisk).count())
+        .from(H::Table)
+        .and_where(Expr::col(H::JobName).eq(JOB))
+        .and_where(Expr::col(H::ScheduledFor).gte(from))
+        .and_where(Expr::col(H::ScheduledFor).lt(to))
+        .to_owned()
 }
 
 fn main() {
@@ -313,25 +376,10 @@ fn fleet(
         // Let the other backends flush their counters.
         tokio::time::sleep(Duration::from_millis(1500)).await;
         let c1 = counters(&url).await;
-        let mut c = sqlx::PgConnection::connect(&url).await.expect("pg");
-        let dup: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM (SELECT scheduled_for FROM job_executions WHERE job_name = $1
-               GROUP BY scheduled_for HAVING count(*) > 1) AS d",
-        )
-        .bind(JOB)
-        .fetch_one(&mut c)
-        .await
-        .expect("duplicates");
-        let runs: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM job_executions WHERE job_name = $1 AND scheduled_for >= $2 AND scheduled_for < $3",
-        )
-        .bind(JOB)
-        .bind(w_start)
-        .bind(w_end)
-        .fetch_one(&mut c)
-        .await
-        .expect("runs");
-        c.close().await.expect("close");
+        let c = connection(&url).await;
+        let dup = scalar(&c, &duplicate_ticks(), "duplicates").await;
+        let runs = scalar(&c, &runs_between(w_start, w_end), "runs").await;
+        c.close().await;
         (c0, c1, dup, runs)
     });
     stop_tx.send(true).expect("stop");

@@ -457,14 +457,6 @@ async fn sleep_until_second(sec: i64) {
     }
 }
 
-/// The four Barycenter tables the built-ins clean, empty.
-const BUILTIN_TABLES: [&str; 4] = [
-    "CREATE TABLE IF NOT EXISTS sessions (session_id TEXT PRIMARY KEY, subject TEXT NOT NULL, auth_time INTEGER, created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS refresh_tokens (token TEXT PRIMARY KEY, client_id TEXT NOT NULL, subject TEXT NOT NULL, scope TEXT, created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL, revoked INTEGER NOT NULL DEFAULT 0, parent_token TEXT)",
-    "CREATE TABLE IF NOT EXISTS webauthn_challenges (challenge TEXT PRIMARY KEY, subject TEXT, challenge_type TEXT NOT NULL, created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL, options_json TEXT NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS device_codes (device_code TEXT PRIMARY KEY, user_code TEXT NOT NULL, client_id TEXT NOT NULL, scope TEXT, created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL)",
-];
-
 fn child_idle(args: &Args) {
     let secs: u64 = args.parsed("--secs", 60);
     let ticks = barycenter_jobs_benches::clock_ticks_per_sec();
@@ -479,10 +471,9 @@ fn child_idle(args: &Args) {
         std::fs::create_dir_all(&dir).expect("dir");
         let url = format!("sqlite://{}", dir.join("auth.db").display());
         let db = Database::connect(&url).await.expect("db");
-        if let Database::Sqlite(pool) = &db {
-            for ddl in BUILTIN_TABLES {
-                sqlx::query(ddl).execute(pool).await.expect("ddl");
-            }
+        // The four Barycenter tables the built-ins clean, empty.
+        for table in barycenter_jobs_benches::barycenter::all() {
+            db.execute_schema(&table).await.expect("create table");
         }
         barycenter_jobs_builtin::link();
         let registry = Registry::from_inventory().expect("registry");

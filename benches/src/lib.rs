@@ -1,7 +1,8 @@
 //! Shared helpers of the barycenter-jobs benches (the benches themselves are in `benches/`):
 //! command-line flags, the databases a bench runs on and its runtime, percentiles, CPU time
-//! and peak RSS of the current process, plain-text tables, and (in [`history`]) the execution
-//! history the `history` and `health` benches query.
+//! and peak RSS of the current process, plain-text tables, (in [`barycenter`]) the Barycenter
+//! tables the built-in cleanups clean, and (in [`history`]) the execution history the
+//! `history`, `health` and `admin_http` benches query.
 //!
 //! Every bench is a `harness = false` binary run with
 //! `cargo bench -p barycenter-jobs-benches --bench NAME -- [--quick] [...]`; see
@@ -12,6 +13,7 @@ use std::time::Duration;
 use barycenter_jobs_core::Backend;
 use barycenter_jobs_test_support::TestDb;
 
+pub mod barycenter;
 pub mod history;
 
 /// Command-line flags of a bench: `--quick`, `--name value` pairs and bare words.
