@@ -53,7 +53,7 @@ use barycenter_jobs_benches::barycenter::{self, Sessions};
 use barycenter_jobs_benches::{Args, Summary, Table, f, median, ms};
 use barycenter_jobs_builtin::{Batching, DeleteReport, SessionsCleanup};
 use barycenter_jobs_core::sea_query::{
-    Asterisk, DeleteStatement, Expr, ExprTrait as _, Func, Index, Order, Query,
+    Asterisk, DeleteStatement, Expr, ExprTrait as _, Func, Order, Query,
 };
 use barycenter_jobs_core::{
     Backend, CancellationToken, Database, ExecutionStatus, Job, JobConfig, JobContext, Registry,
@@ -129,14 +129,6 @@ impl Mode {
             self,
             Mode::Direct | Mode::Scheduled | Mode::Paused(_) | Mode::Alt
         )
-    }
-}
-
-fn label(backend: Backend) -> &'static str {
-    match backend {
-        Backend::Sqlite => "SQLite (WAL file)",
-        Backend::Postgres => "PostgreSQL",
-        _ => "MariaDB / MySQL",
     }
 }
 
@@ -250,7 +242,7 @@ async fn bench_db(
     build_template(&template, rows, now).await;
     println!(
         "{}: table of {rows} rows built in {:.1} s",
-        label(backend),
+        barycenter_jobs_benches::wal_label(backend),
         started.elapsed().as_secs_f64()
     );
 
@@ -343,7 +335,7 @@ async fn bench_db(
     }
     println!(
         "\n## {} — {rows} rows, {} expired\n",
-        label(backend),
+        barycenter_jobs_benches::wal_label(backend),
         rows / 2
     );
     t.print();
@@ -434,7 +426,10 @@ async fn bench_db(
             }
         }
     }
-    println!("### Goals, {}\n", label(backend));
+    println!(
+        "### Goals, {}\n",
+        barycenter_jobs_benches::wal_label(backend)
+    );
     goals.print();
 }
 
@@ -480,20 +475,13 @@ async fn build_template(template: &TestDb, rows: i64, now: i64) {
         }
         db.execute(&insert).await.expect("fill");
     }
-    db.execute_schema(
-        Index::create()
-            .name("idx_sessions_expires_at")
-            .table(S::Table)
-            .col(S::ExpiresAt),
+    barycenter_jobs_benches::barycenter::finish_template(
+        db,
+        S::Table,
+        "idx_sessions_expires_at",
+        S::ExpiresAt,
     )
-    .await
-    .expect("index");
-    match db.backend() {
-        Backend::Sqlite => raw(db, "PRAGMA wal_checkpoint(TRUNCATE)").await,
-        _ => raw(db, "VACUUM ANALYZE sessions").await,
-    }
-    // A PostgreSQL template database must have no connection when it is copied.
-    db.close().await;
+    .await;
 }
 
 /// `expires_at < now`.

@@ -46,7 +46,7 @@ use barycenter_jobs_builtin::{
     RefreshTokensConfig,
 };
 use barycenter_jobs_core::sea_query::{
-    Alias, Asterisk, Cond, Condition, DeleteStatement, Expr, ExprTrait as _, Func, Index, Order,
+    Alias, Asterisk, Cond, Condition, DeleteStatement, Expr, ExprTrait as _, Func, Order,
     PostgresQueryBuilder, Query, SelectStatement, SqliteQueryBuilder,
 };
 use barycenter_jobs_core::{
@@ -72,14 +72,6 @@ cargo bench -p barycenter-jobs-benches --bench refresh_tokens -- [options]
 const GRACE: i64 = 1800;
 /// Rows per INSERT while a template is filled (8 values each, within SQLite's 32,766).
 const FILL_CHUNK: usize = 3_000;
-
-fn label(backend: Backend) -> &'static str {
-    match backend {
-        Backend::Sqlite => "SQLite (WAL file)",
-        Backend::Postgres => "PostgreSQL",
-        _ => "other",
-    }
-}
 
 fn main() {
     let args = Args::from_env();
@@ -189,7 +181,7 @@ async fn bench_db(
         let (template, expected) = build_template(backend, n, now).await;
         println!(
             "{}: {n} tokens built in {:.1} s; expected: {} expired, {} rotated, {} left",
-            label(backend),
+            barycenter_jobs_benches::wal_label(backend),
             started.elapsed().as_secs_f64(),
             expected.expired,
             expected.rotated,
@@ -268,7 +260,7 @@ async fn bench_db(
         ));
         drop(template);
     }
-    println!("\n## {}\n", label(backend));
+    println!("\n## {}\n", barycenter_jobs_benches::wal_label(backend));
     t.print();
 
     // Linearity: time per token of the rotated pass, smallest to largest size.
@@ -288,7 +280,10 @@ async fn bench_db(
             verdict(growth <= 1.5).to_owned(),
         ]);
     }
-    println!("### Goals, {}\n", label(backend));
+    println!(
+        "### Goals, {}\n",
+        barycenter_jobs_benches::wal_label(backend)
+    );
     goals.print();
 }
 
@@ -450,19 +445,13 @@ async fn build_template(backend: Backend, n: usize, now: i64) -> (TestDb, Expect
         }
         db.execute(&insert).await.expect("fill");
     }
-    db.execute_schema(
-        Index::create()
-            .name("idx_refresh_tokens_expires")
-            .table(R::Table)
-            .col(R::ExpiresAt),
+    barycenter_jobs_benches::barycenter::finish_template(
+        db,
+        R::Table,
+        "idx_refresh_tokens_expires",
+        R::ExpiresAt,
     )
-    .await
-    .expect("index");
-    match db.backend() {
-        Backend::Sqlite => raw(db, "PRAGMA wal_checkpoint(TRUNCATE)").await,
-        _ => raw(db, "VACUUM ANALYZE refresh_tokens").await,
-    }
-    db.close().await;
+    .await;
     (template, expected)
 }
 
@@ -723,7 +712,10 @@ async fn print_plans(template: &TestDb, now: i64) {
         ("ours: one by-key batch", sql_of(&db, &keys)),
         ("before: one batch (the self-join inside)", old_batch),
     ];
-    println!("\n### Query plans, {}\n", label(db.backend()));
+    println!(
+        "\n### Query plans, {}\n",
+        barycenter_jobs_benches::wal_label(db.backend())
+    );
     for (name, sql) in statements {
         println!("{name}:\n    {sql}");
         for line in explain(&db, &sql).await {

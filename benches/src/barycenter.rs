@@ -185,3 +185,31 @@ fn optional_time<T: IntoIden>(name: T) -> ColumnDef {
 fn flag<T: IntoIden>(name: T) -> ColumnDef {
     time(name).default(0).to_owned()
 }
+
+/// Make a filled bench table ready to be copied as a template: index `column` as `index`
+/// (the index the cleanup walks), then leave the file or the statistics as a host's would
+/// be (SQLite: the WAL checkpointed and truncated; PostgreSQL: vacuumed and analysed), and
+/// close the pool, since a PostgreSQL template database must have no connection when it is
+/// copied.
+pub async fn finish_template(
+    db: &barycenter_jobs_core::Database,
+    table: impl IntoIden + Clone,
+    index: &str,
+    column: impl IntoIden,
+) {
+    use barycenter_jobs_core::sea_query::Index;
+    let table = table.into_iden();
+    db.execute_schema(Index::create().name(index).table(table.clone()).col(column))
+        .await
+        .expect("index");
+    match db.backend() {
+        barycenter_jobs_core::Backend::Sqlite => {
+            barycenter_jobs_test_support::raw(db, "PRAGMA wal_checkpoint(TRUNCATE)").await
+        }
+        _ => {
+            let vacuum = format!("VACUUM ANALYZE {table}");
+            barycenter_jobs_test_support::raw(db, &vacuum).await
+        }
+    }
+    db.close().await;
+}

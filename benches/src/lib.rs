@@ -70,7 +70,15 @@ pub fn backends(args: &Args) -> Vec<Backend> {
     }
 }
 
-/// How a bench's tables name a backend.
+/// The backend's name in the headings of the cleanup benches, which run SQLite in WAL mode.
+pub fn wal_label(backend: Backend) -> &'static str {
+    match backend {
+        Backend::Sqlite => "SQLite (WAL file)",
+        other => label(other),
+    }
+}
+
+/// The backend's name in a bench's headings.
 pub fn label(backend: Backend) -> &'static str {
     match backend {
         Backend::Sqlite => "SQLite",
