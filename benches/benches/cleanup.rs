@@ -173,17 +173,9 @@ fn main() {
     if pause_ms > 0 {
         modes.push(Mode::Paused(pause_ms));
     }
-    let backends = match args.value("--db").unwrap_or("all") {
-        "sqlite" => vec![Backend::Sqlite],
-        "postgres" => vec![Backend::Postgres],
-        _ => vec![Backend::Sqlite, Backend::Postgres],
-    };
+    let backends = barycenter_jobs_benches::backends(&args);
 
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let rt = barycenter_jobs_benches::runtime();
     println!(
         "# cleanup under load: {}",
         barycenter_jobs_benches::machine_line()

@@ -97,16 +97,8 @@ fn main() {
         .collect();
     let old_timeout = Duration::from_secs(args.parsed("--old-timeout-s", 60));
     let plan = args.flag("--plan");
-    let backends = match args.value("--db").unwrap_or("all") {
-        "sqlite" => vec![Backend::Sqlite],
-        "postgres" => vec![Backend::Postgres],
-        _ => vec![Backend::Sqlite, Backend::Postgres],
-    };
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let backends = barycenter_jobs_benches::backends(&args);
+    let rt = barycenter_jobs_benches::runtime();
     println!(
         "# refresh-token cleanup: {}",
         barycenter_jobs_benches::machine_line()
