@@ -111,6 +111,59 @@ async fn no_overlap_and_already_running(t: &TestDb) {
     handle.shutdown(GRACE).await.unwrap();
 }
 
+/// A tick that comes due while the job's run is still going is skipped: it is not run late
+/// once the run is over; the next run is the next tick's, on time.
+async fn tick_during_a_run_is_skipped_not_delayed(t: &TestDb) {
+    // (tick, entered, ended) of each run.
+    type Seen = (
+        chrono::DateTime<Utc>,
+        chrono::DateTime<Utc>,
+        chrono::DateTime<Utc>,
+    );
+    let runs: Arc<std::sync::Mutex<Vec<Seen>>> = Arc::default();
+    let seen = runs.clone();
+    let registry = Registry::builder()
+        .register(ScriptedJob::new("long_first", "* * * * * *", move |ctx| {
+            let seen = seen.clone();
+            async move {
+                let entered = Utc::now();
+                let first = seen.lock().unwrap().is_empty();
+                if first {
+                    // Spans at least one more tick.
+                    tokio::time::sleep(Duration::from_millis(1600)).await;
+                }
+                let tick = ctx.trigger().fire_time().expect("a scheduled run");
+                seen.lock().unwrap().push((tick, entered, Utc::now()));
+                Ok(JobOutput::processed(0))
+            }
+        }))
+        .build()
+        .unwrap();
+    let config = SchedulerConfig::default().job(
+        "long_first",
+        JobConfig::default().with_misfire(MisfirePolicy::Skip),
+    );
+    let handle = start(t, registry, config).await;
+    barycenter_jobs_test_support::eventually(Duration::from_secs(15), "three runs", || {
+        let runs = runs.clone();
+        async move { runs.lock().unwrap().len() >= 3 }
+    })
+    .await;
+    handle.shutdown(GRACE).await.unwrap();
+    let runs = runs.lock().unwrap().clone();
+    for pair in runs.windows(2) {
+        let ((_, _, ended), (tick, entered, _)) = (pair[0], pair[1]);
+        assert!(
+            tick > ended,
+            "a run for tick {tick}, which came due before the previous run ended at {ended}: {runs:?}"
+        );
+        assert!(
+            entered - tick < ChronoDuration::milliseconds(900),
+            "tick {tick} entered late, at {entered}: {runs:?}"
+        );
+    }
+}
+
 /// Over its timeout a run is cancelled and recorded as failed.
 async fn timeout_is_recorded_as_failure(t: &TestDb) {
     let registry = Registry::builder()
@@ -551,6 +604,7 @@ backend_tests!(
     simultaneous_runs_each_get_their_own_row,
     slow_job_does_not_delay_others,
     no_overlap_and_already_running,
+    tick_during_a_run_is_skipped_not_delayed,
     timeout_is_recorded_as_failure,
     panic_is_caught,
     misfire_runs_once_at_startup,

@@ -133,6 +133,7 @@ impl SchedulerBuilder {
                     overdue_after: over.overdue_after_secs.map(Duration::from_secs),
                     running: AtomicBool::new(false),
                     next_run: Mutex::new(None),
+                    runner: Default::default(),
                 }),
             );
         }
@@ -190,6 +191,7 @@ impl SchedulerBuilder {
             lease_ttl,
             cancel_grace: Duration::from_secs(config.cancel_grace_secs),
             skew: Mutex::new(SkewState::default()),
+            skew_us: AtomicI64::new(super::NO_SKEW),
             warn_skew: chrono::Duration::seconds(
                 i64::try_from(config.clock.warn_skew_secs).unwrap_or(i64::MAX / 1000),
             ),

@@ -298,6 +298,7 @@ impl SchedulerHandle {
     pub async fn shutdown(&self, grace: Duration) -> Result<()> {
         let shared = &self.shared;
         shared.stop_firing.cancel();
+        shared.timers.stop_runners();
         shared.tracker.close();
         if tokio::time::timeout(grace, shared.tracker.wait())
             .await

@@ -2,9 +2,9 @@
 //! records every run in the [`ExecutionStore`].
 //!
 //! # Semantics
-//! - **Concurrency**: one timer task per distinct schedule wakes at each fire time and starts
-//!   every due job in a tokio task of its own, so a slow job never delays another job's fire
-//!   time (nor the host's request handlers). Jobs must not block the executor: use
+//! - **Concurrency**: one timer task per distinct schedule wakes at each fire time and hands
+//!   the tick to each due job's runner, a tokio task of the job's own, so a slow job never
+//!   delays another job's fire time (nor the host's request handlers). Jobs must not block the executor: use
 //!   `spawn_blocking` for blocking work.
 //! - **No overlap**: a tick that fires while the previous run of the same job is still going
 //!   is *not run* (it is logged at debug level, not recorded). A manual trigger in that state
@@ -112,8 +112,11 @@ pub(crate) struct Shared {
     lease_ttl: Duration,
     /// How long a cancelled run may take to return before it is dropped.
     cancel_grace: Duration,
-    /// The last measured application-minus-database clock difference.
+    /// When the skew was last warned about.
     skew: Mutex<SkewState>,
+    /// The last measured application-minus-database clock difference in microseconds
+    /// ([`NO_SKEW`]: not measured yet); an atomic, because every fire reads it.
+    skew_us: AtomicI64,
     /// Skew past which a warning is logged.
     warn_skew: chrono::Duration,
     db: Database,
@@ -147,6 +150,8 @@ pub(crate) struct Slot {
     overdue_after: Option<Duration>,
     running: AtomicBool,
     next_run: Mutex<Option<DateTime<Utc>>>,
+    /// The task that runs its ticks (see [`timers`]).
+    runner: timers::Runner,
 }
 
 impl Slot {
@@ -199,10 +204,12 @@ impl Slot {
     }
 }
 
-/// The clock skew last measured, and when a warning about it was last logged.
+/// `Shared::skew_us` before the first measurement.
+const NO_SKEW: i64 = i64::MIN;
+
+/// When a warning about the clock skew was last logged.
 #[derive(Debug, Default)]
 struct SkewState {
-    skew: Option<chrono::Duration>,
     warned_at: Option<Instant>,
 }
 
@@ -211,7 +218,10 @@ impl Shared {
     /// a minute) when it is past the configured bound.
     fn observe_skew(&self, skew: chrono::Duration) {
         let mut state = self.skew.lock().unwrap_or_else(|e| e.into_inner());
-        state.skew = Some(skew);
+        self.skew_us.store(
+            skew.num_microseconds().unwrap_or(i64::MAX).max(NO_SKEW + 1),
+            Ordering::Release,
+        );
         if skew.abs() > self.warn_skew
             && state
                 .warned_at
@@ -228,7 +238,10 @@ impl Shared {
 
     /// The application clock minus the database's, as last measured.
     fn clock_skew(&self) -> Option<chrono::Duration> {
-        self.skew.lock().unwrap_or_else(|e| e.into_inner()).skew
+        match self.skew_us.load(Ordering::Acquire) {
+            NO_SKEW => None,
+            us => Some(chrono::Duration::microseconds(us)),
+        }
     }
 }
 

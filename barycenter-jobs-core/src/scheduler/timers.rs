@@ -1,11 +1,19 @@
-//! Timers: one task per distinct schedule sleeps until its next fire time and starts the
-//! due jobs' runs. Jobs move between groups when their schedule changes at run time.
+//! Timers: one task per distinct schedule sleeps until its next fire time and wakes the
+//! due jobs' runners. Jobs move between groups when their schedule changes at run time.
+//!
+//! Each job that fires has a runner: a task of its own, started when the job first joins a
+//! group and kept until shutdown, that waits to be handed a tick and runs it. A tick costs
+//! a wake-up per job, not a new task: with thousands of jobs due in the same second, tasks
+//! spawned per fire were allocated, faulted in and freed again every second, and the
+//! lateness of the last job of a tick grew with that churn.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use super::{Shared, Slot, run};
@@ -36,6 +44,39 @@ struct Group {
 #[derive(Default)]
 pub(super) struct Timers {
     groups: Mutex<BTreeMap<GroupKey, Group>>,
+    /// The jobs whose runner has been started, to wake them for shutdown.
+    runners: Mutex<Vec<Arc<Slot>>>,
+}
+
+/// A tick handed to a job's runner.
+#[derive(Debug, Clone, Copy)]
+struct Due {
+    tick: DateTime<Utc>,
+    /// A tick the database could not be asked about is retried until then (the next tick
+    /// of the same schedule).
+    retry_until: Option<DateTime<Utc>>,
+}
+
+/// A job's side of its runner task (see the module docs).
+#[derive(Default)]
+pub(crate) struct Runner {
+    wake: Notify,
+    /// The tick to run next; a newer tick replaces one not yet taken.
+    due: Mutex<Option<Due>>,
+    started: AtomicBool,
+}
+
+impl Runner {
+    fn hand(&self, due: Due) {
+        *self.due.lock().unwrap_or_else(|e| e.into_inner()) = Some(due);
+        // Stores a permit when the runner is not waiting yet (still finishing its last
+        // fire): it takes the tick as soon as it is back.
+        self.wake.notify_one();
+    }
+
+    fn take(&self) -> Option<Due> {
+        self.due.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
 }
 
 impl Timers {
@@ -62,6 +103,7 @@ impl Timers {
         }
         slot.set_next(None);
         let Some(key) = wanted else { return };
+        self.start_runner(shared, slot);
         // Known before the timer task first runs, so `jobs()` shows it at once.
         if state.fires {
             slot.set_next(state.schedule.next_after(shared.clock.now()));
@@ -87,36 +129,72 @@ impl Timers {
         state.group = Some(key);
     }
 
+    /// Start `slot`'s runner unless it runs already.
+    fn start_runner(&self, shared: &Arc<Shared>, slot: &Arc<Slot>) {
+        if slot.runner.started.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        // Listed before it is spawned: a shutdown that lists the runners after this wakes
+        // it, and one that listed them before has already stopped firing, which the runner
+        // sees before it first waits.
+        self.runners
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(slot.clone());
+        shared.tracker.spawn(run_loop(shared.clone(), slot.clone()));
+    }
+
+    /// Wake every runner so that it sees that firing has stopped and ends; called once
+    /// [`Shared::stop_firing`] is cancelled.
+    pub(super) fn stop_runners(&self) {
+        for slot in self
+            .runners
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+        {
+            slot.runner.wake.notify_one();
+        }
+    }
+
     /// How many timer tasks run (one per distinct schedule in use).
     pub(super) fn len(&self) -> usize {
         self.groups.lock().unwrap_or_else(|e| e.into_inner()).len()
     }
 }
 
-/// Sleep until each fire time of a group of jobs sharing one schedule, and start their runs.
+/// Sleep until each fire time of a group of jobs sharing one schedule, and hand the tick
+/// to their runners.
 async fn tick_loop(
     shared: Arc<Shared>,
     schedule: Schedule,
     members: Members,
     stop: CancellationToken,
 ) {
-    let snapshot = |m: &Members| m.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    // Under the members' lock, without copying the list: a job that joins or leaves
+    // meanwhile waits for the one pass.
+    let each = |m: &Members, f: &mut dyn FnMut(&Arc<Slot>)| {
+        m.lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .for_each(f)
+    };
     let mut last_tick: Option<DateTime<Utc>> = None;
     loop {
         let now = shared.clock.now();
         // Never fire the same tick twice, even if the wall clock steps back.
         let from = last_tick.filter(|t| *t > now).unwrap_or(now);
         let Some(next) = schedule.next_after(from) else {
-            let slots = snapshot(&members);
-            let names: Vec<&str> = slots.iter().map(|s| s.job.name()).collect();
+            let mut names = Vec::new();
+            each(&members, &mut |s| names.push(s.job.name().to_owned()));
             tracing::warn!(jobs = ?names, "schedule has no future fire time");
             break;
         };
-        for slot in snapshot(&members) {
+        each(&members, &mut |slot| {
             if slot.fires() {
                 slot.set_next(Some(next));
             }
-        }
+        });
         let wait = (next - now).to_std().unwrap_or_default();
         tokio::select! {
             _ = shared.stop_firing.cancelled() => break,
@@ -124,16 +202,30 @@ async fn tick_loop(
             _ = tokio::time::sleep(wait) => {}
         }
         last_tick = Some(next);
-        // One task per run, so that no job's claim or run delays another's.
-        let retry_until = schedule.next_after(next);
-        for slot in snapshot(&members) {
-            shared
-                .tracker
-                .spawn(fire(shared.clone(), slot, next, retry_until));
-        }
+        let due = Due {
+            tick: next,
+            retry_until: schedule.next_after(next),
+        };
+        each(&members, &mut |slot| {
+            // A job still running here skips the tick now, rather than running it late
+            // once its runner is back (a paused one is reported as paused, by the runner).
+            if !slot.is_paused() && slot.running.load(Ordering::Acquire) {
+                tick_skipped_running(&shared, slot, next);
+            } else {
+                slot.runner.hand(due);
+            }
+        });
     }
-    for slot in snapshot(&members) {
-        slot.set_next(None);
+    each(&members, &mut |slot| slot.set_next(None));
+}
+
+/// A job's runner: run each tick handed to it, one at a time, until firing stops.
+async fn run_loop(shared: Arc<Shared>, slot: Arc<Slot>) {
+    while !shared.stop_firing.is_cancelled() {
+        slot.runner.wake.notified().await;
+        if let Some(due) = slot.runner.take() {
+            fire(&shared, &slot, due).await;
+        }
     }
 }
 
@@ -143,23 +235,28 @@ pub(super) fn tick_skipped_paused(slot: &Slot, tick: DateTime<Utc>) {
     tracing::debug!(job = %slot.job.name(), %tick, "tick not run: job paused");
 }
 
+/// A tick came due while the job's last run here was still going, and was not run.
+fn tick_skipped_running(shared: &Shared, slot: &Slot, tick: DateTime<Utc>) {
+    let name = slot.job.name();
+    shared
+        .observers
+        .tick(name, tick, TickOutcome::SkippedRunning);
+    tracing::debug!(job = %name, %tick, "tick not run: job already running here");
+}
+
 /// Run one scheduled tick of one job. A tick the database could not be asked about (an
 /// outage, a statement timeout) is tried again with a growing pause until the next tick of
 /// the same schedule is due, so a short outage at fire time does not lose it.
-async fn fire(
-    shared: Arc<Shared>,
-    slot: Arc<Slot>,
-    tick: DateTime<Utc>,
-    retry_until: Option<DateTime<Utc>>,
-) {
+async fn fire(shared: &Arc<Shared>, slot: &Arc<Slot>, due: Due) {
+    let Due { tick, retry_until } = due;
     // Fire when the tick is due by the database's clock as last measured: a replica whose
     // clock runs ahead would otherwise ask too early and be refused.
     if let Some(early) = shared
         .clock_skew()
         .and_then(|skew| (tick + skew - shared.clock.now()).to_std().ok())
     {
-        // Boxed, like every wait of this rare path below: a spawned run is as large as the
-        // largest state it can be in, and every due job has one.
+        // Boxed, like every wait of this rare path below: a runner is as large as the
+        // largest state it can be in, and every job that fires has one.
         let stopped = Box::pin(async {
             tokio::select! {
                 _ = shared.stop_firing.cancelled() => true,
@@ -177,19 +274,17 @@ async fn fire(
     let observed = |outcome| shared.observers.tick(name, tick, outcome);
     if slot.is_paused() {
         observed(TickOutcome::SkippedPaused);
-        return tick_skipped_paused(&slot, tick);
+        return tick_skipped_paused(slot, tick);
     }
     // `begin` refuses a job still running here as it refuses a tick the lease does not give
     // us; looking first tells the two apart for observers. (A manual trigger that starts in
     // between is still refused by `begin`, and reported as lost.)
-    if slot.running.load(std::sync::atomic::Ordering::Acquire) {
-        observed(TickOutcome::SkippedRunning);
-        tracing::debug!(job = %name, %tick, "tick not run: job already running here");
-        return;
+    if slot.running.load(Ordering::Acquire) {
+        return tick_skipped_running(shared, slot, tick);
     }
     let mut backoff = Duration::from_millis(250);
     loop {
-        match run::begin(&shared, &slot, Trigger::Scheduled { fire_time: tick }).await {
+        match run::begin(shared, slot, Trigger::Scheduled { fire_time: tick }).await {
             Ok(prepared) => {
                 observed(TickOutcome::Claimed);
                 return prepared.execute().await;
