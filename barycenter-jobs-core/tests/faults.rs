@@ -252,16 +252,16 @@ async fn trigger_racing_shutdown_leaves_nothing_open(t: &TestDb) {
 async fn coordination_off_sweep_spares_live_processes(t: &TestDb) {
     let store = ExecutionStore::new(t.db.clone());
     store.migrate().await.unwrap();
-    // This host as the scheduler names it in `HOST:PID` instance ids.
-    let host = std::env::var("HOSTNAME")
-        .ok()
-        .filter(|h| !h.is_empty())
-        .or_else(|| {
-            std::fs::read_to_string("/proc/sys/kernel/hostname")
-                .ok()
-                .map(|h| h.trim().to_owned())
-        })
-        .unwrap_or_else(|| "localhost".into());
+    // This host as the scheduler names it in `HOST:PID` instance ids: asked of a scheduler
+    // that keeps no tables and so sweeps nothing.
+    let probe = Scheduler::builder(Registry::builder().build().unwrap(), t.db.clone())
+        .config(SchedulerConfig::default().without_coordination())
+        .without_history()
+        .start()
+        .await
+        .unwrap();
+    let host = probe.instance().rsplit_once(':').unwrap().0.to_owned();
+    probe.shutdown(Duration::from_secs(1)).await.unwrap();
     let start_row = |instance: String| {
         let store = store.clone();
         async move {

@@ -266,26 +266,22 @@ async fn run_and_record(prepared: Prepared) {
     let started = Instant::now();
     let (outcome, partial, timed_out) =
         run_job(&shared, &slot, execution_id, trigger, &lease, lease_state).await;
-    let duration = started.elapsed();
-
-    let ms = duration.as_millis() as u64;
-    match &outcome {
-        Outcome::Succeeded { records_processed } => {
-            tracing::info!(records_processed, duration_ms = ms, "job succeeded")
-        }
-        Outcome::Failed { message } => {
-            tracing::error!(error = %message, records_processed = ?partial, duration_ms = ms, "job failed")
-        }
-        Outcome::Cancelled { message } | Outcome::Abandoned { message } => {
-            tracing::warn!(reason = %message, records_processed = ?partial, duration_ms = ms, "job cancelled")
-        }
-    }
+    let ended = Ended {
+        execution_id,
+        trigger,
+        started_at,
+        outcome,
+        partial,
+        timed_out,
+        duration: started.elapsed(),
+    };
+    ended.log();
 
     // Whether a run of this job may be left open: this one's end not written, or an earlier
     // one that could not be closed.
     let mut open = left_open;
     if shared.record_history {
-        open |= !Box::pin(record(&shared, execution_id, &outcome, partial, duration)).await;
+        open |= !Box::pin(record(&shared, &ended)).await;
     }
     if let (Some(leases), Some(lease)) = (&shared.leases, &lease) {
         let release = || async {
@@ -308,111 +304,101 @@ async fn run_and_record(prepared: Prepared) {
     drop(running);
     // After the row is written (an observer may read the history) and before waiters are
     // woken (whoever awaits the run sees its observers already told).
-    observe_end(
-        &shared,
-        &slot,
-        execution_id,
-        trigger,
-        started_at,
-        &outcome,
-        partial,
-        timed_out,
-        duration,
-    );
+    ended.observe(&shared, &slot);
     if let Some(done) = done {
-        let _ = done.send(execution_of(
-            &shared,
-            &slot,
-            execution_id,
-            trigger,
-            started_at,
-            &outcome,
-            partial,
-            duration,
-        ));
+        let _ = done.send(ended.into_execution(&shared, &slot));
     }
 }
 
-/// Tell the observers how the run ended.
-#[allow(clippy::too_many_arguments)]
-fn observe_end(
-    shared: &Shared,
-    slot: &Slot,
+/// How a run ended: what is logged, recorded, told to observers and handed to waiters.
+struct Ended {
     execution_id: i64,
     trigger: Trigger,
     started_at: DateTime<Utc>,
-    outcome: &Outcome,
+    outcome: Outcome,
+    /// The records reported before a run that did not succeed stopped.
     partial: Option<u64>,
+    /// Stopped by its timeout (recorded as failed, told to observers as timed out).
     timed_out: bool,
     duration: Duration,
-) {
-    let (status, message, records_processed) = match outcome {
-        Outcome::Succeeded { records_processed } => {
-            (RunStatus::Succeeded, None, Some(*records_processed))
-        }
-        // The history records a timeout as a failure; observers are told apart.
-        Outcome::Failed { message } if timed_out => (RunStatus::TimedOut, Some(message), partial),
-        Outcome::Failed { message } => (RunStatus::Failed, Some(message), partial),
-        Outcome::Cancelled { message } => (RunStatus::Cancelled, Some(message), partial),
-        Outcome::Abandoned { message } => (RunStatus::Abandoned, Some(message), partial),
-    };
-    shared.observers.ended(&RunEnded {
-        job: slot.job.name(),
-        execution_id,
-        trigger,
-        status,
-        message: message.map(String::as_str),
-        duration,
-        records_processed,
-        started_at,
-        instance: &shared.instance,
-    });
 }
 
-/// The row this run wrote, as the runner knows it (for waiters when there is no history).
-#[allow(clippy::too_many_arguments)]
-fn execution_of(
-    shared: &Shared,
-    slot: &Slot,
-    id: i64,
-    trigger: Trigger,
-    started_at: DateTime<Utc>,
-    outcome: &Outcome,
-    partial: Option<u64>,
-    duration: Duration,
-) -> Execution {
-    let (success, error_message, records_processed) = match outcome {
-        Outcome::Succeeded { records_processed } => (true, None, Some(*records_processed)),
-        Outcome::Failed { message }
-        | Outcome::Cancelled { message }
-        | Outcome::Abandoned { message } => (false, Some(message.clone()), partial),
-    };
-    Execution {
-        id,
-        job_name: slot.job.name().to_owned(),
-        started_at,
-        completed_at: Some(shared.clock.now()),
-        success: Some(success),
-        error_message,
-        records_processed,
-        status: outcome.status(),
-        trigger: Some(trigger.as_str().to_owned()),
-        instance: Some(shared.instance.clone()),
-        duration_ms: Some(i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)),
-        scheduled_for: trigger.fire_time(),
+impl Ended {
+    fn log(&self) {
+        let ms = self.duration.as_millis() as u64;
+        let partial = self.partial;
+        match &self.outcome {
+            Outcome::Succeeded { records_processed } => {
+                tracing::info!(records_processed, duration_ms = ms, "job succeeded")
+            }
+            Outcome::Failed { message } => {
+                tracing::error!(error = %message, records_processed = ?partial, duration_ms = ms, "job failed")
+            }
+            Outcome::Cancelled { message } | Outcome::Abandoned { message } => {
+                tracing::warn!(reason = %message, records_processed = ?partial, duration_ms = ms, "job cancelled")
+            }
+        }
+    }
+
+    /// Tell the observers how the run ended.
+    fn observe(&self, shared: &Shared, slot: &Slot) {
+        let partial = self.partial;
+        let (status, message, records_processed) = match &self.outcome {
+            Outcome::Succeeded { records_processed } => {
+                (RunStatus::Succeeded, None, Some(*records_processed))
+            }
+            // The history records a timeout as a failure; observers are told apart.
+            Outcome::Failed { message } if self.timed_out => {
+                (RunStatus::TimedOut, Some(message), partial)
+            }
+            Outcome::Failed { message } => (RunStatus::Failed, Some(message), partial),
+            Outcome::Cancelled { message } => (RunStatus::Cancelled, Some(message), partial),
+            Outcome::Abandoned { message } => (RunStatus::Abandoned, Some(message), partial),
+        };
+        shared.observers.ended(&RunEnded {
+            job: slot.job.name(),
+            execution_id: self.execution_id,
+            trigger: self.trigger,
+            status,
+            message: message.map(String::as_str),
+            duration: self.duration,
+            records_processed,
+            started_at: self.started_at,
+            instance: &shared.instance,
+        });
+    }
+
+    /// The row this run wrote, as the runner knows it (for waiters when there is no
+    /// history).
+    fn into_execution(self, shared: &Shared, slot: &Slot) -> Execution {
+        let status = self.outcome.status();
+        let (success, error_message, records_processed) = match self.outcome {
+            Outcome::Succeeded { records_processed } => (true, None, Some(records_processed)),
+            Outcome::Failed { message }
+            | Outcome::Cancelled { message }
+            | Outcome::Abandoned { message } => (false, Some(message), self.partial),
+        };
+        Execution {
+            id: self.execution_id,
+            job_name: slot.job.name().to_owned(),
+            started_at: self.started_at,
+            completed_at: Some(shared.clock.now()),
+            success: Some(success),
+            error_message,
+            records_processed,
+            status,
+            trigger: Some(self.trigger.as_str().to_owned()),
+            instance: Some(shared.instance.clone()),
+            duration_ms: Some(i64::try_from(self.duration.as_millis()).unwrap_or(i64::MAX)),
+            scheduled_for: self.trigger.fire_time(),
+        }
     }
 }
 
 /// Write the end of the run, retrying for a while if the database is unavailable (briefly
 /// once shutdown began, so the shutdown keeps its budget). The outcome is in the trace
 /// either way. Returns whether the row is closed (by this write, or by another replica).
-async fn record(
-    shared: &Shared,
-    execution_id: i64,
-    outcome: &Outcome,
-    partial: Option<u64>,
-    duration: Duration,
-) -> bool {
+async fn record(shared: &Shared, ended: &Ended) -> bool {
     let budget = if shared.stop_firing.is_cancelled() {
         Duration::from_secs(3)
     } else {
@@ -423,11 +409,11 @@ async fn record(
     for attempt in 1.. {
         let left = until.saturating_duration_since(Instant::now());
         let write = shared.store.finish_grouped(Finish {
-            id: execution_id,
-            outcome: outcome.clone(),
+            id: ended.execution_id,
+            outcome: ended.outcome.clone(),
             completed_at: shared.clock.now(),
-            duration,
-            partial,
+            duration: ended.duration,
+            partial: ended.partial,
         });
         let result = match tokio::time::timeout(left.max(Duration::from_millis(100)), write).await {
             Ok(result) => result,
@@ -449,8 +435,8 @@ async fn record(
             Err(e) => {
                 tracing::error!(
                     error = %e,
-                    ?outcome,
-                    records_processed = ?partial,
+                    outcome = ?ended.outcome,
+                    records_processed = ?ended.partial,
                     "giving up recording the end of the run; it will be closed as abandoned later"
                 );
                 return false;

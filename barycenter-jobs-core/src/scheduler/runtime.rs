@@ -109,6 +109,20 @@ impl SlotState {
     }
 }
 
+impl Slot {
+    /// The runtime settings in force with `change` applied to them.
+    fn runtime_after(&self, change: &Change<'_>) -> RuntimeSettings {
+        let mut runtime = self
+            .state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .runtime
+            .clone();
+        change.apply_to(&mut runtime);
+        runtime
+    }
+}
+
 impl Shared {
     /// Make `runtime` the slot's runtime settings: derive, store, re-group its timer.
     pub(super) fn apply(self: &Arc<Self>, slot: &Arc<Slot>, runtime: RuntimeSettings) {
@@ -156,13 +170,7 @@ impl Shared {
         let slot = self.slot(name)?.clone();
         let Some(store) = &self.settings else {
             // No database tables (history and coordination off): in this process only.
-            let mut runtime = slot
-                .state
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .runtime
-                .clone();
-            change.apply_to(&mut runtime);
+            let runtime = slot.runtime_after(&change);
             self.apply(&slot, runtime);
             return Ok(slot);
         };
@@ -209,13 +217,7 @@ impl Shared {
     fn validate(&self, name: &str, change: &Change<'_>) -> Result<()> {
         let slot = self.slot(name)?;
         if let Change::Reschedule(req) = change {
-            let mut runtime = slot
-                .state
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .runtime
-                .clone();
-            change.apply_to(&mut runtime);
+            let runtime = slot.runtime_after(change);
             if let Some(expr) = &req.schedule {
                 Schedule::parse(expr)?;
             }
