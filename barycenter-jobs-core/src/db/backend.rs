@@ -45,6 +45,12 @@ pub(crate) trait Dialect: Send + Sync + 'static {
     ) -> Option<DeleteStatement> {
         None
     }
+    /// Constant SQL that copies the write-ahead log into the database file without blocking
+    /// anybody, where the database has such a log that its writers copy back in their
+    /// commits (SQLite in WAL mode); `None` elsewhere.
+    fn passive_checkpoint(&self) -> Option<&'static str> {
+        None
+    }
     /// A query whose one row has `pages`: the heap pages of `table`, 0 when the server cannot
     /// walk them in ranges; `None` where heap walks do not exist.
     fn heap_pages_query(&self, _table: &crate::ident::Identifier) -> Option<SelectStatement> {

@@ -385,6 +385,16 @@ impl Database {
         self.pool().execute_schema(sql).await
     }
 
+    /// Copy SQLite's write-ahead log into the database file now, without blocking anybody
+    /// (`wal_checkpoint(PASSIVE)`), so that the next commit to cross the automatic checkpoint
+    /// threshold does not do it inside itself; a no-op on the other backends.
+    pub(crate) async fn passive_checkpoint(&self) -> Result<()> {
+        match self.dialect().passive_checkpoint() {
+            Some(sql) => self.pool().execute_schema(sql.to_owned()).await,
+            None => Ok(()),
+        }
+    }
+
     /// Whether `error` is this backend's "an index of that name already exists".
     pub fn is_duplicate_index(&self, error: &Error) -> bool {
         match error {

@@ -19,6 +19,9 @@ impl Dialect for SqliteDialect {
         update_returning: true,
         single_writer: true,
     }
+    fn passive_checkpoint(&self) -> Option<&'static str> {
+        Some("PRAGMA wal_checkpoint(PASSIVE)")
+    }
     /// `DELETE FROM t WHERE rowid IN (SELECT rowid FROM t WHERE <filter> ORDER BY <order>
     /// LIMIT n)`: the subquery walks the index of `<order>` and the outer DELETE seeks each
     /// rowid; writers are serialised, so nothing can change between the two.

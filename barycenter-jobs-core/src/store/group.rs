@@ -30,6 +30,15 @@ use crate::store::schema::Exec;
 const MAX_STARTS: usize = 1000;
 /// End rows per `UPDATE` (13 values each).
 const MAX_FINISHES: usize = 200;
+/// Rows written, starts and ends, after which the writer checkpoints the WAL once nothing
+/// more is queued. A thousand rows are a few hundred WAL frames, below SQLite's automatic
+/// checkpoint at 1,000: left to itself, that checkpoint runs inside whichever commit crosses
+/// the threshold, and when that is a group of starts, every run of the tick waits for the
+/// copy. Once a tick's writes are done, nobody waits for it. (Scheduler bench, 1,000 jobs a
+/// second with history, 20 s runs: p99 lateness 29.8 / 31.5 / 94.7 ms before, with one late
+/// tick making the 94.7; 18.1 to 28.2 ms in four runs after, every second's latest entry
+/// under 29 ms.)
+const CHECKPOINT_AFTER_ROWS: usize = 1000;
 
 /// The end of one run, as [`ExecutionStore::finish_run`] takes it.
 pub(crate) struct Finish {
@@ -42,12 +51,17 @@ pub(crate) struct Finish {
 
 type Reply<T> = oneshot::Sender<Result<T>>;
 
+type Starts = Vec<(NewExecution, Reply<i64>)>;
+type Finishes = Vec<(Finish, Reply<bool>)>;
+
 #[derive(Default)]
 struct Queue {
-    starts: Vec<(NewExecution, Reply<i64>)>,
-    finishes: Vec<(Finish, Reply<bool>)>,
+    starts: Starts,
+    finishes: Finishes,
     /// A writer task is at work and will take what is queued.
     writing: bool,
+    /// Rows written since the last checkpoint.
+    since_checkpoint: usize,
 }
 
 /// The queue of one store (shared by its clones).
@@ -272,37 +286,28 @@ async fn writer(store: ExecutionStore) {
     };
     let mut ends_waited = false;
     loop {
-        let (starts, finishes) = {
+        let mut checkpoint = false;
+        let next = {
             let mut queue = store.writes.lock();
             if queue.starts.is_empty() && queue.finishes.is_empty() {
                 queue.writing = false;
-                stop.done = true;
-                return;
-            }
-            // One row per job in a group (ids are matched by job name); another start of
-            // the same job waits for the next group.
-            let mut names = BTreeSet::new();
-            let mut starts = Vec::new();
-            let mut later = Vec::new();
-            for entry in queue.starts.drain(..) {
-                if starts.len() < MAX_STARTS && names.insert(entry.0.job_name.clone()) {
-                    starts.push(entry);
-                } else {
-                    later.push(entry);
+                checkpoint = queue.since_checkpoint >= CHECKPOINT_AFTER_ROWS;
+                if checkpoint {
+                    queue.since_checkpoint = 0;
                 }
-            }
-            queue.starts = later;
-            // Starts first: a run's start is what keeps its job from being entered, its end
-            // only keeps its waiters waiting. Ends wait for at most one group of starts, so a
-            // steady stream of starts cannot hold them back.
-            let n = if starts.is_empty() || ends_waited {
-                queue.finishes.len().min(MAX_FINISHES)
+                None
             } else {
-                0
-            };
-            ends_waited = n == 0 && !queue.finishes.is_empty();
-            let finishes: Vec<_> = queue.finishes.drain(..n).collect();
-            (starts, finishes)
+                Some(take_group(&mut queue, &mut ends_waited))
+            }
+        };
+        let Some((starts, finishes)) = next else {
+            stop.done = true;
+            // After the queue is free: writes that come meanwhile start a writer of their
+            // own, which a passive checkpoint does not block.
+            if checkpoint && let Err(e) = store.db.passive_checkpoint().await {
+                tracing::debug!(error = %e, "checkpoint after grouped history writes failed");
+            }
+            return;
         };
         if !starts.is_empty() {
             let rows: Vec<&NewExecution> = starts.iter().map(|(new, _)| new).collect();
@@ -315,6 +320,35 @@ async fn writer(store: ExecutionStore) {
             deliver(finishes.into_iter().map(|(_, tx)| tx), result);
         }
     }
+}
+
+/// The next group to write from `queue`: starts (one per job) and ends.
+fn take_group(queue: &mut Queue, ends_waited: &mut bool) -> (Starts, Finishes) {
+    // One row per job in a group (ids are matched by job name); another start of
+    // the same job waits for the next group.
+    let mut names = BTreeSet::new();
+    let mut starts = Vec::new();
+    let mut later = Vec::new();
+    for entry in queue.starts.drain(..) {
+        if starts.len() < MAX_STARTS && names.insert(entry.0.job_name.clone()) {
+            starts.push(entry);
+        } else {
+            later.push(entry);
+        }
+    }
+    queue.starts = later;
+    // Starts first: a run's start is what keeps its job from being entered, its end
+    // only keeps its waiters waiting. Ends wait for at most one group of starts, so a
+    // steady stream of starts cannot hold them back.
+    let n = if starts.is_empty() || *ends_waited {
+        queue.finishes.len().min(MAX_FINISHES)
+    } else {
+        0
+    };
+    *ends_waited = n == 0 && !queue.finishes.is_empty();
+    let finishes: Vec<_> = queue.finishes.drain(..n).collect();
+    queue.since_checkpoint += starts.len() + finishes.len();
+    (starts, finishes)
 }
 
 /// Give each caller its answer.
@@ -330,6 +364,45 @@ fn deliver<T>(replies: impl Iterator<Item = Reply<T>>, result: Result<Vec<T>>) {
             for tx in replies {
                 let _ = tx.send(Err(shared_error(&e)));
             }
+        }
+    }
+}
+
+#[cfg(all(test, feature = "sqlite"))]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use chrono::Utc;
+
+    use crate::db::Database;
+    use crate::store::{ExecutionStore, NewExecution};
+
+    /// A group of writes past [`super::CHECKPOINT_AFTER_ROWS`] is copied into the database
+    /// file once it is written, though its WAL frames are far from SQLite's own threshold.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn large_groups_are_checkpointed_once_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("jobs.db");
+        let db = Database::connect(&format!("sqlite://{}", path.display()))
+            .await
+            .unwrap();
+        let store = ExecutionStore::new(db);
+        store.migrate().await.unwrap();
+        // Until a checkpoint, new pages live in the WAL and the database file keeps its size.
+        let file_size = || std::fs::metadata(&path).unwrap().len();
+        let before = file_size();
+        let starts = (0..1500)
+            .map(|i| store.start_grouped(NewExecution::manual(format!("job_{i}"), Utc::now())));
+        for id in futures_util::future::join_all(starts).await {
+            id.unwrap();
+        }
+        let until = Instant::now() + Duration::from_secs(10);
+        while file_size() <= before {
+            assert!(
+                Instant::now() < until,
+                "the database file stayed at {before} bytes: no checkpoint"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
 }
