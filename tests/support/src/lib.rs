@@ -459,45 +459,37 @@ macro_rules! server_test {
 // the expansion carries the decision into the test crate, which has no such cfgs of its own.
 // The `#[ignore]` goes after the test attribute, where `#[tokio::test]` passes it through.
 
-/// Passes a test through (its PostgreSQL server is configured, or CI requires it).
-#[cfg(barycenter_jobs_test_postgres)]
-#[doc(hidden)]
-#[macro_export]
-macro_rules! __bjt_gate_postgres {
-    ($($test:tt)*) => { $($test)* };
-}
+/// Defines the gate `$gate!` of one backend, once per side of its cfg `$cfg`: passing the test
+/// through where the server is configured (or CI requires it), marking it ignored with
+/// `$reason` where not. `$d` is a `$` token, so that the gate's own matchers can be written
+/// inside this macro.
+macro_rules! gate {
+    ($d:tt $gate:ident, $cfg:ident, $server:literal, $reason:literal) => {
+        #[doc = concat!("Passes a test through (its ", $server, " server is configured, or CI requires it).")]
+        #[cfg($cfg)]
+        #[doc(hidden)]
+        #[macro_export]
+        macro_rules! $gate {
+            ($d($d test:tt)*) => { $d($d test)* };
+        }
 
-/// Marks a test ignored: no PostgreSQL server is configured.
-#[cfg(not(barycenter_jobs_test_postgres))]
-#[doc(hidden)]
-#[macro_export]
-macro_rules! __bjt_gate_postgres {
-    (#[$attr:meta] $($rest:tt)*) => {
-        #[$attr]
-        #[ignore = "set BARYCENTER_JOBS_TEST_POSTGRES to run"]
-        $($rest)*
+        #[doc = concat!("Marks a test ignored: no ", $server, " server is configured.")]
+        #[cfg(not($cfg))]
+        #[doc(hidden)]
+        #[macro_export]
+        macro_rules! $gate {
+            (#[$d attr:meta] $d($d rest:tt)*) => {
+                #[$d attr]
+                #[ignore = $reason]
+                $d($d rest)*
+            };
+        }
     };
 }
-
-/// Passes a test through (its MariaDB / MySQL server is configured, or CI requires it).
-#[cfg(barycenter_jobs_test_mysql)]
-#[doc(hidden)]
-#[macro_export]
-macro_rules! __bjt_gate_mysql {
-    ($($test:tt)*) => { $($test)* };
-}
-
-/// Marks a test ignored: no MariaDB / MySQL server is configured.
-#[cfg(not(barycenter_jobs_test_mysql))]
-#[doc(hidden)]
-#[macro_export]
-macro_rules! __bjt_gate_mysql {
-    (#[$attr:meta] $($rest:tt)*) => {
-        #[$attr]
-        #[ignore = "set BARYCENTER_JOBS_TEST_MYSQL to run"]
-        $($rest)*
-    };
-}
+gate!($ __bjt_gate_postgres, barycenter_jobs_test_postgres, "PostgreSQL",
+    "set BARYCENTER_JOBS_TEST_POSTGRES to run");
+gate!($ __bjt_gate_mysql, barycenter_jobs_test_mysql, "MariaDB / MySQL",
+    "set BARYCENTER_JOBS_TEST_MYSQL to run");
 
 #[cfg(test)]
 mod tests {
