@@ -33,6 +33,17 @@ impl Args {
         }
     }
 
+    /// The process arguments, as [`from_env`](Self::from_env); `None`, after printing `usage`,
+    /// when `--help` or `-h` was given.
+    pub fn from_env_unless_help(usage: &str) -> Option<Self> {
+        let args = Self::from_env();
+        if args.flag("--help") || args.flag("-h") {
+            println!("{usage}");
+            return None;
+        }
+        Some(args)
+    }
+
     /// Whether `--quick` (small sizes) was given.
     pub fn quick(&self) -> bool {
         self.flag("--quick")
@@ -50,6 +61,16 @@ impl Args {
             .position(|a| a == name)
             .and_then(|i| self.raw.get(i + 1))
             .map(String::as_str)
+    }
+
+    /// The comma-separated list after `--name`, or `default`, each item parsed; an item that
+    /// does not parse is left out.
+    pub fn list<T: std::str::FromStr>(&self, name: &str, default: &str) -> Vec<T> {
+        self.value(name)
+            .unwrap_or(default)
+            .split(',')
+            .filter_map(|s| s.trim().parse().ok())
+            .collect()
     }
 
     /// The value after `--name` parsed, or `default`.
