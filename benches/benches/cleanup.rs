@@ -460,13 +460,7 @@ async fn build_template(template: &TestDb, rows: i64, now: i64) {
         ]
     });
     barycenter::fill(db, S::Table, columns, sessions, FILL_CHUNK).await;
-    barycenter_jobs_benches::barycenter::finish_template(
-        db,
-        S::Table,
-        "idx_sessions_expires_at",
-        S::ExpiresAt,
-    )
-    .await;
+    barycenter::finish_template(db, S::Table, "idx_sessions_expires_at", S::ExpiresAt).await;
 }
 
 /// `expires_at < now`.
@@ -532,12 +526,7 @@ async fn count_expired(db: &Database, now: i64) -> i64 {
         .from(Sessions::Table)
         .and_where(expired_before(now))
         .to_owned();
-    db.fetch_optional(&q)
-        .await
-        .expect("count")
-        .expect("a row")
-        .i64_at(0)
-        .expect("count")
+    barycenter_jobs_benches::scalar(db, &q, "count").await
 }
 
 async fn insert_session(db: &Database, id: &str, now: i64) -> bool {

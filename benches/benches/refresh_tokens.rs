@@ -434,13 +434,7 @@ async fn build_template(backend: Backend, n: usize, now: i64) -> (TestDb, Expect
             })
     });
     barycenter::fill(db, R::Table, columns, tokens, FILL_CHUNK).await;
-    barycenter_jobs_benches::barycenter::finish_template(
-        db,
-        R::Table,
-        "idx_refresh_tokens_expires",
-        R::ExpiresAt,
-    )
-    .await;
+    barycenter::finish_template(db, R::Table, "idx_refresh_tokens_expires", R::ExpiresAt).await;
     (template, expected)
 }
 
@@ -462,12 +456,7 @@ async fn count(db: &Database) -> u64 {
         .expr(Func::count(Expr::col(Asterisk)))
         .from(R::Table)
         .to_owned();
-    db.fetch_optional(&q)
-        .await
-        .expect("count")
-        .expect("a row")
-        .i64_at(0)
-        .expect("count") as u64
+    barycenter_jobs_benches::scalar(db, &q, "count").await as u64
 }
 
 /// The tokens left, and a hash of their sorted list.

@@ -81,6 +81,21 @@ impl Args {
     }
 }
 
+/// The first column of the one row `query` returns, an integer; panics naming `what` when the
+/// query fails or its value is not an integer.
+pub async fn scalar(
+    db: &barycenter_jobs_core::Database,
+    query: &barycenter_jobs_core::sea_query::SelectStatement,
+    what: &str,
+) -> i64 {
+    db.fetch_optional(query)
+        .await
+        .expect(what)
+        .expect("one row")
+        .i64_at(0)
+        .expect(what)
+}
+
 /// The databases a bench runs on: `--db sqlite`, `--db postgres`, or both (`--db all`, the
 /// default).
 pub fn backends(args: &Args) -> Vec<Backend> {
