@@ -313,7 +313,7 @@ impl BatchedDelete {
         filter: impl Into<Condition>,
     ) -> Self {
         Self {
-            batch: DeleteBatch::new(table, key, order_by, filter),
+            batch: DeleteBatch::new(table, key, order_by, filter.into()),
             batching: Batching::default(),
             keys_first: None,
         }

@@ -8,12 +8,17 @@ use std::time::{Duration, Instant};
 use barycenter_jobs_core::settings::SettingsStore;
 use barycenter_jobs_core::{
     AuditQuery, Database, DryRunOutput, Error, ExecutionQuery, Job, JobConfig, JobContext,
-    JobError, JobOutput, Registry, RescheduleRequest, Scheduler, SchedulerConfig, SchedulerHandle,
-    TableNames, Trigger, async_trait,
+    JobError, JobInfo, JobOutput, Registry, RescheduleRequest, Scheduler, SchedulerConfig,
+    SchedulerHandle, TableNames, Trigger, async_trait,
 };
 use barycenter_jobs_test_support::{TestDb, backend_tests};
 use chrono::{DateTime, Utc};
 use common::{RunLog, logging_job};
+
+/// The IANA name of the zone `job`'s schedule is evaluated in, if it has one of its own.
+fn zone(job: &JobInfo) -> Option<&str> {
+    job.schedule.time_zone().map(|z| z.name())
+}
 
 /// A job that counts what it would do.
 struct Countable;
@@ -114,10 +119,7 @@ async fn settings_precedence_validation_and_audit(t: &TestDb) {
         .await
         .unwrap();
     assert_eq!(c.schedule.expression(), "0 */5 * * * *");
-    assert_eq!(
-        c.schedule.time_zone().map(|z| z.name()),
-        Some("Europe/Berlin")
-    );
+    assert_eq!(zone(&c), Some("Europe/Berlin"));
     assert_eq!(c.timeout, Duration::from_secs(42));
     assert_eq!(c.runtime_settings.changed_by.as_deref(), Some("alice"));
     assert!(c.runtime_settings.changed_at.is_some());
@@ -127,10 +129,7 @@ async fn settings_precedence_validation_and_audit(t: &TestDb) {
         .await
         .unwrap();
     assert_eq!(c.schedule.expression(), "0 */5 * * * *");
-    assert_eq!(
-        c.schedule.time_zone().map(|z| z.name()),
-        Some("Europe/Berlin")
-    );
+    assert_eq!(zone(&c), Some("Europe/Berlin"));
     assert_eq!(c.timeout, Duration::from_secs(60));
 
     // Invalid input is refused and changes nothing.

@@ -15,47 +15,39 @@ async fn raw(t: &TestDb, sql: &str) {
     barycenter_jobs_test_support::raw(&t.db, sql).await;
 }
 
+/// Barycenter's `job_executions` table (without its index): `id` declared as `id`, `job_name`
+/// of type `job_name`, the two time columns of type `time`. The backends' DDL differs only in
+/// these, and a test can give a column a type Barycenter's DDL does not.
+fn barycenter_table(id: &str, job_name: &str, time: &str) -> String {
+    format!(
+        "CREATE TABLE job_executions (
+            id {id},
+            job_name {job_name} NOT NULL,
+            started_at {time} NOT NULL,
+            completed_at {time},
+            success INTEGER,
+            error_message TEXT,
+            records_processed INTEGER
+        )"
+    )
+}
+
+/// Barycenter's MySQL / MariaDB `id` column.
+const MYSQL_ID: &str = "BIGINT AUTO_INCREMENT PRIMARY KEY";
+
 /// Barycenter's own DDL for the history table on each database, with rows in it.
 async fn create_barycenter_table(t: &TestDb) {
     let ddl = match t.backend() {
-        Backend::Sqlite => {
-            "CREATE TABLE job_executions (
-                id INTEGER PRIMARY KEY AUTOINCREMENT,
-                job_name TEXT NOT NULL,
-                started_at INTEGER NOT NULL,
-                completed_at INTEGER,
-                success INTEGER,
-                error_message TEXT,
-                records_processed INTEGER
-            );
-            CREATE INDEX idx_job_executions_started ON job_executions(started_at);"
-        }
-        Backend::Postgres => {
-            "CREATE TABLE job_executions (
-                id BIGSERIAL PRIMARY KEY,
-                job_name TEXT NOT NULL,
-                started_at BIGINT NOT NULL,
-                completed_at BIGINT,
-                success INTEGER,
-                error_message TEXT,
-                records_processed INTEGER
-            );
-            CREATE INDEX idx_job_executions_started ON job_executions(started_at);"
-        }
-        _ => {
-            "CREATE TABLE job_executions (
-                id BIGINT AUTO_INCREMENT PRIMARY KEY,
-                job_name VARCHAR(255) NOT NULL,
-                started_at BIGINT NOT NULL,
-                completed_at BIGINT,
-                success INTEGER,
-                error_message TEXT,
-                records_processed INTEGER
-            );
-            CREATE INDEX idx_job_executions_started ON job_executions(started_at);"
-        }
+        Backend::Sqlite => barycenter_table("INTEGER PRIMARY KEY AUTOINCREMENT", "TEXT", "INTEGER"),
+        Backend::Postgres => barycenter_table("BIGSERIAL PRIMARY KEY", "TEXT", "BIGINT"),
+        _ => barycenter_table(MYSQL_ID, "VARCHAR(255)", "BIGINT"),
     };
-    raw(t, ddl).await;
+    raw(t, &ddl).await;
+    raw(
+        t,
+        "CREATE INDEX idx_job_executions_started ON job_executions(started_at)",
+    )
+    .await;
     raw(
         t,
         "INSERT INTO job_executions (job_name, started_at, completed_at, success, error_message, records_processed) VALUES
@@ -450,19 +442,8 @@ async fn mysql_index_columns(t: &TestDb, index: &str) -> i64 {
 /// name has too. The index step must fail and name itself, not count as done and leave the
 /// history without its index for good.
 async fn refused_index_fails_the_migration(t: &TestDb) {
-    raw(
-        t,
-        "CREATE TABLE job_executions (
-            id BIGINT AUTO_INCREMENT PRIMARY KEY,
-            job_name TEXT NOT NULL,
-            started_at BIGINT NOT NULL,
-            completed_at BIGINT,
-            success INTEGER,
-            error_message TEXT,
-            records_processed INTEGER
-        )",
-    )
-    .await;
+    // Barycenter's MySQL table, but with a TEXT `job_name`.
+    raw(t, &barycenter_table(MYSQL_ID, "TEXT", "BIGINT")).await;
     let store = ExecutionStore::new(t.db.clone());
     let err = store.migrate().await.unwrap_err();
     let Error::Migration {

@@ -133,19 +133,15 @@ impl Mode {
 }
 
 fn main() {
-    let args = Args::from_env();
-    if args.flag("--help") || args.flag("-h") {
-        println!("{USAGE}");
+    let Some(args) = Args::from_env_unless_help(USAGE) else {
         return;
-    }
+    };
     let rows: i64 = args.parsed("--rows", if args.quick() { 200_000 } else { 2_000_000 });
     let rounds: usize = args.parsed("--rounds", 1);
     let pause_ms: u64 = args.parsed("--extra-pause-ms", 0);
     let loop_sizes: Vec<u64> = args
-        .value("--loop-sizes")
-        .unwrap_or("1000,10000")
-        .split(',')
-        .filter_map(|s| s.trim().parse().ok())
+        .list("--loop-sizes", "1000,10000")
+        .into_iter()
         .filter(|n| *n > 0)
         .collect();
     let batching: Batching = args
@@ -437,43 +433,34 @@ async fn build_template(template: &TestDb, rows: i64, now: i64) {
     let mut rng = <rand::rngs::SmallRng as rand::SeedableRng>::seed_from_u64(42);
     let mut order: Vec<i64> = (0..rows).collect();
     order.shuffle(&mut rng);
-    for chunk in order.chunks(FILL_CHUNK) {
-        let mut insert = Query::insert();
-        insert.into_table(S::Table).columns([
-            S::SessionId,
-            S::Subject,
-            S::AuthTime,
-            S::CreatedAt,
-            S::ExpiresAt,
-            S::Amr,
-            S::Acr,
-        ]);
-        for &i in chunk {
-            let created = now - 7200 - (i % 86_400);
-            let expires = if i < rows / 2 {
-                now - 1 - rng.random_range(0..2_592_000)
-            } else {
-                now + 3600 + rng.random_range(0..2_592_000)
-            };
-            insert.values_panic([
-                format!("{:032x}", rng.random::<u128>()).into(),
-                format!("user-{}", i % 50_000).into(),
-                created.into(),
-                created.into(),
-                expires.into(),
-                "[\"pwd\"]".into(),
-                Option::<String>::None.into(),
-            ]);
-        }
-        db.execute(&insert).await.expect("fill");
-    }
-    barycenter_jobs_benches::barycenter::finish_template(
-        db,
-        S::Table,
-        "idx_sessions_expires_at",
+    let columns = [
+        S::SessionId,
+        S::Subject,
+        S::AuthTime,
+        S::CreatedAt,
         S::ExpiresAt,
-    )
-    .await;
+        S::Amr,
+        S::Acr,
+    ];
+    let sessions = order.into_iter().map(|i| {
+        let created = now - 7200 - (i % 86_400);
+        let expires = if i < rows / 2 {
+            now - 1 - rng.random_range(0..2_592_000)
+        } else {
+            now + 3600 + rng.random_range(0..2_592_000)
+        };
+        [
+            format!("{:032x}", rng.random::<u128>()).into(),
+            format!("user-{}", i % 50_000).into(),
+            created.into(),
+            created.into(),
+            expires.into(),
+            "[\"pwd\"]".into(),
+            Option::<String>::None.into(),
+        ]
+    });
+    barycenter::fill(db, S::Table, columns, sessions, FILL_CHUNK).await;
+    barycenter::finish_template(db, S::Table, "idx_sessions_expires_at", S::ExpiresAt).await;
 }
 
 /// `expires_at < now`.
@@ -539,12 +526,7 @@ async fn count_expired(db: &Database, now: i64) -> i64 {
         .from(Sessions::Table)
         .and_where(expired_before(now))
         .to_owned();
-    db.fetch_optional(&q)
-        .await
-        .expect("count")
-        .expect("a row")
-        .i64_at(0)
-        .expect("count")
+    barycenter_jobs_benches::scalar(db, &q, "count").await
 }
 
 async fn insert_session(db: &Database, id: &str, now: i64) -> bool {

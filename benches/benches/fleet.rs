@@ -29,7 +29,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use barycenter_jobs_benches::{Args, Summary, Table, f};
+use barycenter_jobs_benches::{Args, Summary, Table, f, scalar};
 use barycenter_jobs_core::sea_query::{
     Alias, Asterisk, Expr, ExprTrait as _, Func, Iden, Query, SelectStatement,
 };
@@ -184,16 +184,6 @@ enum JobExecutions {
 /// its statements are not counted).
 async fn connection(url: &str) -> Database {
     Database::connect_with_max(url, 1).await.expect("pg")
-}
-
-/// The first column of the one row `query` returns, an integer.
-async fn scalar(db: &Database, query: &SelectStatement, what: &str) -> i64 {
-    db.fetch_optional(query)
-        .await
-        .expect(what)
-        .expect("one row")
-        .i64_at(0)
-        .expect(what)
 }
 
 async fn counters(url: &str) -> PgCounters {

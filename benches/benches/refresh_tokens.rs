@@ -74,25 +74,19 @@ const GRACE: i64 = 1800;
 const FILL_CHUNK: usize = 3_000;
 
 fn main() {
-    let args = Args::from_env();
-    if args.flag("--help") || args.flag("-h") {
-        println!("{USAGE}");
+    let Some(args) = Args::from_env_unless_help(USAGE) else {
         return;
-    }
+    };
     let rows: usize = args.parsed("--rows", if args.quick() { 200_000 } else { 1_000_000 });
     let sizes: Vec<usize> = args
-        .value("--sizes")
-        .unwrap_or("0.25,0.5,1")
-        .split(',')
-        .filter_map(|s| s.trim().parse::<f64>().ok())
+        .list::<f64>("--sizes", "0.25,0.5,1")
+        .into_iter()
         .map(|x| (rows as f64 * x) as usize)
         .filter(|n| *n >= 400)
         .collect();
     let old_sizes: Vec<usize> = args
-        .value("--old-sizes")
-        .unwrap_or("100000,200000")
-        .split(',')
-        .filter_map(|s| s.trim().parse().ok())
+        .list("--old-sizes", "100000,200000")
+        .into_iter()
         .filter(|n| *n >= 400)
         .collect();
     let old_timeout = Duration::from_secs(args.parsed("--old-timeout-s", 60));
@@ -411,39 +405,36 @@ async fn build_template(backend: Backend, n: usize, now: i64) -> (TestDb, Expect
         .await
         .expect("create table");
     let (rows, expected) = generate(n, now);
-    for chunk in rows.chunks(FILL_CHUNK) {
-        let mut insert = Query::insert();
-        insert.into_table(R::Table).columns([
-            R::Token,
-            R::ClientId,
-            R::Subject,
-            R::Scope,
-            R::CreatedAt,
-            R::ExpiresAt,
-            R::Revoked,
-            R::ParentToken,
-        ]);
-        for (i, (tok, created, expires, revoked, parent)) in chunk.iter().enumerate() {
-            insert.values_panic([
-                tok.clone().into(),
-                "client-app".into(),
-                format!("user-{}", i % 5_000).into(),
-                "openid profile offline_access".into(),
-                (*created).into(),
-                (*expires).into(),
-                (*revoked).into(),
-                parent.clone().into(),
-            ]);
-        }
-        db.execute(&insert).await.expect("fill");
-    }
-    barycenter_jobs_benches::barycenter::finish_template(
-        db,
-        R::Table,
-        "idx_refresh_tokens_expires",
+    let columns = [
+        R::Token,
+        R::ClientId,
+        R::Subject,
+        R::Scope,
+        R::CreatedAt,
         R::ExpiresAt,
-    )
-    .await;
+        R::Revoked,
+        R::ParentToken,
+    ];
+    // `i` counts within a chunk, as the subjects always have: they repeat every chunk.
+    let tokens = rows.chunks(FILL_CHUNK).flat_map(|chunk| {
+        chunk
+            .iter()
+            .enumerate()
+            .map(|(i, (tok, created, expires, revoked, parent))| {
+                [
+                    tok.clone().into(),
+                    "client-app".into(),
+                    format!("user-{}", i % 5_000).into(),
+                    "openid profile offline_access".into(),
+                    (*created).into(),
+                    (*expires).into(),
+                    (*revoked).into(),
+                    parent.clone().into(),
+                ]
+            })
+    });
+    barycenter::fill(db, R::Table, columns, tokens, FILL_CHUNK).await;
+    barycenter::finish_template(db, R::Table, "idx_refresh_tokens_expires", R::ExpiresAt).await;
     (template, expected)
 }
 
@@ -465,12 +456,7 @@ async fn count(db: &Database) -> u64 {
         .expr(Func::count(Expr::col(Asterisk)))
         .from(R::Table)
         .to_owned();
-    db.fetch_optional(&q)
-        .await
-        .expect("count")
-        .expect("a row")
-        .i64_at(0)
-        .expect("count") as u64
+    barycenter_jobs_benches::scalar(db, &q, "count").await as u64
 }
 
 /// The tokens left, and a hash of their sorted list.

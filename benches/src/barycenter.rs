@@ -7,7 +7,9 @@
 //! write or the cleanups read, not every column Barycenter has; the indexes are created by the
 //! benches that fill the tables, after the rows (cheaper than keeping them up to date).
 
-use barycenter_jobs_core::sea_query::{ColumnDef, Iden, IntoIden, Table, TableCreateStatement};
+use barycenter_jobs_core::sea_query::{
+    ColumnDef, Expr, Iden, IntoIden, Query, Table, TableCreateStatement,
+};
 
 /// Barycenter's `sessions` table.
 #[derive(Iden, Clone, Copy)]
@@ -184,6 +186,27 @@ fn optional_time<T: IntoIden>(name: T) -> ColumnDef {
 /// A `BIGINT NOT NULL DEFAULT 0` column (0 or 1).
 fn flag<T: IntoIden>(name: T) -> ColumnDef {
     time(name).default(0).to_owned()
+}
+
+/// Insert `rows` into `table`, each row's values in the order of `columns`, `chunk` rows per
+/// INSERT (a bench sizes it to keep the bound values within SQLite's limit of 32,766). Rows
+/// are taken from the iterator as they are inserted, so a generator sees them in order.
+pub async fn fill<T: IntoIden + Copy, const N: usize>(
+    db: &barycenter_jobs_core::Database,
+    table: T,
+    columns: [T; N],
+    rows: impl IntoIterator<Item = [Expr; N]>,
+    chunk: usize,
+) {
+    let mut rows = rows.into_iter().peekable();
+    while rows.peek().is_some() {
+        let mut insert = Query::insert();
+        insert.into_table(table).columns(columns);
+        for row in rows.by_ref().take(chunk) {
+            insert.values_panic(row);
+        }
+        db.execute(&insert).await.expect("fill");
+    }
 }
 
 /// Make a filled bench table ready to be copied as a template: index `column` as `index`

@@ -33,6 +33,17 @@ impl Args {
         }
     }
 
+    /// The process arguments, as [`from_env`](Self::from_env); `None`, after printing `usage`,
+    /// when `--help` or `-h` was given.
+    pub fn from_env_unless_help(usage: &str) -> Option<Self> {
+        let args = Self::from_env();
+        if args.flag("--help") || args.flag("-h") {
+            println!("{usage}");
+            return None;
+        }
+        Some(args)
+    }
+
     /// Whether `--quick` (small sizes) was given.
     pub fn quick(&self) -> bool {
         self.flag("--quick")
@@ -52,12 +63,37 @@ impl Args {
             .map(String::as_str)
     }
 
+    /// The comma-separated list after `--name`, or `default`, each item parsed; an item that
+    /// does not parse is left out.
+    pub fn list<T: std::str::FromStr>(&self, name: &str, default: &str) -> Vec<T> {
+        self.value(name)
+            .unwrap_or(default)
+            .split(',')
+            .filter_map(|s| s.trim().parse().ok())
+            .collect()
+    }
+
     /// The value after `--name` parsed, or `default`.
     pub fn parsed<T: std::str::FromStr>(&self, name: &str, default: T) -> T {
         self.value(name)
             .and_then(|v| v.parse().ok())
             .unwrap_or(default)
     }
+}
+
+/// The first column of the one row `query` returns, an integer; panics naming `what` when the
+/// query fails or its value is not an integer.
+pub async fn scalar(
+    db: &barycenter_jobs_core::Database,
+    query: &barycenter_jobs_core::sea_query::SelectStatement,
+    what: &str,
+) -> i64 {
+    db.fetch_optional(query)
+        .await
+        .expect(what)
+        .expect("one row")
+        .i64_at(0)
+        .expect(what)
 }
 
 /// The databases a bench runs on: `--db sqlite`, `--db postgres`, or both (`--db all`, the

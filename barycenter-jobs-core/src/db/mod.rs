@@ -114,41 +114,36 @@ mod sealed {
     pub trait Sealed {}
 }
 
-/// A query statement, by kind, for the dialects to render.
-#[doc(hidden)]
-#[derive(Debug, Clone, Copy)]
-pub enum QueryStmt<'a> {
-    Select(&'a SelectStatement),
-    Insert(&'a InsertStatement),
-    Update(&'a UpdateStatement),
-    Delete(&'a DeleteStatement),
-}
-
-/// A schema statement, by kind, for the dialects to render.
-#[doc(hidden)]
-#[derive(Debug, Clone, Copy)]
-pub enum SchemaStmt<'a> {
-    TableCreate(&'a TableCreateStatement),
-    TableAlter(&'a TableAlterStatement),
-    TableDrop(&'a TableDropStatement),
-    IndexCreate(&'a IndexCreateStatement),
-    IndexDrop(&'a IndexDropStatement),
-}
-
+/// Declares the enum `$kind` of one statement family and, for each of its sea-query types,
+/// the sealed `$trait` impl that wraps a statement in its variant: the list of types is
+/// written once, so the enum the dialects match on and the types the handle accepts cannot
+/// drift apart.
 macro_rules! statements {
-    ($trait:ident, $method:ident, $kind:ident: $($ty:ty => $variant:ident),+) => {$(
-        impl sealed::Sealed for $ty {}
-        impl $trait for $ty {
-            fn $method(&self) -> $kind<'_> {
-                $kind::$variant(self)
-            }
+    ($(#[$doc:meta])* $kind:ident, $trait:ident::$method:ident: $($ty:ident => $variant:ident),+) => {
+        $(#[$doc])*
+        #[doc(hidden)]
+        #[derive(Debug, Clone, Copy)]
+        pub enum $kind<'a> {
+            $($variant(&'a $ty),)+
         }
-    )+};
+        $(
+            impl sealed::Sealed for $ty {}
+            impl $trait for $ty {
+                fn $method(&self) -> $kind<'_> {
+                    $kind::$variant(self)
+                }
+            }
+        )+
+    };
 }
-statements!(Statement, as_query, QueryStmt:
+statements!(
+    /// A query statement, by kind, for the dialects to render.
+    QueryStmt, Statement::as_query:
     SelectStatement => Select, InsertStatement => Insert,
     UpdateStatement => Update, DeleteStatement => Delete);
-statements!(SchemaStatement, as_schema, SchemaStmt:
+statements!(
+    /// A schema statement, by kind, for the dialects to render.
+    SchemaStmt, SchemaStatement::as_schema:
     TableCreateStatement => TableCreate, TableAlterStatement => TableAlter,
     TableDropStatement => TableDrop, IndexCreateStatement => IndexCreate,
     IndexDropStatement => IndexDrop);
@@ -177,13 +172,13 @@ impl DeleteBatch {
         table: Identifier,
         key: Identifier,
         order_by: Identifier,
-        filter: impl Into<Condition>,
+        filter: Condition,
     ) -> Self {
         Self {
             table,
             key,
             order_by,
-            filter: filter.into(),
+            filter,
             reads_own_table: false,
         }
     }

@@ -4,7 +4,9 @@ use async_graphql::{Context, ID, Object};
 use barycenter_jobs_core::ExecutionQuery;
 
 use super::iso;
-use super::types::{AuditEntry, Health, Job, JobExecution, SchedulePreview, Viewer};
+use super::types::{
+    AuditEntry, Health, Job, JobExecution, SchedulePreview, Viewer, upcoming_count,
+};
 use super::{AdminState, MAX_LIST_LIMIT, internal_error};
 use crate::service::Principal;
 
@@ -132,13 +134,7 @@ impl QueryRoot {
         time_zone: Option<String>,
         #[graphql(default = 5)] count: i32,
     ) -> async_graphql::Result<SchedulePreview> {
-        let max = barycenter_jobs_core::scheduler::MAX_UPCOMING;
-        let count = usize::try_from(count)
-            .ok()
-            .filter(|c| *c <= max)
-            .ok_or_else(|| {
-                async_graphql::Error::new(format!("count must be between 0 and {max}, got {count}"))
-            })?;
+        let count = upcoming_count(count)?;
         let parsed = barycenter_jobs_core::Schedule::parse(&schedule).and_then(|s| match time_zone
             .as_deref()
             .map(str::trim)

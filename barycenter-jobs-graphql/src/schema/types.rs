@@ -11,6 +11,18 @@ pub(crate) fn iso(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
+/// The `count` argument of `upcomingRuns` and `previewSchedule`: how many fire times to list,
+/// refused unless it is between 0 and [`MAX_UPCOMING`](barycenter_jobs_core::scheduler::MAX_UPCOMING).
+pub(crate) fn upcoming_count(count: i32) -> async_graphql::Result<usize> {
+    let max = barycenter_jobs_core::scheduler::MAX_UPCOMING;
+    usize::try_from(count)
+        .ok()
+        .filter(|c| *c <= max)
+        .ok_or_else(|| {
+            async_graphql::Error::new(format!("count must be between 0 and {max}, got {count}"))
+        })
+}
+
 /// A registered job, with its schedule in force (after host overrides) and its state.
 pub struct Job(pub(crate) JobInfo);
 
@@ -67,13 +79,7 @@ impl Job {
         ctx: &Context<'_>,
         #[graphql(default = 5)] count: i32,
     ) -> async_graphql::Result<Vec<String>> {
-        let max = barycenter_jobs_core::scheduler::MAX_UPCOMING;
-        let count = usize::try_from(count)
-            .ok()
-            .filter(|c| *c <= max)
-            .ok_or_else(|| {
-                async_graphql::Error::new(format!("count must be between 0 and {max}, got {count}"))
-            })?;
+        let count = upcoming_count(count)?;
         let state = ctx.data_unchecked::<AdminState>();
         Ok(self
             .0

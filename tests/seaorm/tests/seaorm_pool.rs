@@ -15,7 +15,10 @@ use barycenter_jobs::{
     SchedulerConfig,
 };
 use barycenter_jobs_test_support::{TestDb, backend_tests};
-use sea_orm::sea_query::{ColumnDef, Expr, ExprTrait, Index, Order, Query, Table};
+use sea_orm::sea_query::{
+    ColumnDef, Expr, ExprTrait, Index, IndexCreateStatement, Order, Query, Table,
+    TableCreateStatement,
+};
 use sea_orm::{ConnectionTrait, DatabaseConnection, QueryResult};
 
 const BUILTINS: [&str; 4] = [
@@ -32,80 +35,111 @@ fn epoch_now() -> i64 {
         .as_secs() as i64
 }
 
+/// A column as Barycenter's SeaORM migrations declare it: text or `bigint`, `NOT NULL`
+/// unless named `Null…`.
+#[derive(Clone, Copy)]
+enum Col {
+    /// A text primary key.
+    TextKey,
+    /// A `bigint` auto-increment primary key.
+    Serial,
+    Text,
+    NullText,
+    BigInt,
+    NullBigInt,
+}
+
+/// Barycenter's `job_executions`, in its column order.
+const JOB_EXECUTIONS: [(&str, Col); 7] = [
+    ("id", Col::Serial),
+    ("job_name", Col::Text),
+    ("started_at", Col::BigInt),
+    ("completed_at", Col::NullBigInt),
+    ("success", Col::NullBigInt),
+    ("error_message", Col::NullText),
+    ("records_processed", Col::NullBigInt),
+];
+
+/// The column names of [`JOB_EXECUTIONS`], `id` first.
+fn history_columns() -> impl Iterator<Item = &'static str> {
+    JOB_EXECUTIONS.iter().map(|&(name, _)| name)
+}
+
+/// `CREATE TABLE name (columns…)`, the columns in the order given.
+fn table(name: &'static str, columns: &[(&'static str, Col)]) -> TableCreateStatement {
+    let mut table = Table::create().table(name).to_owned();
+    for &(column, col) in columns {
+        let mut def = ColumnDef::new(column);
+        match col {
+            Col::TextKey => def.string().not_null().primary_key(),
+            Col::Serial => def.big_integer().not_null().auto_increment().primary_key(),
+            Col::Text => def.string().not_null(),
+            Col::NullText => def.string().null(),
+            Col::BigInt => def.big_integer().not_null(),
+            Col::NullBigInt => def.big_integer().null(),
+        };
+        table.col(def);
+    }
+    table
+}
+
+/// `CREATE INDEX name ON table (column)`.
+fn index(name: &str, table: &'static str, column: &'static str) -> IndexCreateStatement {
+    Index::create()
+        .name(name)
+        .table(table)
+        .col(column)
+        .to_owned()
+}
+
 /// The tables as Barycenter's SeaORM migrations leave them (see BARYCENTER-SCHEMA.md):
 /// `sessions` with its expiry index, `job_executions` with `idx_job_executions_started`, and
 /// SeaORM's own `seaql_migrations` bookkeeping, all created through the host's connection.
 async fn migrate_like_barycenter(conn: &DatabaseConnection) {
     conn.execute(
-        Table::create()
-            .table("sessions")
-            .col(
-                ColumnDef::new("session_id")
-                    .string()
-                    .not_null()
-                    .primary_key(),
-            )
-            .col(ColumnDef::new("subject").string().not_null())
-            .col(ColumnDef::new("auth_time").big_integer().not_null())
-            .col(ColumnDef::new("created_at").big_integer().not_null())
-            .col(ColumnDef::new("expires_at").big_integer().not_null())
-            .col(ColumnDef::new("user_agent").string().null())
-            .col(ColumnDef::new("ip_address").string().null())
-            .col(ColumnDef::new("amr").string().null())
-            .col(ColumnDef::new("acr").string().null())
-            .col(
-                ColumnDef::new("mfa_verified")
-                    .big_integer()
-                    .not_null()
-                    .default(0),
-            ),
+        table(
+            "sessions",
+            &[
+                ("session_id", Col::TextKey),
+                ("subject", Col::Text),
+                ("auth_time", Col::BigInt),
+                ("created_at", Col::BigInt),
+                ("expires_at", Col::BigInt),
+                ("user_agent", Col::NullText),
+                ("ip_address", Col::NullText),
+                ("amr", Col::NullText),
+                ("acr", Col::NullText),
+            ],
+        )
+        .col(
+            ColumnDef::new("mfa_verified")
+                .big_integer()
+                .not_null()
+                .default(0),
+        ),
     )
     .await
     .expect("create sessions");
-    conn.execute(
-        Index::create()
-            .name("idx_sessions_expires")
-            .table("sessions")
-            .col("expires_at"),
-    )
-    .await
-    .expect("create idx_sessions_expires");
+    conn.execute(&index("idx_sessions_expires", "sessions", "expires_at"))
+        .await
+        .expect("create idx_sessions_expires");
 
-    conn.execute(
-        Table::create()
-            .table("job_executions")
-            .col(
-                ColumnDef::new("id")
-                    .big_integer()
-                    .not_null()
-                    .auto_increment()
-                    .primary_key(),
-            )
-            .col(ColumnDef::new("job_name").string().not_null())
-            .col(ColumnDef::new("started_at").big_integer().not_null())
-            .col(ColumnDef::new("completed_at").big_integer().null())
-            .col(ColumnDef::new("success").big_integer().null())
-            .col(ColumnDef::new("error_message").string().null())
-            .col(ColumnDef::new("records_processed").big_integer().null()),
-    )
-    .await
-    .expect("create job_executions");
-    conn.execute(
-        Index::create()
-            .name("idx_job_executions_started")
-            .table("job_executions")
-            .col("started_at"),
-    )
+    conn.execute(&table("job_executions", &JOB_EXECUTIONS))
+        .await
+        .expect("create job_executions");
+    conn.execute(&index(
+        "idx_job_executions_started",
+        "job_executions",
+        "started_at",
+    ))
     .await
     .expect("create idx_job_executions_started");
 
     // sea-orm-migration's table: one row per applied migration.
-    conn.execute(
-        Table::create()
-            .table("seaql_migrations")
-            .col(ColumnDef::new("version").string().not_null().primary_key())
-            .col(ColumnDef::new("applied_at").big_integer().not_null()),
-    )
+    conn.execute(&table(
+        "seaql_migrations",
+        &[("version", Col::TextKey), ("applied_at", Col::BigInt)],
+    ))
     .await
     .expect("create seaql_migrations");
     conn.execute(
@@ -159,14 +193,8 @@ async fn seed(conn: &DatabaseConnection, now: i64) {
     conn.execute(
         Query::insert()
             .into_table("job_executions")
-            .columns([
-                "job_name",
-                "started_at",
-                "completed_at",
-                "success",
-                "error_message",
-                "records_processed",
-            ])
+            // All but `id`, which the database assigns.
+            .columns(history_columns().skip(1))
             .values_panic([
                 "cleanup_expired_sessions".into(),
                 yesterday.into(),
@@ -300,15 +328,7 @@ impl BarycenterExecution {
 async fn barycenter_history(conn: &DatabaseConnection) -> Vec<BarycenterExecution> {
     conn.query_all(
         Query::select()
-            .columns([
-                "id",
-                "job_name",
-                "started_at",
-                "completed_at",
-                "success",
-                "error_message",
-                "records_processed",
-            ])
+            .columns(history_columns())
             .from("job_executions")
             .order_by("id", Order::Asc),
     )

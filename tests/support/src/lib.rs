@@ -122,7 +122,11 @@ fn in_ci() -> bool {
 
 /// A fresh SQLite database in a temporary directory.
 pub async fn sqlite() -> TestDb {
-    let dir = tempfile::tempdir().expect("tempdir");
+    open_sqlite(tempfile::tempdir().expect("tempdir")).await
+}
+
+/// The SQLite database `test.db` in `dir` (created if missing), which lives as long as it.
+async fn open_sqlite(dir: tempfile::TempDir) -> TestDb {
     let url = format!("sqlite://{}", dir.path().join("test.db").display());
     let db = Database::connect(&url).await.expect("open sqlite");
     TestDb {
@@ -197,14 +201,7 @@ pub async fn copy_of(template: &TestDb) -> TestDb {
             if std::path::Path::new(&wal).exists() {
                 std::fs::copy(&wal, format!("{}-wal", to.display())).expect("copy its WAL");
             }
-            let url = format!("sqlite://{}", to.display());
-            let db = Database::connect(&url).await.expect("open sqlite");
-            TestDb {
-                db,
-                url,
-                drop_on_server: None,
-                _dir: Some(dir),
-            }
+            open_sqlite(dir).await
         }
         (Some((Backend::Postgres, admin_url, name)), _) => {
             create_on(Backend::Postgres, admin_url, "copy_of", Some(name)).await
@@ -391,27 +388,11 @@ macro_rules! backend_tests {
     ($($case:ident),+ $(,)?) => {
         $crate::backend_tests!([sqlite, postgres, mysql] $($case),+);
     };
-    (@test sqlite $case:ident) => {
-        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn sqlite() {
-            let t = $crate::sqlite().await;
-            super::$case(&t).await;
-        }
-    };
-    (@test postgres $case:ident) => {
-        $crate::__bjt_gate_postgres! {
+    (@test $backend:ident $case:ident) => {
+        $crate::__bjt_gate! { $backend
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                let t = $crate::postgres().await;
-                super::$case(&t).await;
-            }
-        }
-    };
-    (@test mysql $case:ident) => {
-        $crate::__bjt_gate_mysql! {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn mysql() {
-                let t = $crate::mysql().await;
+            async fn $backend() {
+                let t = $crate::$backend().await;
                 super::$case(&t).await;
             }
         }
@@ -433,71 +414,62 @@ macro_rules! backend_tests {
 /// cases of [`backend_tests!`]. Prefer [`backend_tests!`] with a list when `&TestDb` will do.
 #[macro_export]
 macro_rules! server_test {
-    (postgres, $case:ident $(,)?) => {
+    ($server:ident, $case:ident $(,)?) => {
         mod $case {
-            $crate::__bjt_gate_postgres! {
+            $crate::__bjt_gate! { $server
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn postgres() {
+                async fn $server() {
                     super::$case().await;
                 }
             }
         }
     };
-    (mysql, $case:ident $(,)?) => {
-        mod $case {
-            $crate::__bjt_gate_mysql! {
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn mysql() {
-                    super::$case().await;
-                }
-            }
-        }
-    };
+}
+
+/// Gates a test on `$backend`'s server: SQLite needs none, so its tests always pass through.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __bjt_gate {
+    (sqlite $($test:tt)*) => { $($test)* };
+    (postgres $($test:tt)*) => { $crate::__bjt_gate_postgres! { $($test)* } };
+    (mysql $($test:tt)*) => { $crate::__bjt_gate_mysql! { $($test)* } };
 }
 
 // The gates: which definition exists is decided by this crate's cfgs (set by build.rs), and
 // the expansion carries the decision into the test crate, which has no such cfgs of its own.
 // The `#[ignore]` goes after the test attribute, where `#[tokio::test]` passes it through.
 
-/// Passes a test through (its PostgreSQL server is configured, or CI requires it).
-#[cfg(barycenter_jobs_test_postgres)]
-#[doc(hidden)]
-#[macro_export]
-macro_rules! __bjt_gate_postgres {
-    ($($test:tt)*) => { $($test)* };
-}
+/// Defines the gate `$gate!` of one backend, once per side of its cfg `$cfg`: passing the test
+/// through where the server is configured (or CI requires it), marking it ignored with
+/// `$reason` where not. `$d` is a `$` token, so that the gate's own matchers can be written
+/// inside this macro.
+macro_rules! gate {
+    ($d:tt $gate:ident, $cfg:ident, $server:literal, $reason:literal) => {
+        #[doc = concat!("Passes a test through (its ", $server, " server is configured, or CI requires it).")]
+        #[cfg($cfg)]
+        #[doc(hidden)]
+        #[macro_export]
+        macro_rules! $gate {
+            ($d($d test:tt)*) => { $d($d test)* };
+        }
 
-/// Marks a test ignored: no PostgreSQL server is configured.
-#[cfg(not(barycenter_jobs_test_postgres))]
-#[doc(hidden)]
-#[macro_export]
-macro_rules! __bjt_gate_postgres {
-    (#[$attr:meta] $($rest:tt)*) => {
-        #[$attr]
-        #[ignore = "set BARYCENTER_JOBS_TEST_POSTGRES to run"]
-        $($rest)*
+        #[doc = concat!("Marks a test ignored: no ", $server, " server is configured.")]
+        #[cfg(not($cfg))]
+        #[doc(hidden)]
+        #[macro_export]
+        macro_rules! $gate {
+            (#[$d attr:meta] $d($d rest:tt)*) => {
+                #[$d attr]
+                #[ignore = $reason]
+                $d($d rest)*
+            };
+        }
     };
 }
-
-/// Passes a test through (its MariaDB / MySQL server is configured, or CI requires it).
-#[cfg(barycenter_jobs_test_mysql)]
-#[doc(hidden)]
-#[macro_export]
-macro_rules! __bjt_gate_mysql {
-    ($($test:tt)*) => { $($test)* };
-}
-
-/// Marks a test ignored: no MariaDB / MySQL server is configured.
-#[cfg(not(barycenter_jobs_test_mysql))]
-#[doc(hidden)]
-#[macro_export]
-macro_rules! __bjt_gate_mysql {
-    (#[$attr:meta] $($rest:tt)*) => {
-        #[$attr]
-        #[ignore = "set BARYCENTER_JOBS_TEST_MYSQL to run"]
-        $($rest)*
-    };
-}
+gate!($ __bjt_gate_postgres, barycenter_jobs_test_postgres, "PostgreSQL",
+    "set BARYCENTER_JOBS_TEST_POSTGRES to run");
+gate!($ __bjt_gate_mysql, barycenter_jobs_test_mysql, "MariaDB / MySQL",
+    "set BARYCENTER_JOBS_TEST_MYSQL to run");
 
 #[cfg(test)]
 mod tests {
