@@ -296,9 +296,10 @@ impl JobContext {
         self
     }
 
-    pub(crate) fn with_progress(mut self, progress: Arc<Progress>) -> Self {
-        self.progress = progress;
-        self
+    /// What the run has reported, shared with the runner, which reads it once the job's
+    /// future is gone (a run cut off half-way).
+    pub(crate) fn progress_handle(&self) -> Arc<Progress> {
+        self.progress.clone()
     }
 
     /// The database the scheduler was given (the host's own tables live there too).

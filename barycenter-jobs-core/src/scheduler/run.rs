@@ -33,7 +33,7 @@ use tracing::Instrument;
 use super::handle::TriggeredRun;
 use super::{Shared, Slot};
 use crate::error::{Error, Result};
-use crate::job::{JobContext, JobError, JobOutput, Progress, Trigger};
+use crate::job::{JobContext, JobError, JobOutput, Trigger};
 use crate::lease::{ClaimKind, Lease};
 use crate::observe::{RunEnded, RunStarted, RunStatus};
 use crate::store::{Execution, Finish, NewExecution, Outcome};
@@ -504,7 +504,6 @@ async fn run_job(
     // A token of its own (not a child of `cancel_runs`: thousands of children registering
     // with one parent contend on its lock); shutdown cancels it below.
     let cancel = CancellationToken::new();
-    let progress = Arc::new(Progress::new());
     let ctx = JobContext::new(
         shared.db.clone(),
         trigger,
@@ -512,8 +511,8 @@ async fn run_job(
         shared.clock.clone(),
         cancel.clone(),
     )
-    .with_time_source(shared.time_source)
-    .with_progress(progress.clone());
+    .with_time_source(shared.time_source);
+    let progress = ctx.progress_handle();
     tracing::info!("job started");
     // Read once: a timeout changed at run time applies from the next run on.
     let timeout = slot.timeout();

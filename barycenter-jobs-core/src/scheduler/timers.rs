@@ -250,10 +250,14 @@ fn tick_skipped_running(shared: &Shared, slot: &Slot, tick: DateTime<Utc>) {
 async fn fire(shared: &Arc<Shared>, slot: &Arc<Slot>, due: Due) {
     let Due { tick, retry_until } = due;
     // Fire when the tick is due by the database's clock as last measured: a replica whose
-    // clock runs ahead would otherwise ask too early and be refused.
-    if let Some(early) = shared
-        .clock_skew()
-        .and_then(|skew| (tick + skew - shared.clock.now()).to_std().ok())
+    // clock runs ahead would otherwise ask too early and be refused. Only the lease claim
+    // compares the tick with that clock: without coordination nothing refuses a tick, and
+    // waiting out a skew measured as a fraction of a millisecond (noise, for a database on
+    // the same host) would put every fire through a timer of its own.
+    if shared.leases.is_some()
+        && let Some(early) = shared
+            .clock_skew()
+            .and_then(|skew| (tick + skew - shared.clock.now()).to_std().ok())
     {
         // Boxed, like every wait of this rare path below: a runner is as large as the
         // largest state it can be in, and every job that fires has one.
