@@ -282,7 +282,50 @@ async fn clock_skew_does_not_double_run(t: &TestDb) {
     }
 }
 
+/// Without coordination nothing compares a tick with the database's clock: a scheduler whose
+/// clock runs 3 s ahead of the database's fires on its own time, not 3 s later.
+async fn uncoordinated_fires_are_not_delayed_by_skew(t: &TestDb) {
+    let clock = std::sync::Arc::new(SkewedClock(chrono::Duration::seconds(3)));
+    // (tick, entered by the scheduler's clock) of each run.
+    type Seen = std::sync::Mutex<Vec<(DateTime<Utc>, DateTime<Utc>)>>;
+    let seen: std::sync::Arc<Seen> = Default::default();
+    let (job_clock, job_seen) = (clock.clone(), seen.clone());
+    let registry = Registry::builder()
+        .register(ScriptedJob::new("tick", "* * * * * *", move |ctx| {
+            use barycenter_jobs_core::Clock as _;
+            let tick = ctx.trigger().fire_time().expect("a scheduled run");
+            job_seen.lock().unwrap().push((tick, job_clock.now()));
+            async { Ok(JobOutput::processed(0)) }
+        }))
+        .build()
+        .unwrap();
+    let handle = Scheduler::builder(registry, t.db.clone())
+        .config(SchedulerConfig::default().without_coordination())
+        .clock(clock)
+        .start()
+        .await
+        .unwrap();
+    let skew = handle.clock_skew().expect("skew measured at start");
+    assert!(
+        (skew - chrono::Duration::seconds(3)).abs() < chrono::Duration::seconds(1),
+        "measured skew {skew}"
+    );
+    barycenter_jobs_test_support::eventually(Duration::from_secs(15), "two runs", || {
+        let seen = seen.clone();
+        async move { seen.lock().unwrap().len() >= 2 }
+    })
+    .await;
+    handle.shutdown(Duration::from_secs(5)).await.unwrap();
+    for (tick, entered) in seen.lock().unwrap().iter() {
+        assert!(
+            *entered - *tick < chrono::Duration::milliseconds(900),
+            "tick {tick} entered at {entered} by the scheduler's clock"
+        );
+    }
+}
+
 backend_tests!(
     three_replicas_one_run_per_tick,
-    clock_skew_does_not_double_run
+    clock_skew_does_not_double_run,
+    uncoordinated_fires_are_not_delayed_by_skew,
 );
