@@ -171,13 +171,12 @@ async fn tick_loop(
     members: Members,
     stop: CancellationToken,
 ) {
-    // Under the members' lock, without copying the list: a job that joins or leaves
-    // meanwhile waits for the one pass.
+    // On a copy of the list, not under its lock: `Timers::place` takes a slot's state
+    // before the members' lock, and a pass calls into slots (their state) and observers
+    // (host code).
     let each = |m: &Members, f: &mut dyn FnMut(&Arc<Slot>)| {
-        m.lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-            .for_each(f)
+        let slots = m.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        slots.iter().for_each(f)
     };
     let mut last_tick: Option<DateTime<Utc>> = None;
     loop {
