@@ -2,7 +2,7 @@
 //! abandoned runs closed and missed ticks caught up before the timers start.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -122,6 +122,7 @@ impl SchedulerBuilder {
             };
             // A bad host schedule or zone is an error here; runtime settings come later.
             let state = runtime::SlotState::derive(&base, RuntimeSettings::default())?;
+            let fires = state.fires;
             slots.insert(
                 reg.name().to_owned(),
                 Arc::new(Slot {
@@ -129,6 +130,7 @@ impl SchedulerBuilder {
                     base,
                     state: Mutex::new(state),
                     paused: AtomicBool::new(false),
+                    fires: AtomicBool::new(fires),
                     misfire: over.misfire.unwrap_or_default(),
                     overdue_after: over.overdue_after_secs.map(Duration::from_secs),
                     running: AtomicBool::new(false),
@@ -233,8 +235,10 @@ impl SchedulerBuilder {
         for (name, runtime) in stored {
             if let Some(slot) = shared.slots.get(&name) {
                 let state = runtime::SlotState::derive_lenient(&slot.base, &name, runtime);
-                slot.paused.store(state.paused, Ordering::Release);
-                *slot.state.lock().unwrap_or_else(|e| e.into_inner()) = state;
+                slot.set_state(
+                    &mut slot.state.lock().unwrap_or_else(|e| e.into_inner()),
+                    state,
+                );
             }
         }
         if record_history {

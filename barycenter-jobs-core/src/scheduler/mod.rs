@@ -145,6 +145,9 @@ pub(crate) struct Slot {
     state: Mutex<runtime::SlotState>,
     /// `state.paused`, readable without the lock at every tick.
     paused: AtomicBool,
+    /// `state.fires`, likewise (the timer task reads it under its group's lock, which
+    /// must not be held while a slot's state is taken).
+    fires: AtomicBool,
     misfire: MisfirePolicy,
     /// `[jobs.NAME] overdue_after_secs`; `None`: [`default_overdue_after`].
     overdue_after: Option<Duration>,
@@ -182,7 +185,15 @@ impl Slot {
 
     /// Whether ticks start runs (not disabled, not paused).
     fn fires(&self) -> bool {
-        self.state.lock().unwrap_or_else(|e| e.into_inner()).fires
+        self.fires.load(Ordering::Acquire)
+    }
+
+    /// Make `new` the settings in force (in `state`, this slot's locked state), with the
+    /// flags read without the lock.
+    fn set_state(&self, state: &mut runtime::SlotState, new: runtime::SlotState) {
+        self.paused.store(new.paused, Ordering::Release);
+        self.fires.store(new.fires, Ordering::Release);
+        *state = new;
     }
 
     /// Paused by an operator.

@@ -4,7 +4,6 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use sea_query::Expr;
@@ -130,8 +129,7 @@ impl Shared {
         {
             let mut state = slot.state.lock().unwrap_or_else(|e| e.into_inner());
             let group = state.group.take();
-            slot.paused.store(derived.paused, Ordering::Release);
-            *state = SlotState { group, ..derived };
+            slot.set_state(&mut state, SlotState { group, ..derived });
         }
         self.timers.place(self, slot);
     }

@@ -171,12 +171,15 @@ async fn tick_loop(
     members: Members,
     stop: CancellationToken,
 ) {
-    // On a copy of the list, not under its lock: `Timers::place` takes a slot's state
-    // before the members' lock, and a pass calls into slots (their state) and observers
-    // (host code).
+    // Under the members' lock, without copying the list (a job that joins or leaves
+    // meanwhile waits for the one pass). A pass reads only a slot's atomics and hands
+    // ticks: `Timers::place` takes a slot's state before this lock, so a pass must not
+    // take it, nor call observers (host code).
     let each = |m: &Members, f: &mut dyn FnMut(&Arc<Slot>)| {
-        let slots = m.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        slots.iter().for_each(f)
+        m.lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .for_each(f)
     };
     let mut last_tick: Option<DateTime<Utc>> = None;
     loop {
@@ -205,15 +208,19 @@ async fn tick_loop(
             tick: next,
             retry_until: schedule.next_after(next),
         };
+        let mut skipped = Vec::new();
         each(&members, &mut |slot| {
             // A job still running here skips the tick now, rather than running it late
             // once its runner is back (a paused one is reported as paused, by the runner).
             if !slot.is_paused() && slot.running.load(Ordering::Acquire) {
-                tick_skipped_running(&shared, slot, next);
+                skipped.push(slot.clone());
             } else {
                 slot.runner.hand(due);
             }
         });
+        for slot in skipped {
+            tick_skipped_running(&shared, &slot, next);
+        }
     }
     each(&members, &mut |slot| slot.set_next(None));
 }
