@@ -36,12 +36,24 @@ impl Replica {
     }
 
     fn start_skewed(url: &str, name: &str, log: &RunLog, skew: chrono::Duration) -> Replica {
+        Self::start_as(url, name, name, log, skew)
+    }
+
+    /// A replica logged as `name` whose configured `instance` label is `instance`.
+    fn start_as(
+        url: &str,
+        name: &str,
+        instance: &str,
+        log: &RunLog,
+        skew: chrono::Duration,
+    ) -> Replica {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
             .build()
             .unwrap();
         let (url, tag, log) = (url.to_owned(), name.to_owned(), log.clone());
+        let instance = instance.to_owned();
         let handle = rt.block_on(async move {
             let db = Database::connect_with_max(&url, 4).await.unwrap();
             let tick_log = log.clone();
@@ -78,7 +90,7 @@ impl Replica {
                 .unwrap();
             let mut config = SchedulerConfig::default();
             config.coordination.lease_ttl_secs = 3;
-            config.coordination.instance = Some(tag);
+            config.coordination.instance = Some(instance);
             Scheduler::builder(registry, db)
                 .config(config)
                 .clock(std::sync::Arc::new(SkewedClock(skew)))
@@ -212,6 +224,67 @@ async fn three_replicas_one_run_per_tick(t: &TestDb) {
     );
 }
 
+/// Two replicas configured with one `instance` label (one configuration file shipped to
+/// every replica) still run each tick once: the lease names a holder unique to each
+/// process, so neither takes the other's claim for its own lost one. Both keep the label
+/// in the history.
+async fn shared_instance_label_runs_each_tick_once(t: &TestDb) {
+    let log = RunLog::default();
+    let mut starting = Vec::new();
+    for tag in ["first", "second"] {
+        let (url, log) = (t.url.clone(), log.clone());
+        starting.push(tokio::task::spawn_blocking(move || {
+            Replica::start_as(&url, tag, "jobs:1", &log, chrono::Duration::zero())
+        }));
+    }
+    let mut replicas = Vec::new();
+    for r in starting {
+        replicas.push(r.await.unwrap());
+    }
+    let holders: Vec<String> = replicas
+        .iter()
+        .map(|r| r.handle.lease_holder().to_owned())
+        .collect();
+    assert_ne!(holders[0], holders[1], "lease holders are unique");
+    assert!(
+        holders.iter().all(|h| h.starts_with("jobs:1#")),
+        "{holders:?}"
+    );
+    // Wait for ticks rather than for time: twelve distinct ticks run, whoever ran them.
+    barycenter_jobs_test_support::eventually(Duration::from_secs(60), "12 ticks run", || {
+        let log = log.clone();
+        async move { tick_counts(&log, None).len() >= 12 }
+    })
+    .await;
+    for r in replicas {
+        r.stop().await;
+    }
+    let ticks = tick_counts(&log, None);
+    let dups: Vec<_> = ticks.iter().filter(|(_, who)| who.len() > 1).collect();
+    eprintln!(
+        "RELIABILITY scenario=shared_instance_label backend={:?} ticks={} duplicate_runs={}",
+        t.backend(),
+        ticks.len(),
+        dups.len()
+    );
+    assert!(dups.is_empty(), "ticks run more than once: {dups:?}");
+    let store = barycenter_jobs_core::ExecutionStore::new(t.db.clone());
+    let rows = store
+        .list(&ExecutionQuery::new().job("tick").limit(1000))
+        .await
+        .unwrap();
+    assert!(!rows.is_empty());
+    assert!(
+        rows.iter().all(|r| r.instance.as_deref() == Some("jobs:1")),
+        "the history keeps the label"
+    );
+    let mut recorded: Vec<_> = rows.iter().filter_map(|r| r.scheduled_for).collect();
+    let n = recorded.len();
+    recorded.sort();
+    recorded.dedup();
+    assert_eq!(recorded.len(), n, "a tick recorded twice");
+}
+
 /// Replicas whose clocks disagree by two minutes either way (far more than the 3 s TTL),
 /// running a job that outlives the renewal interval: each tick runs once, two runs never
 /// overlap, and no run starts before its tick is due (by the database's clock, which here
@@ -326,6 +399,7 @@ async fn uncoordinated_fires_are_not_delayed_by_skew(t: &TestDb) {
 
 backend_tests!(
     three_replicas_one_run_per_tick,
+    shared_instance_label_runs_each_tick_once,
     clock_skew_does_not_double_run,
     uncoordinated_fires_are_not_delayed_by_skew,
 );

@@ -184,6 +184,11 @@ impl SchedulerBuilder {
             }
         }
 
+        let instance = config
+            .coordination
+            .instance
+            .clone()
+            .unwrap_or_else(default_instance);
         let shared = Arc::new(Shared {
             slots,
             store,
@@ -199,11 +204,8 @@ impl SchedulerBuilder {
             ),
             db,
             clock,
-            instance: config
-                .coordination
-                .instance
-                .clone()
-                .unwrap_or_else(default_instance),
+            holder: super::lease_holder(&instance),
+            instance,
             stop_firing: CancellationToken::new(),
             cancel_runs: CancellationToken::new(),
             tracker: TaskTracker::new(),
@@ -265,6 +267,7 @@ impl SchedulerBuilder {
         }
         tracing::info!(
             instance = %shared.instance,
+            lease_holder = %shared.holder,
             jobs = shared.slots.len(),
             coordination = shared.leases.is_some(),
             "scheduler started"

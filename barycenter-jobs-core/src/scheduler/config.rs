@@ -147,9 +147,13 @@ pub struct CoordinationConfig {
     pub enabled: bool,
     /// Lease time-to-live in seconds (default 30); renewed every third of it while running.
     pub lease_ttl_secs: u64,
-    /// This scheduler's identity in the history and the lease table; default `HOST:PID` (and
-    /// `HOST:PID/N` for the Nth scheduler of one process). It must be unique across the fleet:
-    /// two schedulers with one identity could both run a tick whose claim answer was lost.
+    /// This scheduler's label in the history, logs and metrics; default `HOST:PID` (and
+    /// `HOST:PID/N` for the Nth scheduler of one process). It need not be unique: every lease
+    /// decision uses the label plus a random value drawn at start
+    /// ([`SchedulerHandle::lease_holder`](crate::SchedulerHandle::lease_holder)), so replicas
+    /// that share one configuration file never take each other's claims. Without
+    /// coordination, open runs recorded under this label are closed as abandoned when a
+    /// scheduler with it starts (coordination off means one scheduler per label).
     pub instance: Option<String>,
     /// Time bound of one lease statement (claim, renewal, release) in milliseconds. Default:
     /// a sixth of the TTL, between 250 and 5,000. A statement that takes longer is abandoned:

@@ -153,9 +153,16 @@ impl SchedulerHandle {
         self.shared.clock.now()
     }
 
-    /// This scheduler's instance identity.
+    /// This scheduler's instance label (history, logs, metrics): `[coordination] instance`,
+    /// or `HOST:PID` by default. Not necessarily unique: see [`lease_holder`](Self::lease_holder).
     pub fn instance(&self) -> &str {
         &self.shared.instance
+    }
+
+    /// This scheduler's identity in the lease table: the instance label plus a random
+    /// value drawn at start, unique to this scheduler even when several share one label.
+    pub fn lease_holder(&self) -> &str {
+        &self.shared.holder
     }
 
     /// Start a run of `name` now and return at once with its execution id.

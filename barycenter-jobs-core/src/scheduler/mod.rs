@@ -121,7 +121,13 @@ pub(crate) struct Shared {
     warn_skew: chrono::Duration,
     db: Database,
     clock: SharedClock,
+    /// The human label of this scheduler (history, logs, metrics); configurable, so not
+    /// necessarily unique.
     instance: String,
+    /// This process's identity in every lease decision: the label plus a random value drawn
+    /// at start, so two schedulers configured with one `instance` never take each other's
+    /// claims (see [`lease_holder`]).
+    holder: String,
     /// Fired by shutdown: no new runs.
     stop_firing: CancellationToken,
     /// Fired when the shutdown grace period is over: running jobs are cancelled.
@@ -268,6 +274,29 @@ pub(super) fn this_host() -> String {
         })
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "localhost".to_owned())
+}
+
+/// The lease holder of a scheduler labelled `instance`: the label, `#`, and 64 random bits
+/// drawn now. The label is operator-chosen and may be shared (one configuration file
+/// shipped to every replica, containers that share a hostname and run as PID 1); a lease
+/// decision that compared labels would let one such replica re-take another's claim. The
+/// random part comes from the standard library's per-process hash keys (seeded by the
+/// operating system), mixed with the time and a per-process counter, so schedulers of one
+/// process differ too.
+pub(super) fn lease_holder(instance: &str) -> String {
+    use std::hash::{BuildHasher, Hasher};
+    static DRAWN: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u64(DRAWN.fetch_add(1, Ordering::Relaxed));
+    hasher.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    hasher.write_u32(std::process::id());
+    // The lease table's holder column holds 255 characters: keep the label's start.
+    let label: String = instance.chars().take(200).collect();
+    format!("{label}#{:016x}", hasher.finish())
 }
 
 /// `HOST:PID` for the first scheduler of a process, `HOST:PID/2`, `HOST:PID/3` ... for the

@@ -98,7 +98,7 @@ pub(super) async fn close_stale_runs(shared: &Shared) {
         match leases
             .claim(
                 slot.job.name(),
-                &shared.instance,
+                &shared.holder,
                 ClaimKind::Now,
                 shared.lease_ttl,
             )

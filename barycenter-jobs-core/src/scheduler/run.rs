@@ -148,7 +148,7 @@ pub(super) async fn begin(
             let app_before = shared.clock.now();
             // Database calls are boxed throughout the run path: their futures are large, and
             // inline they would make every spawned run as large as the largest of them.
-            let claimed = Box::pin(leases.claim(name, &shared.instance, kind, shared.lease_ttl))
+            let claimed = Box::pin(leases.claim(name, &shared.holder, kind, shared.lease_ttl))
                 .await?
                 .ok_or_else(|| Error::AlreadyRunning(name.to_owned()))?;
             if let Some(db_now) = claimed.db_now {
