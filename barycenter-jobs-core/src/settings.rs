@@ -16,7 +16,8 @@
 //! - `paused = true` stops scheduled runs on every replica; `resume` writes `paused = false`,
 //!   which also outranks a host's `enabled = false`. A paused job can still be triggered by
 //!   hand, as a disabled one can.
-//! - `reset` deletes the job's row: host configuration and defaults apply again.
+//! - `reset` sets every override of the job's row to NULL (the row keeps who reset it and
+//!   when): host configuration and defaults apply again.
 //!
 //! # Propagation
 //! Every write also increments the revision of one version row (job name `*`, which no job
@@ -404,18 +405,6 @@ impl SettingsStore {
                 }
             }
         }
-        self.bump().await
-    }
-
-    /// Drop every override of `job_name`, then bump the version.
-    pub(crate) async fn clear(&self, job_name: &str) -> Result<()> {
-        self.db
-            .execute(
-                Query::delete()
-                    .from_table(self.settings.clone())
-                    .and_where(Expr::col(Settings::JobName).eq(job_name)),
-            )
-            .await?;
         self.bump().await
     }
 

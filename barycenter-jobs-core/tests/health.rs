@@ -204,10 +204,91 @@ async fn paused_or_disabled_is_never_overdue(t: &TestDb) {
         assert!(!job.active, "{name}");
         assert!(!job.is_overdue(), "{name}");
     }
-    // Resumed, its old missed ticks count again (nothing succeeded since 01:00).
+    // Resumed: the ticks missed while paused never count; the job is judged from the
+    // resume on (its `changed_at`, by the database's clock, which is after this manual
+    // clock's 2026-01-01), so it is not overdue.
     handle.resume("paused", "test").await.unwrap();
     let job = handle.job_health("paused").await.unwrap().unwrap();
-    assert_eq!(job.overdue_since, Some(at(2, 0, 0)));
+    assert!(job.active);
+    assert_eq!(job.overdue_since, None, "{job:?}");
+    handle.shutdown(Duration::from_secs(5)).await.unwrap();
+}
+
+/// An every-second job (grace 3 s) paused long enough for ticks to come due past the grace,
+/// then resumed, reset or rescheduled: right after each change the job is not overdue,
+/// because it is judged from the change on, not from its last success before the pause.
+/// On the real clock, since the change's time is the database's.
+async fn operator_changes_restart_the_overdue_clock(t: &TestDb) {
+    let config = SchedulerConfig::default().job(
+        "every_second",
+        JobConfig::default().with_overdue_after(Duration::from_secs(3)),
+    );
+    let registry = Registry::builder()
+        .register(ok_job("every_second", "* * * * * *"))
+        .build()
+        .unwrap();
+    let handle = Scheduler::builder(registry, t.db.clone())
+        .config(config)
+        .start()
+        .await
+        .unwrap();
+    let store = ExecutionStore::new(t.db.clone());
+    // One success first, so the job has a last success to be judged from.
+    let first = handle
+        .trigger("every_second")
+        .await
+        .unwrap()
+        .wait()
+        .await
+        .unwrap();
+    assert_eq!(first.success, Some(true));
+    for change in ["resume", "reset", "reschedule"] {
+        handle.pause("every_second", "test").await.unwrap();
+        let paused_at = Utc::now();
+        // Let ticks come due past the grace while paused: the newest success must be more
+        // than a tick plus the 3 s grace ago. Waiting on the history, not on a sleep alone.
+        barycenter_jobs_test_support::eventually(
+            Duration::from_secs(30),
+            "the last success is older than a tick plus the grace",
+            || {
+                let store = store.clone();
+                async move {
+                    let latest = store.latest("every_second").await.unwrap().unwrap();
+                    Utc::now() - latest.completed_at.unwrap_or(latest.started_at)
+                        > chrono::Duration::seconds(5)
+                        && Utc::now() - paused_at > chrono::Duration::seconds(5)
+                }
+            },
+        )
+        .await;
+        let paused = handle.job_health("every_second").await.unwrap().unwrap();
+        assert!(!paused.active && !paused.is_overdue(), "{paused:?}");
+        match change {
+            "resume" => handle.resume("every_second", "test").await.map(drop),
+            "reset" => handle.reset("every_second", "test").await.map(drop),
+            _ => handle
+                .reschedule(
+                    "every_second",
+                    barycenter_jobs_core::RescheduleRequest::new().schedule("*/1 * * * * *"),
+                    "test",
+                )
+                .await
+                .map(drop),
+        }
+        .unwrap();
+        if change == "reschedule" {
+            // A reschedule keeps the pause; resume too, judged from the later change.
+            handle.resume("every_second", "test").await.unwrap();
+        }
+        let h = handle.health().await.unwrap();
+        let job = h.job("every_second").unwrap();
+        assert!(job.active, "{change}: {job:?}");
+        assert!(
+            !job.is_overdue(),
+            "{change}: overdue right after it: {job:?}"
+        );
+        assert_eq!(h.status, HealthStatus::Ok, "{change}");
+    }
     handle.shutdown(Duration::from_secs(5)).await.unwrap();
 }
 
@@ -217,6 +298,8 @@ backend_tests!(
     missed_tick_while_down_same_answer_everywhere,
     paused_or_disabled_is_never_overdue,
 );
+
+backend_tests!(operator_changes_restart_the_overdue_clock);
 
 /// Everything an observer was told, in order.
 #[derive(Default)]

@@ -8,10 +8,14 @@
 //! count (the scheduler records that date at start-up), so a fresh install or a newly added
 //! job is not overdue before its first tick plus the grace. Failing, timed-out, cancelled and
 //! abandoned runs do not count as successes, so a job that keeps failing becomes overdue. A
-//! disabled or paused job is never overdue.
+//! disabled or paused job is never overdue, and ticks that came due while an operator had it
+//! paused or under another schedule never count: after a runtime change (pause, resume,
+//! reschedule, reset; `changed_at` of its settings row, by the database's clock) the job is
+//! judged from that change on, so a resume does not turn every replica's health red.
 //!
-//! In terms of the store: with `base` the later of the first-seen date and the completion of
-//! the newest successful run, the job is overdue from `next tick after base + grace` on.
+//! In terms of the store: with `base` the latest of the first-seen date, the completion of
+//! the newest successful run and the last runtime change, the job is overdue from `next tick
+//! after base + grace` on.
 //! That takes one statement for the whole fleet, each "newest success" an index probe
 //! (see [`ExecutionStore::job_summaries`](crate::ExecutionStore::job_summaries)).
 //!
@@ -103,13 +107,15 @@ impl JobHealth {
     }
 
     /// The verdict for one job at `now`, by the overdue rule of
-    /// [`SchedulerHandle::health`](crate::SchedulerHandle::health).
+    /// [`SchedulerHandle::health`](crate::SchedulerHandle::health); `changed_at` is when an
+    /// operator last changed the job's runtime settings (ticks before it never count).
     pub fn evaluate(
         name: impl Into<String>,
         schedule: &Schedule,
         active: bool,
         summary: Option<&JobSummary>,
         overdue_after: Option<Duration>,
+        changed_at: Option<DateTime<Utc>>,
         now: DateTime<Utc>,
     ) -> Self {
         let first_seen_at = summary.map(|s| s.first_seen_at);
@@ -118,7 +124,8 @@ impl JobHealth {
         // we know nothing about.
         let base = first_seen_at
             .unwrap_or(now)
-            .max(last_success_at.unwrap_or(DateTime::<Utc>::MIN_UTC));
+            .max(last_success_at.unwrap_or(DateTime::<Utc>::MIN_UTC))
+            .max(changed_at.unwrap_or(DateTime::<Utc>::MIN_UTC));
         let unanswered = schedule.next_after(base);
         let grace = overdue_after
             .unwrap_or_else(|| default_overdue_after(schedule, unanswered.unwrap_or(now)));
@@ -236,6 +243,7 @@ impl SchedulerHandle {
                     is_active(&info),
                     summaries.iter().find(|s| &s.job_name == name),
                     slot.overdue_after,
+                    info.runtime_settings.changed_at,
                     now,
                 )
             })
@@ -276,7 +284,7 @@ mod tests {
         let hourly = Schedule::parse("0 0 * * * *").unwrap();
         let seen = summary(at(0, 0, 10), None);
         let eval = |s: &JobSummary, active: bool, now| {
-            JobHealth::evaluate("j", &hourly, active, Some(s), None, now)
+            JobHealth::evaluate("j", &hourly, active, Some(s), None, None, now)
         };
         // First tick after first seen is 01:00, grace 1 h: overdue strictly after 02:00.
         assert!(!eval(&seen, true, at(2, 0, 0)).is_overdue());
@@ -293,7 +301,7 @@ mod tests {
             Some(at(3, 0, 0))
         );
         // No first-seen date: counted from now, so not overdue.
-        let none = JobHealth::evaluate("j", &hourly, true, None, None, at(9, 0, 0));
+        let none = JobHealth::evaluate("j", &hourly, true, None, None, None, at(9, 0, 0));
         assert!(!none.is_overdue());
         // A configured grace wins.
         let short = JobHealth::evaluate(
@@ -302,8 +310,23 @@ mod tests {
             true,
             Some(&seen),
             Some(Duration::from_secs(30)),
+            None,
             at(1, 0, 31),
         );
         assert_eq!(short.overdue_since, Some(at(1, 0, 30)));
+        // A runtime change at 05:10 (a resume): judged from it, the next tick is 06:00.
+        let resumed = |now| {
+            JobHealth::evaluate(
+                "j",
+                &hourly,
+                true,
+                Some(&seen),
+                None,
+                Some(at(5, 10, 0)),
+                now,
+            )
+        };
+        assert!(!resumed(at(7, 0, 0)).is_overdue());
+        assert_eq!(resumed(at(7, 0, 1)).missed_tick, Some(at(6, 0, 0)));
     }
 }

@@ -174,7 +174,6 @@ impl Shared {
         };
         match change {
             Change::Reschedule(req) if req.is_empty() => return Ok(slot),
-            Change::Reset => store.clear(name).await?,
             other => store.set(name, actor, &other.assignments()).await?,
         }
         let stored = store.get(name).await?;
@@ -274,7 +273,14 @@ impl Change<'_> {
                 }
                 set
             }
-            Change::Reset => Vec::new(),
+            // Every override NULL rather than the row deleted: the row keeps who reset the
+            // job and when, and health judges the job from that change on.
+            Change::Reset => vec![
+                (SettingsColumn::Paused, Expr::val(Option::<i64>::None)),
+                (SettingsColumn::Schedule, Expr::val(Option::<String>::None)),
+                (SettingsColumn::TimeZone, Expr::val(Option::<String>::None)),
+                (SettingsColumn::TimeoutSecs, Expr::val(Option::<i64>::None)),
+            ],
         }
     }
 

@@ -89,7 +89,8 @@ impl Job {
             .collect())
     }
 
-    /// Who last changed a runtime setting of this job; null when it has none.
+    /// Who last changed the runtime settings of this job (a reset included: the job is
+    /// judged for overdue from that change on); null when nobody ever did.
     async fn changed_by(&self) -> Option<&str> {
         self.0.runtime_settings.changed_by.as_deref()
     }
