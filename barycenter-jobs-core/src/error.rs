@@ -38,6 +38,18 @@ pub enum Error {
         "invalid SQL identifier {0:?}: use 1-63 ASCII letters, digits or '_', not starting with a digit"
     )]
     InvalidIdentifier(String),
+    /// A duration or size given in configuration, through the Rust API or over GraphQL is
+    /// outside its documented bounds (see [`crate::scheduler::bounds`]).
+    #[error("invalid {key} = {value}: {bound}")]
+    OutOfBounds {
+        /// The setting, as its configuration key (`retention.batch_size`,
+        /// `jobs.NAME.timeout_secs`, `timeout_secs`).
+        key: String,
+        /// The value given.
+        value: u64,
+        /// The bound it breaks, in words (`must be between 1 and 10000`).
+        bound: String,
+    },
     /// A database URL with a scheme this build does not support.
     #[error("unsupported database URL scheme in {0:?} (expected sqlite:, postgres: or mysql:)")]
     UnsupportedDatabase(String),
@@ -91,6 +103,7 @@ impl Error {
                 | Error::UnknownJob(_)
                 | Error::InvalidIdentifier(_)
                 | Error::UnsupportedDatabase(_)
+                | Error::OutOfBounds { .. }
         )
     }
 }

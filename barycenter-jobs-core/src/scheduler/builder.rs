@@ -98,6 +98,7 @@ impl SchedulerBuilder {
             observers,
         } = self;
 
+        config.validate()?;
         for name in config.jobs.keys() {
             if registry.get(name).is_none() {
                 return Err(Error::UnknownJob(name.clone()));

@@ -65,6 +65,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod bounds;
 mod builder;
 mod config;
 mod handle;

@@ -30,6 +30,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use super::bounds::instant_after;
 use super::handle::TriggeredRun;
 use super::{Shared, Slot};
 use crate::error::{Error, Result};
@@ -90,15 +91,65 @@ impl Prepared {
     }
 
     /// Run the job and record its end; waiters are woken once the row is written.
+    ///
+    /// A panic anywhere on this path (not only in the job's own future, which
+    /// [`run_job`] catches as the run's failure) is caught here too: the run is recorded as
+    /// failed with the panic's message if its row is still open, its lease is given back,
+    /// observers (and so the metrics) are told, and the caller (a job's runner, or a manual
+    /// trigger's task) goes on.
     pub(super) async fn execute(self) {
-        let span = tracing::info_span!(
-            "job_run",
-            job = %self.slot.job.name(),
-            execution_id = self.execution_id,
-            trigger = self.trigger.as_str(),
-        );
-        run_and_record(self).instrument(span).await;
+        // The job's name is host code too: a panic there must not escape either.
+        let span = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            tracing::info_span!(
+                "job_run",
+                job = %self.slot.job.name(),
+                execution_id = self.execution_id,
+                trigger = self.trigger.as_str(),
+            )
+        }))
+        .unwrap_or_else(|_| tracing::info_span!("job_run", execution_id = self.execution_id));
+        let (shared, slot, lease) = (self.shared.clone(), self.slot.clone(), self.lease.clone());
+        let (execution_id, trigger, started_at) =
+            (self.execution_id, self.trigger, self.started_at);
+        let began = Instant::now();
+        let caught = AssertUnwindSafe(run_and_record(self).instrument(span.clone()))
+            .catch_unwind()
+            .await;
+        if let Err(panic) = caught {
+            let ended = Ended {
+                execution_id,
+                trigger,
+                started_at,
+                outcome: Outcome::Failed {
+                    message: format!("panicked in the runner: {}", panic_message(panic)),
+                },
+                partial: None,
+                timed_out: false,
+                duration: began.elapsed(),
+            };
+            Box::pin(close_after_panic(&shared, &slot, lease, ended))
+                .instrument(span)
+                .await;
+        }
     }
+}
+
+/// The end of a run whose path panicked after its start was recorded: record it as failed
+/// (a row already closed stays as it is), give the lease back, tell the observers.
+async fn close_after_panic(shared: &Arc<Shared>, slot: &Slot, lease: Option<Lease>, ended: Ended) {
+    ended.log();
+    let open = shared.record_history && !record(shared, &ended).await;
+    if let (Some(leases), Some(lease)) = (&shared.leases, &lease) {
+        let released = if open {
+            leases.release_unclean(lease).await
+        } else {
+            leases.release(lease).await
+        };
+        if let Err(e) = released {
+            tracing::warn!(job = %lease.job_name, error = %e, "could not release lease");
+        }
+    }
+    ended.observe(shared, slot);
 }
 
 /// Start a run of `slot` and return once its start is recorded; the run goes on in a task
@@ -157,7 +208,7 @@ pub(super) async fn begin(
             }
             (
                 Some(claimed.lease),
-                LeaseState::ValidUntil(sent + shared.lease_ttl),
+                LeaseState::ValidUntil(instant_after(sent, shared.lease_ttl)),
                 claimed.previous_unreleased,
             )
         }
@@ -219,7 +270,7 @@ async fn give_back(
     lease: &Lease,
     tick: Option<DateTime<Utc>>,
 ) {
-    let until = Instant::now() + shared.lease_ttl;
+    let until = instant_after(Instant::now(), shared.lease_ttl);
     let mut backoff = Duration::from_millis(100);
     loop {
         // The start row may have been written without the answer reaching us: either way
@@ -404,7 +455,7 @@ async fn record(shared: &Shared, ended: &Ended) -> bool {
     } else {
         Duration::from_secs(10)
     };
-    let until = Instant::now() + budget;
+    let until = instant_after(Instant::now(), budget);
     let mut backoff = Duration::from_millis(200);
     for attempt in 1.. {
         let left = until.saturating_duration_since(Instant::now());
@@ -459,14 +510,17 @@ impl Drop for AbortOnDrop {
 async fn renew_loop(shared: Arc<Shared>, lease: Lease, state: watch::Sender<LeaseState>) {
     let Some(leases) = &shared.leases else { return };
     let every = shared.lease_ttl / 3;
-    let mut next = Instant::now() + every;
+    let mut next = instant_after(Instant::now(), every);
     loop {
         tokio::time::sleep_until(next).await;
         let sent = Instant::now();
         match leases.renew(&lease, shared.lease_ttl).await {
             Ok(true) => {
-                state.send_replace(LeaseState::ValidUntil(sent + shared.lease_ttl));
-                next = sent + every;
+                state.send_replace(LeaseState::ValidUntil(instant_after(
+                    sent,
+                    shared.lease_ttl,
+                )));
+                next = instant_after(sent, every);
             }
             Ok(false) => {
                 state.send_replace(LeaseState::Lost);
@@ -475,7 +529,7 @@ async fn renew_loop(shared: Arc<Shared>, lease: Lease, state: watch::Sender<Leas
             }
             Err(e) => {
                 tracing::warn!(job = %lease.job_name, error = %e, "could not renew lease; retrying");
-                next = Instant::now() + every / 2;
+                next = instant_after(Instant::now(), every / 2);
             }
         }
     }
@@ -516,9 +570,14 @@ async fn run_job(
     tracing::info!("job started");
     // Read once: a timeout changed at run time applies from the next run on.
     let timeout = slot.timeout();
-    let deadline = Instant::now() + timeout;
-    // Polled in this task rather than spawned: one task per run. A panic is caught here.
-    let mut run = AssertUnwindSafe(slot.job.run(ctx)).catch_unwind();
+    let deadline = instant_after(Instant::now(), timeout);
+    // Polled in this task rather than spawned: one task per run. A panic is caught here,
+    // also one raised by `run` itself before it returns its future (a hand-written impl).
+    let run = match std::panic::catch_unwind(AssertUnwindSafe(|| slot.job.run(ctx))) {
+        Ok(run) => run,
+        Err(panic) => return (outcome_of(Err(panic)), progress.get(), false),
+    };
+    let mut run = AssertUnwindSafe(run).catch_unwind();
     // A first poll before anything else is armed: a run that ends in it (most runs of short
     // jobs) needs no timer, no lease watch and no select, and nothing else could have fired
     // before it (the select below polls the run first too).
@@ -625,7 +684,7 @@ async fn wind_down<F>(
 where
     F: std::future::Future<Output = RunResult>,
 {
-    let grace_end = Instant::now() + shared.cancel_grace;
+    let grace_end = instant_after(Instant::now(), shared.cancel_grace);
     let leased = *state.borrow() != LeaseState::NotLeased;
     loop {
         let hard_stop = stop_at(*state.borrow(), shared.lease_ttl / 10)
@@ -656,7 +715,7 @@ fn outcome_of(result: RunResult) -> Outcome {
     }
 }
 
-fn panic_message(payload: Box<dyn Any + Send>) -> String {
+pub(super) fn panic_message(payload: Box<dyn Any + Send>) -> String {
     if let Some(s) = payload.downcast_ref::<&str>() {
         (*s).to_owned()
     } else if let Some(s) = payload.downcast_ref::<String>() {

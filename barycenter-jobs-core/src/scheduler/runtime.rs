@@ -62,9 +62,11 @@ impl SlotState {
         Ok(Self {
             fires: runtime.paused.map_or(base.enabled, |p| !p),
             paused,
+            // A stored value past the bound (written by hand or by another version) is
+            // clamped: the run path's arithmetic never sees an unbounded timeout.
             timeout: runtime
                 .timeout_secs
-                .map(|s| Duration::from_secs(s.max(1)))
+                .map(|s| Duration::from_secs(s.clamp(1, super::bounds::MAX_TIMEOUT_SECS)))
                 .unwrap_or(base.timeout),
             schedule,
             runtime,
@@ -214,6 +216,9 @@ impl Shared {
     fn validate(&self, name: &str, change: &Change<'_>) -> Result<()> {
         let slot = self.slot(name)?;
         if let Change::Reschedule(req) = change {
+            if let Some(secs) = req.timeout_secs {
+                super::bounds::check_timeout("timeout_secs", secs)?;
+            }
             let runtime = slot.runtime_after(change);
             if let Some(expr) = &req.schedule {
                 Schedule::parse(expr)?;

@@ -8,11 +8,13 @@
 //! lateness of the last job of a tick grew with that churn.
 
 use std::collections::BTreeMap;
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use futures_util::FutureExt as _;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -226,11 +228,31 @@ async fn tick_loop(
 }
 
 /// A job's runner: run each tick handed to it, one at a time, until firing stops.
+///
+/// A panic while firing a tick (host code on the path: the job's name, the clock) is caught
+/// and logged, and the runner goes on with the next tick: an uncaught one would end this
+/// task for good, and every later tick would be handed to a runner that is gone. (A panic
+/// once the run's start is recorded is recorded with the run: see `run::Prepared::execute`.)
 async fn run_loop(shared: Arc<Shared>, slot: Arc<Slot>) {
     while !shared.stop_firing.is_cancelled() {
         slot.runner.wake.notified().await;
         if let Some(due) = slot.runner.take() {
-            fire(&shared, &slot, due).await;
+            let fired = AssertUnwindSafe(fire(&shared, &slot, due))
+                .catch_unwind()
+                .await;
+            if let Err(panic) = fired {
+                let message = run::panic_message(panic);
+                tracing::error!(tick = %due.tick, panic = %message, "a job's runner panicked before its run started; the tick is lost, the runner goes on");
+                let caught = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                    let name = slot.job.name();
+                    shared.observers.tick(name, due.tick, TickOutcome::Error);
+                }));
+                if caught.is_err() {
+                    tracing::error!(
+                        "the job's name panicked again; tick not reported to observers"
+                    );
+                }
+            }
         }
     }
 }
