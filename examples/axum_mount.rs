@@ -10,11 +10,13 @@
 #[path = "common/mod.rs"]
 mod common;
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::Router;
+use axum::extract::ConnectInfo;
 use axum::routing::get;
-use barycenter_jobs::graphql::AdminService;
+use barycenter_jobs::graphql::{AdminService, PeerAddr};
 use barycenter_jobs::{Database, Registry, Scheduler, SchedulerConfig};
 
 #[tokio::main]
@@ -41,11 +43,19 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .nest_service(
             "/admin/jobs",
             tower::ServiceBuilder::new()
-                .map_request(|req: axum::extract::Request| {
+                .map_request(|mut req: axum::extract::Request| {
                     tracing::info!(method = %req.method(), "admin API request");
+                    // The client's address, from axum's ConnectInfo (see `serve` below), in
+                    // the type the admin service reads: unauthenticated use checks it.
+                    if let Some(ConnectInfo(peer)) =
+                        req.extensions().get::<ConnectInfo<SocketAddr>>().copied()
+                    {
+                        req.extensions_mut().insert(PeerAddr(peer));
+                    }
                     req
                 })
-                // Open to loopback hosts only; a real host adds a token or its own check.
+                // Open to clients on this machine only; a real host adds a token or its own
+                // check.
                 .service(
                     AdminService::builder(scheduler.clone())
                         .allow_unauthenticated()
@@ -55,9 +65,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let listener = tokio::net::TcpListener::bind(&listen).await?;
     println!("admin API:  http://{}/admin/jobs", listener.local_addr()?);
-    axum::serve(listener, app)
-        .with_graceful_shutdown(common::shutdown_signal())
-        .await?;
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(common::shutdown_signal())
+    .await?;
     scheduler.shutdown(Duration::from_secs(30)).await?;
     Ok(())
 }

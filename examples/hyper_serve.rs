@@ -12,7 +12,7 @@ mod common;
 
 use std::time::Duration;
 
-use barycenter_jobs::graphql::AdminService;
+use barycenter_jobs::graphql::{AdminService, PeerAddr};
 use barycenter_jobs::{Database, Registry, Scheduler, SchedulerConfig};
 use hyper::server::conn::http1;
 use hyper_util::rt::TokioIo;
@@ -33,7 +33,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .start()
         .await?;
     let mut admin = AdminService::builder(scheduler.clone());
-    // Closed by default: a token, or unauthenticated use from loopback hosts only.
+    // Closed by default: a token, or unauthenticated use for clients on this machine only.
     match std::env::var("BARYCENTER_JOBS_ADMIN_TOKEN") {
         Ok(token) if !token.is_empty() => admin = admin.bearer_token(token),
         _ => admin = admin.allow_unauthenticated(),
@@ -48,8 +48,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         tokio::select! {
             _ = &mut shutdown => break,
             accepted = listener.accept() => {
-                let (stream, _) = accepted?;
-                let service = TowerToHyperService::new(admin.clone());
+                let (stream, peer) = accepted?;
+                // The connection's address, which unauthenticated use checks (hyper does not
+                // attach it; nothing the client writes can stand in for it).
+                let service = TowerToHyperService::new(
+                    tower::ServiceBuilder::new()
+                        .map_request(move |mut req: http::Request<hyper::body::Incoming>| {
+                            req.extensions_mut().insert(PeerAddr(peer));
+                            req
+                        })
+                        .service(admin.clone()),
+                );
                 tokio::spawn(async move {
                     if let Err(e) = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await {
                         tracing::debug!(error = %e, "connection closed");

@@ -17,9 +17,18 @@
 //! `BARYCENTER_JOBS_ADMIN_TOKEN` (role `operate`: queries and mutations) and
 //! `BARYCENTER_JOBS_READONLY_TOKEN` (role `read`: queries only), when either is set, make
 //! every admin request need `Authorization: Bearer TOKEN`, except `GET /admin/jobs/health` (200 ok / 503 overdue, for
-//! probes). `GET /admin/jobs/metrics` serves Prometheus metrics. With neither set the API
-//! is open, but only to requests whose `Host` is a loopback name (`localhost`, `127.0.0.1`,
-//! `[::1]`): any other gets 403, so a web page cannot reach it through DNS rebinding.
+//! probes). `GET /admin/jobs/metrics` serves Prometheus metrics. With neither set:
+//!
+//! - listening on a loopback address (the default `127.0.0.1:8081`), the API is open to
+//!   clients on this machine only ([`allow_unauthenticated`]): a connection from any other
+//!   address, or a request whose `Host` is not a loopback name, gets 403, so neither another
+//!   machine nor a web page rebinding its DNS name to 127.0.0.1 reaches it;
+//! - listening on any other address (`--listen 0.0.0.0:8081`), the server does not run open:
+//!   it generates a random operate token at start, prints it once next to the dashboard
+//!   address (`operate token: ...`), and requires it. The dashboard asks for it on its first
+//!   401. Set `BARYCENTER_JOBS_ADMIN_TOKEN` to choose the token instead.
+//!
+//! [`allow_unauthenticated`]: barycenter_jobs::graphql::AdminServiceBuilder::allow_unauthenticated
 //!
 //! # Shutdown
 //!
@@ -94,7 +103,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use barycenter_jobs::builtin::BuiltinConfig;
-use barycenter_jobs::graphql::{AdminService, Metrics};
+use barycenter_jobs::graphql::{AdminService, Metrics, PeerAddr};
 use barycenter_jobs::{Database, Registry, Scheduler, SchedulerConfig};
 use hyper::server::conn::http1;
 use hyper_util::rt::TokioIo;
@@ -243,16 +252,26 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         .metrics(metrics)
         .open_health()
         .graphiql_from_cdn();
-    // Operate (queries and mutations) and read-only tokens; with neither, unauthenticated
-    // use from loopback Host names only (a page rebinding its own name to this host is
-    // refused), so the README's curl lines work out of the box.
+    let listener = tokio::net::TcpListener::bind(&args.listen).await?;
+    let addr: SocketAddr = listener.local_addr()?;
+
+    // Operate (queries and mutations) and read-only tokens. With neither: unauthenticated
+    // use for clients on this machine when the listener is loopback only (so the README's
+    // curl lines work out of the box); otherwise a token made up now, since the admin API
+    // pauses and runs jobs and must not be open to the network.
     let token = |name: &str| std::env::var(name).ok().filter(|t| !t.is_empty());
-    let operate = token("BARYCENTER_JOBS_ADMIN_TOKEN");
+    let mut operate = token("BARYCENTER_JOBS_ADMIN_TOKEN");
     let read = token("BARYCENTER_JOBS_READONLY_TOKEN");
+    let mut generated = false;
     if operate.is_none() && read.is_none() {
-        admin = admin.allow_unauthenticated();
+        if addr.ip().to_canonical().is_loopback() {
+            admin = admin.allow_unauthenticated();
+        } else {
+            operate = Some(random_token()?);
+            generated = true;
+        }
     }
-    if let Some(t) = operate {
+    if let Some(t) = &operate {
         admin = admin.bearer_token(t);
     }
     if let Some(t) = read {
@@ -261,15 +280,27 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let admin = admin.build();
     let app = axum::Router::new().nest_service("/admin/jobs", admin);
 
-    let listener = tokio::net::TcpListener::bind(&args.listen).await?;
-    let addr: SocketAddr = listener.local_addr()?;
     println!("admin API:  http://{addr}/admin/jobs");
     println!("dashboard:  http://{addr}/admin/jobs/ui");
+    if let Some(t) = operate.as_ref().filter(|_| generated) {
+        // Printed once, here: it is not logged anywhere else.
+        println!("operate token: {t}");
+        println!(
+            "            generated for this run: {addr} is reachable from other machines and \
+             BARYCENTER_JOBS_ADMIN_TOKEN is unset; the dashboard asks for it, curl sends it \
+             as -H 'Authorization: Bearer TOKEN'"
+        );
+    }
     println!("GraphiQL:   http://{addr}/admin/jobs/playground");
     println!("health:     http://{addr}/admin/jobs/health");
     println!("metrics:    http://{addr}/admin/jobs/metrics");
+    let auth_header = if operate.is_some() {
+        " -H 'Authorization: Bearer TOKEN'"
+    } else {
+        ""
+    };
     println!(
-        "try:        curl -s -X POST http://{addr}/admin/jobs -H 'Content-Type: application/json' -d '{{\"query\": \"{{ availableJobs {{ name description schedule }} }}\"}}'"
+        "try:        curl -s -X POST http://{addr}/admin/jobs{auth_header} -H 'Content-Type: application/json' -d '{{\"query\": \"{{ availableJobs {{ name description schedule }} }}\"}}'"
     );
 
     // Our own accept loop rather than axum::serve: its graceful shutdown waits for every
@@ -284,8 +315,8 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         tokio::select! {
             _ = &mut signal => break,
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => {
-                    connections.spawn(serve_connection(stream, app.clone(), drain_rx.clone()));
+                Ok((stream, peer)) => {
+                    connections.spawn(serve_connection(stream, peer, app.clone(), drain_rx.clone()));
                 }
                 Err(e) => {
                     // Out of file descriptors and the like: back off instead of spinning.
@@ -321,13 +352,22 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-/// Serve one HTTP/1 connection until it closes, or, once the drain begins, until its
-/// request in progress is answered.
+/// Serve one HTTP/1 connection from `peer` until it closes, or, once the drain begins, until
+/// its request in progress is answered.
 async fn serve_connection(
     stream: tokio::net::TcpStream,
+    peer: SocketAddr,
     app: axum::Router,
     mut drain: watch::Receiver<()>,
 ) {
+    // The admin service tells clients on this machine from others by this address, never by
+    // what the request says about itself.
+    let app = tower::ServiceBuilder::new()
+        .map_request(move |mut req: http::Request<hyper::body::Incoming>| {
+            req.extensions_mut().insert(PeerAddr(peer));
+            req
+        })
+        .service(app);
     let conn =
         http1::Builder::new().serve_connection(TokioIo::new(stream), TowerToHyperService::new(app));
     tokio::pin!(conn);
@@ -344,6 +384,16 @@ async fn serve_connection(
     if let Err(e) = result {
         tracing::debug!(error = %e, "connection closed");
     }
+}
+
+/// 32 bytes from the operating system's random source, as 64 hex digits: an operate token
+/// nobody can guess, for a run that would otherwise be open to the network.
+fn random_token() -> Result<String, String> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|e| {
+        format!("no random source for the admin token ({e}): set BARYCENTER_JOBS_ADMIN_TOKEN")
+    })?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 /// Give open connections up to `within` to finish, then drop those that have not.

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use barycenter_jobs::{Database, ExecutionQuery, ExecutionStore};
-use common::{Running, graphql, http};
+use common::{Running, graphql, http, http_as};
 
 async fn open_rows(db_path: &Path) -> usize {
     let db = Database::connect(&format!("sqlite://{}", db_path.display()))
@@ -124,6 +124,59 @@ async fn server_requires_the_admin_token_when_set() {
         )
         .await;
     assert!(sessions.is_err(), "no demo tables with --no-seed");
+}
+
+/// Issue 22: with no token and a listen address other machines reach, the server does not
+/// run open. A client on another address of this machine that writes `Host: localhost` and
+/// no token gets no data and changes nothing; the token the server printed works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_on_a_network_address_without_a_token_requires_a_generated_one() {
+    let test = "server_on_a_network_address_without_a_token_requires_a_generated_one";
+    let Some(ip) = barycenter_jobs_test_support::non_loopback_addr_or_skip(test) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let any = if ip.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" };
+    let mut server = Running::start("server", dir.path(), &["--listen", any], &[]);
+    let url = server.admin_url();
+    let port = url.rsplit(':').next().unwrap().split('/').next().unwrap();
+    let line = server.wait_for("operate token:");
+    let token = line.split_whitespace().last().unwrap().to_owned();
+    assert_eq!(token.len(), 64, "{line}");
+    assert!(token.bytes().all(|b| b.is_ascii_hexdigit()), "{line}");
+    server.wait_for("try:");
+
+    let remote = std::net::SocketAddr::new(ip, port.parse().unwrap()).to_string();
+    let local = format!("127.0.0.1:{port}");
+    let body = |query: &str| serde_json::json!({ "query": query }).to_string();
+    let pause = body(r#"mutation { pauseJob(jobName: "cleanup_expired_sessions") { success } }"#);
+    let list = body("{ availableJobs { name paused } }");
+    for (to, host) in [
+        (&remote, "localhost"),
+        (&remote, "127.0.0.1"),
+        (&local, "localhost"),
+    ] {
+        for query in [&pause, &list] {
+            let (status, text) = http_as(to, host, "POST", "/admin/jobs", Some(query), &[]);
+            assert_eq!(status, 401, "{to} as {host}: {text}");
+            let answer: serde_json::Value = serde_json::from_str(&text).unwrap();
+            assert!(answer.get("data").is_none(), "{answer}");
+        }
+    }
+    // The dashboard page still loads (it holds no data) and then asks for the token.
+    let (status, _) = http_as(&remote, "localhost", "GET", "/admin/jobs/ui", None, &[]);
+    assert_eq!(status, 200);
+
+    // With the printed token: served, and nothing was paused by the refused requests.
+    let bearer = format!("Bearer {token}");
+    let auth = [("Authorization", bearer.as_str())];
+    let (status, text) = http_as(&remote, &remote, "POST", "/admin/jobs", Some(&list), &auth);
+    assert_eq!(status, 200, "{text}");
+    let answer: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let jobs = answer["data"]["availableJobs"].as_array().unwrap();
+    assert_eq!(jobs.len(), 4, "{answer}");
+    assert!(jobs.iter().all(|j| j["paused"] == false), "{answer}");
+    assert!(server.terminate().success());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

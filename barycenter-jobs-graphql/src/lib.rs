@@ -79,4 +79,4 @@ pub mod service;
 
 pub use metrics::Metrics;
 pub use schema::AdminSchema;
-pub use service::{AdminService, AdminServiceBuilder, Denied, Principal, Role};
+pub use service::{AdminService, AdminServiceBuilder, Denied, PeerAddr, Principal, Role};

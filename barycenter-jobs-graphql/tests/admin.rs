@@ -533,7 +533,7 @@ async fn oversized_bodies_get_413() {
         .header("content-type", "application/json")
         .body(StreamBody::new(futures_util::stream::iter(chunks)))
         .unwrap();
-    let res = tower::ServiceExt::oneshot(svc.clone(), streamed)
+    let res = tower::ServiceExt::oneshot(svc.clone(), local(streamed))
         .await
         .unwrap();
     assert_eq!(res.status(), StatusCode::PAYLOAD_TOO_LARGE);
@@ -545,7 +545,9 @@ async fn oversized_bodies_get_413() {
         .header("content-type", "application/json")
         .body(StreamBody::new(futures_util::stream::iter(failing)))
         .unwrap();
-    let res = tower::ServiceExt::oneshot(svc.clone(), req).await.unwrap();
+    let res = tower::ServiceExt::oneshot(svc.clone(), local(req))
+        .await
+        .unwrap();
     assert_eq!(res.status(), StatusCode::BAD_REQUEST);
 
     // Just under the limit is fine; a smaller configured limit applies.

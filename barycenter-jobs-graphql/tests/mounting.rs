@@ -7,8 +7,9 @@ mod common;
 use std::net::SocketAddr;
 
 use axum::Router;
+use axum::extract::ConnectInfo;
 use axum::routing::get;
-use barycenter_jobs_graphql::AdminService;
+use barycenter_jobs_graphql::{AdminService, PeerAddr};
 use common::*;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
@@ -74,20 +75,31 @@ async fn http_get(addr: SocketAddr, path_and_query: &str) -> HttpAnswer {
     exchange(addr, &head, b"").await
 }
 
-/// Serve `svc` with hyper directly: `TokioIo` + `http1` + a `service_fn` adapter.
+/// Serve `svc` with hyper directly: `TokioIo` + `http1` + a `service_fn` adapter that
+/// attaches the connection's [`PeerAddr`], as the crate documents.
 async fn serve_with_hyper(svc: AdminService) -> (SocketAddr, tokio::task::JoinHandle<()>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    serve_with_hyper_on("127.0.0.1:0", svc).await
+}
+
+/// [`serve_with_hyper`] on `listen`.
+async fn serve_with_hyper_on(
+    listen: &str,
+    svc: AdminService,
+) -> (SocketAddr, tokio::task::JoinHandle<()>) {
+    let listener = TcpListener::bind(listen).await.unwrap();
     let addr = listener.local_addr().unwrap();
     let server = tokio::spawn(async move {
         loop {
-            let Ok((stream, _)) = listener.accept().await else {
+            let Ok((stream, peer)) = listener.accept().await else {
                 return;
             };
             let svc = svc.clone();
             tokio::spawn(async move {
-                let hyper_svc = hyper::service::service_fn(move |req: http::Request<Incoming>| {
-                    svc.clone().oneshot(req)
-                });
+                let hyper_svc =
+                    hyper::service::service_fn(move |mut req: http::Request<Incoming>| {
+                        req.extensions_mut().insert(PeerAddr(peer));
+                        svc.clone().oneshot(req)
+                    });
                 let _ = hyper::server::conn::http1::Builder::new()
                     .serve_connection(TokioIo::new(stream), hyper_svc)
                     .await;
@@ -170,7 +182,17 @@ async fn served_by_hyper_answers_the_seed_curl_command() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nested_in_an_axum_router() {
     let f = Fixture::seed_only().await;
-    let admin = f.builder().graphiql_from_cdn().build();
+    // axum's `ConnectInfo` copied into our `PeerAddr`, as the crate documents.
+    let admin = tower::ServiceBuilder::new()
+        .map_request(|mut req: axum::extract::Request| {
+            if let Some(ConnectInfo(peer)) =
+                req.extensions().get::<ConnectInfo<SocketAddr>>().copied()
+            {
+                req.extensions_mut().insert(PeerAddr(peer));
+            }
+            req
+        })
+        .service(f.builder().graphiql_from_cdn().build());
     let app = Router::new()
         .route("/health", get(|| async { "ok" }))
         .nest_service("/admin/jobs", admin);
@@ -191,7 +213,11 @@ async fn nested_in_an_axum_router() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let server = tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
+        let _ = axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await;
     });
 
     let answer = curl_post(addr, "/admin/jobs", SEED_CURL_BODY).await;
@@ -272,12 +298,14 @@ async fn seed_curl_command_verbatim() {
     let f = Fixture::seed_only().await;
     let svc = f.service();
     let server = tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
+        while let Ok((stream, peer)) = listener.accept().await {
             let svc = svc.clone();
             tokio::spawn(async move {
-                let hyper_svc = hyper::service::service_fn(move |req: http::Request<Incoming>| {
-                    svc.clone().oneshot(req)
-                });
+                let hyper_svc =
+                    hyper::service::service_fn(move |mut req: http::Request<Incoming>| {
+                        req.extensions_mut().insert(PeerAddr(peer));
+                        svc.clone().oneshot(req)
+                    });
                 let _ = hyper::server::conn::http1::Builder::new()
                     .serve_connection(TokioIo::new(stream), hyper_svc)
                     .await;
@@ -300,5 +328,143 @@ async fn seed_curl_command_verbatim() {
         json!({ "data": { "availableJobs": seed_available_jobs() } })
     );
     server.abort();
+    f.shutdown().await;
+}
+
+/// The item of issue 22: no token, the service reachable on a network address, and a client
+/// on another address of the machine that writes `Host: localhost`. It gets no data and
+/// changes nothing; the same request from 127.0.0.1 is served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unauthenticated_use_refuses_a_remote_client_whatever_its_host() {
+    let Some(ip) = barycenter_jobs_test_support::non_loopback_addr_or_skip(
+        "unauthenticated_use_refuses_a_remote_client_whatever_its_host",
+    ) else {
+        return;
+    };
+    let f = Fixture::seed_only().await;
+    let any = if ip.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" };
+    let (bound, server) = serve_with_hyper_on(any, f.service()).await;
+    let remote = SocketAddr::new(ip, bound.port());
+    let local = SocketAddr::new(
+        if ip.is_ipv4() {
+            std::net::Ipv4Addr::LOCALHOST.into()
+        } else {
+            std::net::Ipv6Addr::LOCALHOST.into()
+        },
+        bound.port(),
+    );
+    let pause =
+        r#"{"query": "mutation { pauseJob(jobName: \"cleanup_expired_sessions\") { success } }"}"#;
+    let post_as = |to: SocketAddr, host: &'static str, body: &'static str| async move {
+        let head = format!(
+            "POST /admin/jobs HTTP/1.1\nHost: {host}\nContent-Type: application/json\n\
+             Content-Length: {}\nConnection: close\n\n",
+            body.len()
+        );
+        exchange(to, &head, body.as_bytes()).await
+    };
+
+    for host in ["localhost", "localhost:8081", "127.0.0.1"] {
+        let answer = post_as(remote, host, pause).await;
+        assert_eq!(answer.status, 403, "{host}: {}", answer.body);
+        let body = answer.json();
+        assert!(body.get("data").is_none(), "{body}");
+        assert!(
+            body["errors"][0]["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("client not allowed"),
+            "{body}"
+        );
+        let answer = post_as(remote, host, SEED_CURL_BODY).await;
+        assert_eq!(answer.status, 403, "{host}: {}", answer.body);
+        assert!(answer.json().get("data").is_none());
+        for path in [
+            "/admin/jobs/ui",
+            "/admin/jobs/health",
+            "/admin/jobs/metrics",
+        ] {
+            let head = format!("GET {path} HTTP/1.1\nHost: {host}\nConnection: close\n\n");
+            assert_eq!(exchange(remote, &head, b"").await.status, 403, "{path}");
+        }
+    }
+
+    // Nothing changed: the job is not paused, as a local client sees.
+    let state = r#"{"query": "{ availableJobs { name paused } }"}"#;
+    let answer = post_as(local, "localhost", state).await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    let jobs = answer.json()["data"]["availableJobs"].clone();
+    assert!(
+        jobs.as_array()
+            .unwrap()
+            .iter()
+            .all(|j| j["paused"] == json!(false)),
+        "{jobs}"
+    );
+    // The local client may pause it: the refusal above was the peer, not the request.
+    let answer = post_as(local, "localhost", pause).await;
+    assert_eq!(
+        answer.json(),
+        json!({ "data": { "pauseJob": { "success": true } } })
+    );
+
+    // Locally too: no `Host` at all, or a proxy's forwarding header, is refused.
+    let head = "GET /admin/jobs/ui HTTP/1.1\nConnection: close\n\n";
+    let answer = exchange(local, head, b"").await;
+    assert_eq!(answer.status, 403);
+    assert!(
+        answer.json()["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("host not allowed")
+    );
+    let head = "GET /admin/jobs/ui HTTP/1.1\nHost: localhost\nX-Forwarded-For: 192.0.2.77\n\
+                Connection: close\n\n";
+    assert_eq!(exchange(local, head, b"").await.status, 403);
+
+    server.abort();
+    f.shutdown().await;
+}
+
+/// A host that attaches no [`PeerAddr`] (here axum without the `ConnectInfo` copy): with
+/// unauthenticated use allowed, nothing is served, even to 127.0.0.1 with `Host: localhost`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unauthenticated_use_without_a_peer_address_is_refused() {
+    let f = Fixture::seed_only().await;
+    let app = Router::new().nest_service("/admin/jobs", f.service());
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    let answer = curl_post(addr, "/admin/jobs", SEED_CURL_BODY).await;
+    assert_eq!(answer.status, 403, "{}", answer.body);
+    assert!(answer.json().get("data").is_none());
+    assert!(
+        answer.json()["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("did not attach")
+    );
+    // A token still works: the peer address matters to unauthenticated use only.
+    let tokened = f
+        .builder_closed()
+        .bearer_token("t0ken-of-some-length")
+        .build();
+    let app = Router::new().nest_service("/admin/jobs", tokened);
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr2 = listener.local_addr().unwrap();
+    let server2 = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    let head = format!(
+        "POST /admin/jobs HTTP/1.1\nHost: {addr2}\nAuthorization: Bearer t0ken-of-some-length\n\
+         Content-Type: application/json\nContent-Length: {}\nConnection: close\n\n",
+        SEED_CURL_BODY.len()
+    );
+    let answer = exchange(addr2, &head, SEED_CURL_BODY.as_bytes()).await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    server.abort();
+    server2.abort();
     f.shutdown().await;
 }

@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use barycenter_jobs_benches::{Args, Summary, Table, f, history, median, ms};
 use barycenter_jobs_core::{Database, JobConfig, Registry, Scheduler, SchedulerConfig};
-use barycenter_jobs_graphql::AdminService;
+use barycenter_jobs_graphql::{AdminService, PeerAddr};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -164,14 +164,16 @@ fn main() {
 
 async fn serve_ours(listener: TcpListener, admin: AdminService) {
     loop {
-        let Ok((stream, _)) = listener.accept().await else {
+        let Ok((stream, peer)) = listener.accept().await else {
             continue;
         };
         let _ = stream.set_nodelay(true);
         let admin = admin.clone();
         tokio::spawn(async move {
             let io = hyper_util::rt::TokioIo::new(stream);
-            let service = hyper::service::service_fn(move |req| {
+            let service = hyper::service::service_fn(move |mut req: http::Request<_>| {
+                // Unauthenticated use serves loopback peers only, known by this extension.
+                req.extensions_mut().insert(PeerAddr(peer));
                 let mut admin = admin.clone();
                 async move { tower_service::Service::call(&mut admin, req).await }
             });

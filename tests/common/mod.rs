@@ -183,11 +183,23 @@ pub fn http(
     headers: &[(&str, &str)],
 ) -> (u16, String) {
     let addr = host_port(url);
+    http_as(addr, addr, method, path, body, headers)
+}
+
+/// [`http`] to `addr` (`HOST:PORT`), saying `Host: host`, as any client may.
+pub fn http_as(
+    addr: &str,
+    host: &str,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+    headers: &[(&str, &str)],
+) -> (u16, String) {
     let mut stream = TcpStream::connect(addr).unwrap();
     stream
         .set_read_timeout(Some(Duration::from_secs(30)))
         .unwrap();
-    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n");
     for (k, v) in headers {
         req.push_str(&format!("{k}: {v}\r\n"));
     }

@@ -257,19 +257,44 @@ impl AdminServiceBuilder {
     }
 
     /// Serve requests without credentials, as the principal `anonymous` with the operate
-    /// role, **only** when their `Host` header is a loopback name (`localhost`,
-    /// `*.localhost`, `127.0.0.0/8`, `[::1]`, any port) or one given to
-    /// [`allow_host`](Self::allow_host); others get 403. That stops a web page from reaching
-    /// the service through DNS rebinding. Without this call and without any authorization,
-    /// the service refuses every request (closed by default). With bearer tokens or a
-    /// check configured, requests without credentials are refused regardless.
+    /// role, to clients on this machine only. For development and single-machine setups;
+    /// anything reachable from a network wants a token or a check.
+    ///
+    /// What it trusts, exactly: the **connection's peer address**, which the host attaches
+    /// as a [`PeerAddr`](super::PeerAddr) extension when it accepts the connection (see its
+    /// docs for hyper and axum), and nothing the client writes. Every request, on every path
+    /// (the dashboard and GraphiQL pages included), is refused with 403, a JSON error body
+    /// and a `tracing` warning naming the peer and the `Host`, unless
+    ///
+    /// 1. it carries a [`PeerAddr`](super::PeerAddr) that is a loopback address
+    ///    (`127.0.0.0/8`, `::1`, or `::ffff:127.x.x.x` from a dual-stack socket). A request
+    ///    from any other address is refused **whatever its `Host` says**; a request without
+    ///    a [`PeerAddr`](super::PeerAddr) (a host that does not attach it, an in-process
+    ///    call) is refused too, since its origin is unknown;
+    /// 2. it has no `Forwarded`, `X-Forwarded-For` or `X-Real-IP` header: behind a reverse
+    ///    proxy on this machine every client looks like a loopback peer, and a proxy that
+    ///    says so is refused. A proxy that forwards silently cannot be told apart from a
+    ///    local client: **do not put a proxy that faces a network in front of unauthenticated
+    ///    use**;
+    /// 3. it names exactly one `Host` (or, in HTTP/2, an `:authority`) that is a loopback
+    ///    name (`localhost`, `*.localhost`, `127.0.0.0/8`, `[::1]`, any port) or one given
+    ///    to [`allow_host`](Self::allow_host). A request with no `Host` is refused. This check
+    ///    is not about where the client is (the peer check is): it stops a web page in a
+    ///    local browser from reaching the service by rebinding its own DNS name to 127.0.0.1,
+    ///    since the browser still sends the page's name.
+    ///
+    /// Without this call and without any authorization, the service refuses every request
+    /// (closed by default). With bearer tokens or a check configured as well, requests
+    /// without credentials are refused regardless, and these rules still apply to every
+    /// request, so a token does not get through them either.
     pub fn allow_unauthenticated(mut self) -> Self {
         self.auth.allow_unauthenticated();
         self
     }
 
     /// A host name (port optional and ignored) that unauthenticated use also answers, beside
-    /// the loopback names; see [`allow_unauthenticated`](Self::allow_unauthenticated).
+    /// the loopback names; see [`allow_unauthenticated`](Self::allow_unauthenticated). It
+    /// widens the `Host` check only: the peer must still be a loopback address.
     pub fn allow_host(mut self, host: &str) -> Self {
         self.auth.allow_host(host);
         self

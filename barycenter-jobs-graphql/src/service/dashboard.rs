@@ -4,9 +4,10 @@
 //!
 //! The page holds no data: its script asks the GraphQL endpoint, with the bearer token the
 //! operator typed (kept in `sessionStorage`), over `POST` and JSON. So the page and its assets
-//! are served **without** authorization, like the GraphiQL page; the loopback `Host` check
-//! of [`allow_unauthenticated`](super::AdminServiceBuilder::allow_unauthenticated) still
-//! applies to them, as to every path. Every answer carries a strict
+//! are served **without** authorization, like the GraphiQL page; the loopback peer and
+//! `Host` checks of
+//! [`allow_unauthenticated`](super::AdminServiceBuilder::allow_unauthenticated) still apply
+//! to them, as to every path. Every answer carries a strict
 //! `Content-Security-Policy` (only this origin, no inline script or style, no framing),
 //! `X-Content-Type-Options: nosniff` and `Referrer-Policy: no-referrer`.
 //!

@@ -37,7 +37,7 @@
 //! | `POST` body that is not JSON or not a GraphQL request; empty or oversized batch | 400  |
 //! | body over the limit (default 1 MiB)                              | 413                          |
 //! | missing or wrong credentials                                     | 401, `WWW-Authenticate: Bearer` |
-//! | no authorization configured; foreign `Host` when unauthenticated | 403                          |
+//! | no authorization configured; when unauthenticated: a peer that is not loopback or unknown, a forwarded request, a missing or foreign `Host` | 403 |
 //! | more than 10 mutations in the request (batch included)           | 400                          |
 //! | other methods on the GraphQL path                                | 405, `Allow: GET, POST`      |
 //! | `GET` on the playground path (GraphiQL enabled)                  | 200, HTML                    |
@@ -67,16 +67,22 @@
 //!   their own OAuth access tokens and scopes (or sessions, or client certificates); it runs
 //!   when no configured token matched.
 //! - **Closed by default**: with neither configured, every request is refused with 403.
-//!   [`allow_unauthenticated`] serves requests without credentials as `anonymous` (operate),
-//!   but only those whose `Host` header is a loopback name (`localhost`, `*.localhost`,
-//!   `127.0.0.0/8`, `[::1]`) or a host given to [`allow_host`]; any other `Host` gets 403 on
-//!   every path, so a web page cannot reach the service by rebinding its own DNS name to
-//!   127.0.0.1. A request with no `Host` at all (in-process) passes.
+//!   [`allow_unauthenticated`] serves requests without credentials as `anonymous`
+//!   (operate) to clients on this machine only: it trusts the connection's peer address,
+//!   which the host attaches as a [`PeerAddr`] extension, and not the `Host` header, which
+//!   the client writes. A request is refused with 403 (and a `tracing` warning) on every
+//!   path unless its [`PeerAddr`] is loopback, it carries no `Forwarded` /
+//!   `X-Forwarded-For` / `X-Real-IP` header, and its one `Host` is a loopback name
+//!   (`localhost`, `*.localhost`, `127.0.0.0/8`, `[::1]`) or a host given to
+//!   [`allow_host`] (against DNS rebinding by a page in a local browser). A request with no
+//!   [`PeerAddr`] or no `Host` is refused: a host that does not attach the peer address
+//!   gets a closed door, not an open one.
 //!
 //! Missing or wrong credentials get 401 with `WWW-Authenticate: Bearer`; a check's
 //! [`Denied::Forbidden`] gets 403. The GraphiQL page and the dashboard are static files
 //! that hold no data (their queries go through the GraphQL path with a bearer token), so a
-//! browser loads them without credentials; the foreign-`Host` check applies to them too.
+//! browser loads them without credentials; the checks of unauthenticated use apply to
+//! them too.
 //!
 //! # GraphiQL
 //!
@@ -161,6 +167,7 @@
 //! [`bearer_token_for`]: AdminServiceBuilder::bearer_token_for
 //! [`allow_unauthenticated`]: AdminServiceBuilder::allow_unauthenticated
 //! [`allow_host`]: AdminServiceBuilder::allow_host
+//! [`PeerAddr`]: crate::service::PeerAddr
 //! [`disable_playground`]: AdminServiceBuilder::disable_playground
 //! [`disable_introspection`]: AdminServiceBuilder::disable_introspection
 
@@ -173,7 +180,7 @@ mod metrics;
 #[allow(clippy::module_inception)]
 mod service;
 
-pub use auth::{AuthorizeFn, Denied, Principal, Role};
+pub use auth::{AuthorizeFn, Denied, PeerAddr, Principal, Role};
 pub use builder::{
     AdminServiceBuilder, DEFAULT_BODY_LIMIT, DEFAULT_COMPLEXITY_LIMIT, DEFAULT_DEPTH_LIMIT,
     DEFAULT_MAX_BATCH, DEFAULT_MAX_MUTATIONS, DEFAULT_MOUNT_PATH, DEFAULT_PLAYGROUND_PATH,

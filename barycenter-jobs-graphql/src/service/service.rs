@@ -18,7 +18,7 @@ use http_body::Body;
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use tower_service::Service;
 
-use super::auth::{Authorization, Principal, Refusal};
+use super::auth::{Authorization, Host, PeerAddr, Principal, Refusal, request_host};
 use super::builder::AdminServiceBuilder;
 use super::future::ResponseFuture;
 use crate::metrics::Metrics;
@@ -164,13 +164,11 @@ impl Inner {
         B::Error: Into<BoxError>,
     {
         let (parts, body) = req.into_parts();
-        // Before routing: a page that rebinds its own name to this host is refused whatever
-        // it asks for.
-        if self.auth.foreign_host(&parts) {
-            return error_response(
-                StatusCode::FORBIDDEN,
-                "host not allowed: unauthenticated use answers loopback hosts only",
-            );
+        // Before routing: with unauthenticated use allowed, a client that is not on this
+        // machine, or a page that rebinds its own name to this host, is refused whatever it
+        // asks for.
+        if let Err(refusal) = self.auth.gate(&parts) {
+            return refused_at_gate(&parts, refusal);
         }
         match self.route(parts.uri.path()) {
             Route::NotFound => error_response(StatusCode::NOT_FOUND, "not found"),
@@ -467,7 +465,51 @@ fn refused(refusal: Refusal) -> Response<Full<Bytes>> {
             StatusCode::FORBIDDEN,
             "host not allowed: unauthenticated use answers loopback hosts only",
         ),
+        Refusal::MissingHost => error_response(
+            StatusCode::FORBIDDEN,
+            "host not allowed: unauthenticated use needs a Host header naming a loopback host",
+        ),
+        Refusal::ForeignPeer => error_response(
+            StatusCode::FORBIDDEN,
+            "client not allowed: unauthenticated use answers clients on this machine only; configure a bearer token to serve others",
+        ),
+        Refusal::UnknownPeer => error_response(
+            StatusCode::FORBIDDEN,
+            "client not allowed: unauthenticated use needs the client's address, which the server did not attach",
+        ),
+        Refusal::Forwarded => error_response(
+            StatusCode::FORBIDDEN,
+            "client not allowed: unauthenticated use answers direct clients on this machine only, not requests forwarded by a proxy",
+        ),
     }
+}
+
+/// A request the unauthenticated-use gate refused: logged (who asked, under which name;
+/// never a credential), then answered as [`refused`] does.
+fn refused_at_gate(parts: &Parts, refusal: Refusal) -> Response<Full<Bytes>> {
+    let peer = parts.extensions.get::<PeerAddr>().map(|p| p.0);
+    // The client writes `Host`: logged with Debug (escaped) and cut short.
+    let host = match request_host(parts) {
+        Host::Name(name) => Some(name.chars().take(128).collect::<String>()),
+        Host::Missing | Host::Unreadable => None,
+    };
+    if refusal == Refusal::UnknownPeer {
+        tracing::warn!(
+            ?host,
+            path = %parts.uri.path(),
+            "admin request refused: unauthenticated use is allowed but the server attached no \
+             PeerAddr to the request, so its client cannot be told apart from a remote one"
+        );
+    } else {
+        tracing::warn!(
+            ?peer,
+            ?host,
+            reason = ?refusal,
+            path = %parts.uri.path(),
+            "unauthenticated admin request refused"
+        );
+    }
+    refused(refusal)
 }
 
 fn unauthorized() -> Response<Full<Bytes>> {

@@ -11,7 +11,7 @@ use barycenter_jobs_core::{
     Database, Job, JobContext, JobError, JobOutput, ManualClock, Registry, Scheduler,
     SchedulerHandle, async_trait,
 };
-use barycenter_jobs_graphql::{AdminService, AdminServiceBuilder};
+use barycenter_jobs_graphql::{AdminService, AdminServiceBuilder, PeerAddr};
 use barycenter_jobs_test_support::TestDb;
 use bytes::Bytes;
 use chrono::{TimeZone, Utc};
@@ -169,6 +169,11 @@ impl Fixture {
         AdminService::builder(self.handle.clone()).allow_unauthenticated()
     }
 
+    /// A builder with no authorization at all (closed until a token or check is added).
+    pub fn builder_closed(&self) -> AdminServiceBuilder {
+        AdminService::builder(self.handle.clone())
+    }
+
     pub fn service(&self) -> AdminService {
         self.builder().build()
     }
@@ -244,8 +249,35 @@ impl Answer {
     }
 }
 
-/// Send `req` through `svc` with `oneshot`.
+/// Send `req` through `svc` with `oneshot`, as a local client does over HTTP/1.1: from the
+/// loopback peer 127.0.0.1:50000 and with `Host: localhost`, unless `req` already names a
+/// peer or a host.
 pub async fn send<S>(svc: S, req: Request<Full<Bytes>>) -> Answer
+where
+    S: tower::Service<Request<Full<Bytes>>, Response = http::Response<Full<Bytes>>>,
+    S::Error: std::fmt::Debug,
+{
+    send_raw(svc, local(req)).await
+}
+
+/// `req` as a local client sends it: from the loopback peer 127.0.0.1:50000 and with
+/// `Host: localhost`, unless it already names a peer or a host.
+pub fn local<B>(mut req: Request<B>) -> Request<B> {
+    if req.extensions().get::<PeerAddr>().is_none() {
+        req.extensions_mut()
+            .insert(PeerAddr(([127, 0, 0, 1], 50000).into()));
+    }
+    if !req.headers().contains_key(http::header::HOST) {
+        req.headers_mut().insert(
+            http::header::HOST,
+            http::HeaderValue::from_static("localhost"),
+        );
+    }
+    req
+}
+
+/// Send `req` through `svc` with `oneshot` as it is: no peer address, no `Host` added.
+pub async fn send_raw<S>(svc: S, req: Request<Full<Bytes>>) -> Answer
 where
     S: tower::Service<Request<Full<Bytes>>, Response = http::Response<Full<Bytes>>>,
     S::Error: std::fmt::Debug,

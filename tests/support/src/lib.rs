@@ -30,6 +30,9 @@
 //! The scheduler tests share [`run_now`] (trigger a job and wait for its row), [`eventually`]
 //! (poll a condition with a deadline), [`has_execution`] (a history row that matches) and
 //! [`open_rows`] (history rows left without an end).
+//!
+//! [`non_loopback_addr`] finds an address of this machine to connect through as a remote
+//! client would.
 
 pub mod proxy;
 
@@ -118,6 +121,61 @@ fn in_ci() -> bool {
     std::env::var("CI")
         .map(|v| v == "true" || v == "1")
         .unwrap_or(false)
+}
+
+/// An address of this machine that is not loopback, for tests that must reach a server the
+/// way another machine would (the kernel reports the peer as that address, not 127.0.0.1).
+///
+/// Found without sending anything: a UDP socket `connect`ed to a private address only asks
+/// the routing table which local address it would use (UDP's connect sends no packet);
+/// without a route, the addresses `ip -o addr` lists. An address counts only if a socket
+/// can be bound to it, which proves it is this machine's.
+pub fn non_loopback_addr() -> Option<std::net::IpAddr> {
+    use std::net::{IpAddr, TcpListener, UdpSocket};
+    let usable = |ip: IpAddr| {
+        !ip.is_loopback()
+            && !ip.is_unspecified()
+            // Link-local IPv6 needs a scope id to connect to; skip it.
+            && !matches!(ip, IpAddr::V6(v6) if v6.segments()[0] & 0xffc0 == 0xfe80)
+            && TcpListener::bind((ip, 0)).is_ok()
+    };
+    let routed = [
+        ("0.0.0.0:0", "10.255.255.254:9"),
+        ("[::]:0", "[fd00::ffff]:9"),
+    ]
+    .into_iter()
+    .filter_map(|(local, remote)| {
+        let socket = UdpSocket::bind(local).ok()?;
+        socket.connect(remote).ok()?;
+        Some(socket.local_addr().ok()?.ip())
+    });
+    let listed = std::process::Command::new("ip")
+        .args(["-o", "addr"])
+        .output()
+        .ok()
+        .map(|out| String::from_utf8_lossy(&out.stdout).into_owned())
+        .unwrap_or_default();
+    let listed = listed.lines().filter_map(|line| {
+        // `4: eth0    inet 192.0.2.2/24 brd ...`
+        let mut words = line.split_whitespace();
+        words.find(|w| *w == "inet" || *w == "inet6")?;
+        words.next()?.split('/').next()?.parse::<IpAddr>().ok()
+    });
+    routed.chain(listed).find(|ip| usable(*ip))
+}
+
+/// [`non_loopback_addr`], or `None` after saying why the calling test is skipped; under
+/// `CI=true` a machine without one fails the test instead, so CI cannot pass it unrun.
+pub fn non_loopback_addr_or_skip(test: &str) -> Option<std::net::IpAddr> {
+    let found = non_loopback_addr();
+    if found.is_none() {
+        assert!(
+            !in_ci(),
+            "{test}: this machine has no non-loopback address, and CI=true requires one"
+        );
+        eprintln!("skipping {test}: this machine has no non-loopback address to connect through");
+    }
+    found
 }
 
 /// A fresh SQLite database in a temporary directory.
