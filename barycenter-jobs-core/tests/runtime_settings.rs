@@ -516,7 +516,58 @@ async fn in_memory_scheduler_applies_settings_locally() {
     h.shutdown(Duration::from_secs(5)).await.unwrap();
 }
 
+/// Table names changed in the configuration after the first start: the next start creates
+/// the renamed settings, audit, registry and lease tables (migrations are recorded per
+/// table), and everything that lives in them works: a pause, its audit entry, health's
+/// first-seen dates, a coordinated run.
+async fn renamed_tables_are_created_on_next_start(t: &TestDb) {
+    let log = RunLog::default();
+    let first = Scheduler::builder(registry(&log, "first"), t.db.clone())
+        .config(config("first"))
+        .start()
+        .await
+        .unwrap();
+    first.shutdown(Duration::from_secs(5)).await.unwrap();
+
+    let mut renamed = config("second");
+    let name = |s: &str| barycenter_jobs_core::Identifier::new(s).unwrap();
+    renamed.tables.settings = name("ops_job_settings");
+    renamed.tables.audit = name("ops_job_audit");
+    renamed.tables.registry = name("ops_job_registry");
+    renamed.tables.leases = name("ops_job_leases");
+    let h = Scheduler::builder(registry(&log, "second"), t.db.clone())
+        .config(renamed)
+        .start()
+        .await
+        .expect("starts with renamed tables");
+    let paused = h.pause("a", "erin").await.unwrap();
+    assert!(paused.paused);
+    let audit = h
+        .audit_log(&AuditQuery {
+            job_name: Some("a".into()),
+            limit: 10,
+        })
+        .await
+        .unwrap();
+    assert_eq!(audit.len(), 1, "{audit:?}");
+    assert_eq!(audit[0].actor, "erin");
+    let health = h.health().await.unwrap();
+    assert!(health.job("a").unwrap().first_seen_at.is_some());
+    let run = h.trigger("countable").await.unwrap().wait().await.unwrap();
+    assert_eq!(run.records_processed, Some(7));
+    for table in [
+        "ops_job_settings",
+        "ops_job_audit",
+        "ops_job_registry",
+        "ops_job_leases",
+    ] {
+        barycenter_jobs_test_support::raw(&t.db, &format!("SELECT COUNT(*) FROM {table}")).await;
+    }
+    h.shutdown(Duration::from_secs(5)).await.unwrap();
+}
+
 backend_tests!(
+    renamed_tables_are_created_on_next_start,
     settings_precedence_validation_and_audit,
     paused_job_is_not_fired_but_runs_by_hand,
     dry_runs,

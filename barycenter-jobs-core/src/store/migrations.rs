@@ -3,8 +3,9 @@
 //! Each step is written so that running it against a database where it already happened (or
 //! half happened, or another replica is running it at the same moment) is harmless: tables and
 //! indexes are created only if missing, and a column is added only after checking that it is
-//! not there. Applied versions are recorded in `barycenter_jobs_migrations`, keyed by the
-//! execution table's name so two differently-named histories can share one database.
+//! not there. Applied versions are recorded in `barycenter_jobs_migrations`, keyed by the name of
+//! the table each one creates or changes, so two differently-named histories can share one
+//! database, and a table renamed in the configuration is created under its new name.
 
 use chrono::Utc;
 use sea_query::{ColumnDef, Expr, ExprTrait, Index, Query, Table};
@@ -24,30 +25,54 @@ type Step =
         &'a TableNames,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<()>> + Send + 'a>>;
 
+/// The table a migration creates or changes: its applied version is recorded under that
+/// table's name, so a table renamed in the configuration after the first start (`[tables]
+/// settings`, `audit`, `registry`, `leases`) is created under its new name on the next
+/// start, while the others are not migrated again.
+type Target = fn(&TableNames) -> &Identifier;
+
+fn executions(t: &TableNames) -> &Identifier {
+    &t.executions
+}
+
 /// All migrations, in order. Never edit a released one: add a new version.
-const MIGRATIONS: &[(i64, &str, Step)] = &[
-    (1, "create_job_executions", |db, t| {
+const MIGRATIONS: &[(i64, &str, Target, Step)] = &[
+    (1, "create_job_executions", executions, |db, t| {
         Box::pin(create_executions(db, t))
     }),
-    (2, "add_execution_detail_columns", |db, t| {
+    (2, "add_execution_detail_columns", executions, |db, t| {
         Box::pin(add_detail_columns(db, t))
     }),
-    (3, "add_execution_indexes", |db, t| {
+    (3, "add_execution_indexes", executions, |db, t| {
         Box::pin(add_indexes(db, t))
     }),
-    (4, "create_job_leases", |db, t| {
-        Box::pin(create_leases(db, t))
-    }),
-    (5, "create_job_settings", |db, t| {
-        Box::pin(create_settings(db, t))
-    }),
-    (6, "create_job_audit", |db, t| Box::pin(create_audit(db, t))),
-    (7, "add_execution_job_outcome_index", |db, t| {
+    (
+        4,
+        "create_job_leases",
+        |t| &t.leases,
+        |db, t| Box::pin(create_leases(db, t)),
+    ),
+    (
+        5,
+        "create_job_settings",
+        |t| &t.settings,
+        |db, t| Box::pin(create_settings(db, t)),
+    ),
+    (
+        6,
+        "create_job_audit",
+        |t| &t.audit,
+        |db, t| Box::pin(create_audit(db, t)),
+    ),
+    (7, "add_execution_job_outcome_index", executions, |db, t| {
         Box::pin(add_job_outcome_index(db, t))
     }),
-    (8, "create_job_registry", |db, t| {
-        Box::pin(create_registry(db, t))
-    }),
+    (
+        8,
+        "create_job_registry",
+        |t| &t.registry,
+        |db, t| Box::pin(create_registry(db, t)),
+    ),
 ];
 
 /// The newest schema version this build knows.
@@ -101,22 +126,27 @@ pub(crate) async fn run_scope(
     )
     .await?;
 
-    let scope = tables.executions.as_str().to_owned();
-    let applied: Vec<i64> = db
+    // (table, version) pairs: a handful of rows per table set.
+    let applied: Vec<(String, i64)> = db
         .fetch_all(
             Query::select()
-                .column(Migrations::Version)
-                .from(book.clone())
-                .and_where(Expr::col(Migrations::Scope).eq(scope.clone())),
+                .columns([Migrations::Scope, Migrations::Version])
+                .from(book.clone()),
         )
         .await?
         .iter()
-        .map(|r| r.i64("version"))
+        .map(|r| {
+            Ok((
+                r.opt_string("scope")?.unwrap_or_default(),
+                r.i64("version")?,
+            ))
+        })
         .collect::<Result<_>>()?;
 
     let mut ran = Vec::new();
-    for (version, name, step) in MIGRATIONS {
-        if applied.contains(version)
+    for (version, name, target, step) in MIGRATIONS {
+        let scope = target(tables).as_str().to_owned();
+        if applied.iter().any(|(s, v)| *s == scope && v == version)
             || (which == Scope::ControlOnly && !CONTROL_VERSIONS.contains(version))
         {
             continue;
@@ -150,7 +180,7 @@ pub(crate) async fn run_scope(
         {
             return Err(e);
         }
-        tracing::info!(version, name, table = %tables.executions, "applied migration");
+        tracing::info!(version, name, table = %scope, "applied migration");
         ran.push(*version);
     }
     Ok(ran)
