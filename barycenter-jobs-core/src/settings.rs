@@ -445,6 +445,18 @@ impl SettingsStore {
         self.db.insert_returning_id(&stmt, "id").await
     }
 
+    /// Replace the detail of audit entry `id` (an entry written before its change, completed
+    /// with the outcome once the change is made).
+    pub async fn complete_audit(&self, id: i64, detail: &str) -> Result<()> {
+        let stmt = Query::update()
+            .table(self.audit.clone())
+            .value(Audit::Detail, detail)
+            .and_where(Expr::col(Audit::Id).eq(id))
+            .to_owned();
+        self.db.execute(&stmt).await?;
+        Ok(())
+    }
+
     /// Audit entries matching `query`, newest first.
     pub async fn audit_log(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>> {
         let mut q = Query::select();

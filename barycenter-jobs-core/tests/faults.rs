@@ -63,6 +63,11 @@ enum RowLock {
 impl RowLock {
     async fn take(t: &TestDb, job: &str) -> RowLock {
         let select = format!("SELECT token FROM job_leases WHERE job_name = '{job}' FOR UPDATE");
+        Self::take_with(t, &select).await
+    }
+
+    /// Lock the rows `select` (a `SELECT ... FOR UPDATE`) reads.
+    async fn take_with(t: &TestDb, select: &str) -> RowLock {
         match t.backend() {
             Backend::Sqlite => {
                 let mut c = sqlx::SqliteConnection::connect(&t.url).await.unwrap();
@@ -525,6 +530,80 @@ async fn dead_holders_run_is_closed_by_the_next_run(t: &TestDb) {
     drop(run);
     handle.shutdown(Duration::from_millis(200)).await.unwrap();
 }
+
+/// A pause whose request is dropped while its write waits on a locked settings row (the
+/// client reset the connection, a tower timeout fired): the change still completes once
+/// the lock is gone, and its audit entry says so. Before, the audit row was written after
+/// the change inside the request's future: the UPDATE already sent went through, the audit
+/// row never came, and the job was paused with no entry naming who did it.
+async fn dropped_request_leaves_no_unaudited_change(t: &TestDb) {
+    let registry = Registry::builder()
+        .register(ScriptedJob::new("j", "0 0 0 1 1 *", |_| async {
+            Ok(JobOutput::processed(1))
+        }))
+        .build()
+        .unwrap();
+    let handle = start(&t.db, registry, SchedulerConfig::default()).await;
+    // The job's settings row exists (a first change), so the pause is an UPDATE of it.
+    handle
+        .reschedule(
+            "j",
+            barycenter_jobs_core::RescheduleRequest::new().timeout_secs(60),
+            "setup",
+        )
+        .await
+        .unwrap();
+    let lock = RowLock::take_with(
+        t,
+        "SELECT paused FROM job_settings WHERE job_name = 'j' FOR UPDATE",
+    )
+    .await;
+    let request = tokio::spawn({
+        let handle = handle.clone();
+        async move { handle.pause("j", "mallory").await }
+    });
+    let audited = |detail: &'static str| {
+        let handle = handle.clone();
+        move || {
+            let handle = handle.clone();
+            async move {
+                handle
+                    .audit_log(&barycenter_jobs_core::AuditQuery {
+                        job_name: Some("j".into()),
+                        limit: 10,
+                    })
+                    .await
+                    .unwrap()
+                    .iter()
+                    .any(|e| e.actor == "mallory" && e.detail.as_deref() == Some(detail))
+            }
+        }
+    };
+    // The pause is under way (its entry is written first), its write blocked by the lock.
+    eventually(
+        Duration::from_secs(30),
+        "the pending audit entry",
+        audited("pending: paused"),
+    )
+    .await;
+    request.abort();
+    assert!(request.await.unwrap_err().is_cancelled());
+    lock.release().await;
+    eventually(
+        Duration::from_secs(30),
+        "the pause completed and audited",
+        audited("paused"),
+    )
+    .await;
+    let settings = barycenter_jobs_core::settings::SettingsStore::new(
+        t.db.clone(),
+        &barycenter_jobs_core::TableNames::default(),
+    );
+    assert_eq!(settings.get("j").await.unwrap().paused, Some(true));
+    handle.shutdown(Duration::from_secs(5)).await.unwrap();
+}
+
+backend_tests!([postgres, mysql] dropped_request_leaves_no_unaudited_change);
 
 backend_tests!(
     claim_reports_an_unclean_previous_holder,

@@ -208,7 +208,7 @@ impl SchedulerHandle {
         request: RescheduleRequest,
         actor: &str,
     ) -> Result<JobInfo> {
-        self.change(name, actor, Change::Reschedule(&request)).await
+        self.change(name, actor, Change::Reschedule(request)).await
     }
 
     /// Drop every runtime setting of `name`: host configuration and the job's defaults
@@ -217,7 +217,7 @@ impl SchedulerHandle {
         self.change(name, actor, Change::Reset).await
     }
 
-    async fn change(&self, name: &str, actor: &str, change: Change<'_>) -> Result<JobInfo> {
+    async fn change(&self, name: &str, actor: &str, change: Change) -> Result<JobInfo> {
         let slot = self.shared.change(name, actor, change).await?;
         Ok(slot.info(&self.shared))
     }

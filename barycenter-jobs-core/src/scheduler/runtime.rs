@@ -112,7 +112,7 @@ impl SlotState {
 
 impl Slot {
     /// The runtime settings in force with `change` applied to them.
-    fn runtime_after(&self, change: &Change<'_>) -> RuntimeSettings {
+    fn runtime_after(&self, change: &Change) -> RuntimeSettings {
         let mut runtime = self
             .state
             .lock()
@@ -161,12 +161,7 @@ impl Shared {
 
     /// Write a change of `name`'s settings, then apply what the table now holds here at
     /// once (other replicas follow within a poll interval).
-    async fn write(
-        self: &Arc<Self>,
-        name: &str,
-        actor: &str,
-        change: Change<'_>,
-    ) -> Result<Arc<Slot>> {
+    async fn write(self: &Arc<Self>, name: &str, actor: &str, change: Change) -> Result<Arc<Slot>> {
         let slot = self.slot(name)?.clone();
         let Some(store) = &self.settings else {
             // No database tables (history and coordination off): in this process only.
@@ -174,46 +169,100 @@ impl Shared {
             self.apply(&slot, runtime);
             return Ok(slot);
         };
-        match change {
+        match &change {
             Change::Reschedule(req) if req.is_empty() => return Ok(slot),
             other => store.set(name, actor, &other.assignments()).await?,
         }
-        let stored = store.get(name).await?;
-        self.apply(&slot, stored);
+        // The change is stored: from here on it is reported as applied. A failed re-read
+        // applies it here as this process computes it; the settings watch reloads the
+        // stored row within a poll interval.
+        match store.get(name).await {
+            Ok(stored) => self.apply(&slot, stored),
+            Err(e) => {
+                tracing::warn!(job = %name, error = %e, "change stored, re-read failed; applied as computed here until the next reload");
+                let runtime = slot.runtime_after(&change);
+                self.apply(&slot, runtime);
+            }
+        }
         Ok(slot)
     }
 
     /// Pause, resume, reschedule or reset `name`, and record it in the audit log whatever
     /// the outcome.
+    ///
+    /// No change without its audit entry: the entry is written *before* the change (its
+    /// detail says `pending: ...`) and completed with the outcome after it, and the whole
+    /// sequence runs in a task of its own, so a request dropped half-way (the client reset
+    /// the connection, a tower timeout fired) cannot stop a change between its write and
+    /// its audit row. Only a crash in between leaves an entry reading `pending`.
     pub(super) async fn change(
         self: &Arc<Self>,
         name: &str,
         actor: &str,
-        change: Change<'_>,
+        change: Change,
     ) -> Result<Arc<Slot>> {
-        let action = change.action();
-        let result = match self.validate(name, &change) {
-            Ok(()) => self.write(name, actor, change.clone()).await,
-            Err(e) => Err(e),
+        let (shared, name, actor) = (self.clone(), name.to_owned(), actor.to_owned());
+        match tokio::spawn(async move { shared.change_audited(&name, &actor, change).await }).await
+        {
+            Ok(result) => result,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(_) => Err(Error::ShutDown), // the runtime is shutting down
+        }
+    }
+
+    async fn change_audited(
+        self: &Arc<Self>,
+        name: &str,
+        actor: &str,
+        change: Change,
+    ) -> Result<Arc<Slot>> {
+        let entry = |detail: String| NewAuditEntry {
+            actor: actor.to_owned(),
+            action: change.action(),
+            job_name: name.to_owned(),
+            detail: Some(detail),
         };
+        if let Err(e) = self.validate(name, &change) {
+            // Refused before anything is written: the entry is final at once.
+            let detail = if e.is_invalid_input() {
+                format!("refused: {e}")
+            } else {
+                "failed: internal error".to_owned()
+            };
+            self.audit(entry(detail)).await;
+            return Err(e);
+        }
+        let pending = match &self.settings {
+            Some(store) => match store
+                .record_audit(&entry(format!("pending: {}", change.describe())))
+                .await
+            {
+                Ok(id) => Some(id),
+                Err(e) => {
+                    // Without its audit entry, the change is not made.
+                    tracing::error!(error = %e, %actor, job = %name, "could not write the audit log; change not made");
+                    return Err(e);
+                }
+            },
+            None => None,
+        };
+        let result = self.write(name, actor, change.clone()).await;
         let detail = match &result {
             Ok(_) => change.describe(),
             Err(e) if e.is_invalid_input() => format!("refused: {e}"),
             Err(_) => "failed: internal error".to_owned(),
         };
-        self.audit(NewAuditEntry {
-            actor: actor.to_owned(),
-            action,
-            job_name: name.to_owned(),
-            detail: Some(detail),
-        })
-        .await;
+        if let (Some(store), Some(id)) = (&self.settings, pending)
+            && let Err(e) = store.complete_audit(id, &detail).await
+        {
+            tracing::error!(error = %e, audit_id = id, %detail, "could not complete the audit entry; it reads 'pending'");
+        }
         result
     }
 
     /// Refuse a reschedule whose result would not be a valid schedule, before anything is
     /// written.
-    fn validate(&self, name: &str, change: &Change<'_>) -> Result<()> {
+    fn validate(&self, name: &str, change: &Change) -> Result<()> {
         let slot = self.slot(name)?;
         if let Change::Reschedule(req) = change {
             if let Some(secs) = req.timeout_secs {
@@ -243,14 +292,14 @@ impl Shared {
 
 /// A change of one job's runtime settings.
 #[derive(Debug, Clone)]
-pub(super) enum Change<'a> {
+pub(super) enum Change {
     Pause,
     Resume,
-    Reschedule(&'a RescheduleRequest),
+    Reschedule(RescheduleRequest),
     Reset,
 }
 
-impl Change<'_> {
+impl Change {
     fn action(&self) -> AuditAction {
         match self {
             Change::Pause => AuditAction::Pause,
