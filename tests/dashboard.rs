@@ -418,6 +418,22 @@ async fn jobs_run_now_pause_reschedule_and_nothing_leaves_the_origin() {
             .clone()
     };
     assert_eq!(api_job(&jobs)["schedule"], "0 */15 * * * *");
+    // Only the field that changed was saved: the zone was not pinned as a runtime setting
+    // (the form used to send an empty zone as "UTC"), nor the timeout.
+    let (status, body) = graphql(
+        &url,
+        &format!(
+            r#"{{ job(name: "{SESSIONS}") {{ timeZone runtimeTimeoutSecs: timeoutSecs }} auditLog(limit: 1) {{ detail }} }}"#
+        ),
+        &[],
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"]["job"]["timeZone"], Value::Null, "{body}");
+    assert_eq!(
+        body["data"]["auditLog"][0]["detail"],
+        json!("schedule=\"0 */15 * * * *\""),
+        "{body}"
+    );
 
     // Pause: the row shows paused, the button reads "Resume", and the API agrees.
     let pause = format!(r#"{} button[data-action="pause"]"#, row(SESSIONS));

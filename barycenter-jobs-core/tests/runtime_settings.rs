@@ -566,7 +566,31 @@ async fn renamed_tables_are_created_on_next_start(t: &TestDb) {
     h.shutdown(Duration::from_secs(5)).await.unwrap();
 }
 
+/// A valid cron expression too long for the settings column is refused with its reason
+/// (it used to fail against `VARCHAR(255)` as a database error), and nothing changes.
+async fn overlong_cron_is_refused_with_its_reason(t: &TestDb) {
+    let log = RunLog::default();
+    let h = start(&t.db, &log, "x").await;
+    let every: Vec<String> = (0..60).map(|n| n.to_string()).collect();
+    let list = every.join(",");
+    let long = format!("{list} {list} * * * *");
+    assert!(long.len() > 255);
+    barycenter_jobs_core::Schedule::parse(&long).expect("a valid expression");
+    let err = h
+        .reschedule("a", RescheduleRequest::new().schedule(long.clone()), "ops")
+        .await
+        .unwrap_err();
+    assert!(err.is_invalid_input(), "{err}");
+    assert!(
+        err.to_string().contains("longer than 255 characters"),
+        "{err}"
+    );
+    assert_eq!(h.job("a").unwrap().schedule.expression(), "0 0 * * * *");
+    h.shutdown(Duration::from_secs(5)).await.unwrap();
+}
+
 backend_tests!(
+    overlong_cron_is_refused_with_its_reason,
     renamed_tables_are_created_on_next_start,
     settings_precedence_validation_and_audit,
     paused_job_is_not_fired_but_runs_by_hand,

@@ -493,5 +493,41 @@ async fn index_step_rerun_over_existing_indexes(t: &TestDb) {
     }
 }
 
+/// An integer the history reads that does not fit 64 signed bits (a host's `BIGINT
+/// UNSIGNED` column holding more than i64::MAX) is a decode error naming the column, never
+/// a silent wrap to a negative number.
+async fn unsigned_overflow_is_an_error_not_a_wrap(t: &TestDb) {
+    raw(
+        t,
+        "CREATE TABLE job_executions (
+            id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+            job_name VARCHAR(191) NOT NULL,
+            started_at BIGINT NOT NULL,
+            completed_at BIGINT,
+            success INTEGER,
+            error_message TEXT,
+            records_processed BIGINT UNSIGNED
+        )",
+    )
+    .await;
+    let store = ExecutionStore::new(t.db.clone());
+    store.migrate().await.unwrap();
+    raw(
+        t,
+        "INSERT INTO job_executions (job_name, started_at, completed_at, success, records_processed)
+         VALUES ('big', 1790000000, 1790000001, 1, 18446744073709551615)",
+    )
+    .await;
+    let err = store
+        .list(&ExecutionQuery::new().job("big"))
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("records_processed") && err.to_string().contains("does not fit"),
+        "{err}"
+    );
+}
+
 backend_tests!(index_step_rerun_over_existing_indexes);
+backend_tests!([mysql] unsigned_overflow_is_an_error_not_a_wrap);
 backend_tests!([mysql] refused_index_fails_the_migration);

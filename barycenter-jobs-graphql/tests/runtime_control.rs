@@ -126,6 +126,11 @@ async fn runtime_control(backend: Backend) {
             "unknown time zone \"Mars/Olympus\"",
         ),
         ("timeoutSecs: 0", "timeoutSecs must be at least 1, got 0"),
+        // The largest Int is past the bound of a timeout (a year): refused with the bound.
+        (
+            "timeoutSecs: 2147483647",
+            "invalid timeout_secs = 2147483647: must be between 1 and 31536000",
+        ),
     ] {
         let d = data(
             &svc,
@@ -276,6 +281,7 @@ async fn runtime_control(backend: Backend) {
             ("admin-token", "reschedule"),
             ("admin-token", "reschedule"),
             ("admin-token", "reschedule"),
+            ("admin-token", "reschedule"),
             ("admin-token", "resume"),
             ("admin-token", "pause"),
             ("readonly-token", "trigger"),
@@ -283,13 +289,13 @@ async fn runtime_control(backend: Backend) {
         ])
     );
     assert!(
-        entries[10]["detail"]
+        entries[11]["detail"]
             .as_str()
             .unwrap()
             .starts_with("denied: the read role")
     );
     assert!(
-        entries[6]["detail"]
+        entries[7]["detail"]
             .as_str()
             .unwrap()
             .starts_with("refused: invalid cron")
@@ -302,7 +308,7 @@ async fn runtime_control(backend: Backend) {
         .collect();
     assert!(ids.windows(2).all(|w| w[0] > w[1]), "newest first: {ids:?}");
     let d = data(&svc, "op", "{ auditLog { jobName } }").await;
-    assert_eq!(d["auditLog"].as_array().unwrap().len(), 16);
+    assert_eq!(d["auditLog"].as_array().unwrap().len(), 17);
     f.shutdown().await;
 }
 

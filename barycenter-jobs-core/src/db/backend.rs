@@ -161,7 +161,20 @@ macro_rules! try_int_widths {
         let mut first: Option<sqlx::Error> = None;
         $(
             match $row.try_get::<Option<$ty>, _>($col) {
-                Ok(v) => return Ok(v.map(|v| v as i64)),
+                // Checked: an unsigned value past i64::MAX (MySQL `BIGINT UNSIGNED`) is a
+                // decode error, never a silent wrap to a negative number.
+                Ok(v) => {
+                    return v
+                        .map(|v| {
+                            i64::try_from(v).map_err(|_| {
+                                $crate::error::Error::Database(sqlx::Error::Decode(
+                                    format!("column {}: {v} does not fit a 64-bit signed integer", $col)
+                                        .into(),
+                                ))
+                            })
+                        })
+                        .transpose();
+                }
                 Err(e @ sqlx::Error::ColumnDecode { .. }) => {
                     first.get_or_insert(e);
                 }

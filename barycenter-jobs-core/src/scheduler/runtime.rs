@@ -270,6 +270,16 @@ impl Shared {
             }
             let runtime = slot.runtime_after(change);
             if let Some(expr) = &req.schedule {
+                // The settings column holds 255 characters: refuse a longer (valid) cron
+                // expression here, with its reason, not as a database error later.
+                if expr.trim().chars().count() > MAX_STORED_SCHEDULE_CHARS {
+                    return Err(Error::InvalidCron {
+                        expression: expr.clone(),
+                        reason: format!(
+                            "longer than {MAX_STORED_SCHEDULE_CHARS} characters, the most a runtime schedule can store"
+                        ),
+                    });
+                }
                 Schedule::parse(expr)?;
             }
             if let Some(tz) = &req.time_zone {
@@ -289,6 +299,9 @@ impl Shared {
         }
     }
 }
+
+/// The longest cron expression a runtime setting stores (the settings column's size).
+const MAX_STORED_SCHEDULE_CHARS: usize = 255;
 
 /// A change of one job's runtime settings.
 #[derive(Debug, Clone)]

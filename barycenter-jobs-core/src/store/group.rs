@@ -174,10 +174,12 @@ impl ExecutionStore {
     }
 
     /// Several end rows in one statement; for each, whether its row was open (as
-    /// [`finish_run`](Self::finish_run) answers).
-    async fn finish_many(&self, rows: &[&Finish]) -> Result<Vec<bool>> {
+    /// [`finish_run`](Self::finish_run) answers). The outer error is the grouped
+    /// statement's, every row's; an inner one is that row's alone (its rare path failed),
+    /// so it never fails the others.
+    async fn finish_many(&self, rows: &[&Finish]) -> Result<Vec<Result<bool>>> {
         if let [one] = rows {
-            return Ok(vec![self.finish_one(one).await?]);
+            return Ok(vec![self.finish_one(one).await]);
         }
         let count = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
         let by_id = |value: &dyn Fn(&Finish) -> Expr, otherwise: Expr| {
@@ -247,11 +249,11 @@ impl ExecutionStore {
         let mut out = Vec::with_capacity(rows.len());
         for f in rows {
             if closed.contains(&f.id) {
-                out.push(true);
+                out.push(Ok(true));
             } else {
                 // Already closed (abandoned by another replica): the rare path, one run at a
                 // time, as `finish_run` handles it (its records filled in).
-                out.push(self.finish_one(f).await?);
+                out.push(self.finish_one(f).await);
             }
         }
         Ok(out)
@@ -316,8 +318,14 @@ async fn writer(store: ExecutionStore) {
         }
         if !finishes.is_empty() {
             let rows: Vec<&Finish> = finishes.iter().map(|(f, _)| f).collect();
-            let result = store.finish_many(&rows).await;
-            deliver(finishes.into_iter().map(|(_, tx)| tx), result);
+            match store.finish_many(&rows).await {
+                Ok(each) => {
+                    for ((_, tx), result) in finishes.into_iter().zip(each) {
+                        let _ = tx.send(result);
+                    }
+                }
+                Err(e) => deliver::<bool>(finishes.into_iter().map(|(_, tx)| tx), Err(e)),
+            }
         }
     }
 }

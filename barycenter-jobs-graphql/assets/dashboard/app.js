@@ -377,7 +377,9 @@
         el('div', { class: 'buttons' }, previewButton, save),
         preview));
     let checked = null; // the inputs the last valid preview was for
-    const current = () => JSON.stringify([cron.value.trim(), zone.value.trim(), timeout.value.trim()]);
+    let loaded = ['', '', '']; // the values shown when the form was filled in
+    const values = () => [cron.value.trim(), zone.value.trim(), String(timeout.value).trim()];
+    const current = () => JSON.stringify(values());
     const api_ = {
       save,
       ready: () => checked !== null && checked === current(),
@@ -385,6 +387,7 @@
         cron.value = job.schedule;
         zone.value = job.timeZone || '';
         timeout.value = job.timeoutSecs;
+        loaded = values();
         checked = null;
         preview.replaceChildren();
         save.disabled = true;
@@ -432,7 +435,20 @@
     form.addEventListener('submit', (ev) => {
       ev.preventDefault();
       if (!api_.ready() || !mayOperate()) return;
-      const vars = { job: v.name, s: cron.value.trim(), z: zone.value.trim() || 'UTC', t: timeout.value.trim() ? Number(timeout.value) : null };
+      // Only the fields the operator changed: an unchanged field is sent as null, which
+      // keeps its setting, so changing the timeout alone does not pin the schedule and the
+      // zone as runtime settings.
+      const [s, z, t] = values();
+      const vars = {
+        job: v.name,
+        s: s !== loaded[0] ? s : null,
+        z: z !== loaded[1] ? (z || 'UTC') : null,
+        t: t !== loaded[2] && t ? Number(t) : null,
+      };
+      if (vars.s === null && vars.z === null && vars.t === null) {
+        preview.replaceChildren(el('p', { text: 'Nothing changed.' }));
+        return;
+      }
       act(v, save, 'mutation Reschedule($job: String!, $s: String, $z: String, $t: Int) { rescheduleJob(jobName: $job, schedule: $s, timeZone: $z, timeoutSecs: $t) { success message jobName } }', vars,
         (r) => { if (r.success) { checked = null; save.disabled = true; } });
     });

@@ -121,9 +121,11 @@ impl Job {
         self.0.next_run_at.map(iso)
     }
 
-    /// Run timeout in seconds in force.
-    async fn timeout_secs(&self) -> u64 {
-        self.0.timeout.as_secs()
+    /// Run timeout in seconds in force: an `Int`, like `rescheduleJob`'s `timeoutSecs`, so a
+    /// value shown can be saved back (every timeout is bounded by a year, see
+    /// `barycenter_jobs_core::scheduler::bounds`, which an `Int` holds).
+    async fn timeout_secs(&self) -> i32 {
+        i32::try_from(self.0.timeout.as_secs()).unwrap_or(i32::MAX)
     }
 
     /// The newest recorded run of this job, if any.
