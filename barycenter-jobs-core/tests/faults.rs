@@ -605,6 +605,40 @@ async fn dropped_request_leaves_no_unaudited_change(t: &TestDb) {
 
 backend_tests!([postgres, mysql] dropped_request_leaves_no_unaudited_change);
 
+/// Open history rows of a job the registry does not know (left by the host's old
+/// hand-written module, or a removed plugin): closed as abandoned at start-up once older
+/// than a day; a younger one (perhaps a live run of another replica's job) stays open.
+async fn unknown_jobs_old_open_rows_are_closed(t: &TestDb) {
+    let store = ExecutionStore::new(t.db.clone());
+    store.migrate().await.unwrap();
+    let now = chrono::Utc::now();
+    let open = |name: &'static str, age: chrono::Duration| {
+        let store = store.clone();
+        async move {
+            store
+                .start(&NewExecution::manual(name, now - age))
+                .await
+                .unwrap()
+        }
+    };
+    let stale = open("legacy_cleanup", chrono::Duration::days(3)).await;
+    let young = open("other_replicas_job", chrono::Duration::hours(2)).await;
+    let registry = Registry::builder()
+        .register(worker("known", Arc::default()))
+        .build()
+        .unwrap();
+    let handle = start(&t.db, registry, SchedulerConfig::default()).await;
+    let status = |id| {
+        let store = store.clone();
+        async move { store.get(id).await.unwrap().unwrap().status }
+    };
+    assert_eq!(status(stale).await, ExecutionStatus::Abandoned);
+    assert_eq!(status(young).await, ExecutionStatus::Running);
+    handle.shutdown(Duration::from_secs(5)).await.unwrap();
+}
+
+backend_tests!(unknown_jobs_old_open_rows_are_closed);
+
 backend_tests!(
     claim_reports_an_unclean_previous_holder,
     dead_holders_run_is_closed_by_the_next_run,

@@ -528,6 +528,91 @@ async fn unsigned_overflow_is_an_error_not_a_wrap(t: &TestDb) {
     );
 }
 
+/// The names of the indexes of `job_executions` whose first column is `column`.
+async fn indexes_on(t: &TestDb, column: &str) -> Vec<String> {
+    let table = barycenter_jobs_core::Identifier::new("job_executions").unwrap();
+    let q = t.backend().indexes_leading_with(&table, column);
+    let mut names: Vec<String> =
+        t.db.fetch_all(&q)
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.opt_string("index_name").unwrap().unwrap())
+            .collect();
+    names.sort();
+    names
+}
+
+/// Barycenter's `idx_job_executions_started (started_at)` serves the retention purge: the
+/// migration reuses it instead of adding a second index on `started_at`; the lookups
+/// Barycenter has no index for get ours.
+async fn existing_index_is_reused_not_doubled(t: &TestDb) {
+    create_barycenter_table(t).await;
+    ExecutionStore::new(t.db.clone()).migrate().await.unwrap();
+    assert_eq!(
+        indexes_on(t, "started_at").await,
+        vec!["idx_job_executions_started".to_owned()]
+    );
+    assert_eq!(
+        indexes_on(t, "success").await,
+        vec!["job_executions_success_id_idx".to_owned()]
+    );
+    assert!(
+        indexes_on(t, "job_name")
+            .await
+            .contains(&"job_executions_job_id_idx".to_owned())
+    );
+}
+
+/// A fresh database gets all three of ours.
+async fn fresh_database_gets_every_index(t: &TestDb) {
+    ExecutionStore::new(t.db.clone()).migrate().await.unwrap();
+    assert_eq!(
+        indexes_on(t, "started_at").await,
+        vec!["job_executions_started_idx".to_owned()]
+    );
+}
+
+backend_tests!(
+    existing_index_is_reused_not_doubled,
+    fresh_database_gets_every_index
+);
+
+/// An existing SQLite database keeps its journal mode (`delete` here): WAL is persistent,
+/// so switching it is the host's call. A database the library creates gets WAL.
+#[tokio::test]
+async fn sqlite_journal_mode_is_kept_on_existing_databases() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("host.db");
+    let url = format!("sqlite://{}?mode=rwc", path.display());
+    {
+        use sqlx::Connection as _;
+        let mut c = sqlx::SqliteConnection::connect(&url).await.unwrap();
+        sqlx::raw_sql(
+            "PRAGMA journal_mode = DELETE; CREATE TABLE sessions (session_id TEXT PRIMARY KEY)",
+        )
+        .execute(&mut c)
+        .await
+        .unwrap();
+        c.close().await.unwrap();
+    }
+    let mode = |db: Database| async move {
+        match &db {
+            Database::Sqlite(p) => sqlx::query_scalar::<_, String>("PRAGMA journal_mode")
+                .fetch_one(p)
+                .await
+                .unwrap(),
+            _ => unreachable!(),
+        }
+    };
+    let db = Database::connect(&url).await.unwrap();
+    ExecutionStore::new(db.clone()).migrate().await.unwrap();
+    assert_eq!(mode(db.clone()).await, "delete");
+    db.close().await;
+    let fresh = format!("sqlite://{}", dir.path().join("new.db").display());
+    assert_eq!(mode(Database::connect(&fresh).await.unwrap()).await, "wal");
+}
+
 backend_tests!(index_step_rerun_over_existing_indexes);
 backend_tests!([mysql] unsigned_overflow_is_an_error_not_a_wrap);
 backend_tests!([mysql] refused_index_fails_the_migration);

@@ -35,6 +35,13 @@ pub(crate) trait Dialect: Send + Sync + 'static {
     fn batch_delete(&self, batch: &DeleteBatch, limit: u64) -> DeleteStatement;
     /// Whether an error of this backend means "that index already exists".
     fn is_duplicate_index(&self, error: &dyn sqlx::error::DatabaseError) -> bool;
+    /// A query listing (as `index_name`) the indexes of `table` whose first column is
+    /// `column`, from the backend's catalogue.
+    fn indexes_leading_with(
+        &self,
+        table: &crate::ident::Identifier,
+        column: &str,
+    ) -> SelectStatement;
     /// The DELETE of one range of heap pages, where the backend can walk its heap in ranges
     /// (PostgreSQL 14 and later: TID range scans).
     fn heap_range_delete(

@@ -89,6 +89,12 @@ impl Backend {
         self.dialect().heap_pages_query(table)
     }
 
+    /// A query listing (as `index_name`) the indexes of `table` whose first column is
+    /// `column`, from this backend's catalogue.
+    pub fn indexes_leading_with(self, table: &Identifier, column: &str) -> SelectStatement {
+        self.dialect().indexes_leading_with(table, column)
+    }
+
     /// The SQL text a statement renders to on this backend, for logs and tests (values are
     /// placeholders, never spliced in).
     pub fn render<S: Statement>(self, stmt: &S) -> String {

@@ -45,6 +45,25 @@ impl Dialect for MySqlDialect {
         }
         delete
     }
+    /// `information_schema.statistics`: one row per index column, `seq_in_index` 1 the first.
+    fn indexes_leading_with(
+        &self,
+        table: &crate::ident::Identifier,
+        column: &str,
+    ) -> sea_query::SelectStatement {
+        let stats = (Alias::new("information_schema"), Alias::new("statistics"));
+        sea_query::Query::select()
+            .expr_as(
+                Expr::col(Alias::new("index_name")),
+                Alias::new("index_name"),
+            )
+            .from(stats)
+            .and_where(Expr::col(Alias::new("table_schema")).eq(Expr::cust("DATABASE()")))
+            .and_where(Expr::col(Alias::new("table_name")).eq(table.as_str()))
+            .and_where(Expr::col(Alias::new("seq_in_index")).eq(1))
+            .and_where(Expr::col(Alias::new("column_name")).eq(column))
+            .to_owned()
+    }
     fn is_duplicate_index(&self, error: &dyn sqlx::error::DatabaseError) -> bool {
         #[cfg(feature = "mysql")]
         return error

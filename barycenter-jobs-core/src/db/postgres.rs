@@ -77,6 +77,38 @@ impl Dialect for PostgresDialect {
                 .to_owned(),
         )
     }
+    /// `pg_index` joined to the index's name and its first key column (`indkey[0]`); the
+    /// table resolves through the search path, as the statements' own references do.
+    fn indexes_leading_with(&self, table: &Identifier, column: &str) -> SelectStatement {
+        let (i, c, a) = (Alias::new("i"), Alias::new("c"), Alias::new("a"));
+        let relation = Func::cust(Alias::new("to_regclass")).arg(format!("\"{}\"", table.as_str()));
+        sea_query::Query::select()
+            .expr_as(
+                Expr::col((c.clone(), Alias::new("relname"))),
+                Alias::new("index_name"),
+            )
+            .from_as(Alias::new("pg_index"), i.clone())
+            .join_as(
+                sea_query::JoinType::InnerJoin,
+                Alias::new("pg_class"),
+                c.clone(),
+                Expr::col((c.clone(), Alias::new("oid")))
+                    .equals((i.clone(), Alias::new("indexrelid"))),
+            )
+            .join_as(
+                sea_query::JoinType::InnerJoin,
+                Alias::new("pg_attribute"),
+                a.clone(),
+                Expr::col((a.clone(), Alias::new("attrelid")))
+                    .equals((i.clone(), Alias::new("indrelid")))
+                    .and(
+                        Expr::col((a.clone(), Alias::new("attnum"))).eq(Expr::cust("i.indkey[0]")),
+                    ),
+            )
+            .and_where(Expr::col((i, Alias::new("indrelid"))).eq(relation))
+            .and_where(Expr::col((a, Alias::new("attname"))).eq(column))
+            .to_owned()
+    }
     fn is_duplicate_index(&self, error: &dyn sqlx::error::DatabaseError) -> bool {
         // PostgreSQL honours IF NOT EXISTS, but two sessions creating the index at once can
         // still collide: duplicate_table (42P07), or a unique violation in its catalog (23505).

@@ -32,6 +32,31 @@ impl Dialect for SqliteDialect {
             .and_where(Expr::col(rowid.clone()).in_subquery(batch.select(rowid, limit)))
             .to_owned()
     }
+    /// `pragma_index_list` / `pragma_index_info` as table-valued functions (SQLite 3.16+).
+    fn indexes_leading_with(
+        &self,
+        table: &crate::ident::Identifier,
+        column: &str,
+    ) -> sea_query::SelectStatement {
+        let (list, info) = (Alias::new("il"), Alias::new("ii"));
+        sea_query::Query::select()
+            .expr_as(
+                Expr::col((list.clone(), Alias::new("name"))),
+                Alias::new("index_name"),
+            )
+            .from_function(
+                sea_query::Func::cust(Alias::new("pragma_index_list")).arg(table.as_str()),
+                list.clone(),
+            )
+            .from_function(
+                sea_query::Func::cust(Alias::new("pragma_index_info"))
+                    .arg(Expr::col((list, Alias::new("name")))),
+                info.clone(),
+            )
+            .and_where(Expr::col((info.clone(), Alias::new("seqno"))).eq(0))
+            .and_where(Expr::col((info, Alias::new("name"))).eq(column))
+            .to_owned()
+    }
     fn is_duplicate_index(&self, _error: &dyn sqlx::error::DatabaseError) -> bool {
         false // CREATE INDEX IF NOT EXISTS, under the one writer lock: no race to lose
     }
@@ -55,13 +80,24 @@ pub(crate) mod driver {
     use crate::db::{DbRow, SQLITE_BUSY_TIMEOUT};
     use crate::error::Result;
 
-    /// Open a pool: created if missing, WAL mode, 5 s busy timeout.
+    /// Open a pool: created if missing, 5 s busy timeout. A database this call creates is
+    /// put in WAL mode (readers never wait for the writer); an existing one keeps the
+    /// journal mode it has, because WAL is persistent and changing it is the host's choice
+    /// (set `PRAGMA journal_mode = WAL` once, or hand over a pool of your own).
     pub(crate) async fn connect(url: &str, max_connections: u32) -> Result<SqlitePool> {
-        let options = SqliteConnectOptions::from_str(url)?
+        let mut options = SqliteConnectOptions::from_str(url)?
             .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(SQLITE_BUSY_TIMEOUT);
+        let path = options.get_filename().to_path_buf();
+        let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+        let exists = std::fs::metadata(&path).is_ok_and(|m| m.len() > 0);
+        if in_memory || !exists {
+            options = options.journal_mode(SqliteJournalMode::Wal);
+            tracing::debug!(path = %path.display(), "new SQLite database: WAL journal mode");
+        } else {
+            tracing::info!(path = %path.display(), "existing SQLite database: its journal mode is kept");
+        }
         Ok(SqlitePoolOptions::new()
             .max_connections(max_connections)
             .connect_with(options)

@@ -86,10 +86,34 @@ fn process_alive(pid: u32) -> bool {
     }
 }
 
+/// How long a run of a job this scheduler does not know may stay open before a starting
+/// scheduler closes it as abandoned: a day, far longer than a run with the default timeout
+/// (an hour), so that in a fleet whose replicas register different jobs a live run of
+/// another replica's job is not closed; rows left by a module the host replaced (its old
+/// hand-written loop, a removed plugin) are closed instead of staying `running` forever.
+pub const UNKNOWN_JOB_RUN_BOUND: chrono::Duration = chrono::Duration::hours(24);
+
 /// At start-up: close runs left open by processes that died, for every job nobody is
-/// running now.
+/// running now, and open runs of unknown jobs older than [`UNKNOWN_JOB_RUN_BOUND`].
 pub(super) async fn close_stale_runs(shared: &Shared) {
     let now = shared.clock.now();
+    if shared.record_history {
+        let known: Vec<&str> = shared.slots.keys().map(String::as_str).collect();
+        match shared
+            .store
+            .close_unknown_abandoned(&known, now - UNKNOWN_JOB_RUN_BOUND, now)
+            .await
+        {
+            Ok(0) => {}
+            Ok(n) => tracing::warn!(
+                closed = n,
+                "closed runs of jobs this scheduler does not know, open for more than a day, as abandoned"
+            ),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not check for abandoned runs of unknown jobs")
+            }
+        }
+    }
     for slot in shared.slots.values() {
         let Some(leases) = &shared.leases else {
             let _ = close_abandoned(shared, slot, false, now).await;

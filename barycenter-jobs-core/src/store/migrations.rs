@@ -343,7 +343,22 @@ async fn add_indexes(db: &Database, t: &TableNames) -> Result<()> {
         .col(Exec::StartedAt)
         .if_not_exists()
         .to_owned();
-    for index in [by_job, by_outcome, by_start] {
+    for (index, leading) in [
+        (by_job, "job_name"),
+        (by_outcome, "success"),
+        (by_start, "started_at"),
+    ] {
+        // An index the host already has on the same first column serves the same lookups
+        // (Barycenter's `idx_job_executions_started`): reuse it rather than add a second
+        // one the host did not ask for. Our own index of that name counts too, so a re-run
+        // of this step adds nothing.
+        let existing = db
+            .fetch_all(&db.backend().indexes_leading_with(&t.executions, leading))
+            .await?;
+        if !existing.is_empty() {
+            tracing::debug!(table = %t.executions, column = leading, "an index on this column exists; not adding another");
+            continue;
+        }
         if let Err(e) = db.execute_schema(&index).await {
             // MySQL has no CREATE INDEX IF NOT EXISTS: a duplicate name means it is there.
             // MySQL has no CREATE INDEX IF NOT EXISTS, and PostgreSQL can lose a race: only

@@ -437,6 +437,26 @@ impl ExecutionStore {
         self.db.fetch_all(&q).await?.iter().map(decode).collect()
     }
 
+    /// Close as abandoned the runs of jobs *not* in `known` that are still open and started
+    /// before `started_before` (left by a job this scheduler does not run: a module the host
+    /// replaced, a plugin removed). Returns how many rows were closed.
+    pub async fn close_unknown_abandoned(
+        &self,
+        known: &[&str],
+        started_before: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<u64> {
+        let mut stmt = self
+            .abandon()
+            .value(Exec::CompletedAt, ts(now))
+            .and_where(Expr::col(Exec::StartedAt).lt(ts(started_before)))
+            .to_owned();
+        if !known.is_empty() {
+            stmt.and_where(Expr::col(Exec::JobName).is_not_in(known.iter().copied()));
+        }
+        self.db.execute(&stmt).await
+    }
+
     /// Close the open runs with these ids as abandoned (rows already closed are left as they
     /// are). Returns how many rows were closed.
     pub async fn close_abandoned_ids(&self, ids: &[i64], now: DateTime<Utc>) -> Result<u64> {
