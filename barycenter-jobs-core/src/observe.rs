@@ -227,6 +227,12 @@ pub trait RunObserver: Send + Sync + 'static {
     fn on_abandoned(&self, _runs: &RunsAbandoned<'_>) {}
     /// A scheduled fire time came.
     fn on_tick(&self, _tick: &TickObserved<'_>) {}
+    /// This observer was attached to a scheduler (at start, or by
+    /// [`SchedulerHandle::attach_observer`](crate::SchedulerHandle::attach_observer)), before
+    /// it is told anything: an observer that must count every event can note that it is
+    /// wired (the admin service's metrics do, so that they attach themselves only when the
+    /// host did not).
+    fn on_attach(&self) {}
 }
 
 impl<T: RunObserver + ?Sized> RunObserver for Arc<T> {
@@ -242,28 +248,49 @@ impl<T: RunObserver + ?Sized> RunObserver for Arc<T> {
     fn on_tick(&self, tick: &TickObserved<'_>) {
         (**self).on_tick(tick)
     }
+    fn on_attach(&self) {
+        (**self).on_attach()
+    }
 }
 
 /// The observers of one scheduler, called in registration order; a panic in one is caught
 /// and logged so it can neither break a run nor starve the others.
-#[derive(Clone, Default)]
-pub(crate) struct Observers(Arc<[Arc<dyn RunObserver>]>);
+/// The list is replaced whole when an observer is attached at run time, so a call reads it
+/// with one uncontended read lock and an `Arc` clone.
+#[derive(Default)]
+pub(crate) struct Observers(std::sync::RwLock<Arc<[Arc<dyn RunObserver>]>>);
 
 impl std::fmt::Debug for Observers {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Observers")
-            .field("count", &self.0.len())
+            .field("count", &self.list().len())
             .finish()
     }
 }
 
 impl Observers {
     pub(crate) fn new(list: Vec<Arc<dyn RunObserver>>) -> Self {
-        Self(list.into())
+        for observer in &list {
+            observer.on_attach();
+        }
+        Self(std::sync::RwLock::new(list.into()))
+    }
+
+    fn list(&self) -> Arc<[Arc<dyn RunObserver>]> {
+        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Add `observer` after those already there.
+    pub(crate) fn attach(&self, observer: Arc<dyn RunObserver>) {
+        observer.on_attach();
+        let mut list = self.0.write().unwrap_or_else(|e| e.into_inner());
+        let mut new: Vec<Arc<dyn RunObserver>> = list.iter().cloned().collect();
+        new.push(observer);
+        *list = new.into();
     }
 
     fn each(&self, what: &'static str, call: impl Fn(&dyn RunObserver)) {
-        for observer in self.0.iter() {
+        for observer in self.list().iter() {
             if std::panic::catch_unwind(AssertUnwindSafe(|| call(observer.as_ref()))).is_err() {
                 tracing::error!(callback = what, "a run observer panicked; ignored");
             }

@@ -4,14 +4,17 @@
 //!
 //! | metric | type | labels | source |
 //! |---|---|---|---|
-//! | `barycenter_jobs_runs_total` | counter | `job`, `status` (`succeeded`, `failed`, `timed_out`, `cancelled`, `abandoned`) | this replica's runs |
-//! | `barycenter_jobs_run_duration_seconds` | histogram | `job` | this replica's runs |
-//! | `barycenter_jobs_records_processed_total` | counter | `job` | this replica's runs |
-//! | `barycenter_jobs_ticks_total` | counter | `job`, `outcome` (`claimed`, `lost`, `skipped_running`, `skipped_paused`, `error`) | this replica's timers |
-//! | `barycenter_jobs_running` | gauge 0/1 | `job` | this replica |
-//! | `barycenter_jobs_last_success_timestamp_seconds` | gauge | `job` | the store: the whole fleet |
-//! | `barycenter_jobs_overdue` | gauge 0/1 | `job` | the store: the whole fleet |
+//! | `barycenter_jobs_runs_total` | counter | `job_name`, `status` (`succeeded`, `failed`, `timed_out`, `cancelled`, `abandoned`) | this replica's runs |
+//! | `barycenter_jobs_run_duration_seconds` | histogram | `job_name` | this replica's runs |
+//! | `barycenter_jobs_records_processed_total` | counter | `job_name` | this replica's runs |
+//! | `barycenter_jobs_ticks_total` | counter | `job_name`, `outcome` (`claimed`, `lost`, `skipped_running`, `skipped_paused`, `error`) | this replica's timers |
+//! | `barycenter_jobs_running` | gauge 0/1 | `job_name` | this replica |
+//! | `barycenter_jobs_last_success_timestamp_seconds` | gauge | `job_name` | the store: the whole fleet |
+//! | `barycenter_jobs_overdue` | gauge 0/1 | `job_name` | the store: the whole fleet |
 //! | `barycenter_jobs_clock_skew_seconds` | gauge | | this host's clock minus the database's (NaN before the first measurement) |
+//!
+//! The job's label is `job_name`, not `job`: Prometheus sets `job` (the scrape job) on every
+//! series it scrapes, and would rename ours to `exported_job`.
 //!
 //! Counters are per replica, as Prometheus expects (sum them across `instance`s); the store
 //! gauges are the same on every replica, so alert on them with `max without (instance)`.
@@ -47,19 +50,19 @@
 //!
 //! let dir = tempfile::tempdir()?;
 //! let db = Database::connect(&format!("sqlite://{}", dir.path().join("j.db").display())).await?;
-//! let metrics = Metrics::new();
 //! let handle = Scheduler::builder(Registry::builder().register(Hello).build()?, db)
-//!     .observer(metrics.clone())
 //!     .start()
 //!     .await?;
-//! // The service serves them on /admin/jobs/metrics.
-//! let _admin = AdminService::builder(handle.clone()).metrics(metrics.clone()).build();
+//! // The service counts runs and ticks from here on, and serves them on /admin/jobs/metrics;
+//! // `metrics()` is the `Metrics` it attached to the scheduler.
+//! let admin = AdminService::builder(handle.clone()).build();
+//! let metrics = admin.metrics().clone();
 //!
 //! handle.trigger("hello").await?.wait().await?;
 //! let text = metrics.render(&handle).await?;
-//! assert!(text.contains(r#"barycenter_jobs_runs_total{job="hello",status="succeeded"} 1"#));
-//! assert!(text.contains(r#"barycenter_jobs_records_processed_total{job="hello"} 3"#));
-//! assert!(text.contains(r#"barycenter_jobs_overdue{job="hello"} 0"#));
+//! assert!(text.contains(r#"barycenter_jobs_runs_total{job_name="hello",status="succeeded"} 1"#));
+//! assert!(text.contains(r#"barycenter_jobs_records_processed_total{job_name="hello"} 3"#));
+//! assert!(text.contains(r#"barycenter_jobs_overdue{job_name="hello"} 0"#));
 //! handle.shutdown(std::time::Duration::from_secs(5)).await?;
 //! # Ok(()) }
 //! ```
@@ -90,18 +93,18 @@ const DURATION_BUCKETS: [f64; 14] = [
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct JobLabel {
-    job: String,
+    job_name: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RunLabels {
-    job: String,
+    job_name: String,
     status: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct TickLabels {
-    job: String,
+    job_name: String,
     outcome: &'static str,
 }
 
@@ -117,13 +120,17 @@ struct Inner {
     last_success: Family<JobLabel, Gauge>,
     overdue: Family<JobLabel, Gauge>,
     clock_skew: Gauge<f64, AtomicU64>,
+    /// Attached to a scheduler as an observer (see [`RunObserver::on_attach`]).
+    attached: std::sync::atomic::AtomicBool,
 }
 
-/// The metrics of one scheduler. Cheap to clone; clones share the counters. Attach it to the
-/// scheduler with [`SchedulerBuilder::observer`](barycenter_jobs_core::SchedulerBuilder::observer)
-/// and to the admin service with
-/// [`AdminServiceBuilder::metrics`](crate::AdminServiceBuilder::metrics). See the
-/// [module docs](self).
+/// The metrics of one scheduler. Cheap to clone; clones share the counters.
+///
+/// Nothing to wire: [`AdminServiceBuilder::build`](crate::AdminServiceBuilder::build)
+/// attaches the service's metrics to its scheduler as a run observer, unless they are
+/// attached already (a host that passed them to
+/// [`SchedulerBuilder::observer`](barycenter_jobs_core::SchedulerBuilder::observer) itself, to
+/// count from the very first run). See the [module docs](self).
 #[derive(Clone)]
 pub struct Metrics {
     inner: Arc<Inner>,
@@ -143,7 +150,7 @@ impl Default for Metrics {
 
 fn job(name: &str) -> JobLabel {
     JobLabel {
-        job: name.to_owned(),
+        job_name: name.to_owned(),
     }
 }
 
@@ -212,6 +219,7 @@ impl Metrics {
                 last_success,
                 overdue,
                 clock_skew,
+                attached: std::sync::atomic::AtomicBool::new(false),
             }),
         }
     }
@@ -229,13 +237,13 @@ impl Metrics {
             // Every series of every job exists from the first scrape on.
             for status in RunStatus::ALL {
                 let _ = m.runs.get_or_create(&RunLabels {
-                    job: info.name.clone(),
+                    job_name: info.name.clone(),
                     status: status.as_str(),
                 });
             }
             for outcome in TickOutcome::ALL {
                 let _ = m.ticks.get_or_create(&TickLabels {
-                    job: info.name.clone(),
+                    job_name: info.name.clone(),
                     outcome: outcome.as_str(),
                 });
             }
@@ -264,12 +272,27 @@ impl Metrics {
     }
 }
 
+impl Metrics {
+    /// Whether these metrics are attached to a scheduler (they count its runs and ticks).
+    pub fn is_attached(&self) -> bool {
+        self.inner
+            .attached
+            .load(std::sync::atomic::Ordering::Acquire)
+    }
+}
+
 impl RunObserver for Metrics {
+    fn on_attach(&self) {
+        self.inner
+            .attached
+            .store(true, std::sync::atomic::Ordering::Release);
+    }
+
     fn on_end(&self, run: &RunEnded<'_>) {
         let m = &*self.inner;
         m.runs
             .get_or_create(&RunLabels {
-                job: run.job.to_owned(),
+                job_name: run.job.to_owned(),
                 status: run.status.as_str(),
             })
             .inc();
@@ -286,7 +309,7 @@ impl RunObserver for Metrics {
         self.inner
             .runs
             .get_or_create(&RunLabels {
-                job: runs.job.to_owned(),
+                job_name: runs.job.to_owned(),
                 status: RunStatus::Abandoned.as_str(),
             })
             .inc_by(runs.count);
@@ -296,7 +319,7 @@ impl RunObserver for Metrics {
         self.inner
             .ticks
             .get_or_create(&TickLabels {
-                job: tick.job.to_owned(),
+                job_name: tick.job.to_owned(),
                 outcome: tick.outcome.as_str(),
             })
             .inc();

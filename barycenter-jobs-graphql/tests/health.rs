@@ -229,7 +229,16 @@ async fn health_and_metrics_authorization(t: &TestDb) {
             .unwrap();
         let answer = send(closed.clone(), post).await;
         assert_eq!(answer.status, StatusCode::METHOD_NOT_ALLOWED, "{path}");
-        assert_eq!(answer.header("allow"), Some("GET"));
+        assert_eq!(answer.header("allow"), Some("GET, HEAD"));
+        // HEAD answers as GET, without a body.
+        let head = Request::head(path)
+            .header("authorization", format!("Bearer {TOKEN}"))
+            .body(Full::default())
+            .unwrap();
+        let answer = send(closed.clone(), head).await;
+        assert_eq!(answer.status, StatusCode::OK, "{path}");
+        assert!(answer.text().is_empty(), "{path}");
+        assert!(answer.header("content-type").is_some(), "{path}");
     }
     // Opened for probes only: metrics stay closed, and so does GraphQL.
     let probes = AdminService::builder(f.handle.clone())
@@ -310,7 +319,7 @@ async fn metrics_after_known_runs(t: &TestDb) {
     let runs = |job: &str, status: &str| {
         sample(
             &text,
-            &format!(r#"barycenter_jobs_runs_total{{job="{job}",status="{status}"}}"#),
+            &format!(r#"barycenter_jobs_runs_total{{job_name="{job}",status="{status}"}}"#),
         )
     };
     assert_eq!(runs("ok", "succeeded"), 2.0);
@@ -322,48 +331,59 @@ async fn metrics_after_known_runs(t: &TestDb) {
     assert_eq!(
         sample(
             &text,
-            r#"barycenter_jobs_run_duration_seconds_count{job="ok"}"#
+            r#"barycenter_jobs_run_duration_seconds_count{job_name="ok"}"#
         ),
         2.0
     );
     assert_eq!(
         sample(
             &text,
-            r#"barycenter_jobs_run_duration_seconds_bucket{le="+Inf",job="ok"}"#
+            r#"barycenter_jobs_run_duration_seconds_bucket{le="+Inf",job_name="ok"}"#
         ),
         2.0
     );
     assert_eq!(
         sample(
             &text,
-            r#"barycenter_jobs_records_processed_total{job="ok"}"#
+            r#"barycenter_jobs_records_processed_total{job_name="ok"}"#
         ),
         14.0
     );
     assert_eq!(
         sample(
             &text,
-            r#"barycenter_jobs_records_processed_total{job="failing"}"#
+            r#"barycenter_jobs_records_processed_total{job_name="failing"}"#
         ),
         0.0
     );
     assert_eq!(
         sample(
             &text,
-            r#"barycenter_jobs_last_success_timestamp_seconds{job="ok"}"#
+            r#"barycenter_jobs_last_success_timestamp_seconds{job_name="ok"}"#
         ),
         at(0, 40, 0).timestamp() as f64
     );
-    assert!(!text.contains(r#"barycenter_jobs_last_success_timestamp_seconds{job="failing"}"#));
+    assert!(
+        !text.contains(r#"barycenter_jobs_last_success_timestamp_seconds{job_name="failing"}"#)
+    );
     // 02:00:01: `failing` and `held` never succeeded; `ok` not since the 01:00 tick.
     for job in ["ok", "failing", "held"] {
         assert_eq!(
-            sample(&text, &format!(r#"barycenter_jobs_overdue{{job="{job}"}}"#)),
+            sample(
+                &text,
+                &format!(r#"barycenter_jobs_overdue{{job_name="{job}"}}"#)
+            ),
             1.0
         );
     }
-    assert_eq!(sample(&text, r#"barycenter_jobs_running{job="held"}"#), 1.0);
-    assert_eq!(sample(&text, r#"barycenter_jobs_running{job="ok"}"#), 0.0);
+    assert_eq!(
+        sample(&text, r#"barycenter_jobs_running{job_name="held"}"#),
+        1.0
+    );
+    assert_eq!(
+        sample(&text, r#"barycenter_jobs_running{job_name="ok"}"#),
+        0.0
+    );
     for outcome in [
         "claimed",
         "lost",
@@ -374,7 +394,7 @@ async fn metrics_after_known_runs(t: &TestDb) {
         assert_eq!(
             sample(
                 &text,
-                &format!(r#"barycenter_jobs_ticks_total{{job="ok",outcome="{outcome}"}}"#)
+                &format!(r#"barycenter_jobs_ticks_total{{job_name="ok",outcome="{outcome}"}}"#)
             ),
             0.0,
             "no tick fires by the manual clock"
@@ -389,24 +409,33 @@ async fn metrics_after_known_runs(t: &TestDb) {
     f.gate.add_permits(1);
     held.wait().await.unwrap();
     let text = f.metrics.render(&f.handle).await.unwrap();
-    assert_eq!(sample(&text, r#"barycenter_jobs_overdue{job="ok"}"#), 0.0);
-    assert_eq!(sample(&text, r#"barycenter_jobs_overdue{job="held"}"#), 0.0);
     assert_eq!(
-        sample(&text, r#"barycenter_jobs_overdue{job="failing"}"#),
+        sample(&text, r#"barycenter_jobs_overdue{job_name="ok"}"#),
+        0.0
+    );
+    assert_eq!(
+        sample(&text, r#"barycenter_jobs_overdue{job_name="held"}"#),
+        0.0
+    );
+    assert_eq!(
+        sample(&text, r#"barycenter_jobs_overdue{job_name="failing"}"#),
         1.0
     );
-    assert_eq!(sample(&text, r#"barycenter_jobs_running{job="held"}"#), 0.0);
+    assert_eq!(
+        sample(&text, r#"barycenter_jobs_running{job_name="held"}"#),
+        0.0
+    );
     assert_eq!(
         sample(
             &text,
-            r#"barycenter_jobs_last_success_timestamp_seconds{job="ok"}"#
+            r#"barycenter_jobs_last_success_timestamp_seconds{job_name="ok"}"#
         ),
         at(2, 0, 1).timestamp() as f64
     );
     assert_eq!(
         sample(
             &text,
-            r#"barycenter_jobs_runs_total{job="held",status="succeeded"}"#
+            r#"barycenter_jobs_runs_total{job_name="held",status="succeeded"}"#
         ),
         1.0
     );
@@ -421,6 +450,51 @@ backend_tests!(
 );
 
 /// Ticks reach the counters: a real every-second job, counted until it has run twice.
+/// The service counts runs with no wiring: its metrics attach themselves to the scheduler
+/// when it is built; metrics the host attached itself are not attached twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_with_no_wiring() {
+    let t = barycenter_jobs_test_support::sqlite().await;
+    let registry = || {
+        Registry::builder()
+            .register(Scripted {
+                name: "ok",
+                schedule: "0 0 * * * *",
+                behaviour: Behaviour::Succeed,
+            })
+            .build()
+            .unwrap()
+    };
+    let handle = Scheduler::builder(registry(), t.db.clone())
+        .start()
+        .await
+        .unwrap();
+    let svc = AdminService::builder(handle.clone())
+        .bearer_token(TOKEN)
+        .build();
+    handle.trigger("ok").await.unwrap().wait().await.unwrap();
+    let answer = send(svc.clone(), get("/admin/jobs/metrics", Some(TOKEN))).await;
+    let succeeded = r#"barycenter_jobs_runs_total{job_name="ok",status="succeeded"}"#;
+    assert_eq!(sample(&answer.text(), succeeded), 1.0);
+    handle.shutdown(Duration::from_secs(5)).await.unwrap();
+
+    // Wired by the host as well (the old recipe): still counted once.
+    let metrics = Metrics::new();
+    let handle = Scheduler::builder(registry(), t.db.clone())
+        .observer(metrics.clone())
+        .start()
+        .await
+        .unwrap();
+    let svc = AdminService::builder(handle.clone())
+        .bearer_token(TOKEN)
+        .metrics(metrics.clone())
+        .build();
+    handle.trigger("ok").await.unwrap().wait().await.unwrap();
+    let answer = send(svc, get("/admin/jobs/metrics", Some(TOKEN))).await;
+    assert_eq!(sample(&answer.text(), succeeded), 1.0);
+    handle.shutdown(Duration::from_secs(5)).await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tick_counters_follow_the_timer() {
     let t = barycenter_jobs_test_support::sqlite().await;
@@ -438,7 +512,7 @@ async fn tick_counters_follow_the_timer() {
         .start()
         .await
         .unwrap();
-    let claimed = r#"barycenter_jobs_ticks_total{job="every_second",outcome="claimed"}"#;
+    let claimed = r#"barycenter_jobs_ticks_total{job_name="every_second",outcome="claimed"}"#;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {
         let text = metrics.render(&handle).await.unwrap();
@@ -455,7 +529,7 @@ async fn tick_counters_follow_the_timer() {
         sample(&text, claimed),
         sample(
             &text,
-            r#"barycenter_jobs_runs_total{job="every_second",status="succeeded"}"#
+            r#"barycenter_jobs_runs_total{job_name="every_second",status="succeeded"}"#
         )
     );
 }

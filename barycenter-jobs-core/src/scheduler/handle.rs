@@ -153,6 +153,12 @@ impl SchedulerHandle {
         self.shared.clock.now()
     }
 
+    /// Attach a run observer to this running scheduler: it is told of every run and tick
+    /// from now on, after the observers attached before it (see [`crate::observe`]).
+    pub fn attach_observer(&self, observer: impl crate::observe::RunObserver) {
+        self.shared.observers.attach(Arc::new(observer));
+    }
+
     /// This scheduler's instance label (history, logs, metrics): `[coordination] instance`,
     /// or `HOST:PID` by default. Not necessarily unique: see [`lease_holder`](Self::lease_holder).
     pub fn instance(&self) -> &str {

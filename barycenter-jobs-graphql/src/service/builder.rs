@@ -300,10 +300,12 @@ impl AdminServiceBuilder {
         self
     }
 
-    /// The [`Metrics`] served on `{base}/metrics`: pass the same value that was attached to
-    /// the scheduler as an observer, so the run and tick counters count. Without it the
-    /// endpoint still serves the gauges read from the store (overdue, last success, running,
-    /// clock skew), with the run and tick counters at zero.
+    /// The [`Metrics`] served on `{base}/metrics`. Optional: without it the service makes
+    /// its own. Either way, [`build`](Self::build) attaches them to the scheduler as a run
+    /// observer unless they are attached already, so the run and tick counters count with
+    /// no second wiring. (Pass metrics you attached with
+    /// [`SchedulerBuilder::observer`](barycenter_jobs_core::SchedulerBuilder::observer) to
+    /// count from the scheduler's very first run, before the service is built.)
     pub fn metrics(mut self, metrics: Metrics) -> Self {
         self.metrics = Some(metrics);
         self
@@ -362,6 +364,10 @@ impl AdminServiceBuilder {
         let dashboard = self
             .dashboard
             .then(|| Dashboard::new(&self.mount_path, playground_path.as_deref()));
+        let metrics = self.metrics.unwrap_or_default();
+        if !metrics.is_attached() {
+            handle.attach_observer(metrics.clone());
+        }
         AdminService::from_inner(Inner {
             schema: schema.finish(),
             mount_path: self.mount_path,
@@ -373,7 +379,7 @@ impl AdminServiceBuilder {
             max_mutations: self.max_mutations,
             auth: self.auth,
             handle,
-            metrics: self.metrics.unwrap_or_default(),
+            metrics,
             open_health: self.open_health,
             open_metrics: self.open_metrics,
         })

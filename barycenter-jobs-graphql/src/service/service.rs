@@ -93,6 +93,11 @@ impl AdminService {
         }
     }
 
+    /// The metrics this service serves on `{base}/metrics`, attached to its scheduler.
+    pub fn metrics(&self) -> &crate::Metrics {
+        &self.inner.metrics
+    }
+
     /// The schema the service executes (with its limits), for hosts that also want to run
     /// queries in-process.
     pub fn schema(&self) -> &AdminSchema {
@@ -195,11 +200,19 @@ impl Inner {
                 if !open && let Err(refusal) = self.auth.authenticate(&parts) {
                     return refused(refusal);
                 }
-                match (parts.method, route) {
-                    (Method::GET, Route::Health) => super::health::respond(&self.handle).await,
-                    (Method::GET, _) => super::metrics::respond(&self.metrics, &self.handle).await,
-                    _ => method_not_allowed("GET"),
+                // HEAD answers as GET without the body (probes and uptime checkers use it).
+                let head = parts.method == Method::HEAD;
+                if parts.method != Method::GET && !head {
+                    return method_not_allowed("GET, HEAD");
                 }
+                let mut res = match route {
+                    Route::Health => super::health::respond(&self.handle).await,
+                    _ => super::metrics::respond(&self.metrics, &self.handle).await,
+                };
+                if head {
+                    *res.body_mut() = Full::default();
+                }
+                res
             }
             Route::GraphQl => {
                 let principal = match self.auth.authenticate(&parts) {
