@@ -60,7 +60,8 @@
 //!
 //! Most hosts use [`AdminService`](crate::AdminService), which builds this schema with
 //! depth and complexity limits. [`builder`] gives the `async_graphql::SchemaBuilder` for hosts
-//! that execute the schema themselves (and must then set their own limits).
+//! that execute the schema themselves (and must then set their own limits). Either way each
+//! request reads the store-backed fields once, however many aliases name them.
 //!
 //! ```no_run
 //! # async fn demo(handle: barycenter_jobs_core::SchedulerHandle) {
@@ -73,6 +74,7 @@
 //! # }
 //! ```
 
+mod loads;
 mod mutation;
 mod query;
 mod types;
@@ -80,8 +82,9 @@ mod types;
 use async_graphql::{EmptySubscription, Schema, SchemaBuilder};
 use barycenter_jobs_core::SchedulerHandle;
 
+pub(crate) use loads::Loads;
 pub use mutation::MutationRoot;
-pub use query::QueryRoot;
+pub use query::{JOBS_COMPLEXITY_FACTOR, QueryRoot};
 pub(crate) use types::iso;
 pub use types::{
     AuditEntry, ChangeResult, Health, Job, JobExecution, OverdueJob, SchedulePreview,
@@ -109,6 +112,7 @@ pub fn builder(
 ) -> SchemaBuilder<QueryRoot, MutationRoot, EmptySubscription> {
     Schema::build(QueryRoot::new(), MutationRoot::new(), EmptySubscription)
         .data(AdminState { handle })
+        .extension(loads::RequestLoads)
 }
 
 /// Log `err` server-side and give the client a generic error.

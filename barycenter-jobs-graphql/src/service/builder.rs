@@ -180,6 +180,9 @@ impl AdminServiceBuilder {
     /// counts one point, and a list with a row `limit` (`jobLogs`, `auditLog`) counts its
     /// fields plus one point per 10 rows of its limit, so 50 aliases of
     /// `jobLogs(limit: 1000)` (5,000 points and more) are refused while one passes.
+    /// `availableJobs` counts its fields ten times
+    /// ([`JOBS_COMPLEXITY_FACTOR`](crate::schema::JOBS_COMPLEXITY_FACTOR)), as a list of ten
+    /// jobs would.
     pub fn limit_complexity(mut self, complexity: Option<usize>) -> Self {
         self.complexity_limit = complexity;
         self

@@ -22,7 +22,7 @@ use super::auth::{Authorization, Host, PeerAddr, Principal, Refusal, request_hos
 use super::builder::AdminServiceBuilder;
 use super::future::ResponseFuture;
 use crate::metrics::Metrics;
-use crate::schema::{AdminSchema, INTERNAL_ERROR};
+use crate::schema::{AdminSchema, INTERNAL_ERROR, Loads};
 
 /// Boxed error type bodies may fail with.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -311,11 +311,16 @@ impl Inner {
                 );
             }
         };
+        // One set of store reads for the whole batch: its operations read the same data, so
+        // 16 operations cost what one does.
+        let loads = Loads::default();
         let mut batch = match batch {
-            BatchRequest::Single(r) => BatchRequest::Single(r.data(principal)),
-            BatchRequest::Batch(rs) => {
-                BatchRequest::Batch(rs.into_iter().map(|r| r.data(principal.clone())).collect())
-            }
+            BatchRequest::Single(r) => BatchRequest::Single(r.data(principal).data(loads)),
+            BatchRequest::Batch(rs) => BatchRequest::Batch(
+                rs.into_iter()
+                    .map(|r| r.data(principal.clone()).data(loads.clone()))
+                    .collect(),
+            ),
         };
         // Counted before anything runs, over every operation of the batch.
         let mutations: usize = batch.iter_mut().map(mutations_in).sum();

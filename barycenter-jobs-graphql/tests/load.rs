@@ -1,0 +1,264 @@
+//! The database work one admin request costs (issue 22): the store-backed fields are loaded
+//! once per request (a batch included) however many aliases and jobs it names, and aliases
+//! of `availableJobs` count their per-job fields once per job in the complexity limit.
+//!
+//! Statements are counted from sqlx's own `sqlx::query` events (one per statement it runs,
+//! on every backend; SQLite's run on its worker thread), by a process-wide subscriber. The
+//! tests of this file hold [`SERIAL`] so that one test's statements are not counted in
+//! another's; the scheduler's own background statements during a request are counted too,
+//! so the figures are upper bounds.
+
+mod common;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+
+use barycenter_jobs_core::Backend;
+use common::{Fixture, post, post_query, send};
+use http::StatusCode;
+use serde_json::{Value, json};
+use tracing::subscriber::Interest;
+use tracing::{Event, Metadata, Subscriber, span};
+
+/// One test of this file at a time (see the module docs).
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Counts sqlx's statement events; ignores everything else.
+struct StatementCounter(Arc<AtomicUsize>);
+
+const SQLX_QUERY: &str = "sqlx::query";
+
+impl Subscriber for StatementCounter {
+    fn register_callsite(&self, meta: &'static Metadata<'static>) -> Interest {
+        if meta.target() == SQLX_QUERY {
+            Interest::always()
+        } else {
+            Interest::never()
+        }
+    }
+    fn enabled(&self, meta: &Metadata<'_>) -> bool {
+        meta.target() == SQLX_QUERY
+    }
+    fn new_span(&self, _: &span::Attributes<'_>) -> span::Id {
+        span::Id::from_u64(1)
+    }
+    fn record(&self, _: &span::Id, _: &span::Record<'_>) {}
+    fn record_follows_from(&self, _: &span::Id, _: &span::Id) {}
+    fn event(&self, event: &Event<'_>) {
+        if event.metadata().target() == SQLX_QUERY {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    fn enter(&self, _: &span::Id) {}
+    fn exit(&self, _: &span::Id) {}
+}
+
+/// Statements run in this process so far.
+fn statements() -> usize {
+    static COUNT: OnceLock<Arc<AtomicUsize>> = OnceLock::new();
+    COUNT
+        .get_or_init(|| {
+            let count = Arc::new(AtomicUsize::new(0));
+            tracing::subscriber::set_global_default(StatementCounter(Arc::clone(&count)))
+                .expect("no other global subscriber in this test binary");
+            count
+        })
+        .load(Ordering::Relaxed)
+}
+
+/// The start of `v` as text, for assertion messages (answers here are megabytes long).
+fn short(v: &Value) -> String {
+    v.to_string().chars().take(400).collect()
+}
+
+/// The batch of issue 22: 16 operations, each with 70 aliases of the four health fields of
+/// every job.
+fn issue_batch() -> String {
+    let aliases: String = (0..70)
+        .map(|i| {
+            format!("a{i}: availableJobs {{ lastSuccessAt lastFailureAt overdue overdueSince }} ")
+        })
+        .collect();
+    let op = json!({ "query": format!("{{ {aliases} }}") });
+    Value::Array(vec![op; 16]).to_string()
+}
+
+/// The batch above, plus `lastExecution`, `health` and the per-job `job` field, which read
+/// the same store data.
+fn wider_batch() -> String {
+    let aliases: String = (0..70)
+        .map(|i| {
+            format!(
+                "a{i}: availableJobs {{ name lastSuccessAt lastFailureAt overdue overdueSince \
+                 lastExecution {{ id status }} }} h{i}: health {{ status overdueJobs {{ name }} }} \
+                 j{i}: job(name: \"failing_job\") {{ overdue lastExecution {{ id }} }} "
+            )
+        })
+        .collect();
+    let op = json!({ "query": format!("{{ {aliases} }}") });
+    Value::Array(vec![op; 16]).to_string()
+}
+
+/// The batch of the issue is refused by the default complexity limit before it reads
+/// anything: 70 aliases of a list of jobs count their fields once per job.
+async fn issue_batch_is_refused(backend: Backend) {
+    let _serial = SERIAL.lock().await;
+    let f = Fixture::on(barycenter_jobs_test_support::fresh(backend).await, true).await;
+    let svc = f.service();
+    let before = statements();
+    let answer = send(svc.clone(), post(issue_batch())).await;
+    let cost = statements() - before;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
+    let answers = answer.json();
+    let answers = answers.as_array().expect("a batch answer");
+    assert_eq!(answers.len(), 16);
+    for a in answers {
+        assert_eq!(a["data"], Value::Null, "{}", short(a));
+        let message = a["errors"][0]["message"].as_str().unwrap_or_default();
+        assert!(message.contains("too complex"), "{}", short(a));
+    }
+    eprintln!("{backend:?}: the refused batch cost {cost} statements");
+    assert!(cost <= 50, "the refused batch cost {cost} statements");
+
+    // One operation with a few aliases is still answered.
+    let few: String = (0..5)
+        .map(|i| {
+            format!("a{i}: availableJobs {{ lastSuccessAt lastFailureAt overdue overdueSince }} ")
+        })
+        .collect();
+    let answer = send(svc, post_query(&format!("{{ {few} }}"))).await;
+    assert!(answer.json().get("errors").is_none(), "{}", answer.text());
+    f.shutdown().await;
+}
+
+/// With no complexity limit at all, the batch (and a wider one that also reads
+/// `lastExecution`, `health` and `job`) is answered with at most 50 statements, and every
+/// alias gives the same answer as a request of its own.
+async fn store_fields_load_once_per_request(backend: Backend) {
+    let _serial = SERIAL.lock().await;
+    let f = Fixture::on(barycenter_jobs_test_support::fresh(backend).await, true).await;
+    let run = f
+        .handle
+        .trigger("failing_job")
+        .await
+        .unwrap()
+        .wait()
+        .await
+        .unwrap();
+    let svc = f.builder().limit_complexity(None).build();
+
+    let single = send(
+        svc.clone(),
+        post_query(
+            "{ availableJobs { name lastSuccessAt lastFailureAt overdue overdueSince \
+             lastExecution { id status } } }",
+        ),
+    )
+    .await
+    .json();
+    let jobs = single["data"]["availableJobs"].clone();
+    let failing = jobs
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|j| j["name"] == "failing_job")
+        .unwrap()
+        .clone();
+    assert_eq!(failing["lastExecution"]["id"], json!(run.id.to_string()));
+    assert!(failing["lastFailureAt"].is_string(), "{failing}");
+
+    for (name, batch) in [("issue", issue_batch()), ("wider", wider_batch())] {
+        let before = statements();
+        let answer = send(svc.clone(), post(batch)).await;
+        let cost = statements() - before;
+        assert_eq!(answer.status, StatusCode::OK);
+        let answers = answer.json();
+        let answers = answers.as_array().expect("a batch answer").clone();
+        assert_eq!(answers.len(), 16);
+        for a in &answers {
+            assert!(a.get("errors").is_none(), "{}", short(a));
+            for i in [0, 69] {
+                let got = a["data"][format!("a{i}")].as_array().unwrap();
+                for (got, want) in got.iter().zip(jobs.as_array().unwrap()) {
+                    for field in ["lastSuccessAt", "lastFailureAt", "overdue", "overdueSince"] {
+                        assert_eq!(got[field], want[field], "{field} of {want}");
+                    }
+                }
+            }
+        }
+        if name == "wider" {
+            let a = &answers[15]["data"];
+            assert_eq!(a["a3"], jobs, "{}", short(a));
+            assert_eq!(a["h69"]["status"], json!("ok"));
+            assert_eq!(a["j0"]["lastExecution"]["id"], json!(run.id.to_string()));
+        }
+        eprintln!("{backend:?}: the {name} batch cost {cost} statements");
+        assert!(cost <= 50, "the {name} batch cost {cost} statements");
+    }
+
+    // `/health` and `/metrics`: one read each.
+    for path in ["/admin/jobs/health", "/admin/jobs/metrics"] {
+        let before = statements();
+        let req = http::Request::get(path)
+            .body(http_body_util::Full::default())
+            .unwrap();
+        let answer = send(svc.clone(), req).await;
+        let cost = statements() - before;
+        assert_eq!(answer.status, StatusCode::OK, "{path}: {}", answer.text());
+        assert!(cost <= 3, "{path} cost {cost} statements");
+    }
+    f.shutdown().await;
+}
+
+/// A mutation drops what the request loaded before it: a job read after `triggerJob` in
+/// the same request shows the run it started.
+async fn mutations_see_their_own_changes(backend: Backend) {
+    let _serial = SERIAL.lock().await;
+    let f = Fixture::on(barycenter_jobs_test_support::fresh(backend).await, true).await;
+    let svc = f.service();
+    let answer = send(
+        svc,
+        post_query(
+            r#"mutation {
+                a: pauseJob(jobName: "failing_job") { job { lastExecution { id } lastFailureAt } }
+                t: triggerJob(jobName: "failing_job") { executionId }
+                b: resumeJob(jobName: "failing_job") { job { lastExecution { id } } }
+            }"#,
+        ),
+    )
+    .await;
+    let json = answer.json();
+    assert!(json.get("errors").is_none(), "{json}");
+    let data = &json["data"];
+    assert_eq!(data["a"]["job"]["lastExecution"], Value::Null, "{data}");
+    assert_eq!(
+        data["b"]["job"]["lastExecution"]["id"], data["t"]["executionId"],
+        "{data}"
+    );
+    f.shutdown().await;
+}
+
+macro_rules! on_every_backend {
+    ($($case:ident),+ $(,)?) => {$(
+        mod $case {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$case(barycenter_jobs_core::Backend::Sqlite).await;
+            }
+            async fn on_postgres() {
+                super::$case(barycenter_jobs_core::Backend::Postgres).await;
+            }
+            async fn on_mysql() {
+                super::$case(barycenter_jobs_core::Backend::MySql).await;
+            }
+            barycenter_jobs_test_support::server_test!(postgres, on_postgres);
+            barycenter_jobs_test_support::server_test!(mysql, on_mysql);
+        }
+    )+};
+}
+
+on_every_backend!(
+    issue_batch_is_refused,
+    store_fields_load_once_per_request,
+    mutations_see_their_own_changes,
+);
