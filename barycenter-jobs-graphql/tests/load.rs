@@ -7,16 +7,27 @@
 //! tests of this file hold [`SERIAL`] so that one test's statements are not counted in
 //! another's; the scheduler's own background statements during a request are counted too,
 //! so the figures are upper bounds.
+//!
+//! On PostgreSQL, a flood of admin reads made to hang (another session locks the history
+//! table) holds no more than the service's share of the pool: a run with a 3 s lease goes on
+//! renewing it and succeeds.
 
 mod common;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
-use barycenter_jobs_core::Backend;
+use barycenter_jobs_core::{
+    Backend, ExecutionStatus, Job, JobContext, JobError, JobOutput, Registry, Scheduler,
+    SchedulerConfig, async_trait,
+};
+use barycenter_jobs_graphql::AdminService;
 use common::{Fixture, post, post_query, send};
 use http::StatusCode;
 use serde_json::{Value, json};
+use sqlx::{Connection, Row};
+use tokio::sync::{Notify, Semaphore};
 use tracing::subscriber::Interest;
 use tracing::{Event, Metadata, Subscriber, span};
 
@@ -237,6 +248,175 @@ async fn mutations_see_their_own_changes(backend: Backend) {
     );
     f.shutdown().await;
 }
+
+/// `held`: announces it started, then runs until the test adds a permit.
+struct Held {
+    started: Arc<Notify>,
+    release: Arc<Semaphore>,
+}
+
+#[async_trait]
+impl Job for Held {
+    fn name(&self) -> &str {
+        "held"
+    }
+    fn description(&self) -> &str {
+        "Run until the test says so"
+    }
+    fn schedule(&self) -> &str {
+        "0 0 3 1 1 *"
+    }
+    async fn run(&self, ctx: JobContext) -> Result<JobOutput, JobError> {
+        self.started.notify_one();
+        tokio::select! {
+            permit = self.release.acquire() => {
+                permit.map_err(JobError::failed)?.forget();
+                Ok(JobOutput::processed(1))
+            }
+            _ = ctx.cancellation().cancelled() => Err(JobError::Cancelled),
+        }
+    }
+}
+
+/// The database's clock in milliseconds, as the lease statements read it.
+const NOW_MS: &str = "SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint";
+
+/// Admin reads that hang hold at most the service's share of the pool (one connection of
+/// the test pool's six): a run whose 3 s lease needs renewing every second goes on renewing
+/// it while 48 reads wait, and succeeds.
+///
+/// The reads hang because another session holds an exclusive lock on the history table,
+/// which every one of them reads; the lease table is not locked. So nothing depends on how
+/// fast the reads are: without the bound, six of them hold the six connections for as long
+/// as the lock is held, no renewal gets a connection, and the run is cancelled 2.4 s after
+/// its last renewal. The test waits for proof of the opposite (a renewal a whole TTL after
+/// the lock was taken, while every read of the flood is still waiting), then lets go.
+async fn admin_reads_leave_room_for_lease_renewals() {
+    let _serial = SERIAL.lock().await;
+    let t = barycenter_jobs_test_support::postgres().await;
+    assert_eq!(t.db.max_connections(), 6, "the test pool");
+    let started = Arc::new(Notify::new());
+    let release = Arc::new(Semaphore::new(0));
+    let registry = Registry::builder()
+        .register(Held {
+            started: Arc::clone(&started),
+            release: Arc::clone(&release),
+        })
+        .build()
+        .unwrap();
+    let mut config = SchedulerConfig::default();
+    config.coordination.lease_ttl_secs = 3;
+    let handle = Scheduler::builder(registry, t.db.clone())
+        .config(config)
+        .start()
+        .await
+        .unwrap();
+    let svc = AdminService::builder(handle.clone())
+        .allow_unauthenticated()
+        .build();
+    let run = handle.trigger("held").await.unwrap();
+    started.notified().await;
+
+    // Another session takes the history table: every admin read now waits on it.
+    let mut locker = sqlx::PgConnection::connect(&t.url).await.unwrap();
+    let mut tx = locker.begin().await.unwrap();
+    sqlx::query("LOCK TABLE job_executions IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    let locked_at: i64 = sqlx::query(NOW_MS)
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap()
+        .get(0);
+
+    // The flood: 48 requests that all read the history, sent at once and each answered
+    // once the lock is gone.
+    let flood: Vec<_> = (0..48)
+        .map(|i| {
+            let svc = svc.clone();
+            let req = match i % 3 {
+                0 => post_query("{ availableJobs { name lastSuccessAt lastExecution { id } } }"),
+                1 => post_query("{ health { status } jobLogs(limit: 5) { id } }"),
+                _ => http::Request::get("/admin/jobs/health")
+                    .body(http_body_util::Full::default())
+                    .unwrap(),
+            };
+            tokio::spawn(send(svc, req))
+        })
+        .collect();
+
+    // Reads are waiting on the lock (so the flood has reached the database)...
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let waiting: i64 = sqlx::query(
+            "SELECT count(*) FROM pg_locks \
+             WHERE NOT granted AND relation = 'job_executions'::regclass",
+        )
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap()
+        .get(0);
+        if waiting >= 1 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no admin read reached the locked history"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // ...and the lease is renewed a whole TTL after the lock was taken: past the moment the
+    // fence would have cancelled the run had no renewal got a connection since.
+    let renewed_past = locked_at + 2 * 3_000;
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let expires: i64 =
+            sqlx::query("SELECT expires_at_ms FROM job_leases WHERE job_name = 'held'")
+                .fetch_one(&mut *tx)
+                .await
+                .unwrap()
+                .get(0);
+        if expires > renewed_past {
+            break;
+        }
+        assert!(
+            handle.job("held").unwrap().running,
+            "the run ended while admin reads were waiting: its lease was not renewed"
+        );
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the lease was not renewed while admin reads were waiting (expires at {expires}, \
+             locked at {locked_at})"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        flood.iter().all(|h| !h.is_finished()),
+        "every read of the flood was still waiting during the renewals"
+    );
+    assert!(handle.job("held").unwrap().running);
+
+    // Let go: the flood is answered, and the run ends as the job says.
+    tx.rollback().await.unwrap();
+    for h in flood {
+        let answer = h.await.unwrap();
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
+        let json = answer.json();
+        assert!(json.get("errors").is_none(), "{}", short(&json));
+    }
+    release.add_permits(1);
+    let done = run.wait().await.unwrap();
+    assert_eq!(
+        done.status,
+        ExecutionStatus::Succeeded,
+        "{:?}",
+        done.error_message
+    );
+    handle.shutdown(Duration::from_secs(5)).await.unwrap();
+}
+
+barycenter_jobs_test_support::server_test!(postgres, admin_reads_leave_room_for_lease_renewals);
 
 macro_rules! on_every_backend {
     ($($case:ident),+ $(,)?) => {$(

@@ -1,4 +1,5 @@
-//! What the store-backed fields of one request read, read once.
+//! What the store-backed fields of one request read, read once, and the share of the pool
+//! the admin reads run under.
 //!
 //! A GraphQL request may name a store-backed field (`lastSuccessAt`, `overdue`,
 //! `lastExecution`, `health`, ...) once per job per alias, and a batch repeats that per
@@ -11,8 +12,12 @@
 //!
 //! A mutation changes what those reads saw, so each one calls [`Loads::invalidate`]: fields
 //! resolved after it (its own `job { ... }` selection, the next mutation's) read again.
+//!
+//! [`ReadShare`] bounds how many admin statements are in flight at once, so that admin
+//! traffic can never take every connection of the pool the scheduler renews its leases with.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::{Arc, Mutex};
 
 use async_graphql::extensions::{
@@ -20,7 +25,7 @@ use async_graphql::extensions::{
 };
 use async_graphql::{Context, Request, ServerResult};
 use barycenter_jobs_core::{Execution, FleetHealth};
-use tokio::sync::OnceCell;
+use tokio::sync::{OnceCell, Semaphore};
 
 use super::{AdminState, INTERNAL_ERROR};
 
@@ -78,8 +83,8 @@ impl Loads {
         let cell = Arc::clone(&self.generation().health);
         cell.get_or_init(|| async {
             state
-                .handle
-                .health()
+                .reads
+                .run(state.handle.health())
                 .await
                 .map(Arc::new)
                 .map_err(|e| {
@@ -102,9 +107,8 @@ impl Loads {
         let cell = Arc::clone(lock(&generation.latest).entry(job.to_owned()).or_default());
         cell.get_or_init(|| async {
             state
-                .handle
-                .store()
-                .latest(job)
+                .reads
+                .run(state.handle.store().latest(job))
                 .await
                 .map(|e| e.map(Arc::new))
                 .map_err(|e| {
@@ -140,5 +144,42 @@ impl Extension for RequestLoads {
             request.data.insert(Loads::default());
         }
         next.run(ctx, request).await
+    }
+}
+/// The share of the pool admin reads run under: at most this many admin statements are in
+/// flight at once, however many requests arrive; the others wait for a turn here rather than
+/// in the pool's queue, where the scheduler's lease renewals would wait behind them.
+#[derive(Clone, Debug)]
+pub(crate) struct ReadShare {
+    permits: Arc<Semaphore>,
+    size: usize,
+}
+
+impl ReadShare {
+    /// At most `size` (at least 1) reads at once.
+    pub(crate) fn new(size: usize) -> Self {
+        let size = size.clamp(1, Semaphore::MAX_PERMITS);
+        Self {
+            permits: Arc::new(Semaphore::new(size)),
+            size,
+        }
+    }
+
+    /// A quarter of a pool of `max_connections` (at least one connection).
+    pub(crate) fn for_pool(max_connections: u32) -> Self {
+        Self::new(usize::try_from(max_connections / 4).unwrap_or(1))
+    }
+
+    /// How many reads run at once at most.
+    pub(crate) fn size(&self) -> usize {
+        self.size
+    }
+
+    /// Run `read` once a turn is free.
+    pub(crate) async fn run<F: Future>(&self, read: F) -> F::Output {
+        // The semaphore is never closed; were it, the read would run without a turn rather
+        // than fail.
+        let _turn = self.permits.acquire().await.ok();
+        read.await
     }
 }

@@ -68,9 +68,8 @@ impl QueryRoot {
         }
         let state = ctx.data_unchecked::<AdminState>();
         let rows = state
-            .handle
-            .store()
-            .list(&query)
+            .reads
+            .run(state.handle.store().list(&query))
             .await
             .map_err(|e| internal_error("jobLogs", e))?;
         Ok(rows.into_iter().map(JobExecution).collect())
@@ -106,8 +105,8 @@ impl QueryRoot {
         }
         let state = ctx.data_unchecked::<AdminState>();
         let rows = state
-            .handle
-            .audit_log(&query)
+            .reads
+            .run(state.handle.audit_log(&query))
             .await
             .map_err(|e| internal_error("auditLog", e))?;
         Ok(rows.into_iter().map(AuditEntry).collect())
@@ -177,9 +176,8 @@ impl QueryRoot {
         };
         let state = ctx.data_unchecked::<AdminState>();
         state
-            .handle
-            .store()
-            .get(id)
+            .reads
+            .run(state.handle.store().get(id))
             .await
             .map(|e| e.map(JobExecution))
             .map_err(|e| internal_error("jobExecution", e))

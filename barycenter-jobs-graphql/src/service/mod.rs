@@ -133,7 +133,9 @@
 //! are read once per request, a batch included (one statement for the fleet's health, one
 //! per job whose `lastExecution` is asked for), however many aliases and operations name
 //! them; a mutation makes the fields after it read again. `/health` and `/metrics` cost one
-//! statement each.
+//! statement each. And the reads of all requests together run at most a quarter of the pool's
+//! connections at once ([`max_store_reads`](AdminServiceBuilder::max_store_reads)), so
+//! admin traffic never keeps the scheduler from renewing the lease of a running job.
 //!
 //! # Examples
 //!

@@ -22,7 +22,7 @@ use super::auth::{Authorization, Host, PeerAddr, Principal, Refusal, request_hos
 use super::builder::AdminServiceBuilder;
 use super::future::ResponseFuture;
 use crate::metrics::Metrics;
-use crate::schema::{AdminSchema, INTERNAL_ERROR, Loads};
+use crate::schema::{AdminSchema, INTERNAL_ERROR, Loads, ReadShare};
 
 /// Boxed error type bodies may fail with.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -55,6 +55,8 @@ pub(crate) struct Inner {
     /// What `/health` and `/metrics` read.
     pub(crate) handle: SchedulerHandle,
     pub(crate) metrics: Metrics,
+    /// The share of the pool `/health`, `/metrics` and the GraphQL queries read under.
+    pub(crate) reads: ReadShare,
     /// `/health` served without authorization (for probes).
     pub(crate) open_health: bool,
     /// `/metrics` served without authorization (for scrapers).
@@ -69,6 +71,7 @@ impl fmt::Debug for AdminService {
             .field("body_limit", &self.inner.body_limit)
             .field("max_batch", &self.inner.max_batch)
             .field("auth", &self.inner.auth)
+            .field("max_store_reads", &self.inner.reads.size())
             .finish_non_exhaustive()
     }
 }
@@ -196,8 +199,13 @@ impl Inner {
                     return refused(refusal);
                 }
                 match (parts.method, route) {
-                    (Method::GET, Route::Health) => super::health::respond(&self.handle).await,
-                    (Method::GET, _) => super::metrics::respond(&self.metrics, &self.handle).await,
+                    (Method::GET, Route::Health) => {
+                        self.reads.run(super::health::respond(&self.handle)).await
+                    }
+                    (Method::GET, _) => {
+                        let answer = super::metrics::respond(&self.metrics, &self.handle);
+                        self.reads.run(answer).await
+                    }
                     _ => method_not_allowed("GET"),
                 }
             }
