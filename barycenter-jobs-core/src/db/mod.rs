@@ -305,6 +305,30 @@ impl Database {
         self.backend().dialect()
     }
 
+    /// The most connections the pool opens at once (its `max_connections`). Users of the
+    /// pool that must leave room for the scheduler's own statements (the admin service's
+    /// reads) take a share of it.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let dir = tempfile::tempdir()?;
+    /// use barycenter_jobs_core::Database;
+    /// let url = format!("sqlite://{}", dir.path().join("jobs.db").display());
+    /// assert_eq!(Database::connect_with_max(&url, 3).await?.max_connections(), 3);
+    /// assert_eq!(Database::connect(&url).await?.max_connections(), 8);
+    /// # Ok(()) }
+    /// ```
+    pub fn max_connections(&self) -> u32 {
+        match self {
+            #[cfg(feature = "sqlite")]
+            Database::Sqlite(p) => p.options().get_max_connections(),
+            #[cfg(feature = "postgres")]
+            Database::Postgres(p) => p.options().get_max_connections(),
+            #[cfg(feature = "mysql")]
+            Database::MySql(p) => p.options().get_max_connections(),
+        }
+    }
+
     /// Close every connection of the pool.
     pub async fn close(&self) {
         self.pool().close().await

@@ -60,7 +60,8 @@
 //!
 //! Most hosts use [`AdminService`](crate::AdminService), which builds this schema with
 //! depth and complexity limits. [`builder`] gives the `async_graphql::SchemaBuilder` for hosts
-//! that execute the schema themselves (and must then set their own limits).
+//! that execute the schema themselves (and must then set their own limits). Either way each
+//! request reads the store-backed fields once, however many aliases name them.
 //!
 //! ```no_run
 //! # async fn demo(handle: barycenter_jobs_core::SchedulerHandle) {
@@ -73,6 +74,7 @@
 //! # }
 //! ```
 
+mod loads;
 mod mutation;
 mod query;
 mod types;
@@ -80,8 +82,9 @@ mod types;
 use async_graphql::{EmptySubscription, Schema, SchemaBuilder};
 use barycenter_jobs_core::SchedulerHandle;
 
+pub(crate) use loads::{Loads, ReadShare};
 pub use mutation::MutationRoot;
-pub use query::QueryRoot;
+pub use query::{JOBS_COMPLEXITY_FACTOR, QueryRoot};
 pub(crate) use types::iso;
 pub use types::{
     AuditEntry, ChangeResult, Health, Job, JobExecution, OverdueJob, SchedulePreview,
@@ -100,15 +103,32 @@ pub const INTERNAL_ERROR: &str = "internal error";
 /// What the resolvers reach through the schema's data.
 pub(crate) struct AdminState {
     pub(crate) handle: SchedulerHandle,
+    /// Every store read of a query runs under it.
+    pub(crate) reads: ReadShare,
 }
 
 /// A schema builder over `handle`, without limits: add `limit_depth`, `limit_complexity`
 /// (and `disable_introspection` if wanted) before `finish()`.
+///
+/// Store reads of its queries run at most a quarter of the pool's connections at once (at
+/// least one), whatever the traffic, so that the scheduler always finds a connection to
+/// renew its leases with; see
+/// [`AdminServiceBuilder::max_store_reads`](crate::AdminServiceBuilder::max_store_reads).
 pub fn builder(
     handle: SchedulerHandle,
 ) -> SchemaBuilder<QueryRoot, MutationRoot, EmptySubscription> {
+    let reads = ReadShare::for_pool(handle.store().db().max_connections());
+    builder_with(handle, reads)
+}
+
+/// [`builder`] with the reads under `reads`.
+pub(crate) fn builder_with(
+    handle: SchedulerHandle,
+    reads: ReadShare,
+) -> SchemaBuilder<QueryRoot, MutationRoot, EmptySubscription> {
     Schema::build(QueryRoot::new(), MutationRoot::new(), EmptySubscription)
-        .data(AdminState { handle })
+        .data(AdminState { handle, reads })
+        .extension(loads::RequestLoads)
 }
 
 /// Log `err` server-side and give the client a generic error.

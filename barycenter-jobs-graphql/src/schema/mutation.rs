@@ -7,7 +7,7 @@ use barycenter_jobs_core::settings::{AuditAction, NewAuditEntry};
 use barycenter_jobs_core::{Error, JobInfo, RescheduleRequest};
 
 use super::types::{ChangeResult, Job, TriggerResult};
-use super::{AdminState, INTERNAL_ERROR};
+use super::{AdminState, INTERNAL_ERROR, Loads};
 use crate::service::Principal;
 
 /// The mutation root. Built by [`builder`](super::builder), which supplies its data.
@@ -181,6 +181,7 @@ impl MutationRoot {
                 }
             }
         };
+        Loads::of(ctx).invalidate();
         audit(state, &principal.name, action, &job_name, detail).await;
         Ok(answer)
     }
@@ -195,6 +196,8 @@ impl MutationRoot {
         let p = operator(ctx, AuditAction::Pause, &job_name).await?;
         let state = ctx.data_unchecked::<AdminState>();
         let result = state.handle.pause(&job_name, &p.name).await;
+        // Fields read after this one (its `job`, the next mutation's) see the change.
+        Loads::of(ctx).invalidate();
         Ok(change_result(job_name, "paused", result))
     }
 
@@ -208,6 +211,8 @@ impl MutationRoot {
         let p = operator(ctx, AuditAction::Resume, &job_name).await?;
         let state = ctx.data_unchecked::<AdminState>();
         let result = state.handle.resume(&job_name, &p.name).await;
+        // Fields read after this one (its `job`, the next mutation's) see the change.
+        Loads::of(ctx).invalidate();
         Ok(change_result(job_name, "resumed", result))
     }
 
@@ -245,6 +250,8 @@ impl MutationRoot {
             }
         }
         let result = state.handle.reschedule(&job_name, request, &p.name).await;
+        // Fields read after this one (its `job`, the next mutation's) see the change.
+        Loads::of(ctx).invalidate();
         Ok(change_result(job_name, "rescheduled", result))
     }
 
@@ -258,6 +265,8 @@ impl MutationRoot {
         let p = operator(ctx, AuditAction::Reset, &job_name).await?;
         let state = ctx.data_unchecked::<AdminState>();
         let result = state.handle.reset(&job_name, &p.name).await;
+        // Fields read after this one (its `job`, the next mutation's) see the change.
+        Loads::of(ctx).invalidate();
         Ok(change_result(job_name, "reset", result))
     }
 }

@@ -1,13 +1,13 @@
 //! Read-only fields: jobs and their history.
 
 use async_graphql::{Context, ID, Object};
-use barycenter_jobs_core::ExecutionQuery;
+use barycenter_jobs_core::{ExecutionQuery, FleetHealth};
 
 use super::iso;
 use super::types::{
     AuditEntry, Health, Job, JobExecution, SchedulePreview, Viewer, upcoming_count,
 };
-use super::{AdminState, MAX_LIST_LIMIT, internal_error};
+use super::{AdminState, Loads, MAX_LIST_LIMIT, internal_error};
 use crate::service::Principal;
 
 /// The query root. Built by [`builder`](super::builder), which supplies its data.
@@ -25,7 +25,10 @@ impl QueryRoot {
 /// Jobs and their execution history.
 #[Object]
 impl QueryRoot {
-    /// Every registered job, sorted by name.
+    /// Every registered job, sorted by name. Its complexity counts the fields selected in
+    /// each job ten times, as for a list of ten jobs, so that aliases of it add up as the
+    /// work they ask for does.
+    #[graphql(complexity = "jobs_complexity(child_complexity)")]
     async fn available_jobs(&self, ctx: &Context<'_>) -> Vec<Job> {
         let state = ctx.data_unchecked::<AdminState>();
         state.handle.jobs().into_iter().map(Job).collect()
@@ -65,9 +68,8 @@ impl QueryRoot {
         }
         let state = ctx.data_unchecked::<AdminState>();
         let rows = state
-            .handle
-            .store()
-            .list(&query)
+            .reads
+            .run(state.handle.store().list(&query))
             .await
             .map_err(|e| internal_error("jobLogs", e))?;
         Ok(rows.into_iter().map(JobExecution).collect())
@@ -77,12 +79,8 @@ impl QueryRoot {
     /// so every replica gives the same answer.
     async fn health(&self, ctx: &Context<'_>) -> async_graphql::Result<Health> {
         let state = ctx.data_unchecked::<AdminState>();
-        state
-            .handle
-            .health()
-            .await
-            .map(Health)
-            .map_err(|e| internal_error("health", e))
+        let fleet = Loads::of(ctx).health(state).await?;
+        Ok(Health(FleetHealth::clone(&fleet)))
     }
 
     /// The audit log of admin mutations, newest first: of one job when `jobName` is given, at
@@ -107,8 +105,8 @@ impl QueryRoot {
         }
         let state = ctx.data_unchecked::<AdminState>();
         let rows = state
-            .handle
-            .audit_log(&query)
+            .reads
+            .run(state.handle.audit_log(&query))
             .await
             .map_err(|e| internal_error("auditLog", e))?;
         Ok(rows.into_iter().map(AuditEntry).collect())
@@ -178,13 +176,23 @@ impl QueryRoot {
         };
         let state = ctx.data_unchecked::<AdminState>();
         state
-            .handle
-            .store()
-            .get(id)
+            .reads
+            .run(state.handle.store().get(id))
             .await
             .map(|e| e.map(JobExecution))
             .map_err(|e| internal_error("jobExecution", e))
     }
+}
+
+/// How many jobs the complexity of `availableJobs` counts its fields for: a fixed bound
+/// rather than the registry's size, so that whether a query is accepted does not change as
+/// jobs are added (a host with more jobs still gets each field read once per request: the
+/// store-backed ones are loaded once for every job).
+pub const JOBS_COMPLEXITY_FACTOR: usize = 10;
+
+/// The complexity of `availableJobs`: its fields once per job.
+fn jobs_complexity(child_complexity: usize) -> usize {
+    child_complexity.saturating_mul(JOBS_COMPLEXITY_FACTOR)
 }
 
 /// The complexity of a list with a row limit: its fields, plus one point per 10 rows, so

@@ -4,7 +4,7 @@ use async_graphql::{Context, ID, Object, SimpleObject};
 use barycenter_jobs_core::{Execution, FleetHealth, JobHealth, JobInfo};
 use chrono::{DateTime, SecondsFormat, Utc};
 
-use super::{AdminState, internal_error};
+use super::{AdminState, Loads};
 
 /// An ISO 8601 UTC timestamp with second precision, `2026-01-01T00:00:00Z`.
 pub(crate) fn iso(t: DateTime<Utc>) -> String {
@@ -27,14 +27,11 @@ pub(crate) fn upcoming_count(count: i32) -> async_graphql::Result<usize> {
 pub struct Job(pub(crate) JobInfo);
 
 impl Job {
-    /// This job's health from the store: one statement, an index probe per "last".
+    /// This job's health, from the fleet's health the request reads once for every job.
     async fn health(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<JobHealth>> {
         let state = ctx.data_unchecked::<AdminState>();
-        state
-            .handle
-            .job_health(&self.0.name)
-            .await
-            .map_err(|e| internal_error("jobHealth", e))
+        let fleet = Loads::of(ctx).health(state).await?;
+        Ok(fleet.job(&self.0.name).cloned())
     }
 }
 
@@ -128,19 +125,14 @@ impl Job {
         i32::try_from(self.0.timeout.as_secs()).unwrap_or(i32::MAX)
     }
 
-    /// The newest recorded run of this job, if any.
+    /// The newest recorded run of this job, if any (read once per request).
     async fn last_execution(
         &self,
         ctx: &Context<'_>,
     ) -> async_graphql::Result<Option<JobExecution>> {
         let state = ctx.data_unchecked::<AdminState>();
-        state
-            .handle
-            .store()
-            .latest(&self.0.name)
-            .await
-            .map(|e| e.map(JobExecution))
-            .map_err(|e| internal_error("lastExecution", e))
+        let latest = Loads::of(ctx).latest(state, &self.0.name).await?;
+        Ok(latest.map(|e| JobExecution(Execution::clone(&e))))
     }
 
     /// When the newest successful run of this job (on any replica) completed (ISO 8601 UTC).

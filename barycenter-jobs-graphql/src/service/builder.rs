@@ -11,6 +11,7 @@ use super::auth::{Authorization, Denied, Principal, Role};
 use super::dashboard::Dashboard;
 use super::service::{AdminService, Inner};
 use crate::metrics::Metrics;
+use crate::schema::ReadShare;
 
 /// Default public path of the service.
 pub const DEFAULT_MOUNT_PATH: &str = "/admin/jobs";
@@ -45,6 +46,7 @@ pub struct AdminServiceBuilder {
     open_metrics: bool,
     graphiql: GraphiQl,
     dashboard: bool,
+    max_store_reads: Option<usize>,
 }
 
 /// Where the GraphiQL page loads React and GraphiQL from, if it is served at all.
@@ -75,6 +77,7 @@ impl fmt::Debug for AdminServiceBuilder {
             .field("open_metrics", &self.open_metrics)
             .field("graphiql", &self.graphiql)
             .field("dashboard", &self.dashboard)
+            .field("max_store_reads", &self.max_store_reads)
             .finish()
     }
 }
@@ -107,6 +110,7 @@ impl AdminServiceBuilder {
             open_metrics: false,
             graphiql: GraphiQl::Off,
             dashboard: true,
+            max_store_reads: None,
         }
     }
 
@@ -180,8 +184,25 @@ impl AdminServiceBuilder {
     /// counts one point, and a list with a row `limit` (`jobLogs`, `auditLog`) counts its
     /// fields plus one point per 10 rows of its limit, so 50 aliases of
     /// `jobLogs(limit: 1000)` (5,000 points and more) are refused while one passes.
+    /// `availableJobs` counts its fields ten times
+    /// ([`JOBS_COMPLEXITY_FACTOR`](crate::schema::JOBS_COMPLEXITY_FACTOR)), as a list of ten
+    /// jobs would.
     pub fn limit_complexity(mut self, complexity: Option<usize>) -> Self {
         self.complexity_limit = complexity;
+        self
+    }
+
+    /// Most store statements the service runs at once for its readers (GraphQL queries,
+    /// `/health`, `/metrics`), however many requests arrive; the others wait for a turn in
+    /// the service. Default: a quarter of the scheduler's pool
+    /// ([`Database::max_connections`](barycenter_jobs_core::Database::max_connections)),
+    /// at least one. Admin reads share the pool with the scheduler's lease renewals: without
+    /// a bound, a flood of reads (or a few slow ones) can hold every connection, a running
+    /// job's lease cannot be renewed, and the run is cancelled before its lease expires.
+    /// Values below 1 count as 1; mutations are not counted (at most
+    /// [`max_mutations`](Self::max_mutations) per request, operate role only).
+    pub fn max_store_reads(mut self, reads: usize) -> Self {
+        self.max_store_reads = Some(reads);
         self
     }
 
@@ -328,7 +349,11 @@ impl AdminServiceBuilder {
     /// Build the schema and the service.
     pub fn build(self) -> AdminService {
         let handle = self.handle.clone();
-        let mut schema = crate::schema::builder(self.handle);
+        let reads = match self.max_store_reads {
+            Some(n) => ReadShare::new(n),
+            None => ReadShare::for_pool(handle.store().db().max_connections()),
+        };
+        let mut schema = crate::schema::builder_with(self.handle, reads.clone());
         if let Some(depth) = self.depth_limit {
             schema = schema.limit_depth(depth);
         }
@@ -382,6 +407,7 @@ impl AdminServiceBuilder {
             metrics,
             open_health: self.open_health,
             open_metrics: self.open_metrics,
+            reads,
         })
     }
 }

@@ -122,9 +122,20 @@
 //!
 //! Query depth 16 and complexity 500 by default (a field is a point; `jobLogs` and
 //! `auditLog` add a point per 10 rows of their `limit`, so 50 aliases of
-//! `jobLogs(limit: 1000)` are refused), batches of up to 16 operations, at most 10 mutations
+//! `jobLogs(limit: 1000)` are refused; `availableJobs` counts its fields ten times, once per
+//! job of a list of ten, so 70 aliases of `availableJobs { lastSuccessAt overdue }` are
+//! refused too), batches of up to 16 operations, at most 10 mutations
 //! per request counted over the whole batch (400 before anything runs,
 //! [`max_mutations`](AdminServiceBuilder::max_mutations)), bodies up to 1 MiB; introspection stays on unless [`disable_introspection`] is called.
+//!
+//! Whatever passes them costs a bounded number of statements: the store-backed fields
+//! (`lastSuccessAt`, `lastFailureAt`, `overdue`, `overdueSince`, `health`, `lastExecution`)
+//! are read once per request, a batch included (one statement for the fleet's health, one
+//! per job whose `lastExecution` is asked for), however many aliases and operations name
+//! them; a mutation makes the fields after it read again. `/health` and `/metrics` cost one
+//! statement each. And the reads of all requests together run at most a quarter of the pool's
+//! connections at once ([`max_store_reads`](AdminServiceBuilder::max_store_reads)), so
+//! admin traffic never keeps the scheduler from renewing the lease of a running job.
 //!
 //! # Examples
 //!

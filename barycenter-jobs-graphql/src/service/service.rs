@@ -22,7 +22,7 @@ use super::auth::{Authorization, Host, PeerAddr, Principal, Refusal, request_hos
 use super::builder::AdminServiceBuilder;
 use super::future::ResponseFuture;
 use crate::metrics::Metrics;
-use crate::schema::{AdminSchema, INTERNAL_ERROR};
+use crate::schema::{AdminSchema, INTERNAL_ERROR, Loads, ReadShare};
 
 /// Boxed error type bodies may fail with.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -55,6 +55,8 @@ pub(crate) struct Inner {
     /// What `/health` and `/metrics` read.
     pub(crate) handle: SchedulerHandle,
     pub(crate) metrics: Metrics,
+    /// The share of the pool `/health`, `/metrics` and the GraphQL queries read under.
+    pub(crate) reads: ReadShare,
     /// `/health` served without authorization (for probes).
     pub(crate) open_health: bool,
     /// `/metrics` served without authorization (for scrapers).
@@ -69,6 +71,7 @@ impl fmt::Debug for AdminService {
             .field("body_limit", &self.inner.body_limit)
             .field("max_batch", &self.inner.max_batch)
             .field("auth", &self.inner.auth)
+            .field("max_store_reads", &self.inner.reads.size())
             .finish_non_exhaustive()
     }
 }
@@ -205,9 +208,13 @@ impl Inner {
                 if parts.method != Method::GET && !head {
                     return method_not_allowed("GET, HEAD");
                 }
+                // Store reads, under the admin reads' share of the pool.
                 let mut res = match route {
-                    Route::Health => super::health::respond(&self.handle).await,
-                    _ => super::metrics::respond(&self.metrics, &self.handle).await,
+                    Route::Health => self.reads.run(super::health::respond(&self.handle)).await,
+                    _ => {
+                        let answer = super::metrics::respond(&self.metrics, &self.handle);
+                        self.reads.run(answer).await
+                    }
                 };
                 if head {
                     *res.body_mut() = Full::default();
@@ -324,11 +331,16 @@ impl Inner {
                 );
             }
         };
+        // One set of store reads for the whole batch: its operations read the same data, so
+        // 16 operations cost what one does.
+        let loads = Loads::default();
         let mut batch = match batch {
-            BatchRequest::Single(r) => BatchRequest::Single(r.data(principal)),
-            BatchRequest::Batch(rs) => {
-                BatchRequest::Batch(rs.into_iter().map(|r| r.data(principal.clone())).collect())
-            }
+            BatchRequest::Single(r) => BatchRequest::Single(r.data(principal).data(loads)),
+            BatchRequest::Batch(rs) => BatchRequest::Batch(
+                rs.into_iter()
+                    .map(|r| r.data(principal.clone()).data(loads.clone()))
+                    .collect(),
+            ),
         };
         // Counted before anything runs, over every operation of the batch.
         let mutations: usize = batch.iter_mut().map(mutations_in).sum();
