@@ -199,8 +199,10 @@ async fn outage_at_fire_time(t: &TestDb) {
     tokio::time::sleep(Duration::from_millis(1000)).await;
     proxy.restore();
     let store = ExecutionStore::new(t.db.clone());
+    // A tick that is lost never runs, so the ceiling only catches that (the retried tick
+    // runs about when the network is back).
     eventually(
-        Duration::from_secs(6),
+        Duration::from_secs(30),
         "the tick cut at fire time ran",
         || {
             let store = store.clone();
@@ -257,8 +259,9 @@ async fn outage_longer_than_a_tick(t: &TestDb) {
     tokio::time::sleep(restore_at).await;
     proxy.restore();
     let store = ExecutionStore::new(t.db.clone());
+    // The ceiling only catches a scheduler that never runs a tick again.
     eventually(
-        Duration::from_secs(8),
+        Duration::from_secs(30),
         "a tick after the outage ran",
         || {
             let store = store.clone();
@@ -317,6 +320,9 @@ async fn outage_mid_run(t: &TestDb) {
         match b.trigger("shared").await {
             Ok(run) => break run,
             Err(barycenter_jobs::Error::AlreadyRunning(_)) => {
+                // A's lease lapses at most a TTL (3 s) after the cut; 10 s is that plus 7 s
+                // for a loaded machine, and still fails a lease that never lapses or lasts
+                // the default 30 s.
                 assert!(
                     cut_at.elapsed() < Duration::from_secs(10),
                     "B never took over"
@@ -389,7 +395,11 @@ async fn outage_during_end_of_run_write(t: &TestDb) {
     let (proxy, handle) = scheduler_behind_proxy(
         t,
         "cut-at-end",
-        ("short", "0 0 0 1 1 *", Duration::from_millis(600)),
+        // 1.2 s of work, cut 300 ms in: the run ends (and its end must be written) while
+        // the network is cut, with 900 ms to spare for a loaded machine (600 ms left 300 ms),
+        // and still 1.2 s before the fence (4/5 of the 3 s TTL after the claim, the last
+        // confirmation of its lease) would cancel it.
+        ("short", "0 0 0 1 1 *", Duration::from_millis(1200)),
         &spans,
     )
     .await;
@@ -397,7 +407,12 @@ async fn outage_during_end_of_run_write(t: &TestDb) {
     let id = run.execution_id;
     tokio::time::sleep(Duration::from_millis(300)).await;
     proxy.cut().await;
-    eventually(Duration::from_secs(5), "the job returned", || {
+    assert!(
+        spans.0.lock().unwrap().iter().all(|s| s.ended.is_none()),
+        "the network was cut before the job returned"
+    );
+    // The ceiling only catches a job that never returns.
+    eventually(Duration::from_secs(30), "the job returned", || {
         let spans = spans.clone();
         async move { spans.0.lock().unwrap().iter().all(|s| s.ended.is_some()) }
     })
@@ -457,7 +472,10 @@ async fn locked_lease_row_does_not_hold_up_shutdown(t: &TestDb) {
     let began = Instant::now();
     handle.shutdown(grace).await.unwrap();
     let took = began.elapsed();
-    // grace (1 s) + cancel grace (1 s) + lease release tries (2 x 0.5 s) + slack.
+    // The bound is the promise under test: shutdown is bounded even when a lease statement
+    // cannot get through. grace (1 s) + cancel grace (1 s) + lease release tries
+    // (2 x 0.5 s) = 3 s, doubled for a loaded machine; a shutdown that waited for the lock
+    // would wait until the ROLLBACK below, i.e. forever.
     let bound = Duration::from_secs(6);
     let row = ExecutionStore::new(t.db.clone())
         .get(id)

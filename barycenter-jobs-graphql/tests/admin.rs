@@ -44,7 +44,8 @@ async fn seed_mutation_triggers_a_run() {
     );
     // The run was recorded and finishes.
     let mut rows = Vec::new();
-    for _ in 0..200 {
+    // Up to 30 s (1,200 polls), a ceiling that only catches a run that never ends.
+    for _ in 0..1200 {
         rows = f_rows(&svc, "cleanup_expired_sessions").await;
         if rows.len() == 1 && !rows[0]["success"].is_null() {
             break;
@@ -295,7 +296,8 @@ async fn trigger_job_refusals() {
     f.release.add_permits(1);
     let q = format!(r#"{{ jobExecution(id: "{id}") {{ status recordsProcessed }} }}"#);
     let mut last = json!(null);
-    for _ in 0..200 {
+    // Up to 30 s (1,200 polls), a ceiling that only catches a run that never ends.
+    for _ in 0..1200 {
         last = query_data(&svc, &q).await;
         if last["jobExecution"]["status"] == "succeeded" {
             break;
