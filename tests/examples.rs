@@ -391,6 +391,105 @@ async fn axum_mount_serves_host_routes_and_the_admin_api() {
     assert!(app.terminate().success());
 }
 
+/// The jobs API merged into a host's own schema, at the host's path, behind the host's own
+/// authorization: the seed's three operations and the host's own fields from one schema;
+/// roles, audit and the mutation bound still hold.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn merged_schema_serves_host_and_jobs_fields_from_one_schema() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut app = Running::start(
+        "merged_schema",
+        dir.path(),
+        &["--listen", "127.0.0.1:0"],
+        &[],
+    );
+    let url = app.admin_url();
+    let ask = |token: &str, query: &str| {
+        let body = serde_json::json!({ "query": query }).to_string();
+        let auth = format!("Bearer {token}");
+        let (status, text) = http(
+            &url,
+            "POST",
+            "/admin/graphql",
+            Some(&body),
+            &[("authorization", auth.as_str())],
+        );
+        (
+            status,
+            serde_json::from_str::<serde_json::Value>(&text).unwrap(),
+        )
+    };
+    // Queries: the host's field and the seed's two queries in one document.
+    let (status, body) = ask(
+        "operate-demo",
+        "{ hostVersion availableJobs { name description schedule } jobLogs(limit: 10) { id jobName success } }",
+    );
+    assert_eq!(status, 200, "{body}");
+    assert!(body.get("errors").is_none(), "{body}");
+    assert_eq!(body["data"]["hostVersion"], "demo-auth-server 1.0");
+    assert_eq!(body["data"]["availableJobs"].as_array().unwrap().len(), 4);
+    // The seed's mutation beside the host's own.
+    let (_, body) = ask(
+        "operate-demo",
+        r#"mutation { triggerJob(jobName: "cleanup_expired_sessions") { success message jobName } removeFederationPeer(peer: "idp.example") }"#,
+    );
+    assert_eq!(body["data"]["triggerJob"]["success"], true, "{body}");
+    assert_eq!(body["data"]["removeFederationPeer"], "removed idp.example");
+    let (_, body) = ask(
+        "operate-demo",
+        r#"mutation { triggerJob(jobName: "nope") { success message } }"#,
+    );
+    assert_eq!(body["data"]["triggerJob"]["message"], "Unknown job: nope");
+    // The host's read role maps onto ours: no mutation, and the refusal is audited.
+    let (_, body) = ask(
+        "read-demo",
+        r#"mutation { pauseJob(jobName: "cleanup_expired_sessions") { success } }"#,
+    );
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("read role"),
+        "{body}"
+    );
+    let (_, body) = ask(
+        "read-demo",
+        "{ auditLog(limit: 10) { actor action detail } }",
+    );
+    let actors: Vec<&str> = body["data"]["auditLog"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["actor"].as_str().unwrap())
+        .collect();
+    assert!(
+        actors.contains(&"ops-admin") && actors.contains(&"ops-viewer"),
+        "{body}"
+    );
+    // The mutation bound holds in the host's schema too.
+    let many: String = (0..11)
+        .map(|i| format!(r#"p{i}: pauseJob(jobName: "cleanup_expired_sessions") {{ success }} "#))
+        .collect();
+    let (_, body) = ask("operate-demo", &format!("mutation {{ {many} }}"));
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("more than the limit of 10"),
+        "{body}"
+    );
+    let (_, body) = ask("operate-demo", "{ availableJobs { name paused } }");
+    assert!(
+        body["data"]["availableJobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|j| j["paused"] == false),
+        "nothing ran: {body}"
+    );
+    assert!(app.terminate().success());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hyper_serve_serves_the_admin_api() {
     let dir = tempfile::tempdir().unwrap();

@@ -20,14 +20,11 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 
-use async_graphql::extensions::{
-    Extension, ExtensionContext, ExtensionFactory, NextPrepareRequest,
-};
-use async_graphql::{Context, Request, ServerResult};
+use async_graphql::Context;
 use barycenter_jobs_core::{Execution, FleetHealth};
 use tokio::sync::{OnceCell, Semaphore};
 
-use super::{AdminState, INTERNAL_ERROR};
+use super::{INTERNAL_ERROR, JobsContext};
 
 /// A read that failed; the cause was logged when it happened.
 #[derive(Debug, Clone, Copy)]
@@ -61,7 +58,8 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 impl Loads {
     /// The request's loads; a fresh, unshared set when the request has none (the
-    /// [`RequestLoads`] extension gives every request one, so this is a fallback only).
+    /// [`JobsExtension`](super::JobsExtension) gives every request one, so this is a
+    /// fallback only).
     pub(crate) fn of(ctx: &Context<'_>) -> Self {
         ctx.data_opt::<Loads>().cloned().unwrap_or_default()
     }
@@ -78,7 +76,7 @@ impl Loads {
     /// The fleet's health, read once (one statement for every job).
     pub(crate) async fn health(
         &self,
-        state: &AdminState,
+        state: &JobsContext,
     ) -> async_graphql::Result<Arc<FleetHealth>> {
         let cell = Arc::clone(&self.generation().health);
         cell.get_or_init(|| async {
@@ -100,7 +98,7 @@ impl Loads {
     /// The newest recorded run of `job`, read once per job (one indexed probe).
     pub(crate) async fn latest(
         &self,
-        state: &AdminState,
+        state: &JobsContext,
         job: &str,
     ) -> async_graphql::Result<Option<Arc<Execution>>> {
         let generation = self.generation();
@@ -122,30 +120,6 @@ impl Loads {
     }
 }
 
-/// Gives every request executed by the schema its own [`Loads`], unless the service already
-/// put one in (shared by the operations of a batch).
-pub(crate) struct RequestLoads;
-
-impl ExtensionFactory for RequestLoads {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(RequestLoads)
-    }
-}
-
-#[async_graphql::async_trait::async_trait]
-impl Extension for RequestLoads {
-    async fn prepare_request(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        mut request: Request,
-        next: NextPrepareRequest<'_>,
-    ) -> ServerResult<Request> {
-        if !request.data.contains_key(&std::any::TypeId::of::<Loads>()) {
-            request.data.insert(Loads::default());
-        }
-        next.run(ctx, request).await
-    }
-}
 /// The share of the pool admin reads run under: at most this many admin statements are in
 /// flight at once, however many requests arrive; the others wait for a turn here rather than
 /// in the pool's queue, where the scheduler's lease renewals would wait behind them.

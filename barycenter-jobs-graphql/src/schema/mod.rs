@@ -74,6 +74,59 @@
 //! # }
 //! ```
 
+//!
+//! # Merging into a host schema
+//!
+//! [`QueryRoot`] and [`MutationRoot`] are ordinary async-graphql objects: a host that has an
+//! admin schema of its own merges them into its roots with `#[derive(MergedObject)]`, serves
+//! the result at its own path, and keeps its own authorization. It puts two things in:
+//!
+//! - in the schema's data, a [`JobsContext`] (the scheduler), and the [`JobsExtension`] (one
+//!   set of store reads per request, at most 10 mutations per request);
+//! - in each request's data, the caller's [`Principal`](crate::Principal): the host maps its
+//!   own users onto [`Role::Read`](crate::Role::Read) / [`Role::Operate`](crate::Role::Operate),
+//!   mutations need the latter, and the audit log records the principal's name.
+//!
+//! Complexity attributes travel with the fields; the host sets the limits on its schema.
+//! `examples/merged_schema.rs` serves such a schema with axum.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use async_graphql::{EmptySubscription, MergedObject, Object, Schema};
+//! use barycenter_jobs_core::{Database, Registry, Scheduler};
+//! use barycenter_jobs_graphql::schema::{JobsContext, JobsExtension, MutationRoot, QueryRoot};
+//! use barycenter_jobs_graphql::{Principal, Role};
+//!
+//! #[derive(Default)]
+//! struct HostQuery;
+//! #[Object]
+//! impl HostQuery {
+//!     async fn host_version(&self) -> &str { "1.0" }
+//! }
+//!
+//! #[derive(MergedObject, Default)]
+//! struct Query(HostQuery, QueryRoot);
+//! #[derive(MergedObject, Default)]
+//! struct Mutation(MutationRoot);
+//!
+//! let dir = tempfile::tempdir()?;
+//! let db = Database::connect(&format!("sqlite://{}", dir.path().join("j.db").display())).await?;
+//! let handle = Scheduler::builder(Registry::builder().build()?, db).start().await?;
+//! let schema = Schema::build(Query::default(), Mutation::default(), EmptySubscription)
+//!     .data(JobsContext::new(handle.clone()))
+//!     .extension(JobsExtension::default())
+//!     .limit_complexity(500)
+//!     .finish();
+//! let request = async_graphql::Request::new("{ hostVersion availableJobs { name } }")
+//!     .data(Principal::new("alice", Role::Read));
+//! let response = schema.execute(request).await;
+//! assert!(response.errors.is_empty(), "{:?}", response.errors);
+//! assert_eq!(response.data.to_string(), r#"{hostVersion: "1.0", availableJobs: []}"#);
+//! handle.shutdown(std::time::Duration::from_secs(5)).await?;
+//! # Ok(()) }
+//! ```
+
+mod extension;
 mod loads;
 mod mutation;
 mod query;
@@ -82,6 +135,8 @@ mod types;
 use async_graphql::{EmptySubscription, Schema, SchemaBuilder};
 use barycenter_jobs_core::SchedulerHandle;
 
+pub(crate) use extension::mutations_in;
+pub use extension::{DEFAULT_MAX_MUTATIONS, JobsExtension};
 pub(crate) use loads::{Loads, ReadShare};
 pub use mutation::MutationRoot;
 pub use query::{JOBS_COMPLEXITY_FACTOR, QueryRoot};
@@ -100,11 +155,54 @@ pub use barycenter_jobs_core::store::MAX_LIST_LIMIT;
 /// Message given to clients in place of any database or other internal failure.
 pub const INTERNAL_ERROR: &str = "internal error";
 
-/// What the resolvers reach through the schema's data.
-pub(crate) struct AdminState {
+/// What the jobs API's resolvers read from the schema's data: the scheduler they act on,
+/// and the share of its pool their store reads may take. The one type a host that merges
+/// [`QueryRoot`] / [`MutationRoot`] into its own schema puts there (with
+/// `Schema::build(..).data(JobsContext::new(handle))`, and the [`JobsExtension`]).
+pub struct JobsContext {
     pub(crate) handle: SchedulerHandle,
     /// Every store read of a query runs under it.
     pub(crate) reads: ReadShare,
+}
+
+impl std::fmt::Debug for JobsContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JobsContext")
+            .field("max_store_reads", &self.reads.size())
+            .finish_non_exhaustive()
+    }
+}
+
+impl JobsContext {
+    /// The context of `handle`'s scheduler; its store reads take at most a quarter of the
+    /// pool's connections at once (at least one), so that the scheduler always finds a
+    /// connection to renew its leases with.
+    pub fn new(handle: SchedulerHandle) -> Self {
+        let reads = ReadShare::for_pool(handle.store().db().max_connections());
+        Self { handle, reads }
+    }
+
+    /// At most `n` (at least 1) store reads of the jobs API at once, instead.
+    pub fn with_max_store_reads(mut self, n: usize) -> Self {
+        self.reads = ReadShare::new(n);
+        self
+    }
+
+    /// The scheduler the jobs API acts on.
+    pub fn handle(&self) -> &SchedulerHandle {
+        &self.handle
+    }
+
+    /// The context in `ctx`'s schema data, or a GraphQL error saying how to provide it
+    /// (never a panic: a host schema may have been built without it).
+    pub(crate) fn of<'a>(ctx: &'a async_graphql::Context<'_>) -> async_graphql::Result<&'a Self> {
+        ctx.data_opt::<Self>().ok_or_else(|| {
+            tracing::error!("the jobs API was asked without a JobsContext in the schema's data");
+            async_graphql::Error::new(
+                "the jobs API is not set up: put JobsContext::new(handle) in the schema's data",
+            )
+        })
+    }
 }
 
 /// A schema builder over `handle`, without limits: add `limit_depth`, `limit_complexity`
@@ -117,18 +215,17 @@ pub(crate) struct AdminState {
 pub fn builder(
     handle: SchedulerHandle,
 ) -> SchemaBuilder<QueryRoot, MutationRoot, EmptySubscription> {
-    let reads = ReadShare::for_pool(handle.store().db().max_connections());
-    builder_with(handle, reads)
+    builder_with(JobsContext::new(handle), JobsExtension::default())
 }
 
-/// [`builder`] with the reads under `reads`.
+/// [`builder`] over a context and an extension made by the caller.
 pub(crate) fn builder_with(
-    handle: SchedulerHandle,
-    reads: ReadShare,
+    context: JobsContext,
+    extension: JobsExtension,
 ) -> SchemaBuilder<QueryRoot, MutationRoot, EmptySubscription> {
     Schema::build(QueryRoot::new(), MutationRoot::new(), EmptySubscription)
-        .data(AdminState { handle, reads })
-        .extension(loads::RequestLoads)
+        .data(context)
+        .extension(extension)
 }
 
 /// Log `err` server-side and give the client a generic error.

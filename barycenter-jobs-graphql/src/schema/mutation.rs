@@ -7,22 +7,26 @@ use barycenter_jobs_core::settings::{AuditAction, NewAuditEntry};
 use barycenter_jobs_core::{Error, JobInfo, RescheduleRequest};
 
 use super::types::{ChangeResult, Job, TriggerResult};
-use super::{AdminState, INTERNAL_ERROR, Loads};
+use super::{INTERNAL_ERROR, JobsContext, Loads};
 use crate::service::Principal;
 
-/// The mutation root. Built by [`builder`](super::builder), which supplies its data.
-#[derive(Debug)]
+/// The jobs API's mutations: the mutation root of [`AdminSchema`](super::AdminSchema), and an
+/// object a host merges into its own mutation root with `#[derive(MergedObject)]` (see the
+/// [module docs](super#merging-into-a-host-schema)). Each needs a [`Principal`] with the
+/// operate role in the request's data and is written to the audit log under its name.
+#[derive(Debug, Default)]
 pub struct MutationRoot {
     _private: (),
 }
 
 impl MutationRoot {
-    pub(crate) fn new() -> Self {
+    /// The mutations, to merge or to build a schema with.
+    pub fn new() -> Self {
         Self { _private: () }
     }
 }
 
-async fn audit(state: &AdminState, actor: &str, action: AuditAction, job: &str, detail: String) {
+async fn audit(state: &JobsContext, actor: &str, action: AuditAction, job: &str, detail: String) {
     state
         .handle
         .record_audit(NewAuditEntry {
@@ -41,7 +45,7 @@ async fn operator(
     action: AuditAction,
     job: &str,
 ) -> async_graphql::Result<Principal> {
-    let state = ctx.data_unchecked::<AdminState>();
+    let state = JobsContext::of(ctx)?;
     match ctx.data_opt::<Principal>() {
         Some(p) if p.role.may_operate() => Ok(p.clone()),
         Some(p) => {
@@ -120,7 +124,7 @@ impl MutationRoot {
             AuditAction::Trigger
         };
         let principal = operator(ctx, action, &job_name).await?;
-        let state = ctx.data_unchecked::<AdminState>();
+        let state = JobsContext::of(ctx)?;
         let result = |success: bool, message: String, job_name: String| TriggerResult {
             success,
             message,
@@ -194,7 +198,7 @@ impl MutationRoot {
         job_name: String,
     ) -> async_graphql::Result<ChangeResult> {
         let p = operator(ctx, AuditAction::Pause, &job_name).await?;
-        let state = ctx.data_unchecked::<AdminState>();
+        let state = JobsContext::of(ctx)?;
         let result = state.handle.pause(&job_name, &p.name).await;
         // Fields read after this one (its `job`, the next mutation's) see the change.
         Loads::of(ctx).invalidate();
@@ -209,7 +213,7 @@ impl MutationRoot {
         job_name: String,
     ) -> async_graphql::Result<ChangeResult> {
         let p = operator(ctx, AuditAction::Resume, &job_name).await?;
-        let state = ctx.data_unchecked::<AdminState>();
+        let state = JobsContext::of(ctx)?;
         let result = state.handle.resume(&job_name, &p.name).await;
         // Fields read after this one (its `job`, the next mutation's) see the change.
         Loads::of(ctx).invalidate();
@@ -229,7 +233,7 @@ impl MutationRoot {
         timeout_secs: Option<i32>,
     ) -> async_graphql::Result<ChangeResult> {
         let p = operator(ctx, AuditAction::Reschedule, &job_name).await?;
-        let state = ctx.data_unchecked::<AdminState>();
+        let state = JobsContext::of(ctx)?;
         let mut request = RescheduleRequest::new();
         request.schedule = schedule;
         request.time_zone = time_zone;
@@ -263,7 +267,7 @@ impl MutationRoot {
         job_name: String,
     ) -> async_graphql::Result<ChangeResult> {
         let p = operator(ctx, AuditAction::Reset, &job_name).await?;
-        let state = ctx.data_unchecked::<AdminState>();
+        let state = JobsContext::of(ctx)?;
         let result = state.handle.reset(&job_name, &p.name).await;
         // Fields read after this one (its `job`, the next mutation's) see the change.
         Loads::of(ctx).invalidate();

@@ -7,17 +7,21 @@ use super::iso;
 use super::types::{
     AuditEntry, Health, Job, JobExecution, SchedulePreview, Viewer, upcoming_count,
 };
-use super::{AdminState, Loads, MAX_LIST_LIMIT, internal_error};
+use super::{JobsContext, Loads, MAX_LIST_LIMIT, internal_error};
 use crate::service::Principal;
 
-/// The query root. Built by [`builder`](super::builder), which supplies its data.
-#[derive(Debug)]
+/// The jobs API's queries: the query root of [`AdminSchema`](super::AdminSchema), and an
+/// object a host merges into its own query root with `#[derive(MergedObject)]` (see the
+/// [module docs](super#merging-into-a-host-schema)). Its resolvers read a [`JobsContext`]
+/// and the caller's [`Principal`] from the schema's and the request's data.
+#[derive(Debug, Default)]
 pub struct QueryRoot {
     _private: (),
 }
 
 impl QueryRoot {
-    pub(crate) fn new() -> Self {
+    /// The queries, to merge or to build a schema with.
+    pub fn new() -> Self {
         Self { _private: () }
     }
 }
@@ -29,15 +33,15 @@ impl QueryRoot {
     /// each job ten times, as for a list of ten jobs, so that aliases of it add up as the
     /// work they ask for does.
     #[graphql(complexity = "jobs_complexity(child_complexity)")]
-    async fn available_jobs(&self, ctx: &Context<'_>) -> Vec<Job> {
-        let state = ctx.data_unchecked::<AdminState>();
-        state.handle.jobs().into_iter().map(Job).collect()
+    async fn available_jobs(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Job>> {
+        let state = JobsContext::of(ctx)?;
+        Ok(state.handle.jobs().into_iter().map(Job).collect())
     }
 
     /// One job by name; null when no job has that name.
-    async fn job(&self, ctx: &Context<'_>, name: String) -> Option<Job> {
-        let state = ctx.data_unchecked::<AdminState>();
-        state.handle.job(&name).map(Job)
+    async fn job(&self, ctx: &Context<'_>, name: String) -> async_graphql::Result<Option<Job>> {
+        let state = JobsContext::of(ctx)?;
+        Ok(state.handle.job(&name).map(Job))
     }
 
     /// Recorded runs, newest first: of one job when `jobName` is given, failures only when
@@ -66,7 +70,7 @@ impl QueryRoot {
         if only_failures {
             query = query.failures();
         }
-        let state = ctx.data_unchecked::<AdminState>();
+        let state = JobsContext::of(ctx)?;
         let rows = state
             .reads
             .run(state.handle.store().list(&query))
@@ -78,7 +82,7 @@ impl QueryRoot {
     /// The fleet's health: `ok`, or `overdue` with the overdue jobs; computed from the store,
     /// so every replica gives the same answer.
     async fn health(&self, ctx: &Context<'_>) -> async_graphql::Result<Health> {
-        let state = ctx.data_unchecked::<AdminState>();
+        let state = JobsContext::of(ctx)?;
         let fleet = Loads::of(ctx).health(state).await?;
         Ok(Health(FleetHealth::clone(&fleet)))
     }
@@ -103,7 +107,7 @@ impl QueryRoot {
         if let Some(name) = job_name {
             query = query.job(name);
         }
-        let state = ctx.data_unchecked::<AdminState>();
+        let state = JobsContext::of(ctx)?;
         let rows = state
             .reads
             .run(state.handle.audit_log(&query))
@@ -141,7 +145,7 @@ impl QueryRoot {
             Some(zone) => s.with_time_zone(zone),
             None => Ok(s),
         });
-        let state = ctx.data_unchecked::<AdminState>();
+        let state = JobsContext::of(ctx)?;
         Ok(match parsed {
             Ok(s) => SchedulePreview {
                 valid: true,
@@ -174,7 +178,7 @@ impl QueryRoot {
                 id.as_str()
             )));
         };
-        let state = ctx.data_unchecked::<AdminState>();
+        let state = JobsContext::of(ctx)?;
         state
             .reads
             .run(state.handle.store().get(id))

@@ -4,7 +4,7 @@ use async_graphql::{Context, ID, Object, SimpleObject};
 use barycenter_jobs_core::{Execution, FleetHealth, JobHealth, JobInfo};
 use chrono::{DateTime, SecondsFormat, Utc};
 
-use super::{AdminState, Loads};
+use super::{JobsContext, Loads};
 
 /// An ISO 8601 UTC timestamp with second precision, `2026-01-01T00:00:00Z`.
 pub(crate) fn iso(t: DateTime<Utc>) -> String {
@@ -29,7 +29,7 @@ pub struct Job(pub(crate) JobInfo);
 impl Job {
     /// This job's health, from the fleet's health the request reads once for every job.
     async fn health(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<JobHealth>> {
-        let state = ctx.data_unchecked::<AdminState>();
+        let state = JobsContext::of(ctx)?;
         let fleet = Loads::of(ctx).health(state).await?;
         Ok(fleet.job(&self.0.name).cloned())
     }
@@ -77,7 +77,7 @@ impl Job {
         #[graphql(default = 5)] count: i32,
     ) -> async_graphql::Result<Vec<String>> {
         let count = upcoming_count(count)?;
-        let state = ctx.data_unchecked::<AdminState>();
+        let state = JobsContext::of(ctx)?;
         Ok(self
             .0
             .upcoming_runs(state.handle.now(), count)
@@ -130,7 +130,7 @@ impl Job {
         &self,
         ctx: &Context<'_>,
     ) -> async_graphql::Result<Option<JobExecution>> {
-        let state = ctx.data_unchecked::<AdminState>();
+        let state = JobsContext::of(ctx)?;
         let latest = Loads::of(ctx).latest(state, &self.0.name).await?;
         Ok(latest.map(|e| JobExecution(Execution::clone(&e))))
     }

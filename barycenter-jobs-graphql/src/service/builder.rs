@@ -353,7 +353,14 @@ impl AdminServiceBuilder {
             Some(n) => ReadShare::new(n),
             None => ReadShare::for_pool(handle.store().db().max_connections()),
         };
-        let mut schema = crate::schema::builder_with(self.handle, reads.clone());
+        let context = crate::schema::JobsContext {
+            handle: self.handle,
+            reads: reads.clone(),
+        };
+        let mut schema = crate::schema::builder_with(
+            context,
+            crate::schema::JobsExtension::max_mutations(self.max_mutations),
+        );
         if let Some(depth) = self.depth_limit {
             schema = schema.limit_depth(depth);
         }

@@ -343,7 +343,7 @@ impl Inner {
             ),
         };
         // Counted before anything runs, over every operation of the batch.
-        let mutations: usize = batch.iter_mut().map(mutations_in).sum();
+        let mutations: usize = batch.iter_mut().map(crate::schema::mutations_in).sum();
         if mutations > self.max_mutations {
             return error_response(
                 StatusCode::BAD_REQUEST,
@@ -435,46 +435,6 @@ fn error_response(status: StatusCode, message: &str) -> Response<Full<Bytes>> {
     res.headers_mut()
         .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     res
-}
-
-/// The top-level fields of the mutation a request runs (every alias and fragment counts;
-/// `@skip`/`@include` are not evaluated, so it may count more, never fewer). A document that
-/// does not parse counts nothing: execution refuses it.
-fn mutations_in(request: &mut Request) -> usize {
-    use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
-    fn count(doc: &ExecutableDocument, set: &SelectionSet, depth: usize) -> usize {
-        // Fragments that spread each other are refused by validation; stop early anyway.
-        if depth > 32 {
-            return 0;
-        }
-        set.items
-            .iter()
-            .map(|item| match &item.node {
-                Selection::Field(_) => 1,
-                Selection::FragmentSpread(spread) => doc
-                    .fragments
-                    .get(&spread.node.fragment_name.node)
-                    .map_or(0, |f| count(doc, &f.node.selection_set.node, depth + 1)),
-                Selection::InlineFragment(inline) => {
-                    count(doc, &inline.node.selection_set.node, depth + 1)
-                }
-            })
-            .sum()
-    }
-    let wanted = request.operation_name.clone();
-    let Ok(doc) = request.parsed_query() else {
-        return 0;
-    };
-    doc.operations
-        .iter()
-        .filter(|(name, op)| {
-            op.node.ty == OperationType::Mutation
-                && wanted
-                    .as_deref()
-                    .is_none_or(|w| name.is_some_and(|n| n.as_str() == w))
-        })
-        .map(|(_, op)| count(doc, &op.node.selection_set.node, 0))
-        .sum()
 }
 
 /// The answer to a request the authorization refused.
