@@ -446,6 +446,11 @@ impl Ended {
     }
 }
 
+/// The longest one attempt at writing a run's end waits (see [`record`]).
+const RECORD_ATTEMPT: Duration = Duration::from_secs(1);
+/// The longest pause between two attempts at writing a run's end.
+const RECORD_MAX_BACKOFF: Duration = Duration::from_millis(500);
+
 /// Write the end of the run, retrying for a while if the database is unavailable (briefly
 /// once shutdown began, so the shutdown keeps its budget). The outcome is in the trace
 /// either way. Returns whether the row is closed (by this write, or by another replica).
@@ -466,7 +471,13 @@ async fn record(shared: &Shared, ended: &Ended) -> bool {
             duration: ended.duration,
             partial: ended.partial,
         });
-        let result = match tokio::time::timeout(left.max(Duration::from_millis(100)), write).await {
+        // Each attempt bounded by a second: a write waiting inside the pool for a server
+        // that is down backs off between connection attempts by up to a fifth of the pool's
+        // acquire timeout, so a fresh attempt soon after the server answers again gets
+        // through sooner than the old one would, and the job's runner is free for its next
+        // tick within a tick of the server's return.
+        let bound = left.min(RECORD_ATTEMPT).max(Duration::from_millis(100));
+        let result = match tokio::time::timeout(bound, write).await {
             Ok(result) => result,
             Err(_) => Err(Error::Timeout(left)),
         };
@@ -481,7 +492,7 @@ async fn record(shared: &Shared, ended: &Ended) -> bool {
             Err(e) if Instant::now() + backoff < until => {
                 tracing::warn!(attempt, error = %e, "could not record the end of the run");
                 tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(2));
+                backoff = (backoff * 2).min(RECORD_MAX_BACKOFF);
             }
             Err(e) => {
                 tracing::error!(
