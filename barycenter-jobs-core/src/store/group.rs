@@ -385,6 +385,72 @@ mod tests {
     use crate::db::Database;
     use crate::store::{ExecutionStore, NewExecution};
 
+    /// Two ends written in one group, one of whose rows was already closed (abandoned by
+    /// another replica) and fails its rare-path write (a trigger raises on it): the other
+    /// run's end is written and reported as such, not failed with the group.
+    #[tokio::test(flavor = "current_thread")]
+    async fn one_failing_rare_path_does_not_fail_the_group() {
+        use crate::store::{Finish, Outcome};
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::connect(&format!("sqlite://{}", dir.path().join("j.db").display()))
+            .await
+            .unwrap();
+        let store = ExecutionStore::new(db.clone());
+        store.migrate().await.unwrap();
+        let good = store
+            .start(&NewExecution::manual("good", Utc::now()))
+            .await
+            .unwrap();
+        let closed = store
+            .start(&NewExecution::manual("closed", Utc::now()))
+            .await
+            .unwrap();
+        store
+            .close_abandoned_ids(&[closed], Utc::now())
+            .await
+            .unwrap();
+        let trigger = format!(
+            "CREATE TRIGGER refuse BEFORE UPDATE ON job_executions WHEN OLD.id = {closed} \
+             BEGIN SELECT RAISE(ABORT, 'refused by a trigger'); END"
+        );
+        match &db {
+            Database::Sqlite(p) => {
+                sqlx::raw_sql(sqlx::AssertSqlSafe(trigger))
+                    .execute(p)
+                    .await
+                    .unwrap();
+            }
+            #[allow(unreachable_patterns)]
+            _ => unreachable!(),
+        }
+        let end = |id| Finish {
+            id,
+            outcome: Outcome::Succeeded {
+                records_processed: 1,
+            },
+            completed_at: Utc::now(),
+            duration: Duration::from_millis(5),
+            partial: None,
+        };
+        // One task on a current-thread runtime: both are queued before the writer first
+        // runs, so they are written as one group.
+        let (good_end, closed_end) = tokio::join!(
+            store.finish_grouped(end(good)),
+            store.finish_grouped(end(closed))
+        );
+        assert!(good_end.unwrap(), "the open row was closed by the group");
+        assert!(closed_end.is_err(), "the refused row's own error");
+        assert!(
+            store
+                .get(good)
+                .await
+                .unwrap()
+                .unwrap()
+                .completed_at
+                .is_some()
+        );
+    }
+
     /// A group of writes past [`super::CHECKPOINT_AFTER_ROWS`] is copied into the database
     /// file once it is written, though its WAL frames are far from SQLite's own threshold.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
