@@ -282,8 +282,10 @@ async fn trigger_racing_shutdown_leaves_nothing_open(t: &TestDb) {
     }
 }
 
-/// Coordination off: a starting scheduler closes its own identity's earlier runs and those
-/// of dead processes on this host, never the open run of another live process.
+/// Coordination off: a starting scheduler closes the runs of dead processes on this host
+/// and runs older than the job's longest possible run, never a run another live process may
+/// still have, whatever its label, its own label included (several processes may share a
+/// configured label).
 async fn coordination_off_sweep_spares_live_processes(t: &TestDb) {
     let store = ExecutionStore::new(t.db.clone());
     store.migrate().await.unwrap();
@@ -297,18 +299,23 @@ async fn coordination_off_sweep_spares_live_processes(t: &TestDb) {
         .unwrap();
     let host = probe.instance().rsplit_once(':').unwrap().0.to_owned();
     probe.shutdown(Duration::from_secs(1)).await.unwrap();
-    let start_row = |instance: String| {
+    let start_row = |instance: String, age: chrono::Duration| {
         let store = store.clone();
         async move {
-            let mut new = NewExecution::manual("sweep", chrono::Utc::now());
+            let mut new = NewExecution::manual("sweep", chrono::Utc::now() - age);
             new.instance = Some(instance);
             store.start(&new).await.unwrap()
         }
     };
-    let live_other = start_row(format!("{host}:{}", std::process::id())).await;
-    let mine_before = start_row("restarted".into()).await;
-    let dead = start_row(format!("{host}:{}", u32::MAX - 7)).await;
-    let foreign = start_row("other-host:1".into()).await;
+    let now = chrono::Duration::zero();
+    let live_other = start_row(format!("{host}:{}", std::process::id()), now).await;
+    // Our own label, but it may be a live twin's (one configuration shipped to two
+    // processes): only its age tells, and it is younger than the job's timeout (1 h).
+    let same_label_young = start_row("restarted".into(), now).await;
+    // Older than the timeout plus grace: no process can still be running it.
+    let same_label_old = start_row("restarted".into(), chrono::Duration::hours(2)).await;
+    let dead = start_row(format!("{host}:{}", u32::MAX - 7), now).await;
+    let foreign = start_row("other-host:1".into(), now).await;
 
     let registry = Registry::builder()
         .register(worker("sweep", Arc::default()))
@@ -331,7 +338,12 @@ async fn coordination_off_sweep_spares_live_processes(t: &TestDb) {
         ExecutionStatus::Running,
         "another host's run"
     );
-    assert_eq!(status(mine_before).await, ExecutionStatus::Abandoned);
+    assert_eq!(
+        status(same_label_young).await,
+        ExecutionStatus::Running,
+        "a young run under our label may be a live twin's"
+    );
+    assert_eq!(status(same_label_old).await, ExecutionStatus::Abandoned);
     assert_eq!(status(dead).await, ExecutionStatus::Abandoned);
     handle.shutdown(Duration::from_secs(5)).await.unwrap();
 }

@@ -151,9 +151,10 @@ pub struct CoordinationConfig {
     /// `HOST:PID/N` for the Nth scheduler of one process). It need not be unique: every lease
     /// decision uses the label plus a random value drawn at start
     /// ([`SchedulerHandle::lease_holder`](crate::SchedulerHandle::lease_holder)), so replicas
-    /// that share one configuration file never take each other's claims. Without
-    /// coordination, open runs recorded under this label are closed as abandoned when a
-    /// scheduler with it starts (coordination off means one scheduler per label).
+    /// that share one configuration file never take each other's claims. Nor does the
+    /// start-up sweep of coordination-off schedulers trust it: it closes a run left open by
+    /// a crash once the run has outlived its job's timeout (or at once when its label is a
+    /// default `HOST:PID` of a process gone from this host).
     pub instance: Option<String>,
     /// Time bound of one lease statement (claim, renewal, release) in milliseconds. Default:
     /// a sixth of the TTL, between 250 and 5,000. A statement that takes longer is abandoned:

@@ -2,6 +2,7 @@
 //! tick missed while no scheduler ran is caught up once.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
@@ -16,9 +17,12 @@ use crate::store::Execution;
 ///
 /// - `lease_held`: this process holds the job's lease, which proves nobody else runs it, so
 ///   every open run of the job is dead.
-/// - otherwise (coordination off), only runs of this process's own instance identity (a
-///   restart with a configured `instance`) and runs of a `HOST:PID` instance on this host
-///   whose process is gone: another live process's run is never closed.
+/// - otherwise (coordination off), a run is dead when no process can still be running it,
+///   judged without trusting the `instance` label (operators may give several processes
+///   one): it outlived the longest run the job allows (timeout plus cancel grace, plus a
+///   minute: every runner stops its run by then and records it), or its label is a
+///   default `HOST:PID` of this host whose process is gone. A younger run of any other
+///   label may be a live process's, and is left for a later sweep.
 ///
 /// Returns false when the database could not be asked (open runs may remain).
 pub(super) async fn close_abandoned(
@@ -33,9 +37,13 @@ pub(super) async fn close_abandoned(
     } else {
         match shared.store.open_runs(name).await {
             Ok(open) => {
+                let longest = chrono::Duration::from_std(
+                    slot.timeout() + shared.cancel_grace + Duration::from_secs(60),
+                )
+                .unwrap_or(chrono::Duration::MAX);
                 let dead: Vec<i64> = open
                     .iter()
-                    .filter(|run| is_dead_without_lease(run, &shared.instance))
+                    .filter(|run| now - run.started_at > longest || is_dead_process(run))
                     .map(|run| run.id)
                     .collect();
                 shared.store.close_abandoned_ids(&dead, now).await
@@ -60,14 +68,12 @@ pub(super) async fn close_abandoned(
     }
 }
 
-/// Without a lease, whether an open run surely belongs to a process that is gone.
-fn is_dead_without_lease(run: &Execution, me: &str) -> bool {
+/// Whether an open run's label is a default `HOST:PID` (unique to one process) of this host
+/// whose process is gone.
+fn is_dead_process(run: &Execution) -> bool {
     let Some(instance) = run.instance.as_deref() else {
         return false; // written by another tool: not ours to judge
     };
-    if instance == me {
-        return true; // our own identity, and we are starting: an earlier life of ours
-    }
     let Some((host, pid)) = instance.rsplit_once(':') else {
         return false;
     };
