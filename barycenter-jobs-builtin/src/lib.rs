@@ -92,6 +92,7 @@ pub mod cleanup;
 mod config;
 mod expiry;
 mod refresh_tokens;
+mod schema;
 mod table;
 mod time;
 
@@ -100,12 +101,15 @@ pub use challenges::{Challenges, ChallengesCleanup, ChallengesConfig};
 pub use cleanup::{Cleanup, CleanupKind};
 pub use config::{BuiltinConfig, configure};
 pub use expiry::{
-    DeviceCodes, DeviceCodesCleanup, DeviceCodesConfig, Expiry, ExpiryCleanup, ExpiryConfig,
-    ExpiryKind, Sessions, SessionsCleanup, SessionsConfig,
+    AccessTokens, AccessTokensCleanup, AccessTokensConfig, AuthCodes, AuthCodesCleanup,
+    AuthCodesConfig, DeviceCodes, DeviceCodesCleanup, DeviceCodesConfig, Expiry, ExpiryCleanup,
+    ExpiryConfig, ExpiryKind, FederationRequests, FederationRequestsCleanup,
+    FederationRequestsConfig, Sessions, SessionsCleanup, SessionsConfig,
 };
 pub use refresh_tokens::{
     FlagFormat, RefreshTokens, RefreshTokensCleanup, RefreshTokensConfig, RotatedTokens,
 };
+pub use schema::{CheckedColumn, SchemaError};
 pub use time::TimeFormat;
 
 /// Make sure this crate, and with it the `inventory` registrations of its four jobs, is
