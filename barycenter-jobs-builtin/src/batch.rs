@@ -86,7 +86,7 @@ use std::time::{Duration, Instant};
 use barycenter_jobs_core::{
     Backend, BulkConnection, DeleteBatch, Identifier, JobContext, JobError,
 };
-use sea_query::{Cond, Condition, DeleteStatement, Expr, Order, Query, Value};
+use sea_query::{Condition, DeleteStatement, Expr, Order, Query, Value};
 use serde::{Deserialize, Serialize};
 
 /// Batching settings shared by the four cleanups (`[batch]` in [`BuiltinConfig`]).
@@ -597,14 +597,10 @@ impl BatchedDelete {
     }
 }
 
-/// `table.column < value`, the building block of every expiry filter.
-pub(crate) fn before(table: &Identifier, column: &Identifier, value: Value) -> Condition {
-    use sea_query::ExprTrait as _;
-    Cond::all().add(Expr::col((table.clone(), column.clone())).lt(value))
-}
-
 #[cfg(test)]
 mod tests {
+    use sea_query::Cond;
+
     use super::*;
 
     #[test]
@@ -660,7 +656,10 @@ mod tests {
             t.clone(),
             Identifier::new("session_id").unwrap(),
             e.clone(),
-            before(&t, &e, 5_i64.into()),
+            Cond::all().add(sea_query::ExprTrait::lt(
+                Expr::col((t.clone(), e.clone())),
+                5_i64,
+            )),
         )
     }
 

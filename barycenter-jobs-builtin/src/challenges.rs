@@ -1,12 +1,13 @@
 //! `cleanup_expired_challenges`: delete WebAuthn challenges older than five minutes or past
 //! their expiry.
 
-use barycenter_jobs_core::{Error, Identifier, register_job};
+use barycenter_jobs_core::{Backend, Error, Identifier, register_job};
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::batch::{BatchedDelete, before};
+use crate::batch::BatchedDelete;
 use crate::cleanup::{Cleanup, CleanupKind};
+use crate::schema::CheckedColumn;
 use crate::table::{ExpiringTable, earlier, expiring_table, seconds};
 use crate::time::TimeFormat;
 
@@ -98,24 +99,31 @@ impl CleanupKind for Challenges {
         self.table.margin
     }
 
-    fn passes(&self, now: DateTime<Utc>) -> Vec<BatchedDelete> {
+    fn passes(&self, backend: Backend, now: DateTime<Utc>) -> Vec<BatchedDelete> {
         // Two passes, each walking the index of its own column, rather than one OR that no
         // index serves.
-        vec![self.table.expired(now), self.too_old(now)]
+        vec![self.table.expired(backend, now), self.too_old(backend, now)]
+    }
+
+    fn columns(&self) -> Vec<CheckedColumn> {
+        let mut columns = self.table.columns();
+        columns.push(self.table.time_column(&self.created, "created_column"));
+        columns
     }
 }
 
 impl Challenges {
     /// Challenges created before `now - max age`, oldest first (`now` with the margin
     /// already taken off).
-    fn too_old(&self, now: DateTime<Utc>) -> BatchedDelete {
+    fn too_old(&self, backend: Backend, now: DateTime<Utc>) -> BatchedDelete {
         let t = &self.table;
         let cutoff = earlier(now, self.max_age);
         BatchedDelete::new(
             t.table.clone(),
             t.key.clone(),
             self.created.clone(),
-            before(&t.table, &self.created, t.format.value(cutoff)),
+            t.format
+                .column_before(backend, &t.table, &self.created, cutoff),
         )
     }
 }

@@ -12,7 +12,7 @@
 //! ```
 //! use barycenter_jobs_builtin::{BatchedDelete, Cleanup, CleanupKind, TimeFormat};
 //! use barycenter_jobs_core::sea_query::{Cond, Expr, ExprTrait};
-//! use barycenter_jobs_core::{Error, Identifier, Job};
+//! use barycenter_jobs_core::{Backend, Error, Identifier, Job};
 //! use chrono::{DateTime, Duration, Utc};
 //!
 //! /// Authorization codes: deleted ten minutes after they were issued.
@@ -35,7 +35,7 @@
 //!         Duration::zero()
 //!     }
 //!
-//!     fn passes(&self, now: DateTime<Utc>) -> Vec<BatchedDelete> {
+//!     fn passes(&self, _backend: Backend, now: DateTime<Utc>) -> Vec<BatchedDelete> {
 //!         let issued = Identifier::new("issued_at").unwrap();
 //!         let cutoff = TimeFormat::EpochSeconds.value(now - Duration::minutes(10));
 //!         let filter = Cond::all().add(Expr::col((self.table.clone(), issued.clone())).lt(cutoff));
@@ -55,11 +55,12 @@ use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use barycenter_jobs_core::{
-    DryRunOutput, Error, Job, JobContext, JobError, JobOutput, async_trait,
+    Backend, DryRunOutput, Error, Job, JobContext, JobError, JobOutput, async_trait,
 };
 use chrono::{DateTime, Duration, Utc};
 
 use crate::batch::{BatchedDelete, Batching, DeleteReport};
+use crate::schema::{CheckedColumn, check_columns};
 use crate::table::earlier;
 
 /// What one cleanup deletes: its identity, its configuration, and the passes of one run.
@@ -85,10 +86,21 @@ pub trait CleanupKind: Clone + fmt::Debug + Send + Sync + 'static {
     /// it.
     fn keep_if_younger(&self) -> Duration;
 
-    /// The deletes of one run, in the order they run, for the cut-off `now` (the run's
-    /// cut-off clock with the margin already taken off). They get the job's batching
-    /// settings before they run, so a kind leaves batching alone.
-    fn passes(&self, now: DateTime<Utc>) -> Vec<BatchedDelete>;
+    /// The deletes of one run on `backend`, in the order they run, for the cut-off `now`
+    /// (the run's cut-off clock with the margin already taken off). They get the job's
+    /// batching settings before they run, so a kind leaves batching alone. The backend is
+    /// there for comparisons that differ per database (RFC 3339 text, see
+    /// [`TimeFormat::Iso8601Text`](crate::TimeFormat::Iso8601Text)).
+    fn passes(&self, backend: Backend, now: DateTime<Utc>) -> Vec<BatchedDelete>;
+
+    /// The columns the passes read, checked against the database's catalogue before every
+    /// run and dry run: a missing table or column, or a time column whose type cannot hold
+    /// its format, makes the run fail with a [`SchemaError`](crate::SchemaError) instead of
+    /// deleting nothing (or the wrong rows) and succeeding. The default, none, checks
+    /// nothing.
+    fn columns(&self) -> Vec<CheckedColumn> {
+        Vec::new()
+    }
 }
 
 /// A cleanup job: deletes, in bounded batches, what its [`CleanupKind`] `K` selects.
@@ -140,6 +152,21 @@ impl<K: CleanupKind> Cleanup<K> {
         *self.last.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// The kind's [`columns`](CleanupKind::columns) against the catalogue, before anything
+    /// is read or deleted. Checked on every run rather than once at start-up: a migration
+    /// may change the table while the scheduler runs, and the check is one catalogue query
+    /// per table. A refusal is logged here, with the job's name, besides being the run's
+    /// recorded error.
+    async fn check(&self, ctx: &JobContext) -> Result<(), JobError> {
+        match check_columns(ctx.db(), &self.kind.columns()).await? {
+            None => Ok(()),
+            Some(refusal) => {
+                tracing::error!(job = K::NAME, error = %refusal, "cleanup refused to run");
+                Err(refusal.into())
+            }
+        }
+    }
+
     fn set_last_report(&self, report: Option<DeleteReport>) {
         *self.last.lock().unwrap_or_else(PoisonError::into_inner) = report;
     }
@@ -188,11 +215,12 @@ impl<K: CleanupKind> Job for Cleanup<K> {
     async fn run(&self, ctx: JobContext) -> Result<JobOutput, JobError> {
         // Cleared first, so a reader never takes an earlier run's report for this one's.
         self.set_last_report(None);
+        self.check(&ctx).await?;
         // Read once (it fails with ClockSkew before anything is deleted), margin taken off
         // here rather than per pass: see the type's docs.
         let now = earlier(ctx.cutoff_now().await?, self.kind.keep_if_younger());
         let mut total = DeleteReport::default();
-        for pass in self.kind.passes(now) {
+        for pass in self.kind.passes(ctx.db().backend(), now) {
             total = total.merge(pass.with_batching(&self.batching).run(&ctx).await?);
         }
         self.set_last_report(Some(total));
@@ -204,9 +232,10 @@ impl<K: CleanupKind> Job for Cleanup<K> {
     /// delete's filter. A row two passes both match (a rotated refresh token that has also
     /// expired) is counted by each, so the figure is an upper bound of what a run deletes.
     async fn dry_run(&self, ctx: JobContext) -> Result<DryRunOutput, JobError> {
+        self.check(&ctx).await?;
         let now = earlier(ctx.cutoff_now().await?, self.kind.keep_if_younger());
         let mut total = 0u64;
-        for pass in self.kind.passes(now) {
+        for pass in self.kind.passes(ctx.db().backend(), now) {
             total = total.saturating_add(pass.count(&ctx).await?);
         }
         Ok(DryRunOutput::would_process(total))

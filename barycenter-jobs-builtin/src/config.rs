@@ -6,12 +6,23 @@ use serde::{Deserialize, Serialize};
 
 use crate::batch::Batching;
 use crate::challenges::{ChallengesCleanup, ChallengesConfig};
-use crate::expiry::{DeviceCodesCleanup, DeviceCodesConfig, SessionsCleanup, SessionsConfig};
+use crate::expiry::{
+    AccessTokensCleanup, AccessTokensConfig, AuthCodesCleanup, AuthCodesConfig, DeviceCodesCleanup,
+    DeviceCodesConfig, FederationRequestsCleanup, FederationRequestsConfig, SessionsCleanup,
+    SessionsConfig,
+};
 use crate::refresh_tokens::{RefreshTokensCleanup, RefreshTokensConfig};
 
 /// Settings of the four built-in cleanups: one section per job plus the shared batching.
 /// Every field has a default (Barycenter's schema), so an empty file is a valid
 /// configuration.
+///
+/// Three more cleanups are **opt-in**: `[auth_codes]`, `[access_tokens]` and
+/// `[federation_requests]` (Barycenter's `auth_codes`, `access_tokens` and
+/// `federation_auth_requests`). Each runs only when its section is present (an empty section
+/// takes Barycenter's schema), or when enabled from code with
+/// [`with_auth_codes`](Self::with_auth_codes) and its siblings; otherwise it is never
+/// registered, and a registry holds the four.
 ///
 /// ```toml
 /// [batch]
@@ -32,6 +43,12 @@ use crate::refresh_tokens::{RefreshTokensCleanup, RefreshTokensConfig};
 ///
 /// [device_codes]
 /// expires_column = "expires"
+///
+/// # opt-in, Barycenter's schema
+/// [auth_codes]
+/// [access_tokens]
+/// [federation_requests]
+/// keep_if_younger_secs = 60
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -47,11 +64,57 @@ pub struct BuiltinConfig {
     pub challenges: ChallengesConfig,
     /// `cleanup_expired_device_codes`.
     pub device_codes: DeviceCodesConfig,
+    /// `cleanup_expired_auth_codes`, registered only when set (opt-in).
+    pub auth_codes: Option<AuthCodesConfig>,
+    /// `cleanup_expired_access_tokens`, registered only when set (opt-in).
+    pub access_tokens: Option<AccessTokensConfig>,
+    /// `cleanup_expired_federation_requests`, registered only when set (opt-in).
+    pub federation_requests: Option<FederationRequestsConfig>,
+}
+
+impl BuiltinConfig {
+    /// Enable `cleanup_expired_auth_codes` with Barycenter's schema (`auth_codes`, key
+    /// `code`, `expires_at` in epoch seconds), unless its section already configures it.
+    ///
+    /// ```
+    /// use barycenter_jobs_builtin::{BuiltinConfig, configure};
+    /// use barycenter_jobs_core::Registry;
+    ///
+    /// let config = BuiltinConfig::default()
+    ///     .with_auth_codes()
+    ///     .with_access_tokens()
+    ///     .with_federation_requests();
+    /// let registry = configure(Registry::builder().with_inventory(), &config)?.build()?;
+    /// assert_eq!(registry.len(), 7);
+    /// assert!(registry.get("cleanup_expired_federation_requests").is_some());
+    /// # Ok::<(), barycenter_jobs_core::Error>(())
+    /// ```
+    pub fn with_auth_codes(mut self) -> Self {
+        self.auth_codes.get_or_insert_with(Default::default);
+        self
+    }
+
+    /// Enable `cleanup_expired_access_tokens` with Barycenter's schema (`access_tokens`, key
+    /// `token`, `expires_at` in epoch seconds), unless its section already configures it.
+    pub fn with_access_tokens(mut self) -> Self {
+        self.access_tokens.get_or_insert_with(Default::default);
+        self
+    }
+
+    /// Enable `cleanup_expired_federation_requests` with Barycenter's schema
+    /// (`federation_auth_requests`, key `id`, `expires_at` as RFC 3339 text), unless its
+    /// section already configures it.
+    pub fn with_federation_requests(mut self) -> Self {
+        self.federation_requests
+            .get_or_insert_with(Default::default);
+        self
+    }
 }
 
 /// Put the four cleanups configured by `config` in `builder`, in place of the default
 /// instances the inventory registers, through the registry's one mechanism for host
-/// configuration, [`RegistryBuilder::replace`]. Also [links](crate::link) this crate.
+/// configuration, [`RegistryBuilder::replace`], and register the opt-in cleanups whose
+/// sections are set ([`RegistryBuilder::register`]). Also [links](crate::link) this crate.
 ///
 /// Fails with [`Error::InvalidIdentifier`] when a table or column name in `config` is not a
 /// plain SQL identifier. The builder must include the inventory
@@ -83,9 +146,19 @@ pub fn configure(
 ) -> Result<RegistryBuilder, Error> {
     crate::link();
     let batch = &config.batch;
-    Ok(builder
+    let mut builder = builder
         .replace(SessionsCleanup::new(&config.sessions)?.with_batching(batch))
         .replace(RefreshTokensCleanup::new(&config.refresh_tokens)?.with_batching(batch))
         .replace(ChallengesCleanup::new(&config.challenges)?.with_batching(batch))
-        .replace(DeviceCodesCleanup::new(&config.device_codes)?.with_batching(batch)))
+        .replace(DeviceCodesCleanup::new(&config.device_codes)?.with_batching(batch));
+    if let Some(c) = &config.auth_codes {
+        builder = builder.register(AuthCodesCleanup::new(c)?.with_batching(batch));
+    }
+    if let Some(c) = &config.access_tokens {
+        builder = builder.register(AccessTokensCleanup::new(c)?.with_batching(batch));
+    }
+    if let Some(c) = &config.federation_requests {
+        builder = builder.register(FederationRequestsCleanup::new(c)?.with_batching(batch));
+    }
+    Ok(builder)
 }

@@ -1,21 +1,49 @@
-//! `cleanup_expired_sessions` and `cleanup_expired_device_codes`: the cleanups that delete the
-//! rows of one table whose expiry column is past. They differ only in names and defaults, so
-//! they are one cleanup kind, [`Expiry`], instantiated per [`ExpiryKind`].
+//! `cleanup_expired_sessions` and `cleanup_expired_device_codes`, and the opt-in
+//! `cleanup_expired_auth_codes`, `cleanup_expired_access_tokens` and
+//! `cleanup_expired_federation_requests`: the cleanups that delete the rows of one table whose
+//! expiry column is past. They differ only in names and defaults, so they are one cleanup
+//! kind, [`Expiry`], instantiated per [`ExpiryKind`].
 
 use std::fmt;
 use std::marker::PhantomData;
 
-use barycenter_jobs_core::{Error, register_job};
+use barycenter_jobs_core::{Backend, Error, register_job};
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::batch::BatchedDelete;
 use crate::cleanup::{Cleanup, CleanupKind};
+use crate::schema::CheckedColumn;
 use crate::table::{ExpiringTable, expiring_table};
 use crate::time::TimeFormat;
 
 /// What distinguishes one expiry cleanup from another: its job identity and the default
-/// table layout (Barycenter's).
+/// table layout (Barycenter's): table, key column, expiry column and how that column stores
+/// instants. Each default is what [`ExpiryConfig::default`] starts from; the columns and
+/// format are checked against the database before every run (a text column with an epoch
+/// format is refused, not cleaned of nothing).
+///
+/// ```
+/// use barycenter_jobs_builtin::{ExpiryCleanup, ExpiryConfig, ExpiryKind, TimeFormat};
+///
+/// #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// struct Invitations;
+///
+/// impl ExpiryKind for Invitations {
+///     const NAME: &'static str = "cleanup_expired_invitations";
+///     const DESCRIPTION: &'static str = "Clean up expired invitations";
+///     const SCHEDULE: &'static str = "0 0 * * * *";
+///     const TABLE: &'static str = "invitations";
+///     const KEY: &'static str = "id";
+///     const EXPIRES: &'static str = "valid_until";
+///     const TIME_FORMAT: TimeFormat = TimeFormat::Iso8601Text;
+/// }
+///
+/// let config = ExpiryConfig::<Invitations>::default();
+/// assert_eq!(config.expires_column, "valid_until");
+/// assert_eq!(config.time_format, TimeFormat::Iso8601Text);
+/// let job = ExpiryCleanup::<Invitations>::new(&config).unwrap();
+/// ```
 pub trait ExpiryKind: fmt::Debug + Clone + Eq + Send + Sync + 'static {
     /// The job's name.
     const NAME: &'static str;
@@ -27,6 +55,11 @@ pub trait ExpiryKind: fmt::Debug + Clone + Eq + Send + Sync + 'static {
     const TABLE: &'static str;
     /// Default primary key column.
     const KEY: &'static str;
+    /// Default expiry column (`expires_at` unless the kind says otherwise).
+    const EXPIRES: &'static str = "expires_at";
+    /// How the expiry column stores instants by default (epoch seconds unless the kind says
+    /// otherwise).
+    const TIME_FORMAT: TimeFormat = TimeFormat::EpochSeconds;
 }
 
 /// User sessions: `cleanup_expired_sessions`, hourly at :00, table `sessions` keyed by
@@ -55,9 +88,59 @@ impl ExpiryKind for DeviceCodes {
     const KEY: &'static str = "device_code";
 }
 
+/// Authorization codes: `cleanup_expired_auth_codes`, every 15 minutes, table `auth_codes`
+/// keyed by `code`, `expires_at` in epoch seconds. **Opt-in**: not registered unless enabled
+/// (`[auth_codes]` in [`BuiltinConfig`](crate::BuiltinConfig), or
+/// [`BuiltinConfig::with_auth_codes`](crate::BuiltinConfig::with_auth_codes)). Codes live
+/// minutes, so a quarter-hourly run keeps the table small.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct AuthCodes;
+
+impl ExpiryKind for AuthCodes {
+    const NAME: &'static str = "cleanup_expired_auth_codes";
+    const DESCRIPTION: &'static str = "Clean up expired authorization codes";
+    const SCHEDULE: &'static str = "0 */15 * * * *";
+    const TABLE: &'static str = "auth_codes";
+    const KEY: &'static str = "code";
+}
+
+/// Access tokens: `cleanup_expired_access_tokens`, hourly at :15, table `access_tokens`
+/// keyed by `token`, `expires_at` in epoch seconds. **Opt-in**: not registered unless enabled
+/// (`[access_tokens]`, or
+/// [`BuiltinConfig::with_access_tokens`](crate::BuiltinConfig::with_access_tokens)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct AccessTokens;
+
+impl ExpiryKind for AccessTokens {
+    const NAME: &'static str = "cleanup_expired_access_tokens";
+    const DESCRIPTION: &'static str = "Clean up expired access tokens";
+    const SCHEDULE: &'static str = "0 15 * * * *";
+    const TABLE: &'static str = "access_tokens";
+    const KEY: &'static str = "token";
+}
+
+/// Federation authorization requests: `cleanup_expired_federation_requests`, every 5
+/// minutes (Barycenter's own name and schedule), table `federation_auth_requests` keyed by
+/// `id`, `expires_at` as RFC 3339 **text** in UTC ([`TimeFormat::Iso8601Text`]).
+/// **Opt-in**: not registered unless enabled (`[federation_requests]`, or
+/// [`BuiltinConfig::with_federation_requests`](crate::BuiltinConfig::with_federation_requests)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct FederationRequests;
+
+impl ExpiryKind for FederationRequests {
+    const NAME: &'static str = "cleanup_expired_federation_requests";
+    const DESCRIPTION: &'static str = "Clean up expired federation requests";
+    const SCHEDULE: &'static str = "0 */5 * * * *";
+    const TABLE: &'static str = "federation_auth_requests";
+    const KEY: &'static str = "id";
+    const TIME_FORMAT: TimeFormat = TimeFormat::Iso8601Text;
+}
+
 /// Where the rows of an expiry cleanup live, and how long past their expiry they are kept
-/// (`[sessions]` / `[device_codes]` in [`BuiltinConfig`](crate::BuiltinConfig)). The
-/// defaults are Barycenter's schema and rule (`expires_at < now`).
+/// (`[sessions]` / `[device_codes]`, and the opt-in `[auth_codes]` / `[access_tokens]` /
+/// `[federation_requests]`, in [`BuiltinConfig`](crate::BuiltinConfig)). The defaults are
+/// the kind's ([`ExpiryKind`]: Barycenter's schema) and Barycenter's rule
+/// (`expires_at < now`).
 ///
 /// ```
 /// use barycenter_jobs_builtin::{SessionsCleanup, SessionsConfig, TimeFormat};
@@ -80,9 +163,11 @@ pub struct ExpiryConfig<K: ExpiryKind> {
     pub table: String,
     /// Primary key column (default [`ExpiryKind::KEY`]: `session_id`, `device_code`).
     pub key_column: String,
-    /// Expiry column (default `expires_at`); NULL means "never expires".
+    /// Expiry column (default [`ExpiryKind::EXPIRES`], `expires_at`); NULL means "never
+    /// expires".
     pub expires_column: String,
-    /// How the expiry column stores instants (default epoch seconds).
+    /// How the expiry column stores instants (default [`ExpiryKind::TIME_FORMAT`]: epoch
+    /// seconds, RFC 3339 text for federation requests).
     pub time_format: TimeFormat,
     /// Safety margin, in seconds (default 0): a row is deleted only once it expired more than
     /// this long ago (`expires_at < now - margin`), so a clock that runs a little ahead of
@@ -97,8 +182,8 @@ impl<K: ExpiryKind> Default for ExpiryConfig<K> {
         Self {
             table: K::TABLE.into(),
             key_column: K::KEY.into(),
-            expires_column: "expires_at".into(),
-            time_format: TimeFormat::EpochSeconds,
+            expires_column: K::EXPIRES.into(),
+            time_format: K::TIME_FORMAT,
             keep_if_younger_secs: 0,
             kind: PhantomData,
         }
@@ -144,12 +229,18 @@ impl<K: ExpiryKind> CleanupKind for Expiry<K> {
         self.table.margin
     }
 
-    fn passes(&self, now: DateTime<Utc>) -> Vec<BatchedDelete> {
-        vec![self.table.expired(now)]
+    fn passes(&self, backend: Backend, now: DateTime<Utc>) -> Vec<BatchedDelete> {
+        vec![self.table.expired(backend, now)]
+    }
+
+    fn columns(&self) -> Vec<CheckedColumn> {
+        self.table.columns()
     }
 }
 
-/// An expiry cleanup of kind `K`: [`SessionsCleanup`] or [`DeviceCodesCleanup`].
+/// An expiry cleanup of kind `K`: [`SessionsCleanup`], [`DeviceCodesCleanup`], or one of
+/// the opt-in [`AuthCodesCleanup`], [`AccessTokensCleanup`],
+/// [`FederationRequestsCleanup`].
 pub type ExpiryCleanup<K> = Cleanup<Expiry<K>>;
 
 /// `cleanup_expired_sessions`: deletes `sessions` rows with `expires_at < now - margin`.
@@ -162,5 +253,33 @@ pub type DeviceCodesCleanup = ExpiryCleanup<DeviceCodes>;
 /// Table layout of [`DeviceCodesCleanup`] (`[device_codes]`).
 pub type DeviceCodesConfig = ExpiryConfig<DeviceCodes>;
 
+/// `cleanup_expired_auth_codes` (opt-in): deletes `auth_codes` rows with
+/// `expires_at < now - margin`.
+pub type AuthCodesCleanup = ExpiryCleanup<AuthCodes>;
+/// Table layout of [`AuthCodesCleanup`] (`[auth_codes]`).
+pub type AuthCodesConfig = ExpiryConfig<AuthCodes>;
+/// `cleanup_expired_access_tokens` (opt-in): deletes `access_tokens` rows with
+/// `expires_at < now - margin`.
+pub type AccessTokensCleanup = ExpiryCleanup<AccessTokens>;
+/// Table layout of [`AccessTokensCleanup`] (`[access_tokens]`).
+pub type AccessTokensConfig = ExpiryConfig<AccessTokens>;
+/// `cleanup_expired_federation_requests` (opt-in): deletes `federation_auth_requests` rows
+/// whose RFC 3339 `expires_at` is before `now - margin`.
+///
+/// ```
+/// use barycenter_jobs_builtin::{FederationRequestsCleanup, FederationRequestsConfig, TimeFormat};
+/// use barycenter_jobs_core::Job;
+///
+/// let config = FederationRequestsConfig::default();
+/// assert_eq!(config.table, "federation_auth_requests");
+/// assert_eq!(config.time_format, TimeFormat::Iso8601Text);
+/// assert_eq!(FederationRequestsCleanup::default().schedule(), "0 */5 * * * *");
+/// ```
+pub type FederationRequestsCleanup = ExpiryCleanup<FederationRequests>;
+/// Table layout of [`FederationRequestsCleanup`] (`[federation_requests]`).
+pub type FederationRequestsConfig = ExpiryConfig<FederationRequests>;
+
+// The four of Barycenter's own cleanups only: the opt-in ones are registered by
+// `configure` when their section is present, so a default registry stays the four.
 register_job!(SessionsCleanup::default());
 register_job!(DeviceCodesCleanup::default());

@@ -8,6 +8,23 @@
 //! | `cleanup_expired_challenges` | Clean up expired WebAuthn challenges | `0 */5 * * * *` | `webauthn_challenges` rows created more than 5 minutes ago or with `expires_at < now` |
 //! | `cleanup_expired_device_codes` | Clean up expired device authorization codes | `0 45 * * * *` | `device_codes` rows with `expires_at < now` |
 //!
+//! Three more are opt-in (see [`BuiltinConfig`]): registered only when their configuration
+//! section is present or they are enabled with [`BuiltinConfig::with_auth_codes`],
+//! [`with_access_tokens`](BuiltinConfig::with_access_tokens) or
+//! [`with_federation_requests`](BuiltinConfig::with_federation_requests):
+//!
+//! | job | description | schedule | deletes |
+//! |---|---|---|---|
+//! | `cleanup_expired_auth_codes` | Clean up expired authorization codes | `0 */15 * * * *` | `auth_codes` rows with `expires_at < now` |
+//! | `cleanup_expired_access_tokens` | Clean up expired access tokens | `0 15 * * * *` | `access_tokens` rows with `expires_at < now` |
+//! | `cleanup_expired_federation_requests` | Clean up expired federation requests | `0 */5 * * * *` | `federation_auth_requests` rows whose RFC 3339 text `expires_at` is before now ([`TimeFormat::Iso8601Text`]) |
+//!
+//! Before every run and dry run, a cleanup reads its table's columns from the database's
+//! catalogue and refuses to run ([`SchemaError`]: the run fails, is logged, deletes nothing)
+//! when the table or a column is missing, or a time column's type cannot hold the configured
+//! [`TimeFormat`] (a text column with epoch seconds would otherwise match no row and
+//! "succeed").
+//!
 //! "Now" is the run's cut-off clock
 //! ([`JobContext::cutoff_now`](barycenter_jobs_core::JobContext::cutoff_now)), read once at
 //! the start of a run and used by every pass of it. By default it is **the database's clock**:
@@ -92,6 +109,7 @@ pub mod cleanup;
 mod config;
 mod expiry;
 mod refresh_tokens;
+mod schema;
 mod table;
 mod time;
 
@@ -100,15 +118,19 @@ pub use challenges::{Challenges, ChallengesCleanup, ChallengesConfig};
 pub use cleanup::{Cleanup, CleanupKind};
 pub use config::{BuiltinConfig, configure};
 pub use expiry::{
-    DeviceCodes, DeviceCodesCleanup, DeviceCodesConfig, Expiry, ExpiryCleanup, ExpiryConfig,
-    ExpiryKind, Sessions, SessionsCleanup, SessionsConfig,
+    AccessTokens, AccessTokensCleanup, AccessTokensConfig, AuthCodes, AuthCodesCleanup,
+    AuthCodesConfig, DeviceCodes, DeviceCodesCleanup, DeviceCodesConfig, Expiry, ExpiryCleanup,
+    ExpiryConfig, ExpiryKind, FederationRequests, FederationRequestsCleanup,
+    FederationRequestsConfig, Sessions, SessionsCleanup, SessionsConfig,
 };
 pub use refresh_tokens::{
     FlagFormat, RefreshTokens, RefreshTokensCleanup, RefreshTokensConfig, RotatedTokens,
 };
+pub use schema::{CheckedColumn, SchemaError};
 pub use time::TimeFormat;
 
-/// Make sure this crate, and with it the `inventory` registrations of its four jobs, is
+/// Make sure this crate, and with it the `inventory` registrations of its four jobs (the
+/// opt-in ones are registered by [`configure`], never through the inventory), is
 /// linked into the final binary.
 ///
 /// Call it once (at start-up, before `Registry::from_inventory()` or

@@ -26,13 +26,14 @@
 //!
 //! Either way a token past its `expires_at` is deleted, rotated or not.
 
-use barycenter_jobs_core::{Error, Identifier, register_job};
+use barycenter_jobs_core::{Backend, Error, Identifier, register_job};
 use chrono::{DateTime, Duration, Utc};
 use sea_query::{Alias, Cond, Condition, Expr, ExprTrait, Query};
 use serde::{Deserialize, Serialize};
 
 use crate::batch::BatchedDelete;
 use crate::cleanup::{Cleanup, CleanupKind};
+use crate::schema::CheckedColumn;
 use crate::table::{ExpiringTable, earlier, expiring_table, seconds};
 use crate::time::TimeFormat;
 
@@ -202,19 +203,33 @@ impl CleanupKind for RefreshTokens {
         self.table.margin
     }
 
-    fn passes(&self, now: DateTime<Utc>) -> Vec<BatchedDelete> {
+    fn passes(&self, backend: Backend, now: DateTime<Utc>) -> Vec<BatchedDelete> {
         match self.rotated {
-            RotatedTokens::AfterGrace => vec![self.table.expired(now), self.rotated_tokens(now)],
+            RotatedTokens::AfterGrace => vec![
+                self.table.expired(backend, now),
+                self.rotated_tokens(backend, now),
+            ],
             // Kept for replay detection; the expiry pass takes them in time.
-            RotatedTokens::AtExpiry => vec![self.table.expired(now)],
+            RotatedTokens::AtExpiry => vec![self.table.expired(backend, now)],
         }
+    }
+
+    fn columns(&self) -> Vec<CheckedColumn> {
+        let mut columns = self.table.columns();
+        if self.rotated == RotatedTokens::AfterGrace {
+            let t = &self.table.table;
+            columns.push(self.table.time_column(&self.created, "created_column"));
+            columns.push(CheckedColumn::new(t, &self.revoked, "revoked_column"));
+            columns.push(CheckedColumn::new(t, &self.parent, "parent_column"));
+        }
+        columns
     }
 }
 
 impl RefreshTokens {
     /// Rotated tokens whose successor was created before `now - grace` (`now` with the margin
     /// already taken off).
-    fn rotated_tokens(&self, now: DateTime<Utc>) -> BatchedDelete {
+    fn rotated_tokens(&self, backend: Backend, now: DateTime<Utc>) -> BatchedDelete {
         let t = &self.table.table;
         let key = &self.table.key;
         let child = Alias::new("successor");
@@ -223,10 +238,11 @@ impl RefreshTokens {
             .column((child.clone(), self.parent.clone()))
             .from_as(t.clone(), child.clone())
             .and_where(Expr::col((child.clone(), self.parent.clone())).is_not_null())
-            .and_where(
-                Expr::col((child.clone(), self.created.clone()))
-                    .lt(self.table.format.value(cutoff)),
-            )
+            .cond_where(self.table.format.before(
+                backend,
+                Expr::col((child.clone(), self.created.clone())),
+                cutoff,
+            ))
             .to_owned();
         let revoked = Expr::col((t.clone(), self.revoked.clone()));
         let revoked = match self.revoked_format {

@@ -1,10 +1,11 @@
 //! The shape shared by the cleanups that delete by one expiry column, and the one place that
 //! turns the configured durations into cut-offs.
 
-use barycenter_jobs_core::{Error, Identifier};
+use barycenter_jobs_core::{Backend, Error, Identifier};
 use chrono::{DateTime, Duration, Utc};
 
-use crate::batch::{BatchedDelete, before};
+use crate::batch::BatchedDelete;
+use crate::schema::CheckedColumn;
 use crate::time::TimeFormat;
 
 /// A configured number of seconds as a duration. A value too large for [`Duration`] becomes
@@ -72,12 +73,26 @@ impl ExpiringTable {
 
     /// Delete the rows with `expires < now` (NULL never expires), oldest first. `now` is the
     /// run's cut-off with the margin already taken off.
-    pub(crate) fn expired(&self, now: DateTime<Utc>) -> BatchedDelete {
+    pub(crate) fn expired(&self, backend: Backend, now: DateTime<Utc>) -> BatchedDelete {
         BatchedDelete::new(
             self.table.clone(),
             self.key.clone(),
             self.expires.clone(),
-            before(&self.table, &self.expires, self.format.value(now)),
+            self.format
+                .column_before(backend, &self.table, &self.expires, now),
         )
+    }
+
+    /// The key and expiry columns, for the check before each run.
+    pub(crate) fn columns(&self) -> Vec<CheckedColumn> {
+        vec![
+            CheckedColumn::new(&self.table, &self.key, "key_column"),
+            CheckedColumn::new(&self.table, &self.expires, "expires_column").holding(self.format),
+        ]
+    }
+
+    /// Another time column of the table, in the table's format.
+    pub(crate) fn time_column(&self, column: &Identifier, setting: &'static str) -> CheckedColumn {
+        CheckedColumn::new(&self.table, column, setting).holding(self.format)
     }
 }

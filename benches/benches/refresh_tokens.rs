@@ -583,7 +583,7 @@ async fn run_passes(template: &TestDb, now: i64, old_timeout: Option<Duration>) 
     let (copy, db) = fresh(template).await;
     let kind = RefreshTokens::from_config(&RefreshTokensConfig::default()).expect("config");
     let cutoff: DateTime<Utc> = Utc.timestamp_opt(now, 0).single().expect("now");
-    let mut passes = kind.passes(cutoff);
+    let mut passes = kind.passes(db.backend(), cutoff);
     assert_eq!(passes.len(), 2, "expiry and rotated passes");
     if old_timeout.is_some() {
         let t = Identifier::new("refresh_tokens").expect("name");

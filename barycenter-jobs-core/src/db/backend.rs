@@ -42,6 +42,14 @@ pub(crate) trait Dialect: Send + Sync + 'static {
         table: &crate::ident::Identifier,
         column: &str,
     ) -> SelectStatement;
+    /// A query listing the columns of `table` (`column_name`, and `data_type`: the declared
+    /// type as the catalogue spells it), from the backend's catalogue; no rows when there is
+    /// no such table.
+    fn table_columns(&self, table: &crate::ident::Identifier) -> SelectStatement;
+    /// A condition true when `text` holds an instant written as RFC 3339 text in UTC,
+    /// `YYYY-MM-DDTHH:MM:SS`, an optional fraction, then `Z` or `+00:00`: the text forms whose
+    /// order as strings is their order in time (see [`super::Backend::is_utc_rfc3339`]).
+    fn is_utc_rfc3339(&self, text: Expr) -> Expr;
     /// The DELETE of one range of heap pages, where the backend can walk its heap in ranges
     /// (PostgreSQL 14 and later: TID range scans).
     fn heap_range_delete(

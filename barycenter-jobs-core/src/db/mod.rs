@@ -14,8 +14,14 @@ mod sqlite;
 
 use std::time::Duration;
 
+/// The regular expression of [`Backend::is_utc_rfc3339`] on the backends that have them:
+/// RFC 3339 date and time in UTC, fields bounded (a 60th second allowed, as RFC 3339 does).
+/// Written without backslashes so that it means the same bound as a value in every
+/// dialect.
+const UTC_RFC3339_REGEX: &str = "^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])T([01][0-9]|2[0-3]):[0-5][0-9]:([0-5][0-9]|60)([.][0-9]+)?(Z|[+]00:00)$";
+
 use sea_query::{
-    Condition, DeleteStatement, IndexCreateStatement, IndexDropStatement, InsertStatement,
+    Condition, DeleteStatement, Expr, IndexCreateStatement, IndexDropStatement, InsertStatement,
     IntoIden, Order, Query, SelectStatement, TableAlterStatement, TableCreateStatement,
     TableDropStatement, UpdateStatement,
 };
@@ -93,6 +99,53 @@ impl Backend {
     /// `column`, from this backend's catalogue.
     pub fn indexes_leading_with(self, table: &Identifier, column: &str) -> SelectStatement {
         self.dialect().indexes_leading_with(table, column)
+    }
+
+    /// A query listing the columns of `table` as `column_name` and `data_type` (the declared
+    /// type, as this backend's catalogue spells it: `bigint`, `character varying(255)`,
+    /// `TEXT`, ...), from the catalogue; it returns no row when the table does not exist.
+    /// The table resolves as the statements' own references to it do (the search path on
+    /// PostgreSQL, the connection's database on MySQL).
+    ///
+    /// ```
+    /// use barycenter_jobs_core::{Backend, Identifier};
+    ///
+    /// let t = Identifier::new("sessions").unwrap();
+    /// assert_eq!(
+    ///     Backend::Sqlite.render(&Backend::Sqlite.table_columns(&t)),
+    ///     r#"SELECT "name" AS "column_name", "type" AS "data_type" FROM pragma_table_info(?) AS "ti""#
+    /// );
+    /// ```
+    pub fn table_columns(self, table: &Identifier) -> SelectStatement {
+        self.dialect().table_columns(table)
+    }
+
+    /// A condition true when `text` (a column, say) holds an instant written as RFC 3339
+    /// text in UTC: `YYYY-MM-DDTHH:MM:SS` (a `T` between date and time), then an optional
+    /// fraction of a second, then `Z` or `+00:00`. For exactly these forms, comparing the
+    /// text as a string with another of them orders them in time (the first 19 characters
+    /// are fixed-width digits in the same places); an instant in another zone, a local
+    /// time without a zone, a space instead of the `T`, or text that is no date at all
+    /// does not match, so a comparison guarded by this never takes it for an earlier
+    /// instant.
+    ///
+    /// PostgreSQL (`~`) and MySQL / MariaDB (`REGEXP`) match a regular expression that also
+    /// bounds the month, day, hour, minute and second; SQLite has no regular expressions by
+    /// default, so it matches the shape with `GLOB` and asks its own date parser
+    /// (`julianday`, NULL for anything it cannot read) whether the whole text is a valid
+    /// date and time. MySQL's comparison follows the column's collation, so under a
+    /// case-insensitive one a lowercase `t` or `z` matches too (and compares equal to the
+    /// uppercase letter, so the order is unchanged).
+    ///
+    /// ```
+    /// use barycenter_jobs_core::Backend;
+    /// use barycenter_jobs_core::sea_query::{Expr, Query};
+    ///
+    /// let q = Query::select().expr(Backend::Postgres.is_utc_rfc3339(Expr::col("expires_at"))).to_owned();
+    /// assert_eq!(Backend::Postgres.render(&q), r#"SELECT "expires_at" ~ $1"#);
+    /// ```
+    pub fn is_utc_rfc3339(self, text: Expr) -> Expr {
+        self.dialect().is_utc_rfc3339(text)
     }
 
     /// The SQL text a statement renders to on this backend, for logs and tests (values are

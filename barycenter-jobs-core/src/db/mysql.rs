@@ -64,6 +64,27 @@ impl Dialect for MySqlDialect {
             .and_where(Expr::col(Alias::new("column_name")).eq(column))
             .to_owned()
     }
+    /// `information_schema.columns` of the connection's database; `data_type` is the bare
+    /// type (`bigint`, `varchar`, `datetime`).
+    fn table_columns(&self, table: &crate::ident::Identifier) -> sea_query::SelectStatement {
+        sea_query::Query::select()
+            .expr_as(
+                Expr::col(Alias::new("column_name")),
+                Alias::new("column_name"),
+            )
+            .expr_as(Expr::col(Alias::new("data_type")), Alias::new("data_type"))
+            .from((Alias::new("information_schema"), Alias::new("columns")))
+            .and_where(Expr::col(Alias::new("table_schema")).eq(Expr::cust("DATABASE()")))
+            .and_where(Expr::col(Alias::new("table_name")).eq(table.as_str()))
+            .to_owned()
+    }
+    /// `REGEXP` (ICU on MySQL 8, PCRE on MariaDB: the expression means the same to both).
+    fn is_utc_rfc3339(&self, text: Expr) -> Expr {
+        text.binary(
+            sea_query::BinOper::Custom("REGEXP"),
+            Expr::val(super::UTC_RFC3339_REGEX),
+        )
+    }
     fn is_duplicate_index(&self, error: &dyn sqlx::error::DatabaseError) -> bool {
         #[cfg(feature = "mysql")]
         return error

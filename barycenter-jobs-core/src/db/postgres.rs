@@ -77,6 +77,36 @@ impl Dialect for PostgresDialect {
                 .to_owned(),
         )
     }
+    /// `pg_attribute` of the table the name resolves to through the search path (as the
+    /// statements' own references do), live columns only; `data_type` is `format_type`'s
+    /// spelling (`bigint`, `character varying(255)`, `timestamp with time zone`).
+    fn table_columns(&self, table: &Identifier) -> SelectStatement {
+        let a = Alias::new("a");
+        let relation = Func::cust(Alias::new("to_regclass")).arg(format!("\"{}\"", table.as_str()));
+        sea_query::Query::select()
+            .expr_as(
+                Expr::col((a.clone(), Alias::new("attname"))).cast_as(Alias::new("text")),
+                Alias::new("column_name"),
+            )
+            .expr_as(
+                Func::cust(Alias::new("format_type"))
+                    .arg(Expr::col((a.clone(), Alias::new("atttypid"))))
+                    .arg(Expr::col((a.clone(), Alias::new("atttypmod")))),
+                Alias::new("data_type"),
+            )
+            .from_as(Alias::new("pg_attribute"), a.clone())
+            .and_where(Expr::col((a.clone(), Alias::new("attrelid"))).eq(relation))
+            .and_where(Expr::col((a.clone(), Alias::new("attnum"))).gt(0))
+            .and_where(Expr::col((a, Alias::new("attisdropped"))).not())
+            .to_owned()
+    }
+    /// The POSIX regular expression operator `~` (case-sensitive).
+    fn is_utc_rfc3339(&self, text: Expr) -> Expr {
+        text.binary(
+            sea_query::BinOper::Custom("~"),
+            Expr::val(super::UTC_RFC3339_REGEX),
+        )
+    }
     /// `pg_index` joined to the index's name and its first key column (`indkey[0]`); the
     /// table resolves through the search path, as the statements' own references do.
     fn indexes_leading_with(&self, table: &Identifier, column: &str) -> SelectStatement {

@@ -57,6 +57,38 @@ impl Dialect for SqliteDialect {
             .and_where(Expr::col((info, Alias::new("name"))).eq(column))
             .to_owned()
     }
+    /// `pragma_table_info` as a table-valued function (SQLite 3.16+); `type` is the declared
+    /// type, from which SQLite derives the column's affinity.
+    fn table_columns(&self, table: &crate::ident::Identifier) -> sea_query::SelectStatement {
+        sea_query::Query::select()
+            .expr_as(Expr::col(Alias::new("name")), Alias::new("column_name"))
+            .expr_as(Expr::col(Alias::new("type")), Alias::new("data_type"))
+            .from_function(
+                sea_query::Func::cust(Alias::new("pragma_table_info")).arg(table.as_str()),
+                Alias::new("ti"),
+            )
+            .to_owned()
+    }
+    /// No regular expressions without an extension: the fixed-width shape by `GLOB`, the zone
+    /// by the ending, and validity by SQLite's own date parser, which returns NULL for a
+    /// field out of range or anything after the zone.
+    fn is_utc_rfc3339(&self, text: Expr) -> Expr {
+        use sea_query::extension::sqlite::SqliteBinOper::Glob;
+        const SHAPE: &str =
+            "[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]T[0-9][0-9]:[0-9][0-9]:[0-9][0-9]*";
+        text.clone()
+            .binary(Glob, SHAPE)
+            .and(
+                text.clone()
+                    .binary(Glob, "*Z")
+                    .or(text.clone().binary(Glob, "*+00:00")),
+            )
+            .and(
+                sea_query::Func::cust(Alias::new("julianday"))
+                    .arg(text)
+                    .is_not_null(),
+            )
+    }
     fn is_duplicate_index(&self, _error: &dyn sqlx::error::DatabaseError) -> bool {
         false // CREATE INDEX IF NOT EXISTS, under the one writer lock: no race to lose
     }
