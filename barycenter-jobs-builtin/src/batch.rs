@@ -155,7 +155,61 @@ impl Default for Batching {
     }
 }
 
+/// Largest batch a cleanup deletes in one statement (`max_batch_size` and the others).
+pub const MAX_BATCH_SIZE: u64 = 1_000_000;
+/// Longest pause or statement-time target, in milliseconds (a minute).
+pub const MAX_BATCH_MS: u64 = 60_000;
+
 impl Batching {
+    /// Check the sizes and times against their bounds (batch sizes up to
+    /// [`MAX_BATCH_SIZE`], pauses and targets up to [`MAX_BATCH_MS`], checkpoints up to an
+    /// hour, the lock share 1 to 100 %); [`configure`](crate::configure) calls it, so a
+    /// value that would only fail at the first run (a `LIMIT` past what the database binds)
+    /// is refused with its key when the configuration is read.
+    ///
+    /// ```
+    /// use barycenter_jobs_builtin::{BuiltinConfig, configure};
+    /// use barycenter_jobs_core::{Error, Registry};
+    ///
+    /// let config: BuiltinConfig = toml::from_str("[batch]\nmax_batch_size = 0").unwrap();
+    /// let Err(err) = configure(Registry::builder().with_inventory(), &config) else {
+    ///     panic!("a batch size of 0 is refused");
+    /// };
+    /// assert!(matches!(err, Error::OutOfBounds { ref key, .. } if key == "batch.max_batch_size"));
+    /// ```
+    pub fn validate(&self) -> Result<(), barycenter_jobs_core::Error> {
+        use barycenter_jobs_core::scheduler::bounds::check;
+        check(
+            "batch.initial_batch_size",
+            self.initial_batch_size,
+            1,
+            MAX_BATCH_SIZE,
+        )?;
+        check(
+            "batch.min_batch_size",
+            self.min_batch_size,
+            1,
+            MAX_BATCH_SIZE,
+        )?;
+        check(
+            "batch.max_batch_size",
+            self.max_batch_size,
+            1,
+            MAX_BATCH_SIZE,
+        )?;
+        if let Some(ms) = self.target_statement_ms {
+            check("batch.target_statement_ms", ms, 1, MAX_BATCH_MS)?;
+        }
+        check("batch.pause_ms", self.pause_ms, 0, MAX_BATCH_MS)?;
+        if let Some(ms) = self.checkpoint_every_ms {
+            check("batch.checkpoint_every_ms", ms, 1, 3_600_000)?;
+        }
+        if let Some(share) = self.lock_share_percent {
+            check("batch.lock_share_percent", share.into(), 1, 100)?;
+        }
+        Ok(())
+    }
+
     fn normalised(&self) -> Batching {
         let min = self.min_batch_size.max(1);
         let max = self.max_batch_size.max(min);

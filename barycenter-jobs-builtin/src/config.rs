@@ -146,6 +146,7 @@ pub fn configure(
 ) -> Result<RegistryBuilder, Error> {
     crate::link();
     let batch = &config.batch;
+    batch.validate()?;
     let mut builder = builder
         .replace(SessionsCleanup::new(&config.sessions)?.with_batching(batch))
         .replace(RefreshTokensCleanup::new(&config.refresh_tokens)?.with_batching(batch))

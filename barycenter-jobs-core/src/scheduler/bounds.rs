@@ -55,8 +55,9 @@ pub const MAX_BATCH_SIZE: u32 = 10_000;
 /// Longest interval between two reads of the settings' version.
 pub const MAX_POLL_INTERVAL_MS: u64 = 3_600_000;
 
-/// `Ok` when `min <= value <= max`, else [`Error::OutOfBounds`] naming `key`.
-pub(crate) fn check(key: impl Into<String>, value: u64, min: u64, max: u64) -> Result<()> {
+/// `Ok` when `min <= value <= max`, else [`Error::OutOfBounds`] naming `key`: the one check
+/// every bounded setting goes through (the builtin crate's batching too).
+pub fn check(key: impl Into<String>, value: u64, min: u64, max: u64) -> Result<()> {
     if (min..=max).contains(&value) {
         return Ok(());
     }
