@@ -1,17 +1,19 @@
 //! The code of `docs/ADOPTING.md`, compiled and run: a SeaORM host replaces its
 //! tokio-cron-scheduler job module. Its configuration (TOML, with the old `device_code` table
-//! name), its two jobs of its own as plugins (an expiry cleanup registered through
-//! inventory, and a job that keeps the host's own SeaORM connection), and the admin service
-//! mounted in axum beside the host's own GraphQL route, behind a bearer token.
+//! name and the opt-in federation cleanup on Barycenter's `federation_auth_requests`, whose
+//! `expires_at` is RFC 3339 text), an expiry cleanup of its own for another text column
+//! (registered through inventory), a job that keeps the host's own SeaORM connection, and
+//! the admin service mounted in axum beside the host's own GraphQL route, behind a bearer
+//! token.
 //!
-//! The federation and peer tables are stand-ins: the guide does not know Barycenter's.
+//! The invitations and peer tables are stand-ins: the guide does not know the host's.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::Router;
 use axum::body::Body;
 use axum::routing::post;
-use barycenter_jobs::builtin::{BuiltinConfig, ExpiryCleanup, ExpiryConfig, ExpiryKind};
+use barycenter_jobs::builtin::{BuiltinConfig, ExpiryCleanup, ExpiryKind, TimeFormat};
 use barycenter_jobs::graphql::AdminService;
 use barycenter_jobs::{
     Backend, Database, ExecutionStatus, Job, JobContext, JobError, JobOutput, Registry, Scheduler,
@@ -24,22 +26,25 @@ use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr};
 use serde::Deserialize;
 use tower::ServiceExt;
 
-// --- Step 3 of the guide: the two jobs of the host's own, as plugins. ---
+// --- Step 3 of the guide: the jobs of the host's own, as plugins. ---
 
-/// Expired federation requests: an expiry cleanup like the built-in ones (batched deletes,
-/// the database's clock, dry runs), declared by naming its table.
+/// Expired invitations: an expiry cleanup like the built-in ones (batched deletes, the
+/// database's clock, dry runs), declared by naming its table and how its expiry column
+/// stores instants (RFC 3339 text here).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct FederationRequests;
+pub struct Invitations;
 
-impl ExpiryKind for FederationRequests {
-    const NAME: &'static str = "cleanup_expired_federation_requests";
-    const DESCRIPTION: &'static str = "Clean up expired federation requests";
-    const SCHEDULE: &'static str = "0 */5 * * * *";
-    const TABLE: &'static str = "federation_requests";
+impl ExpiryKind for Invitations {
+    const NAME: &'static str = "cleanup_expired_invitations";
+    const DESCRIPTION: &'static str = "Clean up expired invitations";
+    const SCHEDULE: &'static str = "0 0 * * * *";
+    const TABLE: &'static str = "invitations";
     const KEY: &'static str = "id";
+    const EXPIRES: &'static str = "expires_at";
+    const TIME_FORMAT: TimeFormat = TimeFormat::Iso8601Text;
 }
 
-register_job!(ExpiryCleanup::<FederationRequests>::default());
+register_job!(ExpiryCleanup::<Invitations>::default());
 
 /// Peer discovery refresh: needs the host's own state (here its SeaORM connection), so it is
 /// registered with `RegistryBuilder::register` rather than through inventory.
@@ -91,7 +96,6 @@ async fn refresh_peers(conn: &DatabaseConnection, now: i64) -> Result<u64, DbErr
 struct Settings {
     scheduler: SchedulerConfig,
     cleanup: BuiltinConfig,
-    federation_requests: ExpiryConfig<FederationRequests>,
 }
 
 const SETTINGS: &str = r#"
@@ -108,7 +112,8 @@ keep_days = 90
 [cleanup.device_codes]
 table = "device_code"
 
-[federation_requests]
+# Opt-in: Barycenter's federation_auth_requests (RFC 3339 text), with a margin.
+[cleanup.federation_requests]
 keep_if_younger_secs = 60
 "#;
 
@@ -119,27 +124,50 @@ fn epoch_now() -> i64 {
         .as_secs() as i64
 }
 
+/// `epoch` as RFC 3339 text in UTC, as Barycenter writes `expires_at` of its federation
+/// requests.
+fn rfc3339(epoch: i64) -> String {
+    chrono::DateTime::from_timestamp(epoch, 0)
+        .expect("in range")
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
 async fn create_host_tables(conn: &DatabaseConnection, now: i64) {
-    for (table, key) in [
-        ("device_code", "device_code"),
-        ("federation_requests", "id"),
+    // (table, key, expires_at as text?)
+    for (table, key, text) in [
+        ("device_code", "device_code", false),
+        ("federation_auth_requests", "id", true),
+        ("invitations", "id", true),
     ] {
+        let expires = ColumnDef::new("expires_at").not_null().to_owned();
+        let expires = if text {
+            expires.clone().text().to_owned()
+        } else {
+            expires.clone().big_integer().to_owned()
+        };
         conn.execute(
             Table::create()
                 .table(table)
                 .col(ColumnDef::new(key).string().not_null().primary_key())
-                .col(ColumnDef::new("expires_at").big_integer().not_null()),
+                .col(expires),
         )
         .await
         .expect("create table");
+        let at = |epoch: i64| -> sea_orm::sea_query::Expr {
+            if text {
+                rfc3339(epoch).into()
+            } else {
+                epoch.into()
+            }
+        };
         conn.execute(
             Query::insert()
                 .into_table(table)
                 .columns([key, "expires_at"])
-                .values_panic(["expired".into(), (now - 3_600).into()])
-                // Expired 10 s ago: inside federation_requests' 60 s margin, so kept there.
-                .values_panic(["just-expired".into(), (now - 10).into()])
-                .values_panic(["live".into(), (now + 3_600).into()]),
+                .values_panic(["expired".into(), at(now - 3_600)])
+                // Expired 10 s ago: inside the federation cleanup's 60 s margin, kept there.
+                .values_panic(["just-expired".into(), at(now - 10)])
+                .values_panic(["live".into(), at(now + 3_600)]),
         )
         .await
         .expect("insert rows");
@@ -242,10 +270,6 @@ async fn guide_end_to_end(t: &TestDb) {
         &settings.cleanup,
     )
     .expect("builtin configuration")
-    .replace(
-        ExpiryCleanup::<FederationRequests>::new(&settings.federation_requests)
-            .expect("federation configuration"),
-    )
     .register(RefreshPeers { conn: conn.clone() })
     .build()
     .expect("registry");
@@ -257,6 +281,7 @@ async fn guide_end_to_end(t: &TestDb) {
             "cleanup_expired_challenges",
             "cleanup_expired_device_codes",
             "cleanup_expired_federation_requests",
+            "cleanup_expired_invitations",
             "cleanup_expired_refresh_tokens",
             "cleanup_expired_sessions",
             "refresh_peer_discovery",
@@ -286,8 +311,11 @@ async fn guide_end_to_end(t: &TestDb) {
     for (job, processed) in [
         // The old table name, from [cleanup.device_codes]: both expired rows go.
         ("cleanup_expired_device_codes", 2),
-        // The 60 s margin of [federation_requests] keeps the row that expired 10 s ago.
+        // RFC 3339 text; the 60 s margin of [cleanup.federation_requests] keeps the row
+        // that expired 10 s ago.
         ("cleanup_expired_federation_requests", 1),
+        // The host's own text column: both expired rows go.
+        ("cleanup_expired_invitations", 2),
         ("refresh_peer_discovery", 1),
     ] {
         let run = scheduler.trigger(job).await.expect("trigger");
@@ -302,9 +330,10 @@ async fn guide_end_to_end(t: &TestDb) {
     }
     assert_eq!(keys(&conn, "device_code", "device_code").await, ["live"]);
     assert_eq!(
-        keys(&conn, "federation_requests", "id").await,
+        keys(&conn, "federation_auth_requests", "id").await,
         ["just-expired", "live"]
     );
+    assert_eq!(keys(&conn, "invitations", "id").await, ["live"]);
     let stale_peers = conn
         .query_all(
             Query::select()
