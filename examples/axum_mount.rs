@@ -17,22 +17,12 @@ use axum::Router;
 use axum::extract::ConnectInfo;
 use axum::routing::get;
 use barycenter_jobs::graphql::{AdminService, PeerAddr};
-use barycenter_jobs::{Database, Registry, Scheduler, SchedulerConfig};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     common::init_tracing();
-    let listen = std::env::args()
-        .skip_while(|a| a != "--listen")
-        .nth(1)
-        .unwrap_or_else(|| "127.0.0.1:8082".into());
-
-    let db = Database::connect("sqlite://axum-mount.db").await?;
-    barycenter_jobs::builtin::link();
-    let scheduler = Scheduler::builder(Registry::from_inventory()?, db)
-        .config(SchedulerConfig::default())
-        .start()
-        .await?;
+    let listen = common::listen_arg("127.0.0.1:8082");
+    let scheduler = common::builtin_scheduler("sqlite://axum-mount.db").await?;
 
     // The host's own routes...
     let app = Router::new()

@@ -13,7 +13,6 @@ mod common;
 use std::time::Duration;
 
 use barycenter_jobs::graphql::{AdminService, PeerAddr};
-use barycenter_jobs::{Database, Registry, Scheduler, SchedulerConfig};
 use hyper::server::conn::http1;
 use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
@@ -21,17 +20,8 @@ use hyper_util::service::TowerToHyperService;
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     common::init_tracing();
-    let listen = std::env::args()
-        .skip_while(|a| a != "--listen")
-        .nth(1)
-        .unwrap_or_else(|| "127.0.0.1:8083".into());
-
-    let db = Database::connect("sqlite://hyper-serve.db").await?;
-    barycenter_jobs::builtin::link();
-    let scheduler = Scheduler::builder(Registry::from_inventory()?, db)
-        .config(SchedulerConfig::default())
-        .start()
-        .await?;
+    let listen = common::listen_arg("127.0.0.1:8083");
+    let scheduler = common::builtin_scheduler("sqlite://hyper-serve.db").await?;
     let mut admin = AdminService::builder(scheduler.clone());
     // Closed by default: a token, or unauthenticated use for clients on this machine only.
     match std::env::var("BARYCENTER_JOBS_ADMIN_TOKEN") {

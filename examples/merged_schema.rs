@@ -3,13 +3,13 @@
 //! host's own path, the host's own authorization mapped onto the jobs API's roles.
 //!
 //! ```text
-//! cargo run --example merged_schema [-- --listen 127.0.0.1:8083]
+//! cargo run --example merged_schema [-- --listen 127.0.0.1:8084]
 //! ```
 //!
 //! Then, with the operate token it prints:
 //!
 //! ```text
-//! curl -s -X POST http://127.0.0.1:8083/admin/graphql -H "Authorization: Bearer TOKEN" \
+//! curl -s -X POST http://127.0.0.1:8084/admin/graphql -H "Authorization: Bearer TOKEN" \
 //!   -H "Content-Type: application/json" \
 //!   -d '{"query": "{ hostVersion availableJobs { name schedule } }"}'
 //! ```
@@ -31,7 +31,6 @@ use axum::response::IntoResponse;
 use axum::routing::post;
 use barycenter_jobs::graphql::schema::{JobsContext, JobsExtension, MutationRoot, QueryRoot};
 use barycenter_jobs::graphql::{Principal, Role};
-use barycenter_jobs::{Database, Registry, Scheduler, SchedulerConfig};
 
 /// The host's own queries (here a stand-in for Barycenter's 2FA and peering queries).
 #[derive(Default)]
@@ -131,17 +130,8 @@ async fn graphql(State(app): State<App>, headers: HeaderMap, body: Bytes) -> imp
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     common::init_tracing();
-    let listen = std::env::args()
-        .skip_while(|a| a != "--listen")
-        .nth(1)
-        .unwrap_or_else(|| "127.0.0.1:8083".into());
-
-    let db = Database::connect("sqlite://merged-schema.db").await?;
-    barycenter_jobs::builtin::link();
-    let scheduler = Scheduler::builder(Registry::from_inventory()?, db)
-        .config(SchedulerConfig::default())
-        .start()
-        .await?;
+    let listen = common::listen_arg("127.0.0.1:8084");
+    let scheduler = common::builtin_scheduler("sqlite://merged-schema.db").await?;
 
     let token = |var: &str, default: &str| std::env::var(var).unwrap_or_else(|_| default.into());
     let app = App {

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use barycenter_jobs_core::{
     Error, ExecutionQuery, ExecutionStatus, ExecutionStore, Job, JobConfig, JobContext, JobError,
-    JobOutput, Registry, RescheduleRequest, Scheduler, SchedulerConfig, SchedulerHandle,
+    JobOutput, Registry, RescheduleRequest, Scheduler, SchedulerConfig,
 };
 use barycenter_jobs_test_support::{TestDb, backend_tests, eventually, open_rows, raw};
 
@@ -71,13 +71,7 @@ impl Job for NameOnce {
     }
 }
 
-async fn start(t: &TestDb, registry: Registry, config: SchedulerConfig) -> SchedulerHandle {
-    Scheduler::builder(registry, t.db.clone())
-        .config(config)
-        .start()
-        .await
-        .expect("scheduler starts")
-}
+use common::start;
 
 async fn rows_of(store: &ExecutionStore, job: &str) -> Vec<barycenter_jobs_core::Execution> {
     store

@@ -8,8 +8,7 @@ use std::time::Duration;
 
 use barycenter_jobs_core::{
     Error, ExecutionQuery, ExecutionStatus, ExecutionStore, JobConfig, JobError, JobOutput,
-    MisfirePolicy, NewExecution, Outcome, Registry, Scheduler, SchedulerConfig, SchedulerHandle,
-    Trigger,
+    MisfirePolicy, NewExecution, Outcome, Registry, Scheduler, SchedulerConfig, Trigger,
 };
 use barycenter_jobs_test_support::{TestDb, backend_tests, open_rows};
 use chrono::{Duration as ChronoDuration, Timelike, Utc};
@@ -17,13 +16,7 @@ use common::{RunLog, ScriptedJob, logging_job};
 
 const GRACE: Duration = Duration::from_secs(10);
 
-async fn start(t: &TestDb, registry: Registry, config: SchedulerConfig) -> SchedulerHandle {
-    Scheduler::builder(registry, t.db.clone())
-        .config(config)
-        .start()
-        .await
-        .expect("scheduler starts")
-}
+use common::start;
 
 /// A slow job does not delay another job's fires, and fires land on the second.
 ///

@@ -33,3 +33,27 @@ pub fn init_tracing() {
         )
         .init();
 }
+
+/// The address after `--listen` on the command line, or `default`.
+pub fn listen_arg(default: &str) -> String {
+    std::env::args()
+        .skip_while(|a| a != "--listen")
+        .nth(1)
+        .unwrap_or_else(|| default.into())
+}
+
+/// A scheduler of the built-in jobs (and every other inventory plugin) over the database at
+/// `url`, with the default configuration: what the mounting examples run.
+#[cfg(feature = "builtin")]
+pub async fn builtin_scheduler(
+    url: &str,
+) -> Result<barycenter_jobs::SchedulerHandle, Box<dyn std::error::Error>> {
+    let db = barycenter_jobs::Database::connect(url).await?;
+    barycenter_jobs::builtin::link();
+    Ok(
+        barycenter_jobs::Scheduler::builder(barycenter_jobs::Registry::from_inventory()?, db)
+            .config(barycenter_jobs::SchedulerConfig::default())
+            .start()
+            .await?,
+    )
+}

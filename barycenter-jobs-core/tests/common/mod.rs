@@ -103,3 +103,16 @@ pub fn logging_job(
         async move { Ok(JobOutput::processed(records)) }
     })
 }
+
+/// A scheduler over the test's database with `registry` and `config`.
+pub async fn start(
+    t: &barycenter_jobs_test_support::TestDb,
+    registry: barycenter_jobs_core::Registry,
+    config: barycenter_jobs_core::SchedulerConfig,
+) -> barycenter_jobs_core::SchedulerHandle {
+    barycenter_jobs_core::Scheduler::builder(registry, t.db.clone())
+        .config(config)
+        .start()
+        .await
+        .expect("scheduler starts")
+}
