@@ -18,12 +18,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use barycenter_jobs_core::{
-    Backend, ExecutionStatus, Job, JobContext, JobError, JobOutput, Registry, Scheduler,
-    SchedulerConfig, async_trait,
-};
+use barycenter_jobs_core::{Backend, ExecutionStatus, Registry, Scheduler, SchedulerConfig};
 use barycenter_jobs_graphql::AdminService;
-use common::{Fixture, post, post_query, send};
+use common::{Fixture, GatedJob, post, post_query, send};
 use http::StatusCode;
 use serde_json::{Value, json};
 use sqlx::{Connection, Row};
@@ -249,35 +246,6 @@ async fn mutations_see_their_own_changes(backend: Backend) {
     f.shutdown().await;
 }
 
-/// `held`: announces it started, then runs until the test adds a permit.
-struct Held {
-    started: Arc<Notify>,
-    release: Arc<Semaphore>,
-}
-
-#[async_trait]
-impl Job for Held {
-    fn name(&self) -> &str {
-        "held"
-    }
-    fn description(&self) -> &str {
-        "Run until the test says so"
-    }
-    fn schedule(&self) -> &str {
-        "0 0 3 1 1 *"
-    }
-    async fn run(&self, ctx: JobContext) -> Result<JobOutput, JobError> {
-        self.started.notify_one();
-        tokio::select! {
-            permit = self.release.acquire() => {
-                permit.map_err(JobError::failed)?.forget();
-                Ok(JobOutput::processed(1))
-            }
-            _ = ctx.cancellation().cancelled() => Err(JobError::Cancelled),
-        }
-    }
-}
-
 /// The database's clock in milliseconds, as the lease statements read it.
 const NOW_MS: &str = "SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint";
 
@@ -298,7 +266,7 @@ async fn admin_reads_leave_room_for_lease_renewals() {
     let started = Arc::new(Notify::new());
     let release = Arc::new(Semaphore::new(0));
     let registry = Registry::builder()
-        .register(Held {
+        .register(GatedJob {
             started: Arc::clone(&started),
             release: Arc::clone(&release),
         })
@@ -314,7 +282,7 @@ async fn admin_reads_leave_room_for_lease_renewals() {
     let svc = AdminService::builder(handle.clone())
         .allow_unauthenticated()
         .build();
-    let run = handle.trigger("held").await.unwrap();
+    let run = handle.trigger("gated_job").await.unwrap();
     started.notified().await;
 
     // Another session takes the history table: every admin read now waits on it.
@@ -372,7 +340,7 @@ async fn admin_reads_leave_room_for_lease_renewals() {
     let deadline = std::time::Instant::now() + Duration::from_secs(15);
     loop {
         let expires: i64 =
-            sqlx::query("SELECT expires_at_ms FROM job_leases WHERE job_name = 'held'")
+            sqlx::query("SELECT expires_at_ms FROM job_leases WHERE job_name = 'gated_job'")
                 .fetch_one(&mut *tx)
                 .await
                 .unwrap()
@@ -381,7 +349,7 @@ async fn admin_reads_leave_room_for_lease_renewals() {
             break;
         }
         assert!(
-            handle.job("held").unwrap().running,
+            handle.job("gated_job").unwrap().running,
             "the run ended while admin reads were waiting: its lease was not renewed"
         );
         assert!(
@@ -395,7 +363,7 @@ async fn admin_reads_leave_room_for_lease_renewals() {
         flood.iter().all(|h| !h.is_finished()),
         "every read of the flood was still waiting during the renewals"
     );
-    assert!(handle.job("held").unwrap().running);
+    assert!(handle.job("gated_job").unwrap().running);
 
     // Let go: the flood is answered, and the run ends as the job says.
     tx.rollback().await.unwrap();

@@ -65,9 +65,9 @@ impl Job for SeedJob {
 }
 
 /// `gated_job`: announces it started, then holds until the test adds a permit.
-struct GatedJob {
-    started: Arc<Notify>,
-    release: Arc<Semaphore>,
+pub struct GatedJob {
+    pub started: Arc<Notify>,
+    pub release: Arc<Semaphore>,
 }
 
 #[async_trait]
