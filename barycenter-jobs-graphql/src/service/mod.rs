@@ -6,6 +6,34 @@
 //! web framework, so axum, hyper, tonic-web or anything that speaks tower can host it, and any
 //! tower layer (timeouts, concurrency limits, tracing, CORS) can wrap it.
 //!
+//! # Architecture
+//!
+//! The service is a stack of tower layers around a GraphQL-over-HTTP core, each concern a
+//! module of its own, composed by [`AdminServiceBuilder::build`]:
+//!
+//! ```text
+//! request ─▶ peer check (once unauthenticated use is allowed)
+//!            └▶ router (mount path stripped)
+//!                ├─ ``          ─▶ authorization ─▶ body limit ─▶ GraphQL core
+//!                ├─ /health     ─▶ authorization (unless open_health)  ─▶ health
+//!                ├─ /metrics    ─▶ authorization (unless open_metrics) ─▶ metrics
+//!                ├─ /ui/...     ─▶ security headers ─▶ dashboard
+//!                ├─ playground  ─▶ GraphiQL page
+//!                └─ else        ─▶ 404
+//! ```
+//!
+//! - `layer::peer`: the loopback peer and `Host` check of unauthenticated use (tower-http's
+//!   `ValidateRequestHeader` with our rules), before routing, so no path answers a client
+//!   that unauthenticated use must not serve;
+//! - `layer::auth`: bearer tokens or the host's check on the request head, attaching the
+//!   [`Principal`]; an unauthorized client never has its body read;
+//! - `layer::limit`: the request body limit;
+//! - `layer::headers`: the dashboard's security headers (tower-http's `set-header`);
+//! - `route`: the mount path and the endpoints (GraphiQL, dashboard, health, metrics);
+//! - `graphql`: GET and POST, batches, content types, mutation counting, error mapping;
+//! - `stack`: the composition above; `admin`: [`AdminService`], the stack as one cloneable
+//!   service; `builder`: [`AdminServiceBuilder`], its configuration.
+//!
 //! # Paths
 //!
 //! The service is a leaf. It knows its public *mount path* (default `/admin/jobs`) and strips
@@ -182,20 +210,22 @@
 //! [`disable_playground`]: AdminServiceBuilder::disable_playground
 //! [`disable_introspection`]: AdminServiceBuilder::disable_introspection
 
-mod auth;
+mod admin;
 mod builder;
-mod dashboard;
 mod future;
-mod health;
-mod metrics;
-#[allow(clippy::module_inception)]
-mod service;
+mod graphql;
+mod layer;
+mod response;
+mod route;
+mod stack;
 
-pub use auth::{AuthorizeFn, Denied, PeerAddr, Principal, Role};
+pub use admin::{AdminService, BoxError};
 pub use builder::{
     AdminServiceBuilder, DEFAULT_BODY_LIMIT, DEFAULT_COMPLEXITY_LIMIT, DEFAULT_DEPTH_LIMIT,
     DEFAULT_MAX_BATCH, DEFAULT_MAX_MUTATIONS, DEFAULT_MOUNT_PATH, DEFAULT_PLAYGROUND_PATH,
 };
-pub use dashboard::{CONTENT_SECURITY_POLICY, DASHBOARD_PATH};
 pub use future::ResponseFuture;
-pub use service::{AdminService, BoxError, HEALTH_PATH, METRICS_PATH};
+pub use layer::auth::{AuthorizeFn, Denied, Principal, Role};
+pub use layer::headers::CONTENT_SECURITY_POLICY;
+pub use layer::peer::PeerAddr;
+pub use route::{DASHBOARD_PATH, HEALTH_PATH, METRICS_PATH};

@@ -1,17 +1,25 @@
-//! Configuration of an [`AdminService`].
+//! Configuration of an [`AdminService`]: its paths, limits, authorization and endpoints.
+//! [`build`](AdminServiceBuilder::build) makes the schema and the endpoints and has
+//! the [stack module](crate::service::stack) compose them with the layers.
+
+mod auth;
 
 use std::fmt;
 use std::sync::Arc;
 
-use async_graphql::http::GraphiQLSource;
 use barycenter_jobs_core::SchedulerHandle;
-use http::request::Parts;
 
-use super::auth::{Authorization, Denied, Principal, Role};
-use super::dashboard::Dashboard;
-use super::service::{AdminService, Inner};
 use crate::metrics::Metrics;
 use crate::schema::ReadShare;
+use crate::service::admin::{AdminService, Inner};
+use crate::service::graphql::GraphQl;
+use crate::service::layer::auth::Authorization;
+use crate::service::route::dashboard::Dashboard;
+use crate::service::route::health::Health;
+use crate::service::route::metrics::MetricsEndpoint;
+use crate::service::route::normalize;
+use crate::service::route::playground::{GraphiQl, Playground};
+use crate::service::stack::{self, Endpoints, Policy};
 
 /// Default public path of the service.
 pub const DEFAULT_MOUNT_PATH: &str = "/admin/jobs";
@@ -49,17 +57,6 @@ pub struct AdminServiceBuilder {
     max_store_reads: Option<usize>,
 }
 
-/// Where the GraphiQL page loads React and GraphiQL from, if it is served at all.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum GraphiQl {
-    /// Not served (the default): nothing is fetched from a CDN unless the host says so.
-    Off,
-    /// From unpkg.com, as async-graphql's page has it.
-    Cdn,
-    /// From the host's own copies under this URL prefix (unpkg's layout).
-    Assets(String),
-}
-
 impl fmt::Debug for AdminServiceBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AdminServiceBuilder")
@@ -79,16 +76,6 @@ impl fmt::Debug for AdminServiceBuilder {
             .field("dashboard", &self.dashboard)
             .field("max_store_reads", &self.max_store_reads)
             .finish()
-    }
-}
-
-/// `/a/b/` and `a/b` become `/a/b`; `/` and `` become `` (the root).
-fn normalize(path: &str) -> String {
-    let trimmed = path.trim().trim_matches('/');
-    if trimmed.is_empty() {
-        String::new()
-    } else {
-        format!("/{trimmed}")
     }
 }
 
@@ -227,100 +214,6 @@ impl AdminServiceBuilder {
         self
     }
 
-    /// Accept `Authorization: Bearer <token>` as the principal `admin-token` with the
-    /// [`Role::Operate`] role (queries and mutations). The token is compared in constant
-    /// time; call it again to accept several.
-    pub fn bearer_token(self, token: impl AsRef<str>) -> Self {
-        self.bearer_token_for(token, Principal::new("admin-token", Role::Operate))
-    }
-
-    /// Accept `Authorization: Bearer <token>` as the principal `readonly-token` with the
-    /// [`Role::Read`] role (queries only).
-    pub fn read_only_token(self, token: impl AsRef<str>) -> Self {
-        self.bearer_token_for(token, Principal::new("readonly-token", Role::Read))
-    }
-
-    /// Accept `Authorization: Bearer <token>` as `principal` (its name goes into the audit
-    /// log).
-    pub fn bearer_token_for(mut self, token: impl AsRef<str>, principal: Principal) -> Self {
-        self.auth.add_token(token.as_ref(), principal);
-        self
-    }
-
-    /// Authorize with the host's own check, for hosts that verify their own credentials
-    /// (an OAuth access token and its scopes, a session, a client-certificate identity put
-    /// in the extensions by an outer layer). It runs on the request head when no configured
-    /// bearer token matched, and names the principal and its role, or refuses
-    /// ([`Denied::Unauthenticated`]: 401, [`Denied::Forbidden`]: 403).
-    ///
-    /// ```
-    /// use barycenter_jobs_graphql::{AdminServiceBuilder, Denied, Principal, Role};
-    ///
-    /// fn with_scopes(builder: AdminServiceBuilder) -> AdminServiceBuilder {
-    ///     builder.authorize(|parts| {
-    ///         // Stand-in for the host's own token introspection.
-    ///         let scope = parts.headers.get("x-verified-scope").and_then(|v| v.to_str().ok());
-    ///         match scope {
-    ///             Some("jobs:operate") => Ok(Principal::new("client-42", Role::Operate)),
-    ///             Some("jobs:read") => Ok(Principal::new("client-42", Role::Read)),
-    ///             Some(_) => Err(Denied::Forbidden),
-    ///             None => Err(Denied::Unauthenticated),
-    ///         }
-    ///     })
-    /// }
-    /// ```
-    pub fn authorize<F>(mut self, check: F) -> Self
-    where
-        F: Fn(&Parts) -> Result<Principal, Denied> + Send + Sync + 'static,
-    {
-        self.auth.set_check(Arc::new(check));
-        self
-    }
-
-    /// Serve requests without credentials, as the principal `anonymous` with the operate
-    /// role, to clients on this machine only. For development and single-machine setups;
-    /// anything reachable from a network wants a token or a check.
-    ///
-    /// What it trusts, exactly: the **connection's peer address**, which the host attaches
-    /// as a [`PeerAddr`](super::PeerAddr) extension when it accepts the connection (see its
-    /// docs for hyper and axum), and nothing the client writes. Every request, on every path
-    /// (the dashboard and GraphiQL pages included), is refused with 403, a JSON error body
-    /// and a `tracing` warning naming the peer and the `Host`, unless
-    ///
-    /// 1. it carries a [`PeerAddr`](super::PeerAddr) that is a loopback address
-    ///    (`127.0.0.0/8`, `::1`, or `::ffff:127.x.x.x` from a dual-stack socket). A request
-    ///    from any other address is refused **whatever its `Host` says**; a request without
-    ///    a [`PeerAddr`](super::PeerAddr) (a host that does not attach it, an in-process
-    ///    call) is refused too, since its origin is unknown;
-    /// 2. it has no `Forwarded`, `X-Forwarded-For` or `X-Real-IP` header: behind a reverse
-    ///    proxy on this machine every client looks like a loopback peer, and a proxy that
-    ///    says so is refused. A proxy that forwards silently cannot be told apart from a
-    ///    local client: **do not put a proxy that faces a network in front of unauthenticated
-    ///    use**;
-    /// 3. it names exactly one `Host` (or, in HTTP/2, an `:authority`) that is a loopback
-    ///    name (`localhost`, `*.localhost`, `127.0.0.0/8`, `[::1]`, any port) or one given
-    ///    to [`allow_host`](Self::allow_host). A request with no `Host` is refused. This check
-    ///    is not about where the client is (the peer check is): it stops a web page in a
-    ///    local browser from reaching the service by rebinding its own DNS name to 127.0.0.1,
-    ///    since the browser still sends the page's name.
-    ///
-    /// Without this call and without any authorization, the service refuses every request
-    /// (closed by default). With bearer tokens or a check configured as well, requests
-    /// without credentials are refused regardless, and these rules still apply to every
-    /// request, so a token does not get through them either.
-    pub fn allow_unauthenticated(mut self) -> Self {
-        self.auth.allow_unauthenticated();
-        self
-    }
-
-    /// A host name (port optional and ignored) that unauthenticated use also answers, beside
-    /// the loopback names; see [`allow_unauthenticated`](Self::allow_unauthenticated). It
-    /// widens the `Host` check only: the peer must still be a loopback address.
-    pub fn allow_host(mut self, host: &str) -> Self {
-        self.auth.allow_host(host);
-        self
-    }
-
     /// The [`Metrics`] served on `{base}/metrics`. Optional: without it the service makes
     /// its own. Either way, [`build`](Self::build) attaches them to the scheduler as a run
     /// observer unless they are attached already, so the run and tick counters count with
@@ -346,7 +239,8 @@ impl AdminServiceBuilder {
         self
     }
 
-    /// Build the schema and the service.
+    /// Build the schema and the service: its endpoints behind their layers, as the
+    /// [architecture](crate::service#architecture) shows.
     pub fn build(self) -> AdminService {
         let handle = self.handle.clone();
         let reads = match self.max_store_reads {
@@ -370,62 +264,50 @@ impl AdminServiceBuilder {
         if !self.introspection {
             schema = schema.disable_introspection().disable_suggestions();
         }
+        let schema = schema.finish();
+        let metrics = self.metrics.unwrap_or_default();
+        if !metrics.is_attached() {
+            handle.attach_observer(metrics.clone());
+        }
+
         let endpoint = if self.mount_path.is_empty() {
             "/"
         } else {
             self.mount_path.as_str()
         };
-        let playground_path = self
+        let playground = self
             .playground_path
-            .filter(|_| self.graphiql != GraphiQl::Off);
-        let playground_html = playground_path.as_ref().map(|_| {
-            let page = GraphiQLSource::build()
-                .endpoint(endpoint)
-                .title("barycenter-jobs admin")
-                .finish();
-            match &self.graphiql {
-                GraphiQl::Assets(base) => page
-                    .replace("https://unpkg.com", base)
-                    .lines()
-                    .filter(|line| !line.contains("https://graphql.org/favicon.ico"))
-                    .collect::<Vec<_>>()
-                    .join("\n"),
-                _ => page,
-            }
-        });
+            .and_then(|path| Some((path, Playground::new(endpoint, &self.graphiql)?)));
+        let playground_path = playground.as_ref().map(|(path, _)| path.clone());
         let dashboard = self
             .dashboard
             .then(|| Dashboard::new(&self.mount_path, playground_path.as_deref()));
-        let metrics = self.metrics.unwrap_or_default();
-        if !metrics.is_attached() {
-            handle.attach_observer(metrics.clone());
-        }
-        AdminService::from_inner(Inner {
-            schema: schema.finish(),
-            mount_path: self.mount_path,
-            playground_path,
+
+        let auth = Arc::new(self.auth);
+        let endpoints = Endpoints {
+            graphql: GraphQl::new(schema.clone(), self.max_batch, self.max_mutations),
+            playground,
             dashboard,
-            playground_html: playground_html.map(Into::into),
+            health: Health::new(handle.clone(), reads.clone()),
+            metrics: MetricsEndpoint::new(metrics.clone(), handle, reads.clone()),
+        };
+        let policy = Policy {
+            auth: Arc::clone(&auth),
             body_limit: self.body_limit,
-            max_batch: self.max_batch,
-            max_mutations: self.max_mutations,
-            auth: self.auth,
-            handle,
-            metrics,
             open_health: self.open_health,
             open_metrics: self.open_metrics,
+        };
+        let stack = stack::compose(&self.mount_path, endpoints, policy);
+        AdminService::from_inner(Inner {
+            stack,
+            schema,
+            metrics,
+            mount_path: self.mount_path,
+            playground_path,
+            body_limit: self.body_limit,
+            max_batch: self.max_batch,
+            auth,
             reads,
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn normalizes_paths() {
-        assert_eq!(super::normalize("/admin/jobs/"), "/admin/jobs");
-        assert_eq!(super::normalize("admin"), "/admin");
-        assert_eq!(super::normalize("/"), "");
-        assert_eq!(super::normalize(""), "");
     }
 }

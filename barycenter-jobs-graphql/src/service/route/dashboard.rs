@@ -6,8 +6,9 @@
 //! operator typed (kept in `sessionStorage`), over `POST` and JSON. So the page and its assets
 //! are served **without** authorization, like the GraphiQL page; the loopback peer and
 //! `Host` checks of
-//! [`allow_unauthenticated`](super::AdminServiceBuilder::allow_unauthenticated) still apply
-//! to them, as to every path. Every answer carries a strict
+//! [`allow_unauthenticated`](crate::service::AdminServiceBuilder::allow_unauthenticated)
+//! still apply to them, as to every path. The [security headers
+//! layer](crate::service::layer::headers) gives every answer a strict
 //! `Content-Security-Policy` (only this origin, no inline script or style, no framing),
 //! `X-Content-Type-Options: nosniff` and `Referrer-Policy: no-referrer`.
 //!
@@ -19,36 +20,33 @@
 //! | `/ui/icon.svg?v=V`        | the icon, `image/svg+xml`                | a year, `immutable`       |
 //!
 //! `V` is a hash of the embedded assets, so a new release is fetched at once; without the
-//! current `v` an asset is served with `no-cache`. `If-None-Match` gets 304.
+//! current `v` an asset is served with `no-cache`. `If-None-Match` gets 304. The router
+//! hands the path after `/ui` in the [`SubPath`] extension (none: the page).
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use http::header::{
-    CACHE_CONTROL, CONTENT_SECURITY_POLICY as CSP, CONTENT_TYPE, ETAG, HeaderName, HeaderValue,
-    IF_NONE_MATCH, REFERRER_POLICY, X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS,
-};
-use http::request::Parts;
-use http::{Method, Response, StatusCode};
+use futures_util::future::{Ready, ready};
+use http::header::{CACHE_CONTROL, CONTENT_TYPE, ETAG, HeaderValue, IF_NONE_MATCH};
+use http::{Method, Request, Response, StatusCode};
 use http_body_util::Full;
+use tower_service::Service;
 
-/// Path of the dashboard, relative to the mount path.
-pub const DASHBOARD_PATH: &str = "/ui";
+use super::SubPath;
 
-/// The policy of every dashboard answer: this origin only, no inline script or style, no
-/// plugins, no framing.
-pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; \
-    style-src 'self'; img-src 'self'; font-src 'self'; connect-src 'self'; object-src 'none'; \
-    base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+const INDEX: &str = include_str!("../../../assets/dashboard/index.html");
+const APP_JS: &[u8] = include_bytes!("../../../assets/dashboard/app.js");
+const APP_CSS: &[u8] = include_bytes!("../../../assets/dashboard/app.css");
+const ICON: &[u8] = include_bytes!("../../../assets/dashboard/icon.svg");
 
-const INDEX: &str = include_str!("../../assets/dashboard/index.html");
-const APP_JS: &[u8] = include_bytes!("../../assets/dashboard/app.js");
-const APP_CSS: &[u8] = include_bytes!("../../assets/dashboard/app.css");
-const ICON: &[u8] = include_bytes!("../../assets/dashboard/icon.svg");
-
-/// The rendered page and the version of the assets.
+/// The dashboard's files: the rendered page and the version of the assets.
+#[derive(Clone)]
 pub(crate) struct Dashboard {
     index: Bytes,
-    index_etag: String,
-    version: String,
+    index_etag: Arc<str>,
+    version: Arc<str>,
 }
 
 /// FNV-1a, 64 bits: enough to tell one release's assets from another's.
@@ -92,45 +90,45 @@ impl Dashboard {
         let index_etag = format!("\"{:016x}\"", fnv1a(&[index.as_bytes()]));
         Self {
             index: Bytes::from(index),
-            index_etag,
-            version,
+            index_etag: index_etag.into(),
+            version: version.into(),
         }
     }
 
     /// The answer to a request for `rest`, the path after `{base}/ui` (`` for the page).
-    pub(crate) fn respond(&self, parts: &Parts, rest: &str) -> Response<Full<Bytes>> {
+    fn respond<B>(&self, req: &Request<B>, rest: &str) -> Response<Full<Bytes>> {
         let (body, content_type, etag) = match rest {
             "" => (
                 self.index.clone(),
                 "text/html; charset=utf-8",
-                self.index_etag.clone(),
+                self.index_etag.to_string(),
             ),
             "/app.js" => (
                 Bytes::from_static(APP_JS),
                 "text/javascript; charset=utf-8",
-                format!("\"{}\"", self.version),
+                format!("\"{}\"", &*self.version),
             ),
             "/app.css" => (
                 Bytes::from_static(APP_CSS),
                 "text/css; charset=utf-8",
-                format!("\"{}\"", self.version),
+                format!("\"{}\"", &*self.version),
             ),
             "/icon.svg" => (
                 Bytes::from_static(ICON),
                 "image/svg+xml",
-                format!("\"{}\"", self.version),
+                format!("\"{}\"", &*self.version),
             ),
             _ => return plain(StatusCode::NOT_FOUND, "not found"),
         };
-        if parts.method != Method::GET && parts.method != Method::HEAD {
+        if req.method() != Method::GET && req.method() != Method::HEAD {
             let mut res = plain(StatusCode::METHOD_NOT_ALLOWED, "method not allowed");
             res.headers_mut()
                 .insert(http::header::ALLOW, HeaderValue::from_static("GET, HEAD"));
             return res;
         }
         let versioned = !rest.is_empty()
-            && parts
-                .uri
+            && req
+                .uri()
                 .query()
                 .unwrap_or_default()
                 .split('&')
@@ -140,8 +138,8 @@ impl Dashboard {
         } else {
             "no-cache"
         };
-        let fresh = parts
-            .headers
+        let fresh = req
+            .headers()
             .get_all(IF_NONE_MATCH)
             .iter()
             .filter_map(|v| v.to_str().ok())
@@ -149,7 +147,7 @@ impl Dashboard {
             .any(|tag| tag.trim() == etag || tag.trim() == "*");
         let (status, body) = if fresh {
             (StatusCode::NOT_MODIFIED, Bytes::new())
-        } else if parts.method == Method::HEAD {
+        } else if req.method() == Method::HEAD {
             (StatusCode::OK, Bytes::new())
         } else {
             (StatusCode::OK, body)
@@ -162,21 +160,26 @@ impl Dashboard {
         if let Ok(etag) = HeaderValue::from_str(&etag) {
             headers.insert(ETAG, etag);
         }
-        secure(headers);
         res
     }
 }
 
-/// The headers every dashboard answer carries.
-fn secure(headers: &mut http::HeaderMap) {
-    headers.insert(CSP, HeaderValue::from_static(CONTENT_SECURITY_POLICY));
-    headers.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    headers.insert(REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
-    headers.insert(X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    headers.insert(
-        HeaderName::from_static("cross-origin-resource-policy"),
-        HeaderValue::from_static("same-origin"),
-    );
+impl<B> Service<Request<B>> for Dashboard {
+    type Response = Response<Full<Bytes>>;
+    type Error = Infallible;
+    type Future = Ready<Result<Response<Full<Bytes>>, Infallible>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        let rest = req
+            .extensions()
+            .get::<SubPath>()
+            .map_or("", |p| p.0.as_str());
+        ready(Ok(self.respond(&req, rest)))
+    }
 }
 
 fn plain(status: StatusCode, message: &'static str) -> Response<Full<Bytes>> {
@@ -186,13 +189,14 @@ fn plain(status: StatusCode, message: &'static str) -> Response<Full<Bytes>> {
         CONTENT_TYPE,
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
-    secure(res.headers_mut());
     res
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{Dashboard, escape};
+    use tower::ServiceExt;
+
+    use super::*;
 
     #[test]
     fn renders_the_page_for_its_mount_path() {
@@ -210,5 +214,35 @@ mod tests {
             escape(r#"<a href="x">&"#),
             "&lt;a href=&quot;x&quot;&gt;&amp;"
         );
+    }
+
+    #[tokio::test]
+    async fn serves_the_file_the_router_names() {
+        let d = Dashboard::new("/admin/jobs", None);
+        let get = |rest: Option<&str>, method: Method| {
+            let mut req = Request::builder()
+                .method(method)
+                .uri("/admin/jobs/ui")
+                .body(())
+                .unwrap();
+            if let Some(rest) = rest {
+                req.extensions_mut().insert(SubPath(rest.to_owned()));
+            }
+            d.clone().oneshot(req)
+        };
+        let page = get(None, Method::GET).await.unwrap();
+        assert_eq!(page.status(), StatusCode::OK);
+        assert_eq!(page.headers()[CONTENT_TYPE], "text/html; charset=utf-8");
+        let script = get(Some("/app.js"), Method::GET).await.unwrap();
+        assert_eq!(
+            script.headers()[CONTENT_TYPE],
+            "text/javascript; charset=utf-8"
+        );
+        assert_eq!(script.headers()[CACHE_CONTROL], "no-cache");
+        let missing = get(Some("/nope"), Method::GET).await.unwrap();
+        assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+        let post = get(None, Method::POST).await.unwrap();
+        assert_eq!(post.status(), StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(post.headers()[http::header::ALLOW], "GET, HEAD");
     }
 }

@@ -13,20 +13,58 @@
 //! [`SchedulerHandle::health`](barycenter_jobs_core::SchedulerHandle::health)), so every
 //! replica gives the same one: a `503` here means "a job of the fleet is overdue", not "this
 //! replica is broken". A store that cannot be read gives `503` with
-//! `{"status":"unavailable","message":"internal error"}` (the cause is logged).
+//! `{"status":"unavailable","message":"internal error"}` (the cause is logged). `HEAD` answers
+//! as `GET` without the body; other methods get 405.
+
+use std::convert::Infallible;
+use std::task::{Context, Poll};
 
 use barycenter_jobs_core::{FleetHealth, JobHealth, SchedulerHandle};
 use bytes::Bytes;
+use futures_util::future::BoxFuture;
 use http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue};
-use http::{Response, StatusCode};
+use http::{Request, Response, StatusCode};
 use http_body_util::Full;
 use serde_json::{Value, json};
+use tower_service::Service;
 
-use crate::schema::INTERNAL_ERROR;
-use crate::schema::iso;
+use crate::schema::{INTERNAL_ERROR, ReadShare, iso};
+
+/// The `/health` endpoint of a scheduler's fleet.
+#[derive(Clone)]
+pub(crate) struct Health {
+    handle: SchedulerHandle,
+    reads: ReadShare,
+}
+
+impl Health {
+    /// Reads `handle`'s store under `reads`.
+    pub(crate) fn new(handle: SchedulerHandle, reads: ReadShare) -> Self {
+        Self { handle, reads }
+    }
+}
+
+impl<B> Service<Request<B>> for Health {
+    type Response = Response<Full<Bytes>>;
+    type Error = Infallible;
+    type Future = BoxFuture<'static, Result<Response<Full<Bytes>>, Infallible>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        let handle = self.handle.clone();
+        super::read_only(
+            req.method(),
+            &self.reads,
+            async move { respond(&handle).await },
+        )
+    }
+}
 
 /// The health answer for `handle`.
-pub(crate) async fn respond(handle: &SchedulerHandle) -> Response<Full<Bytes>> {
+async fn respond(handle: &SchedulerHandle) -> Response<Full<Bytes>> {
     match handle.health().await {
         Ok(health) => {
             let status = if health.overdue_jobs().next().is_some() {
