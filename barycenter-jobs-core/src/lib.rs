@@ -100,7 +100,7 @@ pub use scheduler::{DryRun, RuntimeConfig};
 pub use settings::{AuditAction, AuditEntry, AuditQuery, RescheduleRequest, RuntimeSettings};
 pub use store::{
     Execution, ExecutionQuery, ExecutionStatus, ExecutionStore, JobSummary, NewExecution, Outcome,
-    TableNames,
+    RunEnd, TableNames,
 };
 pub use tokio_util::sync::CancellationToken;
 

@@ -183,15 +183,15 @@ async fn settings_precedence_validation_and_audit(t: &TestDb) {
 
     // Paused: no next run; resumed: fires again. Resume outranks the host's enabled = false.
     let b = h.pause("b", "dave").await.unwrap();
-    assert!(b.paused && !b.enabled && b.next_run_at.is_none());
+    assert!(b.paused && !b.fires_on_schedule && b.next_run_at.is_none());
     let b = h.resume("b", "dave").await.unwrap();
-    assert!(!b.paused && b.enabled && b.next_run_at.is_some());
-    assert!(!h.job("off").unwrap().enabled);
+    assert!(!b.paused && b.fires_on_schedule && b.next_run_at.is_some());
+    assert!(!h.job("off").unwrap().fires_on_schedule);
     let off = h.resume("off", "dave").await.unwrap();
-    assert!(off.enabled && off.next_run_at.is_some());
+    assert!(off.fires_on_schedule && off.next_run_at.is_some());
     assert_eq!(h.timer_groups(), 4, "joins the group of a and b");
     let off = h.reset("off", "dave").await.unwrap();
-    assert!(!off.enabled && off.next_run_at.is_none());
+    assert!(!off.fires_on_schedule && off.next_run_at.is_none());
     assert!(off.runtime_settings.is_empty());
 
     // One audit entry per call, newest first, with the actor; refusals too.

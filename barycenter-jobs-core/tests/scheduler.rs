@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use barycenter_jobs_core::{
     Error, ExecutionQuery, ExecutionStatus, ExecutionStore, JobConfig, JobError, JobOutput,
-    MisfirePolicy, NewExecution, Outcome, Registry, Scheduler, SchedulerConfig, Trigger,
+    MisfirePolicy, NewExecution, Outcome, Registry, RunEnd, Scheduler, SchedulerConfig, Trigger,
 };
 use barycenter_jobs_test_support::{TestDb, backend_tests, open_rows};
 use chrono::{Duration as ChronoDuration, Timelike, Utc};
@@ -306,13 +306,13 @@ async fn misfire_runs_once_at_startup(t: &TestDb) {
             .await
             .unwrap();
         store
-            .finish(
+            .record_end(RunEnd::new(
                 id,
-                &Outcome::Succeeded {
+                Outcome::Succeeded {
                     records_processed: 0,
                 },
                 three_hours_ago,
-            )
+            ))
             .await
             .unwrap();
     }
@@ -463,7 +463,11 @@ async fn config_overrides(t: &TestDb) {
     assert_eq!(info.timeout, Duration::from_secs(7));
     assert!(info.next_run_at.is_some());
     let disabled = handle.job("disabled").unwrap();
-    assert!(!disabled.enabled);
+    assert!(!disabled.fires_on_schedule);
+    // The old name stays, deprecated, with the same value.
+    #[allow(deprecated)]
+    let old_name = disabled.enabled;
+    assert_eq!(old_name, disabled.fires_on_schedule);
     assert_eq!(disabled.next_run_at, None);
     // Until the overridden schedule fired twice; `disabled` (every second by its own
     // schedule) would have fired by then too. The ceiling only catches a hang.
@@ -532,13 +536,13 @@ async fn retention_purges_old_history(t: &TestDb) {
     for _ in 0..25 {
         let id = store.start(&NewExecution::manual("x", old)).await.unwrap();
         store
-            .finish(
+            .record_end(RunEnd::new(
                 id,
-                &Outcome::Succeeded {
+                Outcome::Succeeded {
                     records_processed: 0,
                 },
                 old,
-            )
+            ))
             .await
             .unwrap();
     }
@@ -550,13 +554,13 @@ async fn retention_purges_old_history(t: &TestDb) {
         .await
         .unwrap();
     store
-        .finish(
+        .record_end(RunEnd::new(
             recent,
-            &Outcome::Succeeded {
+            Outcome::Succeeded {
                 records_processed: 0,
             },
             Utc::now(),
-        )
+        ))
         .await
         .unwrap();
     let registry = Registry::builder()
@@ -596,13 +600,13 @@ async fn retention_purges_old_history(t: &TestDb) {
     // the same time the default took to purge all the old rows (at least 800 ms).
     let old_again = store.start(&NewExecution::manual("x", old)).await.unwrap();
     store
-        .finish(
+        .record_end(RunEnd::new(
             old_again,
-            &Outcome::Succeeded {
+            Outcome::Succeeded {
                 records_processed: 0,
             },
             old,
-        )
+        ))
         .await
         .unwrap();
     config.retention.keep_days = Some(0);

@@ -2,7 +2,7 @@
 
 use barycenter_jobs_core::{
     Backend, Database, Error, ExecutionQuery, ExecutionStatus, ExecutionStore, NewExecution,
-    Outcome, Trigger,
+    Outcome, RunEnd, Trigger,
 };
 use barycenter_jobs_test_support::{TestDb, backend_tests};
 use chrono::{DateTime, Duration, TimeZone, Utc};
@@ -146,13 +146,15 @@ async fn start_finish_and_read_back(t: &TestDb) {
 
     assert!(
         store
-            .finish_timed(
-                id,
-                &Outcome::Succeeded {
-                    records_processed: 7
-                },
-                at(12),
-                Some(std::time::Duration::from_millis(1534))
+            .record_end(
+                RunEnd::new(
+                    id,
+                    Outcome::Succeeded {
+                        records_processed: 7
+                    },
+                    at(12)
+                )
+                .with_duration(std::time::Duration::from_millis(1534))
             )
             .await
             .unwrap()
@@ -165,19 +167,19 @@ async fn start_finish_and_read_back(t: &TestDb) {
     assert_eq!(done.duration_ms, Some(1534));
     assert_eq!(done.trigger.as_deref(), Some("manual"));
 
-    // A closed row is never rewritten.
-    assert!(
-        !store
-            .finish(
-                id,
-                &Outcome::Failed {
-                    message: "late".into()
-                },
-                at(20)
-            )
-            .await
-            .unwrap()
-    );
+    // A closed row is never rewritten (through the deprecated name too, which stays).
+    #[allow(deprecated)]
+    let rewritten = store
+        .finish(
+            id,
+            &Outcome::Failed {
+                message: "late".into(),
+            },
+            at(20),
+        )
+        .await
+        .unwrap();
+    assert!(!rewritten);
     assert_eq!(
         store.get(id).await.unwrap().unwrap().status,
         ExecutionStatus::Succeeded
@@ -208,11 +210,9 @@ async fn start_finish_and_read_back(t: &TestDb) {
             .await
             .unwrap();
         store
-            .finish_timed(
-                id,
-                &outcome,
-                at(31),
-                Some(std::time::Duration::from_millis(250)),
+            .record_end(
+                RunEnd::new(id, outcome, at(31))
+                    .with_duration(std::time::Duration::from_millis(250)),
             )
             .await
             .unwrap();
@@ -245,7 +245,10 @@ async fn filters_and_ordering(t: &TestDb) {
                 records_processed: i as u64,
             }
         };
-        store.finish(id, &outcome, at(i + 1)).await.unwrap();
+        store
+            .record_end(RunEnd::new(id, outcome, at(i + 1)))
+            .await
+            .unwrap();
         if job == "job_a" && i % 4 == 0 {
             expected_a_failures.push(id);
         }
@@ -346,13 +349,13 @@ async fn retention_purges_in_batches(t: &TestDb) {
             .await
             .unwrap();
         store
-            .finish(
+            .record_end(RunEnd::new(
                 id,
-                &Outcome::Succeeded {
+                Outcome::Succeeded {
                     records_processed: 0,
                 },
                 at(i * 10 + 1),
-            )
+            ))
             .await
             .unwrap();
     }

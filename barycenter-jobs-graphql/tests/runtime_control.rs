@@ -37,7 +37,7 @@ async fn sessions_job(svc: &AdminService) -> Value {
         svc,
         "op",
         &format!(
-            r#"{{ job(name: "{SESSIONS}") {{ schedule defaultSchedule timeZone paused enabled nextRunAt timeoutSecs changedBy upcomingRuns(count: 3) }} }}"#
+            r#"{{ job(name: "{SESSIONS}") {{ schedule defaultSchedule timeZone paused enabled firesOnSchedule nextRunAt timeoutSecs changedBy upcomingRuns(count: 3) }} }}"#
         ),
     )
     .await;
@@ -103,6 +103,7 @@ async fn runtime_control(backend: Backend) {
     let job = sessions_job(&svc).await;
     assert_eq!(job["paused"], json!(true));
     assert_eq!(job["enabled"], json!(false));
+    assert_eq!(job["firesOnSchedule"], json!(false));
     assert_eq!(job["nextRunAt"], Value::Null);
     assert_eq!(job["changedBy"], json!("admin-token"));
     let d = data(

@@ -2,14 +2,21 @@
 //! abandoned runs closed and missed ticks caught up before the timers start.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, AtomicI64};
+use std::sync::atomic::AtomicI64;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::*;
+use super::config::{CutoffClock, SchedulerConfig};
+use super::handle::SchedulerHandle;
+use super::identity::{default_instance, lease_holder};
+use super::shared::{NO_SKEW, Shared, SkewState};
+use super::effective::Base;
+use super::slot::Slot;
+use super::timer_groups::TimerGroups;
+use super::{recovery, retention, runtime, timers};
 use crate::clock::{SharedClock, SystemClock};
 use crate::db::Database;
 use crate::error::{Error, Result};
@@ -17,7 +24,7 @@ use crate::job::TimeSource;
 use crate::lease::LeaseStore;
 use crate::observe::{Observers, RunObserver};
 use crate::registry::Registry;
-use crate::settings::{RuntimeSettings, SettingsStore};
+use crate::settings::SettingsStore;
 use crate::store::ExecutionStore;
 
 /// Entry point: `Scheduler::builder(registry, db)...start()`.
@@ -108,7 +115,7 @@ impl SchedulerBuilder {
         let mut slots = BTreeMap::new();
         for reg in registry.iter() {
             let over = config.jobs.get(reg.name()).cloned().unwrap_or_default();
-            let base = runtime::Base {
+            let base = Base {
                 default_schedule: reg.default_schedule().clone(),
                 expression: over
                     .schedule
@@ -122,23 +129,13 @@ impl SchedulerBuilder {
                     .unwrap_or(default_timeout),
             };
             // A bad host schedule or zone is an error here; runtime settings come later.
-            let state = runtime::SlotState::derive(&base, RuntimeSettings::default())?;
-            let fires = state.fires;
-            slots.insert(
-                reg.name().to_owned(),
-                Arc::new(Slot {
-                    job: reg.job().clone(),
-                    base,
-                    state: Mutex::new(state),
-                    paused: AtomicBool::new(false),
-                    fires: AtomicBool::new(fires),
-                    misfire: over.misfire.unwrap_or_default(),
-                    overdue_after: over.overdue_after_secs.map(Duration::from_secs),
-                    running: AtomicBool::new(false),
-                    next_run: Mutex::new(None),
-                    runner: Default::default(),
-                }),
-            );
+            let slot = Slot::new(
+                reg.job().clone(),
+                base,
+                over.misfire.unwrap_or_default(),
+                over.overdue_after_secs.map(Duration::from_secs),
+            )?;
+            slots.insert(reg.name().to_owned(), Arc::new(slot));
         }
 
         let store = ExecutionStore::with_tables(db.clone(), config.tables.clone());
@@ -194,18 +191,18 @@ impl SchedulerBuilder {
             slots,
             store,
             settings,
-            timers: timers::Timers::default(),
+            timers: TimerGroups::default(),
             leases,
             lease_ttl,
             cancel_grace: Duration::from_secs(config.cancel_grace_secs),
             skew: Mutex::new(SkewState::default()),
-            skew_us: AtomicI64::new(super::NO_SKEW),
+            skew_us: AtomicI64::new(NO_SKEW),
             warn_skew: chrono::Duration::seconds(
                 i64::try_from(config.clock.warn_skew_secs).unwrap_or(i64::MAX / 1000),
             ),
             db,
             clock,
-            holder: super::lease_holder(&instance),
+            holder: lease_holder(&instance),
             instance,
             stop_firing: CancellationToken::new(),
             cancel_runs: CancellationToken::new(),
@@ -237,11 +234,7 @@ impl SchedulerBuilder {
         // timers are placed below.
         for (name, runtime) in stored {
             if let Some(slot) = shared.slots.get(&name) {
-                let state = runtime::SlotState::derive_lenient(&slot.base, &name, runtime);
-                slot.set_state(
-                    &mut slot.state.lock().unwrap_or_else(|e| e.into_inner()),
-                    state,
-                );
+                slot.apply(runtime);
             }
         }
         if record_history {
@@ -251,7 +244,7 @@ impl SchedulerBuilder {
         // One timer per distinct schedule: jobs that share a cron expression (and zone) wake
         // together, and the next fire time is computed once for all of them.
         for slot in shared.slots.values() {
-            shared.timers.place(&shared, slot);
+            timers::place(&shared, slot);
         }
         shared.tracker.spawn(runtime::watch_loop(
             shared.clone(),

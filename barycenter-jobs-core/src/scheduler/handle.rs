@@ -4,15 +4,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use tokio::sync::oneshot;
 
-use super::Shared;
-use super::runtime::Change;
+use super::change::Change;
+use super::info::JobInfo;
+use super::run::{self, TriggeredRun};
+use super::shared::Shared;
 use crate::error::{Error, Result};
 use crate::job::{JobContext, JobError, Trigger};
-use crate::schedule::Schedule;
-use crate::settings::{AuditEntry, AuditQuery, NewAuditEntry, RescheduleRequest, RuntimeSettings};
-use crate::store::{Execution, ExecutionStore};
+use crate::settings::{AuditEntry, AuditQuery, NewAuditEntry, RescheduleRequest};
+use crate::store::ExecutionStore;
 
 /// A handle on a started [`Scheduler`](super::Scheduler). Cheap to clone; every clone
 /// controls the same scheduler.
@@ -30,46 +30,6 @@ impl std::fmt::Debug for SchedulerHandle {
     }
 }
 
-/// A job as the scheduler runs it: its schedule after host overrides, and its state.
-#[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
-pub struct JobInfo {
-    /// Name.
-    pub name: String,
-    /// One-line description.
-    pub description: String,
-    /// The schedule in force: a runtime setting, else the host's override, else the job's
-    /// own (see [`crate::settings`] for the precedence).
-    pub schedule: Schedule,
-    /// The job's own schedule, as its code declares it.
-    pub default_schedule: Schedule,
-    /// Whether scheduled runs happen (manual triggers always work): false when disabled by
-    /// configuration or paused.
-    pub enabled: bool,
-    /// Paused by an operator (a runtime setting): no replica fires it until it is resumed or
-    /// reset; manual triggers still run.
-    pub paused: bool,
-    /// Whether a run is in progress in this process.
-    pub running: bool,
-    /// The next scheduled fire time; `None` when disabled or shut down.
-    pub next_run_at: Option<DateTime<Utc>>,
-    /// Run timeout in force.
-    pub timeout: Duration,
-    /// The operators' overrides (empty when none), with who changed them and when.
-    pub runtime_settings: RuntimeSettings,
-}
-
-impl JobInfo {
-    /// The next `count` fire times of the schedule in force after `after`, evaluated in the
-    /// schedule's zone (at most [`MAX_UPCOMING`] of them).
-    pub fn upcoming_runs(&self, after: DateTime<Utc>, count: usize) -> Vec<DateTime<Utc>> {
-        self.schedule.upcoming(after, count.min(MAX_UPCOMING))
-    }
-}
-
-/// The most fire times [`JobInfo::upcoming_runs`] computes.
-pub const MAX_UPCOMING: usize = 100;
-
 /// What a dry run found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -80,52 +40,19 @@ pub struct DryRun {
     pub would_process: u64,
 }
 
-/// A run started by [`SchedulerHandle::trigger`].
-#[derive(Debug)]
-pub struct TriggeredRun {
-    /// The id of its row in the history.
-    pub execution_id: i64,
-    /// The runner sends the run's end here once it is recorded.
-    pub(super) done: oneshot::Receiver<Execution>,
-    /// `None` when the scheduler keeps no history.
-    pub(super) store: Option<ExecutionStore>,
-}
-
-impl TriggeredRun {
-    /// Wait until the run has finished and been recorded; returns its row as the history
-    /// has it, or (without history, or when the row cannot be read back) as the runner
-    /// recorded it. [`Error::ShutDown`] if the run was dropped without an end (its runtime
-    /// went away).
-    pub async fn wait(self) -> Result<Execution> {
-        // Sent only after the row was written (or writing it was given up).
-        let ended = self.done.await.map_err(|_| Error::ShutDown)?;
-        let Some(store) = self.store else {
-            return Ok(ended);
-        };
-        match store.get(self.execution_id).await {
-            Ok(Some(row)) => Ok(row),
-            Ok(None) => Err(Error::ExecutionNotFound(self.execution_id)),
-            Err(e) => {
-                tracing::warn!(error = %e, "could not read the run back; answering with what the runner recorded");
-                Ok(ended)
-            }
-        }
-    }
-}
-
 impl SchedulerHandle {
     /// Every job, sorted by name.
     pub fn jobs(&self) -> Vec<JobInfo> {
         self.shared
             .slots
             .values()
-            .map(|s| s.info(&self.shared))
+            .map(|s| self.shared.job_info(s))
             .collect()
     }
 
     /// One job.
     pub fn job(&self, name: &str) -> Option<JobInfo> {
-        self.shared.slots.get(name).map(|s| s.info(&self.shared))
+        self.shared.slots.get(name).map(|s| self.shared.job_info(s))
     }
 
     /// The execution history.
@@ -178,12 +105,8 @@ impl SchedulerHandle {
     /// [`shutdown`](Self::shutdown) began; [`Error::Database`] when the run could not be
     /// recorded.
     pub async fn trigger(&self, name: &str) -> Result<TriggeredRun> {
-        let slot = self
-            .shared
-            .slots
-            .get(name)
-            .ok_or_else(|| Error::UnknownJob(name.to_owned()))?;
-        super::run::start(&self.shared, slot, Trigger::Manual).await
+        let slot = self.shared.slot(name)?;
+        run::start(&self.shared, slot, Trigger::Manual).await
     }
 
     /// Pause `name` on every replica: no tick of it is fired until it is resumed or reset
@@ -225,7 +148,7 @@ impl SchedulerHandle {
 
     async fn change(&self, name: &str, actor: &str, change: Change) -> Result<JobInfo> {
         let slot = self.shared.change(name, actor, change).await?;
-        Ok(slot.info(&self.shared))
+        Ok(self.shared.job_info(&slot))
     }
 
     /// Ask `name` what a run would process now, without changing anything
@@ -239,10 +162,7 @@ impl SchedulerHandle {
     pub async fn dry_run(&self, name: &str) -> Result<DryRun> {
         use futures_util::FutureExt as _;
         let shared = &self.shared;
-        let slot = shared
-            .slots
-            .get(name)
-            .ok_or_else(|| Error::UnknownJob(name.to_owned()))?;
+        let slot = shared.slot(name)?;
         // Counted by the tracker, so a shutdown waits for it.
         let _tracked = shared.tracker.token();
         if shared.stop_firing.is_cancelled() {

@@ -27,7 +27,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use super::{JobInfo, SchedulerHandle};
+use super::handle::SchedulerHandle;
+use super::info::JobInfo;
 use crate::error::Result;
 use crate::schedule::Schedule;
 use crate::store::JobSummary;
@@ -176,7 +177,7 @@ impl FleetHealth {
 /// overdue. `JobInfo::enabled` is the schedule's firing state in force, false for a job the
 /// host disabled and for one an operator paused at run time.
 fn is_active(info: &JobInfo) -> bool {
-    info.enabled
+    info.fires_on_schedule
 }
 
 impl SchedulerHandle {
@@ -236,7 +237,7 @@ impl SchedulerHandle {
             .iter()
             .filter(|(name, _)| only.is_none_or(|o| o == name.as_str()))
             .map(|(name, slot)| {
-                let info = slot.info(shared);
+                let info = shared.job_info(slot);
                 JobHealth::evaluate(
                     name.clone(),
                     &info.schedule,

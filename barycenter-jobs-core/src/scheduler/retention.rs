@@ -3,7 +3,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{RetentionConfig, Shared};
+use super::config::RetentionConfig;
+use super::shared::Shared;
 
 /// Purge runs older than `keep_days` every `cfg.interval_secs`, until shutdown.
 pub(super) async fn retention_loop(shared: Arc<Shared>, keep_days: u32, cfg: RetentionConfig) {

@@ -1,5 +1,6 @@
 //! Timers: one task per distinct schedule sleeps until its next fire time and wakes the
-//! due jobs' runners. Jobs move between groups when their schedule changes at run time.
+//! due jobs' runners. Jobs move between groups ([`super::timer_groups`]) when their
+//! schedule changes at run time.
 //!
 //! Each job that fires has a runner: a task of its own, started when the job first joins a
 //! group and kept until shutdown, that waits to be handed a tick and runs it. A tick costs
@@ -7,18 +8,19 @@
 //! spawned per fire were allocated, faulted in and freed again every second, and the
 //! lateness of the last job of a tick grew with that churn.
 
-use std::collections::BTreeMap;
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use futures_util::FutureExt as _;
-use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use super::{Shared, Slot, run};
+use super::claim;
+use super::shared::Shared;
+use super::slot::{Due, Slot};
+use super::supervise::panic_message;
+use super::timer_groups::{Members, NewTimer};
 use crate::error::Error;
 use crate::job::Trigger;
 use crate::observe::TickOutcome;
@@ -27,141 +29,22 @@ use crate::schedule::Schedule;
 /// Longest pause between two attempts at a tick the database did not take.
 const MAX_RETRY_BACKOFF: Duration = Duration::from_secs(5);
 
-/// A timer group's identity: the cron expression and its zone.
-pub(super) type GroupKey = (String, Option<&'static str>);
-
-/// The jobs of one timer group; read by its task at each fire time, so a job that joins or
-/// leaves takes part from the next tick on, without restarting the timer.
-type Members = Arc<Mutex<Vec<Arc<Slot>>>>;
-
-struct Group {
-    members: Members,
-    /// Stops the group's task once its last member has left.
-    stop: CancellationToken,
-}
-
-/// Every timer group of a scheduler: one task per distinct schedule, created when its first
-/// job joins and stopped when its last job leaves, so jobs sharing a schedule (thousands of
-/// them, possibly) still cost one timer between them, also after runtime changes.
-#[derive(Default)]
-pub(super) struct Timers {
-    groups: Mutex<BTreeMap<GroupKey, Group>>,
-    /// The jobs whose runner has been started, to wake them for shutdown.
-    runners: Mutex<Vec<Arc<Slot>>>,
-}
-
-/// A tick handed to a job's runner.
-#[derive(Debug, Clone, Copy)]
-struct Due {
-    tick: DateTime<Utc>,
-    /// A tick the database could not be asked about is retried until then (the next tick
-    /// of the same schedule).
-    retry_until: Option<DateTime<Utc>>,
-}
-
-/// A job's side of its runner task (see the module docs).
-#[derive(Default)]
-pub(crate) struct Runner {
-    wake: Notify,
-    /// The tick to run next; a newer tick replaces one not yet taken.
-    due: Mutex<Option<Due>>,
-    started: AtomicBool,
-}
-
-impl Runner {
-    fn hand(&self, due: Due) {
-        *self.due.lock().unwrap_or_else(|e| e.into_inner()) = Some(due);
-        // Stores a permit when the runner is not waiting yet (still finishing its last
-        // fire): it takes the tick as soon as it is back.
-        self.wake.notify_one();
-    }
-
-    fn take(&self) -> Option<Due> {
-        self.due.lock().unwrap_or_else(|e| e.into_inner()).take()
-    }
-}
-
-impl Timers {
-    /// Put `slot` in the group its current settings call for (none when it is neither
-    /// scheduled nor paused), leaving the group it was in. The one place that re-groups timers.
-    pub(super) fn place(&self, shared: &Arc<Shared>, slot: &Arc<Slot>) {
-        let mut groups = self.groups.lock().unwrap_or_else(|e| e.into_inner());
-        let mut state = slot.state.lock().unwrap_or_else(|e| e.into_inner());
-        let wanted = state.timer_key();
-        if state.group == wanted {
-            return;
-        }
-        if let Some(old) = state.group.take()
-            && let Some(group) = groups.get(&old)
-        {
-            let mut members = group.members.lock().unwrap_or_else(|e| e.into_inner());
-            members.retain(|s| !Arc::ptr_eq(s, slot));
-            if members.is_empty() {
-                drop(members);
-                if let Some(group) = groups.remove(&old) {
-                    group.stop.cancel();
-                }
-            }
-        }
-        slot.set_next(None);
-        let Some(key) = wanted else { return };
-        self.start_runner(shared, slot);
-        // Known before the timer task first runs, so `jobs()` shows it at once.
-        if state.fires {
-            slot.set_next(state.schedule.next_after(shared.clock.now()));
-        }
-        match groups.get(&key) {
-            Some(group) => group
-                .members
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push(slot.clone()),
-            None => {
-                let members: Members = Arc::new(Mutex::new(vec![slot.clone()]));
-                let stop = CancellationToken::new();
-                shared.tracker.spawn(tick_loop(
-                    shared.clone(),
-                    state.schedule.clone(),
-                    members.clone(),
-                    stop.clone(),
-                ));
-                groups.insert(key.clone(), Group { members, stop });
-            }
-        }
-        state.group = Some(key);
-    }
-
-    /// Start `slot`'s runner unless it runs already.
-    fn start_runner(&self, shared: &Arc<Shared>, slot: &Arc<Slot>) {
-        if slot.runner.started.swap(true, Ordering::AcqRel) {
-            return;
-        }
-        // Listed before it is spawned: a shutdown that lists the runners after this wakes
-        // it, and one that listed them before has already stopped firing, which the runner
-        // sees before it first waits.
-        self.runners
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(slot.clone());
+/// Put `slot` in the timer group its settings call for, and start what that needs: the
+/// group's timer task when the group is new, the slot's runner when it has none yet.
+pub(super) fn place(shared: &Arc<Shared>, slot: &Arc<Slot>) {
+    let placed = shared.timers.place(slot, shared.clock.now());
+    if placed.start_runner {
         shared.tracker.spawn(run_loop(shared.clone(), slot.clone()));
     }
-
-    /// Wake every runner so that it sees that firing has stopped and ends; called once
-    /// [`Shared::stop_firing`] is cancelled.
-    pub(super) fn stop_runners(&self) {
-        for slot in self
-            .runners
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-        {
-            slot.runner.wake.notify_one();
-        }
-    }
-
-    /// How many timer tasks run (one per distinct schedule in use).
-    pub(super) fn len(&self) -> usize {
-        self.groups.lock().unwrap_or_else(|e| e.into_inner()).len()
+    if let Some(NewTimer {
+        schedule,
+        members,
+        stop,
+    }) = placed.timer
+    {
+        shared
+            .tracker
+            .spawn(tick_loop(shared.clone(), schedule, members, stop));
     }
 }
 
@@ -173,16 +56,8 @@ async fn tick_loop(
     members: Members,
     stop: CancellationToken,
 ) {
-    // Under the members' lock, without copying the list (a job that joins or leaves
-    // meanwhile waits for the one pass). A pass reads only a slot's atomics and hands
-    // ticks: `Timers::place` takes a slot's state before this lock, so a pass must not
-    // take it, nor call observers (host code).
-    let each = |m: &Members, f: &mut dyn FnMut(&Arc<Slot>)| {
-        m.lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-            .for_each(f)
-    };
+    // A pass over the members holds their list's lock: it must not call observers (host
+    // code), so what they are told is collected and told after it.
     let mut last_tick: Option<DateTime<Utc>> = None;
     loop {
         let now = shared.clock.now();
@@ -190,13 +65,13 @@ async fn tick_loop(
         let from = last_tick.filter(|t| *t > now).unwrap_or(now);
         let Some(next) = schedule.next_after(from) else {
             let mut names = Vec::new();
-            each(&members, &mut |s| names.push(s.job.name().to_owned()));
+            members.each(|m| names.push(m.name().to_owned()));
             tracing::warn!(jobs = ?names, "schedule has no future fire time");
             break;
         };
-        each(&members, &mut |slot| {
-            if slot.fires() {
-                slot.set_next(Some(next));
+        members.each(|m| {
+            if m.fires() {
+                m.set_next(Some(next));
             }
         });
         let wait = (next - now).to_std().unwrap_or_default();
@@ -211,20 +86,20 @@ async fn tick_loop(
             retry_until: schedule.next_after(next),
         };
         let mut skipped = Vec::new();
-        each(&members, &mut |slot| {
+        members.each(|m| {
             // A job still running here skips the tick now, rather than running it late
             // once its runner is back (a paused one is reported as paused, by the runner).
-            if !slot.is_paused() && slot.running.load(Ordering::Acquire) {
-                skipped.push(slot.clone());
+            if !m.is_paused() && m.is_running() {
+                skipped.push(m.after_pass());
             } else {
-                slot.runner.hand(due);
+                m.hand(due);
             }
         });
         for slot in skipped {
             tick_skipped_running(&shared, &slot, next);
         }
     }
-    each(&members, &mut |slot| slot.set_next(None));
+    members.each(|m| m.set_next(None));
 }
 
 /// A job's runner: run each tick handed to it, one at a time, until firing stops.
@@ -232,16 +107,16 @@ async fn tick_loop(
 /// A panic while firing a tick (host code on the path: the job's name, the clock) is caught
 /// and logged, and the runner goes on with the next tick: an uncaught one would end this
 /// task for good, and every later tick would be handed to a runner that is gone. (A panic
-/// once the run's start is recorded is recorded with the run: see `run::Prepared::execute`.)
+/// once the run's start is recorded is recorded with the run: see `run`.)
 async fn run_loop(shared: Arc<Shared>, slot: Arc<Slot>) {
     while !shared.stop_firing.is_cancelled() {
-        slot.runner.wake.notified().await;
-        if let Some(due) = slot.runner.take() {
+        slot.woken().await;
+        if let Some(due) = slot.take_due() {
             let fired = AssertUnwindSafe(fire(&shared, &slot, due))
                 .catch_unwind()
                 .await;
             if let Err(panic) = fired {
-                let message = run::panic_message(panic);
+                let message = panic_message(panic);
                 tracing::error!(tick = %due.tick, panic = %message, "a job's runner panicked before its run started; the tick is lost, the runner goes on");
                 let caught = std::panic::catch_unwind(AssertUnwindSafe(|| {
                     let name = slot.job.name();
@@ -308,18 +183,18 @@ async fn fire(shared: &Arc<Shared>, slot: &Arc<Slot>, due: Due) {
         observed(TickOutcome::SkippedPaused);
         return tick_skipped_paused(slot, tick);
     }
-    // `begin` refuses a job still running here as it refuses a tick the lease does not give
-    // us; looking first tells the two apart for observers. (A manual trigger that starts in
-    // between is still refused by `begin`, and reported as lost.)
-    if slot.running.load(Ordering::Acquire) {
+    // The claim refuses a job still running here as it refuses a tick the lease does not
+    // give us; looking first tells the two apart for observers. (A manual trigger that
+    // starts in between is still refused by the claim, and reported as lost.)
+    if slot.is_running() {
         return tick_skipped_running(shared, slot, tick);
     }
     let mut backoff = Duration::from_millis(250);
     loop {
-        match run::begin(shared, slot, Trigger::Scheduled { fire_time: tick }).await {
-            Ok(prepared) => {
+        match claim::claim(shared, slot, Trigger::Scheduled { fire_time: tick }).await {
+            Ok(claimed) => {
                 observed(TickOutcome::Claimed);
-                return prepared.execute().await;
+                return claimed.execute().await;
             }
             Err(Error::AlreadyRunning(_)) => {
                 observed(TickOutcome::Lost);

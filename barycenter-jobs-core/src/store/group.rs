@@ -8,21 +8,19 @@
 //! statement: the start rows of a tick in one multi-row `INSERT ... RETURNING`, the end rows
 //! in one `UPDATE ... RETURNING`. Nothing waits for a group to fill: a write that finds no
 //! writer at work starts one at once, and what queues meanwhile goes into the next statement
-//! (group commit). A lone write is the statement [`ExecutionStore::start`] /
-//! [`ExecutionStore::finish_run`] would run.
+//! (group commit). A lone write is the statement [`ExecutionStore::start`] would run, or the
+//! one of a lone end.
 //!
 //! The rows written are the same as one statement per run would write; each caller gets the
 //! id (or the "already closed" answer) of its own row.
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
-use chrono::{DateTime, Utc};
 use sea_query::{CaseStatement, Expr, ExprTrait, Query};
 use tokio::sync::oneshot;
 
-use super::{ExecutionStore, NewExecution, Outcome, duration_ms, ts};
+use super::{ExecutionStore, NewExecution, RunEnd, duration_ms, ts};
 use crate::error::{Error, Result};
 use crate::store::schema::Exec;
 
@@ -40,19 +38,10 @@ const MAX_FINISHES: usize = 200;
 /// under 29 ms.)
 const CHECKPOINT_AFTER_ROWS: usize = 1000;
 
-/// The end of one run, as [`ExecutionStore::finish_run`] takes it.
-pub(crate) struct Finish {
-    pub(crate) id: i64,
-    pub(crate) outcome: Outcome,
-    pub(crate) completed_at: DateTime<Utc>,
-    pub(crate) duration: Duration,
-    pub(crate) partial: Option<u64>,
-}
-
 type Reply<T> = oneshot::Sender<Result<T>>;
 
 type Starts = Vec<(NewExecution, Reply<i64>)>;
-type Finishes = Vec<(Finish, Reply<bool>)>;
+type Finishes = Vec<(RunEnd, Reply<bool>)>;
 
 #[derive(Default)]
 struct Queue {
@@ -77,6 +66,14 @@ impl std::fmt::Debug for Writes {
 impl Writes {
     fn lock(&self) -> std::sync::MutexGuard<'_, Queue> {
         self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Queue the end of a run and wait for the group that writes it (see
+    /// [`ExecutionStore::record_end`]).
+    pub(super) async fn end(&self, store: &ExecutionStore, end: RunEnd) -> Result<bool> {
+        let (tx, rx) = oneshot::channel();
+        self.push(store, |q| q.finishes.push((end, tx)));
+        rx.await.unwrap_or_else(|_| Err(gone()))
     }
 
     /// Queue a write; start the writer if none is at work.
@@ -119,28 +116,6 @@ impl ExecutionStore {
         rx.await.unwrap_or_else(|_| Err(gone()))
     }
 
-    /// [`finish_run`](Self::finish_run), grouped with the ends of other runs on a
-    /// single-writer database.
-    pub(crate) async fn finish_grouped(&self, finish: Finish) -> Result<bool> {
-        if !self.db.backend().single_writer() {
-            return self.finish_one(&finish).await;
-        }
-        let (tx, rx) = oneshot::channel();
-        self.writes.push(self, |q| q.finishes.push((finish, tx)));
-        rx.await.unwrap_or_else(|_| Err(gone()))
-    }
-
-    async fn finish_one(&self, f: &Finish) -> Result<bool> {
-        self.finish_run(
-            f.id,
-            &f.outcome,
-            f.completed_at,
-            Some(f.duration),
-            f.partial,
-        )
-        .await
-    }
-
     /// Several start rows in one statement; the ids in the order of `rows`.
     async fn start_many(&self, rows: &[&NewExecution]) -> Result<Vec<i64>> {
         if let [one] = rows {
@@ -174,15 +149,14 @@ impl ExecutionStore {
     }
 
     /// Several end rows in one statement; for each, whether its row was open (as
-    /// [`finish_run`](Self::finish_run) answers). The outer error is the grouped
+    /// [`record_end`](Self::record_end) answers). The outer error is the grouped
     /// statement's, every row's; an inner one is that row's alone (its rare path failed),
     /// so it never fails the others.
-    async fn finish_many(&self, rows: &[&Finish]) -> Result<Vec<Result<bool>>> {
+    async fn end_many(&self, rows: &[&RunEnd]) -> Result<Vec<Result<bool>>> {
         if let [one] = rows {
-            return Ok(vec![self.finish_one(one).await]);
+            return Ok(vec![self.end_one(one).await]);
         }
-        let count = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
-        let by_id = |value: &dyn Fn(&Finish) -> Expr, otherwise: Expr| {
+        let by_id = |value: &dyn Fn(&RunEnd) -> Expr, otherwise: Expr| {
             let mut case = CaseStatement::new();
             for f in rows {
                 case = case.case(Expr::col(Exec::Id).eq(f.id), value(f));
@@ -190,18 +164,7 @@ impl ExecutionStore {
             let expr: Expr = case.finally(otherwise).into();
             expr
         };
-        let fields = |f: &Finish| -> (i64, Option<String>, Option<i64>) {
-            match &f.outcome {
-                Outcome::Succeeded { records_processed } => {
-                    (1, None, Some(count(*records_processed)))
-                }
-                Outcome::Failed { message }
-                | Outcome::Cancelled { message }
-                | Outcome::Abandoned { message } => {
-                    (0, Some(message.clone()), f.partial.map(count))
-                }
-            }
-        };
+        let fields = RunEnd::fields;
         let col = |c: Exec| Expr::col(c);
         let mut stmt = Query::update()
             .table(self.tables.executions.clone())
@@ -231,7 +194,10 @@ impl ExecutionStore {
             .value(
                 Exec::DurationMs,
                 by_id(
-                    &|f| Expr::val(duration_ms(f.duration)),
+                    &|f| match f.duration {
+                        Some(d) => Expr::val(duration_ms(d)),
+                        None => col(Exec::DurationMs),
+                    },
                     col(Exec::DurationMs),
                 ),
             )
@@ -252,8 +218,8 @@ impl ExecutionStore {
                 out.push(Ok(true));
             } else {
                 // Already closed (abandoned by another replica): the rare path, one run at a
-                // time, as `finish_run` handles it (its records filled in).
-                out.push(self.finish_one(f).await);
+                // time, as a lone end handles it (its records filled in).
+                out.push(self.end_one(f).await);
             }
         }
         Ok(out)
@@ -317,8 +283,8 @@ async fn writer(store: ExecutionStore) {
             deliver(starts.into_iter().map(|(_, tx)| tx), result);
         }
         if !finishes.is_empty() {
-            let rows: Vec<&Finish> = finishes.iter().map(|(f, _)| f).collect();
-            match store.finish_many(&rows).await {
+            let rows: Vec<&RunEnd> = finishes.iter().map(|(f, _)| f).collect();
+            match store.end_many(&rows).await {
                 Ok(each) => {
                     for ((_, tx), result) in finishes.into_iter().zip(each) {
                         let _ = tx.send(result);
@@ -390,7 +356,7 @@ mod tests {
     /// run's end is written and reported as such, not failed with the group.
     #[tokio::test(flavor = "current_thread")]
     async fn one_failing_rare_path_does_not_fail_the_group() {
-        use crate::store::{Finish, Outcome};
+        use crate::store::{Outcome, RunEnd};
         let dir = tempfile::tempdir().unwrap();
         let db = Database::connect(&format!("sqlite://{}", dir.path().join("j.db").display()))
             .await
@@ -423,21 +389,20 @@ mod tests {
             #[allow(unreachable_patterns)]
             _ => unreachable!(),
         }
-        let end = |id| Finish {
-            id,
-            outcome: Outcome::Succeeded {
-                records_processed: 1,
-            },
-            completed_at: Utc::now(),
-            duration: Duration::from_millis(5),
-            partial: None,
+        let end = |id| {
+            RunEnd::new(
+                id,
+                Outcome::Succeeded {
+                    records_processed: 1,
+                },
+                Utc::now(),
+            )
+            .with_duration(Duration::from_millis(5))
         };
         // One task on a current-thread runtime: both are queued before the writer first
         // runs, so they are written as one group.
-        let (good_end, closed_end) = tokio::join!(
-            store.finish_grouped(end(good)),
-            store.finish_grouped(end(closed))
-        );
+        let (good_end, closed_end) =
+            tokio::join!(store.record_end(end(good)), store.record_end(end(closed)));
         assert!(good_end.unwrap(), "the open row was closed by the group");
         assert!(closed_end.is_err(), "the refused row's own error");
         assert!(

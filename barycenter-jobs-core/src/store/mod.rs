@@ -7,7 +7,7 @@
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! use barycenter_jobs_core::{Database, ExecutionQuery, ExecutionStore, NewExecution, Outcome};
+//! use barycenter_jobs_core::{Database, ExecutionQuery, ExecutionStore, NewExecution, Outcome, RunEnd};
 //! use chrono::Utc;
 //!
 //! let dir = tempfile::tempdir()?;
@@ -16,13 +16,14 @@
 //! store.migrate().await?;
 //!
 //! let id = store.start(&NewExecution::manual("cleanup_expired_sessions", Utc::now())).await?;
-//! store.finish(id, &Outcome::Succeeded { records_processed: 3 }, Utc::now()).await?;
+//! store.record_end(RunEnd::new(id, Outcome::Succeeded { records_processed: 3 }, Utc::now())).await?;
 //!
 //! let latest = store.list(&ExecutionQuery::new().job("cleanup_expired_sessions")).await?;
 //! assert_eq!(latest[0].records_processed, Some(3));
 //! # Ok(()) }
 //! ```
 
+mod close;
 mod fleet;
 mod group;
 pub(crate) mod migrations;
@@ -37,8 +38,8 @@ use crate::ident::Identifier;
 use crate::job::Trigger;
 use schema::Exec;
 
+pub use close::RunEnd;
 pub use fleet::JobSummary;
-pub(crate) use group::Finish;
 pub use migrations::{MIGRATIONS_TABLE, latest_version};
 
 /// Largest `limit` a listing accepts.
@@ -351,82 +352,6 @@ impl ExecutionStore {
         ]
     }
 
-    /// Record the end of run `id`. Returns false if the row was already closed (for example
-    /// as abandoned by another replica), in which case it is left untouched.
-    pub async fn finish(
-        &self,
-        id: i64,
-        outcome: &Outcome,
-        completed_at: DateTime<Utc>,
-    ) -> Result<bool> {
-        self.finish_timed(id, outcome, completed_at, None).await
-    }
-
-    /// [`finish`](Self::finish), also recording the run time in `duration_ms`, in the same
-    /// statement.
-    pub async fn finish_timed(
-        &self,
-        id: i64,
-        outcome: &Outcome,
-        completed_at: DateTime<Utc>,
-        duration: Option<std::time::Duration>,
-    ) -> Result<bool> {
-        self.finish_run(id, outcome, completed_at, duration, None)
-            .await
-    }
-
-    /// [`finish_timed`](Self::finish_timed), with the units of work a run that did not
-    /// succeed had done before it stopped (`records_processed`; a successful run records
-    /// its own count and ignores `partial`).
-    pub async fn finish_run(
-        &self,
-        id: i64,
-        outcome: &Outcome,
-        completed_at: DateTime<Utc>,
-        duration: Option<std::time::Duration>,
-        partial: Option<u64>,
-    ) -> Result<bool> {
-        let count = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
-        let (success, message, records): (i64, Option<String>, Option<i64>) = match outcome {
-            Outcome::Succeeded { records_processed } => (1, None, Some(count(*records_processed))),
-            Outcome::Failed { message }
-            | Outcome::Cancelled { message }
-            | Outcome::Abandoned { message } => (0, Some(message.clone()), partial.map(count)),
-        };
-        let mut stmt = Query::update()
-            .table(self.tables.executions.clone())
-            .value(Exec::CompletedAt, ts(completed_at))
-            .value(Exec::Success, success)
-            .value(Exec::ErrorMessage, message)
-            .value(Exec::RecordsProcessed, records)
-            .value(Exec::Status, outcome.status().as_str())
-            .and_where(Expr::col(Exec::Id).eq(id))
-            .and_where(Expr::col(Exec::CompletedAt).is_null())
-            .to_owned();
-        if let Some(duration) = duration {
-            // Measured by the runner: the second-precision start column would be too coarse.
-            stmt.value(Exec::DurationMs, duration_ms(duration));
-        }
-        if self.db.execute(&stmt).await? == 1 {
-            return Ok(true);
-        }
-        // Already closed: another replica took the job over while this runner could not reach
-        // the database, and closed the run as abandoned without knowing what it did. The
-        // outcome stays abandoned, but the rows the run processed are filled in, so the
-        // history still says exactly what was done.
-        if let Some(records) = records {
-            let fill = Query::update()
-                .table(self.tables.executions.clone())
-                .value(Exec::RecordsProcessed, records)
-                .and_where(Expr::col(Exec::Id).eq(id))
-                .and_where(Expr::col(Exec::Status).eq(ExecutionStatus::Abandoned.as_str()))
-                .and_where(Expr::col(Exec::RecordsProcessed).is_null())
-                .to_owned();
-            self.db.execute(&fill).await?;
-        }
-        Ok(false)
-    }
-
     /// The runs of `job_name` that are still open (no `completed_at`), newest first.
     pub async fn open_runs(&self, job_name: &str) -> Result<Vec<Execution>> {
         let mut q = self.select();
@@ -435,74 +360,6 @@ impl ExecutionStore {
             .order_by(Exec::Id, Order::Desc)
             .limit(u64::from(MAX_LIST_LIMIT));
         self.db.fetch_all(&q).await?.iter().map(decode).collect()
-    }
-
-    /// Close as abandoned the runs of jobs *not* in `known` that are still open and started
-    /// before `started_before` (left by a job this scheduler does not run: a module the host
-    /// replaced, a plugin removed). Returns how many rows were closed.
-    pub async fn close_unknown_abandoned(
-        &self,
-        known: &[&str],
-        started_before: DateTime<Utc>,
-        now: DateTime<Utc>,
-    ) -> Result<u64> {
-        let mut stmt = self
-            .abandon()
-            .value(Exec::CompletedAt, ts(now))
-            .and_where(Expr::col(Exec::StartedAt).lt(ts(started_before)))
-            .to_owned();
-        if !known.is_empty() {
-            stmt.and_where(Expr::col(Exec::JobName).is_not_in(known.iter().copied()));
-        }
-        self.db.execute(&stmt).await
-    }
-
-    /// Close the open runs with these ids as abandoned (rows already closed are left as they
-    /// are). Returns how many rows were closed.
-    pub async fn close_abandoned_ids(&self, ids: &[i64], now: DateTime<Utc>) -> Result<u64> {
-        if ids.is_empty() {
-            return Ok(0);
-        }
-        let stmt = self
-            .abandon()
-            .value(Exec::CompletedAt, ts(now))
-            .and_where(Expr::col(Exec::Id).is_in(ids.iter().copied()))
-            .to_owned();
-        self.db.execute(&stmt).await
-    }
-
-    /// The UPDATE that marks open rows abandoned; callers add the rows it applies to.
-    fn abandon(&self) -> sea_query::UpdateStatement {
-        Query::update()
-            .table(self.tables.executions.clone())
-            .value(Exec::Success, 0)
-            .value(
-                Exec::ErrorMessage,
-                "abandoned: the process running it stopped before it finished",
-            )
-            .value(Exec::Status, ExecutionStatus::Abandoned.as_str())
-            .and_where(Expr::col(Exec::CompletedAt).is_null())
-            .to_owned()
-    }
-
-    /// Close every open run of `job_name` other than `except` as abandoned. The caller must
-    /// hold the job's lease, which proves nobody else is running it. Returns how many rows
-    /// were closed.
-    pub async fn close_abandoned(
-        &self,
-        job_name: &str,
-        except: Option<i64>,
-        now: DateTime<Utc>,
-    ) -> Result<u64> {
-        let mut stmt = self
-            .abandon()
-            .value(Exec::CompletedAt, ts(now))
-            .and_where(Expr::col(Exec::JobName).eq(job_name))
-            .to_owned();
-        if let Some(id) = except {
-            stmt.and_where(Expr::col(Exec::Id).ne(id));
-        }
-        self.db.execute(&stmt).await
     }
 
     /// One run by id.

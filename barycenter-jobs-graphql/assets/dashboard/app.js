@@ -135,7 +135,7 @@
     viewer { name role }
     health { status overdueJobs { name overdueSince } clockSkewSecs checkedAt }
     availableJobs {
-      name description schedule scheduleDescription timeZone enabled paused running
+      name description schedule scheduleDescription timeZone firesOnSchedule paused running
       nextRunAt timeoutSecs overdue overdueSince
       lastExecution { id status startedAt completedAt durationMs recordsProcessed errorMessage }
     }
@@ -279,11 +279,11 @@
       if (last.errorMessage) out.push(el('span', { class: 'sub error', text: last.errorMessage }));
       return out;
     });
-    fill(c.state, JSON.stringify([job.running, job.paused, job.enabled, job.overdue, job.overdueSince]), () => {
+    fill(c.state, JSON.stringify([job.running, job.paused, job.firesOnSchedule, job.overdue, job.overdueSince]), () => {
       const b = [];
       if (job.running) b.push(el('span', { class: 'badge info', 'data-badge': 'running', text: 'running' }));
       if (job.paused) b.push(el('span', { class: 'badge warn', 'data-badge': 'paused', text: 'paused' }));
-      else if (!job.enabled) b.push(el('span', { class: 'badge warn', 'data-badge': 'disabled', text: 'disabled' }));
+      else if (!job.firesOnSchedule) b.push(el('span', { class: 'badge warn', 'data-badge': 'disabled', text: 'disabled' }));
       if (job.overdue) {
         const since = el('span', { class: 'badge bad', 'data-badge': 'overdue', text: 'overdue' });
         if (job.overdueSince) since.title = `overdue since ${job.overdueSince}`;

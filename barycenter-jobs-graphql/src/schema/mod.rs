@@ -22,7 +22,7 @@
 //! }
 //! type Job {
 //!   name: String!  description: String!  schedule: String!  scheduleDescription: String!
-//!   enabled: Boolean!  running: Boolean!  nextRunAt: String  timeoutSecs: Int!
+//!   firesOnSchedule: Boolean!  running: Boolean!  nextRunAt: String  timeoutSecs: Int!
 //!   lastExecution: JobExecution
 //!   defaultSchedule: String!  timeZone: String  paused: Boolean!
 //!   upcomingRuns(count: Int! = 5): [String!]!  changedBy: String  changedAt: String

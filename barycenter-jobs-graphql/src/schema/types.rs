@@ -102,10 +102,18 @@ impl Job {
         self.0.schedule.describe()
     }
 
-    /// Whether scheduled runs happen: false when disabled by configuration or paused (either
-    /// can still be triggered by hand).
+    /// Whether the job fires on its schedule: false when disabled by configuration or paused
+    /// (either can still be triggered by hand).
+    async fn fires_on_schedule(&self) -> bool {
+        self.0.fires_on_schedule
+    }
+
+    /// The same as `firesOnSchedule`, under its old name.
+    #[graphql(
+        deprecation = "renamed to firesOnSchedule: false for a paused job too, not only for one disabled by configuration"
+    )]
     async fn enabled(&self) -> bool {
-        self.0.enabled
+        self.0.fires_on_schedule
     }
 
     /// Whether a run is in progress in this process.

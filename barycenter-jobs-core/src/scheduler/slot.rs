@@ -1,0 +1,393 @@
+//! A job as scheduled: what is fixed at start, the settings in force, whether a run is in
+//! progress here, its next fire time and the mailbox of its runner task.
+//!
+//! This module owns a slot's state: every change of it is a method of [`Slot`], and the
+//! lock that guards the settings never leaves the module.
+//!
+//! # Lock order
+//! Three locks meet at a slot: the timer groups' registry, a slot's settings, and a
+//! group's member list (see [`super::timer_groups`]). The registry comes first; the others
+//! are never held together. The types keep it so:
+//! - the settings lock is taken only inside the methods below, each of which releases it
+//!   before it returns, and none of which calls out while holding it;
+//! - the one transition that must follow the registry, [`Slot::regroup`], asks for proof
+//!   that it is held ([`RegistryHeld`]);
+//! - a timer pass that holds a member list sees each slot as a [`Member`], which reads and
+//!   writes only atomics, the next fire time and the runner's mailbox (leaf locks, held for
+//!   a copy).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tokio::sync::Notify;
+
+use super::config::MisfirePolicy;
+use super::effective::{Base, GroupKey, Settings};
+use super::info::JobInfo;
+use crate::error::Result;
+use crate::job::Job;
+use crate::schedule::Schedule;
+use crate::settings::RuntimeSettings;
+
+/// Take `mutex` even if a panicking thread poisoned it: every value guarded here is
+/// replaced whole, so a half-done update cannot be observed.
+pub(super) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The settings in force and the timer group the slot is in now.
+struct State {
+    settings: Settings,
+    /// Changed only by [`Slot::regroup`], under the registry.
+    group: Option<GroupKey>,
+}
+
+/// A tick handed to a job's runner.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Due {
+    pub(super) tick: DateTime<Utc>,
+    /// A tick the database could not be asked about is retried until then (the next tick
+    /// of the same schedule).
+    pub(super) retry_until: Option<DateTime<Utc>>,
+}
+
+/// A job's side of its runner task (see [`super::timers`]): a wake-up and the tick to run.
+#[derive(Default)]
+struct Mailbox {
+    wake: Notify,
+    /// The tick to run next; a newer tick replaces one not yet taken.
+    due: Mutex<Option<Due>>,
+    started: AtomicBool,
+}
+
+/// One job as scheduled.
+pub(super) struct Slot {
+    pub(super) job: Arc<dyn Job>,
+    /// Host configuration over the job's defaults.
+    base: Base,
+    state: Mutex<State>,
+    /// `state.settings.paused` and `.fires`, written with them by [`Slot::apply`] alone,
+    /// read without the lock at every tick (a timer pass must not take it).
+    paused: AtomicBool,
+    fires: AtomicBool,
+    pub(super) misfire: MisfirePolicy,
+    /// `[jobs.NAME] overdue_after_secs`; `None`: the default of health.
+    pub(super) overdue_after: Option<Duration>,
+    running: AtomicBool,
+    next_run: Mutex<Option<DateTime<Utc>>>,
+    mailbox: Mailbox,
+}
+
+/// The regrouping a settings change calls for (see [`Slot::regroup`]).
+pub(super) struct Regroup {
+    /// The group the slot left, if any.
+    pub(super) left: Option<GroupKey>,
+    /// The group it joins, with the schedule its timer runs on.
+    pub(super) joined: Option<(GroupKey, Schedule)>,
+}
+
+/// Proof that the timer groups' registry is locked: [`Slot::regroup`] asks for it, so a
+/// slot's group changes only in the registry's order. Made by [`super::timer_groups`] alone.
+pub(super) struct RegistryHeld<'a, T>(pub(super) MutexGuard<'a, T>);
+
+/// Clears the slot's running flag however the run ends.
+pub(super) struct Running(Arc<Slot>);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.0.running.store(false, Ordering::Release);
+    }
+}
+
+impl Slot {
+    /// A slot with the host's settings in force (runtime settings are applied later).
+    /// Fails on an invalid host schedule or zone.
+    pub(super) fn new(
+        job: Arc<dyn Job>,
+        base: Base,
+        misfire: MisfirePolicy,
+        overdue_after: Option<Duration>,
+    ) -> Result<Self> {
+        let settings = Settings::derive(&base, RuntimeSettings::default())?;
+        Ok(Self {
+            job,
+            paused: AtomicBool::new(settings.paused),
+            fires: AtomicBool::new(settings.fires),
+            base,
+            state: Mutex::new(State {
+                settings,
+                group: None,
+            }),
+            misfire,
+            overdue_after,
+            running: AtomicBool::new(false),
+            next_run: Mutex::new(None),
+            mailbox: Mailbox::default(),
+        })
+    }
+
+    /// The job as the host sees it; `firing` is false once the scheduler stopped firing.
+    pub(super) fn info(&self, firing: bool) -> JobInfo {
+        let settings = self.settings();
+        let fires_on_schedule = settings.fires;
+        #[allow(deprecated)]
+        JobInfo {
+            name: self.job.name().to_owned(),
+            description: self.job.description().to_owned(),
+            schedule: settings.schedule,
+            default_schedule: self.base.default_schedule.clone(),
+            fires_on_schedule,
+            enabled: fires_on_schedule,
+            paused: settings.paused,
+            running: self.is_running(),
+            next_run_at: if fires_on_schedule && firing {
+                *lock(&self.next_run)
+            } else {
+                None
+            },
+            timeout: settings.timeout,
+            runtime_settings: settings.runtime,
+        }
+    }
+
+    /// A copy of the settings in force.
+    pub(super) fn settings(&self) -> Settings {
+        lock(&self.state).settings.clone()
+    }
+
+    /// The settings `runtime` gives this job, without applying them; fails as
+    /// [`Settings::derive`].
+    pub(super) fn derive(&self, runtime: RuntimeSettings) -> Result<Settings> {
+        Settings::derive(&self.base, runtime)
+    }
+
+    /// Make `runtime` the job's runtime settings (an invalid stored schedule falls back to
+    /// the host's). The timer group follows through [`regroup`](Self::regroup).
+    pub(super) fn apply(&self, runtime: RuntimeSettings) {
+        let settings = Settings::derive_lenient(&self.base, self.job.name(), runtime);
+        let mut state = lock(&self.state);
+        self.paused.store(settings.paused, Ordering::Release);
+        self.fires.store(settings.fires, Ordering::Release);
+        state.settings = settings;
+    }
+
+    /// Move the slot to the group its settings call for, under the registry `_held`;
+    /// returns what the registry must change. Also resets the next fire time: unknown out
+    /// of a group, the schedule's next one (computed from `now`) in a new one.
+    pub(super) fn regroup<T>(&self, _held: &RegistryHeld<'_, T>, now: DateTime<Utc>) -> Regroup {
+        let mut state = lock(&self.state);
+        let wanted = state.settings.timer_key();
+        if state.group == wanted {
+            return Regroup {
+                left: None,
+                joined: None,
+            };
+        }
+        let left = std::mem::replace(&mut state.group, wanted.clone());
+        let schedule = state.settings.schedule.clone();
+        // Known before the timer task first runs, so the job's info shows it at once.
+        let next = match &wanted {
+            Some(_) if state.settings.fires => schedule.next_after(now),
+            _ => None,
+        };
+        self.set_next(next);
+        Regroup {
+            left,
+            joined: wanted.map(|key| (key, schedule)),
+        }
+    }
+
+    /// The timeout in force.
+    pub(super) fn timeout(&self) -> Duration {
+        lock(&self.state).settings.timeout
+    }
+
+    /// The schedule in force.
+    pub(super) fn schedule(&self) -> Schedule {
+        lock(&self.state).settings.schedule.clone()
+    }
+
+    /// The runtime settings in force.
+    pub(super) fn runtime(&self) -> RuntimeSettings {
+        lock(&self.state).settings.runtime.clone()
+    }
+
+    /// Whether ticks start runs (not disabled, not paused).
+    pub(super) fn fires(&self) -> bool {
+        self.fires.load(Ordering::Acquire)
+    }
+
+    /// Paused by an operator.
+    pub(super) fn is_paused(&self) -> bool {
+        self.paused.load(Ordering::Acquire)
+    }
+
+    /// Whether a run of the job is in progress in this process.
+    pub(super) fn is_running(&self) -> bool {
+        self.running.load(Ordering::Acquire)
+    }
+
+    /// Mark a run in progress, unless one is already: the guard clears the mark when the
+    /// run is over, however it ends.
+    pub(super) fn start_running(self: &Arc<Self>) -> Option<Running> {
+        self.running
+            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+            .then(|| Running(self.clone()))
+    }
+
+    pub(super) fn set_next(&self, next: Option<DateTime<Utc>>) {
+        *lock(&self.next_run) = next;
+    }
+
+    /// Hand `due` to the runner; a newer tick replaces one not yet taken.
+    pub(super) fn hand(&self, due: Due) {
+        *lock(&self.mailbox.due) = Some(due);
+        // Stores a permit when the runner is not waiting yet (still finishing its last
+        // fire): it takes the tick as soon as it is back.
+        self.mailbox.wake.notify_one();
+    }
+
+    /// Wait until the runner is woken: a tick handed, or shutdown.
+    pub(super) async fn woken(&self) {
+        self.mailbox.wake.notified().await;
+    }
+
+    /// Wake the runner without a tick (shutdown).
+    pub(super) fn wake(&self) {
+        self.mailbox.wake.notify_one();
+    }
+
+    /// The tick handed to the runner, if any.
+    pub(super) fn take_due(&self) -> Option<Due> {
+        lock(&self.mailbox.due).take()
+    }
+
+    /// Note that the runner task is started; false if it already was.
+    pub(super) fn mark_runner_started(&self) -> bool {
+        !self.mailbox.started.swap(true, Ordering::AcqRel)
+    }
+}
+
+/// A slot as a timer pass sees it while it holds its group's member list: no way to the
+/// settings lock (see the module docs).
+pub(super) struct Member<'a>(pub(super) &'a Arc<Slot>);
+
+impl Member<'_> {
+    pub(super) fn fires(&self) -> bool {
+        self.0.fires()
+    }
+
+    pub(super) fn is_paused(&self) -> bool {
+        self.0.is_paused()
+    }
+
+    pub(super) fn is_running(&self) -> bool {
+        self.0.is_running()
+    }
+
+    pub(super) fn set_next(&self, next: Option<DateTime<Utc>>) {
+        self.0.set_next(next);
+    }
+
+    pub(super) fn hand(&self, due: Due) {
+        self.0.hand(due);
+    }
+
+    pub(super) fn name(&self) -> &str {
+        self.0.job.name()
+    }
+
+    /// The slot itself, for use once the pass is over (the list's lock released).
+    pub(super) fn after_pass(&self) -> Arc<Slot> {
+        self.0.clone()
+    }
+}
+
+#[cfg(test)]
+pub(super) mod tests {
+    use super::*;
+    use crate::job::{JobContext, JobError, JobOutput};
+
+    struct Hourly;
+    #[async_trait::async_trait]
+    impl Job for Hourly {
+        fn name(&self) -> &str {
+            "hourly"
+        }
+        fn description(&self) -> &str {
+            "test"
+        }
+        fn schedule(&self) -> &str {
+            "0 0 * * * *"
+        }
+        async fn run(&self, _ctx: JobContext) -> std::result::Result<JobOutput, JobError> {
+            Ok(JobOutput::processed(0))
+        }
+    }
+
+    pub(in crate::scheduler) fn slot(enabled: bool) -> Arc<Slot> {
+        let base = Base {
+            default_schedule: Schedule::parse("0 0 * * * *").unwrap(),
+            expression: "0 0 * * * *".into(),
+            time_zone: None,
+            enabled,
+            timeout: Duration::from_secs(60),
+        };
+        Arc::new(Slot::new(Arc::new(Hourly), base, MisfirePolicy::RunOnce, None).unwrap())
+    }
+
+    #[test]
+    fn regroup_reports_each_move_once() {
+        let s = slot(true);
+        let registry = Mutex::new(());
+        let held = RegistryHeld(lock(&registry));
+        let now = Utc::now();
+        let first = s.regroup(&held, now);
+        assert!(first.left.is_none());
+        let (key, _) = first.joined.expect("a job that fires joins a group");
+        assert!(s.info(true).next_run_at.is_some());
+        let again = s.regroup(&held, now);
+        assert!(again.left.is_none() && again.joined.is_none());
+        // Disabled by configuration and not paused: in no group, no next fire time.
+        s.apply(RuntimeSettings::default());
+        let s2 = slot(false);
+        let out = s2.regroup(&held, now);
+        assert!(out.left.is_none() && out.joined.is_none());
+        s.apply(RuntimeSettings {
+            schedule: Some("*/5 * * * * *".into()),
+            ..Default::default()
+        });
+        let moved = s.regroup(&held, now);
+        assert_eq!(moved.left, Some(key));
+        assert_eq!(moved.joined.unwrap().0.0, "*/5 * * * * *");
+    }
+
+    #[test]
+    fn one_run_at_a_time() {
+        let s = slot(true);
+        let running = s.start_running().expect("idle");
+        assert!(s.is_running() && s.start_running().is_none());
+        drop(running);
+        assert!(!s.is_running() && s.start_running().is_some());
+    }
+
+    #[test]
+    fn a_newer_tick_replaces_one_not_taken() {
+        let s = slot(true);
+        let at = |secs| DateTime::from_timestamp(secs, 0).unwrap();
+        s.hand(Due {
+            tick: at(1),
+            retry_until: None,
+        });
+        s.hand(Due {
+            tick: at(2),
+            retry_until: None,
+        });
+        assert_eq!(s.take_due().map(|d| d.tick), Some(at(2)));
+        assert!(s.take_due().is_none());
+        assert!(s.mark_runner_started() && !s.mark_runner_started());
+    }
+}
