@@ -44,53 +44,14 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use sea_query::{
-    Alias, ColumnDef, Cond, Expr, ExprTrait, OnConflict, Query, ReturningClause, Table,
-    UpdateStatement,
+    Alias, Cond, Expr, ExprTrait, OnConflict, Query, ReturningClause, UpdateStatement,
 };
 
 use crate::db::{Database, from_millis};
 use crate::error::{Error, Result};
 use crate::ident::Identifier;
+use crate::store::migrations;
 use crate::store::schema::Lease as Col;
-
-/// `CREATE TABLE IF NOT EXISTS` of the lease table (version 1 of its schema; a later version
-/// adds a step here).
-pub(crate) async fn create_lease_table(db: &Database, table: &Identifier) -> Result<()> {
-    crate::store::migrations::create_table(
-        db,
-        table,
-        Table::create()
-            .table(table.clone())
-            .if_not_exists()
-            .col(
-                ColumnDef::new(Col::JobName)
-                    .string_len(191)
-                    .not_null()
-                    .primary_key(),
-            )
-            .col(ColumnDef::new(Col::Holder).string_len(255).null())
-            .col(
-                ColumnDef::new(Col::Token)
-                    .big_integer()
-                    .not_null()
-                    .default(0),
-            )
-            .col(
-                ColumnDef::new(Col::ExpiresAtMs)
-                    .big_integer()
-                    .not_null()
-                    .default(0),
-            )
-            .col(
-                ColumnDef::new(Col::LastTick)
-                    .big_integer()
-                    .not_null()
-                    .default(0),
-            )
-            .col(ColumnDef::new(Col::ExecutionId).big_integer().null()),
-    )
-    .await
-}
 
 /// How far ahead of the database's clock a tick may be claimed: replicas fire on their own
 /// clocks, which a well-run fleet keeps within milliseconds of each other.
@@ -193,7 +154,7 @@ impl LeaseStore {
     /// without history still gets it, and a lease table renamed in the configuration is
     /// created under its new name.
     pub async fn migrate(&self) -> Result<()> {
-        self.bounded(create_lease_table(&self.db, &self.table))
+        self.bounded(migrations::leases::create(&self.db, &self.table))
             .await
     }
 

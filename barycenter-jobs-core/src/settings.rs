@@ -83,10 +83,8 @@ use crate::db::{Database, DbRow};
 use crate::error::Result;
 use crate::ident::Identifier;
 use crate::store::TableNames;
-use crate::store::schema::{Audit, Settings};
-
-/// The job name of the version row; not a valid job name, so it never meets a job's row.
-pub(crate) const VERSION_ROW: &str = "*";
+use crate::store::migrations::settings::ensure_version_row;
+use crate::store::schema::{Audit, Settings, VERSION_ROW};
 
 /// Largest `limit` [`SettingsStore::audit_log`] accepts.
 pub const MAX_AUDIT_LIMIT: u32 = 1000;
@@ -528,31 +526,4 @@ fn decode(row: &DbRow) -> Result<RuntimeSettings> {
         changed_by: row.opt_string("changed_by")?,
         changed_at: changed_at.map(from_ms),
     })
-}
-
-/// Create the version row if it is missing (tolerating a replica that creates it at the
-/// same moment).
-pub(crate) async fn ensure_version_row(db: &Database, table: &Identifier) -> Result<()> {
-    let exists = || async {
-        db.fetch_optional(
-            Query::select()
-                .column(Settings::Revision)
-                .from(table.clone())
-                .and_where(Expr::col(Settings::JobName).eq(VERSION_ROW)),
-        )
-        .await
-        .map(|r| r.is_some())
-    };
-    if exists().await? {
-        return Ok(());
-    }
-    let insert = Query::insert()
-        .into_table(table.clone())
-        .columns([Settings::JobName, Settings::Revision])
-        .values_panic([VERSION_ROW.into(), 0i64.into()])
-        .to_owned();
-    match db.execute(&insert).await {
-        Err(e) if !exists().await? => Err(e),
-        _ => Ok(()),
-    }
 }

@@ -1,10 +1,9 @@
 //! The private traits every backend implements, each in its own module (`sqlite`,
 //! `postgres`, `mysql`): its SQL dialect, its pool, its rows and its bulk connection. The rest
 //! of the crate reaches a backend only through these, so adding one is a new module plus its
-//! conformance tests, and the compiler lists what it must provide. What the backends would
-//! write alike is written once here, as macros a backend module invokes with only what differs:
-//! `dialect_facts!` (builder, clock, capabilities), `sqlx_driver!` (pool and row impls) and
-//! `pooled_bulk!` (the bulk connection of the backends that need no setup of their own).
+//! conformance tests, and the compiler lists what it must provide. Each backend module writes
+//! its impls out in full (`impl Pool for PgPool`, `impl Row for PgRow`, ...), as sqlx's own
+//! drivers do, so that a search for an impl finds it.
 
 use std::time::{Duration, Instant};
 
@@ -98,231 +97,61 @@ impl SchemaStmt<'_> {
     }
 }
 
-/// The part of a dialect that is values, not code, written inside its `impl Dialect` as
-/// `name: value` lines: the sea-query builder its SQL is written with, its clock (constant
-/// SQL, see [`Dialect::now_ms`]) and the three capabilities the shared code branches on.
-macro_rules! dialect_facts {
-    (
-        builder: $builder:expr,
-        now_ms: $now_ms:literal,
-        reports_insert_id: $reports_insert_id:literal,
-        update_returning: $update_returning:literal,
-        single_writer: $single_writer:literal $(,)?
-    ) => {
-        fn render(&self, stmt: $crate::db::QueryStmt<'_>) -> (String, sea_query_sqlx::SqlxValues) {
-            stmt.build($builder)
-        }
-        fn render_schema(&self, stmt: $crate::db::SchemaStmt<'_>) -> String {
-            stmt.build($builder)
-        }
-        fn now_ms(&self) -> sea_query::Expr {
-            sea_query::Expr::cust($now_ms)
-        }
-        fn reports_insert_id(&self) -> bool {
-            $reports_insert_id
-        }
-        fn update_returning(&self) -> bool {
-            $update_returning
-        }
-        fn single_writer(&self) -> bool {
-            $single_writer
-        }
-    };
-}
-pub(crate) use dialect_facts;
-
-/// A backend's pool: runs rendered statements.
+/// A backend's pool: runs rendered statements. [`super::Database`] holds one of the sqlx pools
+/// and hands each statement, already rendered by the [`Dialect`], to this.
 #[async_trait]
 pub(crate) trait Pool: Send + Sync {
+    /// Run a statement that returns no rows; the rows it affected (an UPDATE's count is how
+    /// a lease claim knows it won).
     async fn execute(&self, sql: String, values: SqlxValues) -> Result<u64>;
+    /// Run a statement that returns rows (a SELECT, or anything with `RETURNING`).
     async fn fetch_all(&self, sql: String, values: SqlxValues) -> Result<Vec<DbRow>>;
     /// Run an INSERT of one row; its auto-increment id (`sql` already ends in `RETURNING
-    /// id_column` where the dialect needs that).
+    /// id_column` where the dialect needs that). Apart from [`execute`](Self::execute)
+    /// because each driver reports the id its own way: a last-insert id from the driver,
+    /// or a returned row.
     async fn insert_returning_id(
         &self,
         sql: String,
         values: SqlxValues,
         id_column: &str,
     ) -> Result<i64>;
+    /// Run a schema statement (DDL, or a constant pragma): SQL with no bound values, as
+    /// sea-query renders DDL.
     async fn execute_schema(&self, sql: String) -> Result<()>;
+    /// Close every connection of the pool.
     async fn close(&self);
+    /// A connection of its own for a long sequence of writes (a batched cleanup), set up the
+    /// way this backend needs so that the host's writers get room between statements.
     async fn bulk_connection(&self) -> Result<Box<dyn Bulk>>;
 }
 
-/// A result row of one backend.
+/// A result row of one backend. [`DbRow`] wraps it, so the code above the backends reads
+/// rows without naming a driver.
 pub(crate) trait Row: Send + Sync + std::fmt::Debug {
+    /// A nullable integer column, read at whatever width the table declares it (and
+    /// booleans), because tables created by other tools use narrower types (`INTEGER` on
+    /// PostgreSQL, `TINYINT` on MySQL). A value that does not fit 64 signed bits is a
+    /// decode error, never a wrap.
     fn opt_i64(&self, col: &str) -> Result<Option<i64>>;
+    /// [`opt_i64`](Self::opt_i64) by position, for expressions without a name (a
+    /// `RETURNING` list).
     fn opt_i64_at(&self, index: usize) -> Result<Option<i64>>;
+    /// A nullable text column.
     fn opt_string(&self, col: &str) -> Result<Option<String>>;
 }
 
 /// A backend's connection for a long sequence of writes.
 #[async_trait]
 pub(crate) trait Bulk: Send + std::fmt::Debug {
-    /// Run a statement in a transaction of its own; rows affected and when it had its locks.
+    /// Run a statement in a transaction of its own; rows affected and when it had its locks
+    /// (the cleanup paces itself by how long it held them, not by how long it waited).
     async fn execute(&mut self, sql: String, values: SqlxValues) -> Result<(u64, Instant)>;
+    /// Run a SELECT on this connection (the next batch's bounds), first row if any.
     async fn fetch_optional(&mut self, sql: String, values: SqlxValues) -> Result<Option<DbRow>>;
     /// Work between batches that keeps the next one cheap (SQLite: copy the WAL back);
     /// returns how long it took, zero where there is nothing to do.
     async fn checkpoint(&mut self) -> Result<Duration>;
+    /// The end of the sequence: undo what [`Pool::bulk_connection`] set up and close.
     async fn finish(self: Box<Self>) -> Result<()>;
 }
-
-/// Decode an integer column of any width (and booleans), so tables created by other tools
-/// (`INTEGER` on PostgreSQL, `TINYINT` on MySQL) read back fine.
-macro_rules! try_int_widths {
-    ($row:expr, $col:expr, $($ty:ty),+) => {{
-        use sqlx::Row as _;
-        let mut first: Option<sqlx::Error> = None;
-        $(
-            match $row.try_get::<Option<$ty>, _>($col) {
-                // Checked: an unsigned value past i64::MAX (MySQL `BIGINT UNSIGNED`) is a
-                // decode error, never a silent wrap to a negative number.
-                Ok(v) => {
-                    return v
-                        .map(|v| {
-                            i64::try_from(v).map_err(|_| {
-                                $crate::error::Error::Database(sqlx::Error::Decode(
-                                    format!("column {}: {v} does not fit a 64-bit signed integer", $col)
-                                        .into(),
-                                ))
-                            })
-                        })
-                        .transpose();
-                }
-                Err(e @ sqlx::Error::ColumnDecode { .. }) => {
-                    first.get_or_insert(e);
-                }
-                Err(e) => return Err(e.into()),
-            }
-        )+
-        match $row.try_get::<Option<bool>, _>($col) {
-            Ok(v) => return Ok(v.map(i64::from)),
-            Err(e) => return Err(first.unwrap_or(e).into()),
-        }
-    }};
-}
-pub(crate) use try_int_widths;
-
-/// The driver code every sqlx backend shares, written once: [`Pool`] for the backend's pool
-/// type (running statements, closing) and [`Row`] for its row type (integer columns of the
-/// widths listed, then booleans; text). The backend module writes only what differs, as
-/// closure-like bodies with the pool bound to the name given: how an INSERT reports its id
-/// (`insert_returning_id`) and which connection a bulk writer gets (`bulk_connection`).
-macro_rules! sqlx_driver {
-    (
-        pool: $pool:ty,
-        row: $row:ty,
-        ints: [$($int:ty),+],
-        $(#[$insert_meta:meta])*
-        insert_returning_id:
-            |$ip:ident, $sql:ident, $values:ident, $id_column:pat_param| $insert:expr,
-        $(#[$bulk_meta:meta])*
-        bulk_connection: |$bp:ident| $bulk:expr $(,)?
-    ) => {
-        #[async_trait::async_trait]
-        impl $crate::db::backend::Pool for $pool {
-            async fn execute(
-                &self,
-                sql: String,
-                values: sea_query_sqlx::SqlxValues,
-            ) -> $crate::error::Result<u64> {
-                Ok(sqlx::query_with(sqlx::AssertSqlSafe(sql), values)
-                    .execute(self)
-                    .await?
-                    .rows_affected())
-            }
-            async fn fetch_all(
-                &self,
-                sql: String,
-                values: sea_query_sqlx::SqlxValues,
-            ) -> $crate::error::Result<Vec<$crate::db::DbRow>> {
-                Ok(sqlx::query_with(sqlx::AssertSqlSafe(sql), values)
-                    .fetch_all(self)
-                    .await?
-                    .into_iter()
-                    .map($crate::db::DbRow::new)
-                    .collect())
-            }
-            async fn execute_schema(&self, sql: String) -> $crate::error::Result<()> {
-                sqlx::query(sqlx::AssertSqlSafe(sql)).execute(self).await?;
-                Ok(())
-            }
-            async fn close(&self) {
-                sqlx::Pool::close(self).await
-            }
-            $(#[$insert_meta])*
-            async fn insert_returning_id(
-                &self,
-                $sql: String,
-                $values: sea_query_sqlx::SqlxValues,
-                $id_column: &str,
-            ) -> $crate::error::Result<i64> {
-                let $ip = self;
-                $insert
-            }
-            $(#[$bulk_meta])*
-            async fn bulk_connection(
-                &self,
-            ) -> $crate::error::Result<Box<dyn $crate::db::backend::Bulk>> {
-                let $bp = self;
-                $bulk
-            }
-        }
-
-        impl $crate::db::backend::Row for $row {
-            fn opt_i64(&self, col: &str) -> $crate::error::Result<Option<i64>> {
-                $crate::db::backend::try_int_widths!(self, col, $($int),+)
-            }
-            fn opt_i64_at(&self, index: usize) -> $crate::error::Result<Option<i64>> {
-                $crate::db::backend::try_int_widths!(self, index, $($int),+)
-            }
-            fn opt_string(&self, col: &str) -> $crate::error::Result<Option<String>> {
-                use sqlx::Row as _;
-                Ok(self.try_get(col)?)
-            }
-        }
-    };
-}
-pub(crate) use sqlx_driver;
-
-/// [`Bulk`] for a plain pooled connection of database `$db`, for the backends whose bulk
-/// writer needs no setup of its own: each statement in its own implicit transaction, locks
-/// held for the whole statement, nothing to do between batches.
-#[cfg(any(feature = "postgres", feature = "mysql"))]
-macro_rules! pooled_bulk {
-    ($db:ty) => {
-        #[async_trait::async_trait]
-        impl $crate::db::backend::Bulk for sqlx::pool::PoolConnection<$db> {
-            async fn execute(
-                &mut self,
-                sql: String,
-                values: sea_query_sqlx::SqlxValues,
-            ) -> $crate::error::Result<(u64, std::time::Instant)> {
-                let started = std::time::Instant::now();
-                let done = sqlx::query_with(sqlx::AssertSqlSafe(sql), values)
-                    .execute(&mut **self)
-                    .await?;
-                Ok((done.rows_affected(), started))
-            }
-            async fn fetch_optional(
-                &mut self,
-                sql: String,
-                values: sea_query_sqlx::SqlxValues,
-            ) -> $crate::error::Result<Option<$crate::db::DbRow>> {
-                Ok(sqlx::query_with(sqlx::AssertSqlSafe(sql), values)
-                    .fetch_optional(&mut **self)
-                    .await?
-                    .map($crate::db::DbRow::new))
-            }
-            async fn checkpoint(&mut self) -> $crate::error::Result<std::time::Duration> {
-                Ok(std::time::Duration::ZERO)
-            }
-            async fn finish(self: Box<Self>) -> $crate::error::Result<()> {
-                Ok(())
-            }
-        }
-    };
-}
-#[cfg(any(feature = "postgres", feature = "mysql"))]
-pub(crate) use pooled_bulk;

@@ -8,6 +8,8 @@
 //! over a sea-query statement and get rows affected, an id, or [`DbRow`]s back.
 
 mod backend;
+#[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
+mod int_column;
 mod mysql;
 mod postgres;
 mod sqlite;

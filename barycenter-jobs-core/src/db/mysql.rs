@@ -3,9 +3,10 @@
 
 use sea_query::MysqlQueryBuilder;
 use sea_query::{Alias, DeleteStatement, Expr, ExprTrait, Order};
+use sea_query_sqlx::SqlxValues;
 
-use super::DeleteBatch;
-use super::backend::{Dialect, dialect_facts};
+use super::backend::Dialect;
+use super::{DeleteBatch, QueryStmt, SchemaStmt};
 
 /// ER_DUP_KEYNAME: the only error that means "an index of that name exists". Its SQLSTATE,
 /// 42000, is shared with access denied, key too long and a BLOB/TEXT column indexed without
@@ -15,13 +16,24 @@ const ER_DUP_KEYNAME: u16 = 1061;
 pub(crate) struct MySqlDialect;
 
 impl Dialect for MySqlDialect {
-    dialect_facts! {
-        builder: MysqlQueryBuilder,
-        now_ms: "CAST(UNIX_TIMESTAMP(CURRENT_TIMESTAMP(3)) * 1000 AS SIGNED)",
-        reports_insert_id: true,
-        // MariaDB has DELETE/INSERT ... RETURNING, neither has UPDATE ... RETURNING.
-        update_returning: false,
-        single_writer: false,
+    fn render(&self, stmt: QueryStmt<'_>) -> (String, SqlxValues) {
+        stmt.build(MysqlQueryBuilder)
+    }
+    fn render_schema(&self, stmt: SchemaStmt<'_>) -> String {
+        stmt.build(MysqlQueryBuilder)
+    }
+    fn now_ms(&self) -> Expr {
+        Expr::cust("CAST(UNIX_TIMESTAMP(CURRENT_TIMESTAMP(3)) * 1000 AS SIGNED)")
+    }
+    fn reports_insert_id(&self) -> bool {
+        true
+    }
+    /// MariaDB has DELETE/INSERT ... RETURNING, neither has UPDATE ... RETURNING.
+    fn update_returning(&self) -> bool {
+        false
+    }
+    fn single_writer(&self) -> bool {
+        false
     }
     /// `DELETE FROM t WHERE <filter> ORDER BY <order> LIMIT n`. MySQL cannot read the table it
     /// deletes from in a subquery (error 1093), so a filter that does goes through a
@@ -102,12 +114,17 @@ impl Dialect for MySqlDialect {
 /// The driver half: compiled only with the `mysql` feature.
 #[cfg(feature = "mysql")]
 pub(crate) mod driver {
-    use std::time::Duration;
+    use std::time::{Duration, Instant};
 
+    use async_trait::async_trait;
+    use sea_query_sqlx::SqlxValues;
     use sqlx::AssertSqlSafe;
-    use sqlx::mysql::{MySqlPool, MySqlPoolOptions, MySqlRow};
+    use sqlx::mysql::{MySql, MySqlPool, MySqlPoolOptions, MySqlRow};
+    use sqlx::pool::PoolConnection;
 
-    use crate::db::backend::{pooled_bulk, sqlx_driver};
+    use crate::db::DbRow;
+    use crate::db::backend::{Bulk, Pool, Row};
+    use crate::db::int_column::IntColumn;
     use crate::error::Result;
 
     /// Open a pool; `mariadb://` is accepted as a synonym of `mysql://`.
@@ -120,19 +137,111 @@ pub(crate) mod driver {
             .await?)
     }
 
-    sqlx_driver! {
-        pool: MySqlPool,
-        row: MySqlRow,
-        ints: [i64, i32, i16, i8, u64, u32],
-        insert_returning_id: |pool, sql, values, _| {
+    #[async_trait]
+    impl Pool for MySqlPool {
+        async fn execute(&self, sql: String, values: SqlxValues) -> Result<u64> {
+            Ok(sqlx::query_with(AssertSqlSafe(sql), values)
+                .execute(self)
+                .await?
+                .rows_affected())
+        }
+
+        async fn fetch_all(&self, sql: String, values: SqlxValues) -> Result<Vec<DbRow>> {
+            Ok(sqlx::query_with(AssertSqlSafe(sql), values)
+                .fetch_all(self)
+                .await?
+                .into_iter()
+                .map(DbRow::new)
+                .collect())
+        }
+
+        async fn insert_returning_id(
+            &self,
+            sql: String,
+            values: SqlxValues,
+            _id_column: &str,
+        ) -> Result<i64> {
             let id = sqlx::query_with(AssertSqlSafe(sql), values)
-                .execute(pool)
+                .execute(self)
                 .await?
                 .last_insert_id();
             Ok(i64::try_from(id).map_err(|e| sqlx::Error::Decode(Box::new(e)))?)
-        },
-        bulk_connection: |pool| Ok(Box::new(pool.acquire().await?)),
+        }
+
+        async fn execute_schema(&self, sql: String) -> Result<()> {
+            sqlx::query(AssertSqlSafe(sql)).execute(self).await?;
+            Ok(())
+        }
+
+        async fn close(&self) {
+            sqlx::Pool::close(self).await
+        }
+
+        /// A plain pooled connection: row locks leave the host's writers room as they are.
+        async fn bulk_connection(&self) -> Result<Box<dyn Bulk>> {
+            Ok(Box::new(self.acquire().await?))
+        }
     }
 
-    pooled_bulk!(sqlx::MySql);
+    impl Row for MySqlRow {
+        fn opt_i64(&self, col: &str) -> Result<Option<i64>> {
+            integer(self, col)
+        }
+
+        fn opt_i64_at(&self, index: usize) -> Result<Option<i64>> {
+            integer(self, index)
+        }
+
+        fn opt_string(&self, col: &str) -> Result<Option<String>> {
+            Ok(sqlx::Row::try_get(self, col)?)
+        }
+    }
+
+    /// An integer column of MySQL's signed types from `BIGINT` down to `TINYINT`, an
+    /// unsigned `BIGINT` or `INT` (a value past `i64::MAX` is an error), or a boolean.
+    fn integer<I>(row: &MySqlRow, col: I) -> Result<Option<i64>>
+    where
+        I: sqlx::ColumnIndex<MySqlRow> + Copy + std::fmt::Display,
+    {
+        IntColumn::new(row, col)
+            .width::<i64>()
+            .width::<i32>()
+            .width::<i16>()
+            .width::<i8>()
+            .width::<u64>()
+            .width::<u32>()
+            .or_bool()
+    }
+
+    /// Each statement in its own implicit transaction, its locks held for the whole
+    /// statement; nothing to do between batches.
+    #[async_trait]
+    impl Bulk for PoolConnection<MySql> {
+        async fn execute(&mut self, sql: String, values: SqlxValues) -> Result<(u64, Instant)> {
+            let started = Instant::now();
+            let done = sqlx::query_with(AssertSqlSafe(sql), values)
+                .execute(&mut **self)
+                .await?;
+            Ok((done.rows_affected(), started))
+        }
+
+        async fn fetch_optional(
+            &mut self,
+            sql: String,
+            values: SqlxValues,
+        ) -> Result<Option<DbRow>> {
+            Ok(sqlx::query_with(AssertSqlSafe(sql), values)
+                .fetch_optional(&mut **self)
+                .await?
+                .map(DbRow::new))
+        }
+
+        async fn checkpoint(&mut self) -> Result<Duration> {
+            Ok(Duration::ZERO)
+        }
+
+        async fn finish(self: Box<Self>) -> Result<()> {
+            Ok(())
+        }
+    }
 }

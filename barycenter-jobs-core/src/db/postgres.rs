@@ -3,9 +3,10 @@
 
 use sea_query::PostgresQueryBuilder;
 use sea_query::{Alias, DeleteStatement, Expr, ExprTrait, Func, SelectStatement};
+use sea_query_sqlx::SqlxValues;
 
-use super::DeleteBatch;
-use super::backend::{Dialect, dialect_facts};
+use super::backend::Dialect;
+use super::{DeleteBatch, QueryStmt, SchemaStmt};
 use crate::ident::Identifier;
 
 /// The first PostgreSQL version with TID range scans; older servers would scan the whole
@@ -15,13 +16,25 @@ const MIN_VERSION_FOR_RANGES: i64 = 140_000;
 pub(crate) struct PostgresDialect;
 
 impl Dialect for PostgresDialect {
-    dialect_facts! {
-        builder: PostgresQueryBuilder,
-        // The time of the statement, not of its transaction (`now()` would be the latter).
-        now_ms: "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)",
-        reports_insert_id: false,
-        update_returning: true,
-        single_writer: false,
+    fn render(&self, stmt: QueryStmt<'_>) -> (String, SqlxValues) {
+        stmt.build(PostgresQueryBuilder)
+    }
+    fn render_schema(&self, stmt: SchemaStmt<'_>) -> String {
+        stmt.build(PostgresQueryBuilder)
+    }
+    /// The time of the statement, not of its transaction (`now()` would be the latter).
+    fn now_ms(&self) -> Expr {
+        Expr::cust("CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)")
+    }
+    /// The driver has no last-insert id: the INSERT asks for it with `RETURNING`.
+    fn reports_insert_id(&self) -> bool {
+        false
+    }
+    fn update_returning(&self) -> bool {
+        true
+    }
+    fn single_writer(&self) -> bool {
+        false
     }
     /// `DELETE FROM t WHERE ctid IN (SELECT ctid FROM t WHERE <filter> ORDER BY <order> LIMIT
     /// n) AND <filter>`: the `ctid` list becomes a TID scan (a key list would be a hash join
@@ -149,13 +162,17 @@ impl Dialect for PostgresDialect {
 /// The driver half: compiled only with the `postgres` feature.
 #[cfg(feature = "postgres")]
 pub(crate) mod driver {
-    use std::time::Duration;
+    use std::time::{Duration, Instant};
 
+    use async_trait::async_trait;
+    use sea_query_sqlx::SqlxValues;
     use sqlx::AssertSqlSafe;
-    use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
+    use sqlx::pool::PoolConnection;
+    use sqlx::postgres::{PgPool, PgPoolOptions, PgRow, Postgres};
 
     use crate::db::DbRow;
-    use crate::db::backend::{pooled_bulk, sqlx_driver};
+    use crate::db::backend::{Bulk, Pool, Row};
+    use crate::db::int_column::IntColumn;
     use crate::error::Result;
 
     pub(crate) async fn connect(url: &str, max_connections: u32) -> Result<PgPool> {
@@ -166,19 +183,108 @@ pub(crate) mod driver {
             .await?)
     }
 
-    sqlx_driver! {
-        pool: PgPool,
-        row: PgRow,
-        ints: [i64, i32, i16],
+    #[async_trait]
+    impl Pool for PgPool {
+        async fn execute(&self, sql: String, values: SqlxValues) -> Result<u64> {
+            Ok(sqlx::query_with(AssertSqlSafe(sql), values)
+                .execute(self)
+                .await?
+                .rows_affected())
+        }
+
+        async fn fetch_all(&self, sql: String, values: SqlxValues) -> Result<Vec<DbRow>> {
+            Ok(sqlx::query_with(AssertSqlSafe(sql), values)
+                .fetch_all(self)
+                .await?
+                .into_iter()
+                .map(DbRow::new)
+                .collect())
+        }
+
         /// `sql` ends in `RETURNING id_column` (see `Database::insert_returning_id`).
-        insert_returning_id: |pool, sql, values, id_column| {
+        async fn insert_returning_id(
+            &self,
+            sql: String,
+            values: SqlxValues,
+            id_column: &str,
+        ) -> Result<i64> {
             let row = sqlx::query_with(AssertSqlSafe(sql), values)
-                .fetch_one(pool)
+                .fetch_one(self)
                 .await?;
             DbRow::new(row).i64(id_column)
-        },
-        bulk_connection: |pool| Ok(Box::new(pool.acquire().await?)),
+        }
+
+        async fn execute_schema(&self, sql: String) -> Result<()> {
+            sqlx::query(AssertSqlSafe(sql)).execute(self).await?;
+            Ok(())
+        }
+
+        async fn close(&self) {
+            sqlx::Pool::close(self).await
+        }
+
+        /// A plain pooled connection: row locks leave the host's writers room as they are.
+        async fn bulk_connection(&self) -> Result<Box<dyn Bulk>> {
+            Ok(Box::new(self.acquire().await?))
+        }
     }
 
-    pooled_bulk!(sqlx::Postgres);
+    impl Row for PgRow {
+        fn opt_i64(&self, col: &str) -> Result<Option<i64>> {
+            integer(self, col)
+        }
+
+        fn opt_i64_at(&self, index: usize) -> Result<Option<i64>> {
+            integer(self, index)
+        }
+
+        fn opt_string(&self, col: &str) -> Result<Option<String>> {
+            Ok(sqlx::Row::try_get(self, col)?)
+        }
+    }
+
+    /// An integer column of any of PostgreSQL's integer types (`bigint`, `integer`,
+    /// `smallint`) or a `boolean`.
+    fn integer<I>(row: &PgRow, col: I) -> Result<Option<i64>>
+    where
+        I: sqlx::ColumnIndex<PgRow> + Copy + std::fmt::Display,
+    {
+        IntColumn::new(row, col)
+            .width::<i64>()
+            .width::<i32>()
+            .width::<i16>()
+            .or_bool()
+    }
+
+    /// Each statement in its own implicit transaction, its locks held for the whole
+    /// statement; nothing to do between batches.
+    #[async_trait]
+    impl Bulk for PoolConnection<Postgres> {
+        async fn execute(&mut self, sql: String, values: SqlxValues) -> Result<(u64, Instant)> {
+            let started = Instant::now();
+            let done = sqlx::query_with(AssertSqlSafe(sql), values)
+                .execute(&mut **self)
+                .await?;
+            Ok((done.rows_affected(), started))
+        }
+
+        async fn fetch_optional(
+            &mut self,
+            sql: String,
+            values: SqlxValues,
+        ) -> Result<Option<DbRow>> {
+            Ok(sqlx::query_with(AssertSqlSafe(sql), values)
+                .fetch_optional(&mut **self)
+                .await?
+                .map(DbRow::new))
+        }
+
+        async fn checkpoint(&mut self) -> Result<Duration> {
+            Ok(Duration::ZERO)
+        }
+
+        async fn finish(self: Box<Self>) -> Result<()> {
+            Ok(())
+        }
+    }
 }

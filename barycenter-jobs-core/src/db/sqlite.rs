@@ -4,20 +4,32 @@
 
 use sea_query::SqliteQueryBuilder;
 use sea_query::{Alias, DeleteStatement, Expr, ExprTrait};
+use sea_query_sqlx::SqlxValues;
 
-use super::DeleteBatch;
-use super::backend::{Dialect, dialect_facts};
+use super::backend::Dialect;
+use super::{DeleteBatch, QueryStmt, SchemaStmt};
 
 pub(crate) struct SqliteDialect;
 
 impl Dialect for SqliteDialect {
-    dialect_facts! {
-        builder: SqliteQueryBuilder,
-        // `unixepoch('subsec')` has millisecond precision (SQLite 3.42+, bundled).
-        now_ms: "CAST(unixepoch('subsec') * 1000 AS INTEGER)",
-        reports_insert_id: true,
-        update_returning: true,
-        single_writer: true,
+    fn render(&self, stmt: QueryStmt<'_>) -> (String, SqlxValues) {
+        stmt.build(SqliteQueryBuilder)
+    }
+    fn render_schema(&self, stmt: SchemaStmt<'_>) -> String {
+        stmt.build(SqliteQueryBuilder)
+    }
+    /// `unixepoch('subsec')` has millisecond precision (SQLite 3.42+, bundled).
+    fn now_ms(&self) -> Expr {
+        Expr::cust("CAST(unixepoch('subsec') * 1000 AS INTEGER)")
+    }
+    fn reports_insert_id(&self) -> bool {
+        true
+    }
+    fn update_returning(&self) -> bool {
+        true
+    }
+    fn single_writer(&self) -> bool {
+        true
     }
     fn passive_checkpoint(&self) -> Option<&'static str> {
         Some("PRAGMA wal_checkpoint(PASSIVE)")
@@ -108,7 +120,8 @@ pub(crate) mod driver {
         SqliteSynchronous,
     };
 
-    use crate::db::backend::{Bulk, sqlx_driver};
+    use crate::db::backend::{Bulk, Pool, Row};
+    use crate::db::int_column::IntColumn;
     use crate::db::{DbRow, SQLITE_BUSY_TIMEOUT};
     use crate::error::Result;
 
@@ -136,16 +149,45 @@ pub(crate) mod driver {
             .await?)
     }
 
-    sqlx_driver! {
-        pool: SqlitePool,
-        row: SqliteRow,
-        ints: [i64],
-        insert_returning_id: |pool, sql, values, _| {
+    #[async_trait]
+    impl Pool for SqlitePool {
+        async fn execute(&self, sql: String, values: SqlxValues) -> Result<u64> {
             Ok(sqlx::query_with(AssertSqlSafe(sql), values)
-                .execute(pool)
+                .execute(self)
+                .await?
+                .rows_affected())
+        }
+
+        async fn fetch_all(&self, sql: String, values: SqlxValues) -> Result<Vec<DbRow>> {
+            Ok(sqlx::query_with(AssertSqlSafe(sql), values)
+                .fetch_all(self)
+                .await?
+                .into_iter()
+                .map(DbRow::new)
+                .collect())
+        }
+
+        async fn insert_returning_id(
+            &self,
+            sql: String,
+            values: SqlxValues,
+            _id_column: &str,
+        ) -> Result<i64> {
+            Ok(sqlx::query_with(AssertSqlSafe(sql), values)
+                .execute(self)
                 .await?
                 .last_insert_rowid())
-        },
+        }
+
+        async fn execute_schema(&self, sql: String) -> Result<()> {
+            sqlx::query(AssertSqlSafe(sql)).execute(self).await?;
+            Ok(())
+        }
+
+        async fn close(&self) {
+            sqlx::Pool::close(self).await
+        }
+
         /// Two connections taken out of the pool (closed when done, never returned with changed
         /// settings): a writer with a 64 MiB page cache that never checkpoints on its own, and a
         /// reader that holds a read snapshot from the first write to the end, let go only while
@@ -153,18 +195,41 @@ pub(crate) mod driver {
         /// copy newer WAL frames into the database file, so a host writer that gets the lock
         /// between two batches does not run that copy (and its syncs) inside its own automatic
         /// checkpoint; the cleanup's checkpoint does it instead, outside the lock.
-        bulk_connection: |pool| {
-            let mut writer = pool.acquire().await?.detach();
+        async fn bulk_connection(&self) -> Result<Box<dyn Bulk>> {
+            let mut writer = self.acquire().await?.detach();
             // Constant pragmas: nothing from outside goes into this SQL.
             sqlx::raw_sql("PRAGMA cache_size = -65536; PRAGMA wal_autocheckpoint = 0")
                 .execute(&mut writer)
                 .await?;
             Ok(Box::new(SqliteBulk {
                 writer,
-                pin: pool.acquire().await?.detach(),
+                pin: self.acquire().await?.detach(),
                 pinned: false,
             }))
-        },
+        }
+    }
+
+    impl Row for SqliteRow {
+        fn opt_i64(&self, col: &str) -> Result<Option<i64>> {
+            integer(self, col)
+        }
+
+        fn opt_i64_at(&self, index: usize) -> Result<Option<i64>> {
+            integer(self, index)
+        }
+
+        fn opt_string(&self, col: &str) -> Result<Option<String>> {
+            Ok(sqlx::Row::try_get(self, col)?)
+        }
+    }
+
+    /// An integer column: SQLite has one integer type, 64 bits wide, whatever the column's
+    /// declared type (a boolean declared as such decodes as a bool).
+    fn integer<I>(row: &SqliteRow, col: I) -> Result<Option<i64>>
+    where
+        I: sqlx::ColumnIndex<SqliteRow> + Copy + std::fmt::Display,
+    {
+        IntColumn::new(row, col).width::<i64>().or_bool()
     }
 
     /// The SQLite bulk connection: the writing connection, and a second one that holds a read

@@ -1,4 +1,5 @@
-//! Column names of the tables this crate owns.
+//! Column names of the tables this crate owns, and the reserved key of the settings table's
+//! version row: the identifiers the migrations create and the stores read and write.
 
 use sea_query::Iden;
 
@@ -53,6 +54,10 @@ pub(crate) enum Settings {
     ChangedAtMs,
     Revision,
 }
+
+/// The job name of the settings table's version row; not a valid job name, so it never
+/// meets a job's row.
+pub(crate) const VERSION_ROW: &str = "*";
 
 /// Columns of the audit table (`job_audit` by default).
 #[derive(Iden, Clone, Copy, Debug)]

@@ -1,0 +1,177 @@
+//! The migrations of the execution history (`job_executions` by default): Barycenter's table,
+//! then the columns and indexes this crate adds to it.
+
+use sea_query::{ColumnDef, Expr, ExprTrait, Index, Query, Table};
+
+use super::create_table;
+use crate::db::Database;
+use crate::error::Result;
+use crate::ident::Identifier;
+use crate::store::schema::Exec;
+
+/// Version 1. Barycenter's table, exactly: an existing one is left as it is.
+pub(super) async fn create(db: &Database, table: &Identifier) -> Result<()> {
+    create_table(
+        db,
+        table,
+        Table::create()
+            .table(table.clone())
+            .if_not_exists()
+            .col(
+                ColumnDef::new(Exec::Id)
+                    .big_integer()
+                    .not_null()
+                    .auto_increment()
+                    .primary_key(),
+            )
+            .col(ColumnDef::new(Exec::JobName).string_len(191).not_null())
+            .col(ColumnDef::new(Exec::StartedAt).big_integer().not_null())
+            .col(ColumnDef::new(Exec::CompletedAt).big_integer().null())
+            .col(ColumnDef::new(Exec::Success).big_integer().null())
+            .col(ColumnDef::new(Exec::ErrorMessage).text().null())
+            .col(ColumnDef::new(Exec::RecordsProcessed).big_integer().null()),
+    )
+    .await
+}
+
+/// Version 2. The columns Barycenter's table lacks, each added only if missing, all nullable
+/// so that Barycenter's own rows stay valid.
+pub(super) async fn add_detail_columns(db: &Database, table: &Identifier) -> Result<()> {
+    let columns = [
+        (
+            Exec::Status,
+            ColumnDef::new(Exec::Status)
+                .string_len(16)
+                .null()
+                .to_owned(),
+        ),
+        (
+            Exec::TriggerKind,
+            ColumnDef::new(Exec::TriggerKind)
+                .string_len(16)
+                .null()
+                .to_owned(),
+        ),
+        (
+            Exec::Instance,
+            ColumnDef::new(Exec::Instance)
+                .string_len(255)
+                .null()
+                .to_owned(),
+        ),
+        (
+            Exec::DurationMs,
+            ColumnDef::new(Exec::DurationMs)
+                .big_integer()
+                .null()
+                .to_owned(),
+        ),
+        (
+            Exec::ScheduledFor,
+            ColumnDef::new(Exec::ScheduledFor)
+                .big_integer()
+                .null()
+                .to_owned(),
+        ),
+    ];
+    for (col, mut def) in columns {
+        if column_exists(db, table, col).await {
+            continue;
+        }
+        let alter = Table::alter()
+            .table(table.clone())
+            .add_column(&mut def)
+            .to_owned();
+        if let Err(e) = db.execute_schema(&alter).await {
+            // Lost a race with another replica adding the same column?
+            if !column_exists(db, table, col).await {
+                return Err(e);
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn column_exists(db: &Database, table: &Identifier, col: Exec) -> bool {
+    db.fetch_all(
+        Query::select()
+            // Qualified, because SQLite reads an unknown bare "column" as a string literal.
+            .column((table.clone(), col))
+            .from(table.clone())
+            .and_where(Expr::val(1).eq(0)),
+    )
+    .await
+    .is_ok()
+}
+
+/// Version 3. The indexes of the history's reads, unless the host has one on the same first
+/// column.
+pub(super) async fn add_indexes(db: &Database, table: &Identifier) -> Result<()> {
+    // "latest N of job X": WHERE job_name = ? ORDER BY id DESC
+    let by_job = Index::create()
+        .name(table.with_suffix("_job_id_idx")?.as_str())
+        .table(table.clone())
+        .col(Exec::JobName)
+        .col(Exec::Id)
+        .if_not_exists()
+        .to_owned();
+    // "latest N failures": WHERE success = 0 ORDER BY id DESC
+    let by_outcome = Index::create()
+        .name(table.with_suffix("_success_id_idx")?.as_str())
+        .table(table.clone())
+        .col(Exec::Success)
+        .col(Exec::Id)
+        .if_not_exists()
+        .to_owned();
+    // retention: WHERE started_at < ?
+    let by_start = Index::create()
+        .name(table.with_suffix("_started_idx")?.as_str())
+        .table(table.clone())
+        .col(Exec::StartedAt)
+        .if_not_exists()
+        .to_owned();
+    for (index, leading) in [
+        (by_job, "job_name"),
+        (by_outcome, "success"),
+        (by_start, "started_at"),
+    ] {
+        // An index the host already has on the same first column serves the same lookups
+        // (Barycenter's `idx_job_executions_started`): reuse it rather than add a second
+        // one the host did not ask for. Our own index of that name counts too, so a re-run
+        // of this step adds nothing.
+        let existing = db
+            .fetch_all(&db.backend().indexes_leading_with(table, leading))
+            .await?;
+        if !existing.is_empty() {
+            tracing::debug!(table = %table, column = leading, "an index on this column exists; not adding another");
+            continue;
+        }
+        if let Err(e) = db.execute_schema(&index).await {
+            // MySQL has no CREATE INDEX IF NOT EXISTS, and PostgreSQL can lose a race: only
+            // the backend's own "that index exists" means the step is done. Anything else
+            // (permission denied, key too long) fails the migration: treating it as done
+            // would record the step as applied without its index, for good.
+            if !db.is_duplicate_index(&e) {
+                return Err(e);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Version 7. "Last success / last failure of job X" (health, metrics): `WHERE job_name = ?
+/// AND success = ? ORDER BY id DESC LIMIT 1` is one index probe at any history size.
+pub(super) async fn add_job_outcome_index(db: &Database, table: &Identifier) -> Result<()> {
+    let index = Index::create()
+        .name(table.with_suffix("_job_success_id_idx")?.as_str())
+        .table(table.clone())
+        .col(Exec::JobName)
+        .col(Exec::Success)
+        .col(Exec::Id)
+        .if_not_exists()
+        .to_owned();
+    match db.execute_schema(&index).await {
+        Err(e) if !db.is_duplicate_index(&e) => Err(e),
+        _ => Ok(()),
+    }
+}

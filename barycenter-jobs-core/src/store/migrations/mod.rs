@@ -1,0 +1,245 @@
+//! Versioned, idempotent schema migrations.
+//!
+//! Each step is written so that running it against a database where it already happened (or
+//! half happened, or another replica is running it at the same moment) is harmless: tables and
+//! indexes are created only if missing, and a column is added only after checking that it is
+//! not there. Applied versions are recorded in `barycenter_jobs_migrations`, keyed by the name of
+//! the table each one creates or changes, so two differently-named histories can share one
+//! database, and a table renamed in the configuration is created under its new name.
+//!
+//! This module owns the DDL of every table the crate creates, one submodule per target table;
+//! the stores that read and write those tables (`lease`, `settings`) take only their names
+//! and columns from [`schema`](super::schema), and nothing here calls into them.
+
+mod audit;
+mod executions;
+pub(crate) mod leases;
+mod registry;
+pub(crate) mod settings;
+
+use chrono::Utc;
+use sea_query::{ColumnDef, Expr, ExprTrait, Index, Query, Table};
+
+use super::TableNames;
+use super::schema::Migrations;
+use crate::db::Database;
+use crate::error::{Error, Result};
+use crate::ident::Identifier;
+
+/// The name of the bookkeeping table.
+pub const MIGRATIONS_TABLE: &str = "barycenter_jobs_migrations";
+
+/// One migration, run against the table its [`Target`] names.
+type Step =
+    for<'a> fn(
+        &'a Database,
+        &'a Identifier,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<()>> + Send + 'a>>;
+
+/// The table a migration creates or changes: its applied version is recorded under that
+/// table's name, so a table renamed in the configuration after the first start (`[tables]
+/// settings`, `audit`, `registry`, `leases`) is created under its new name on the next
+/// start, while the others are not migrated again.
+type Target = fn(&TableNames) -> &Identifier;
+
+fn executions_table(t: &TableNames) -> &Identifier {
+    &t.executions
+}
+
+/// All migrations, in order. Never edit a released one: add a new version.
+const MIGRATIONS: &[(i64, &str, Target, Step)] = &[
+    (1, "create_job_executions", executions_table, |db, table| {
+        Box::pin(executions::create(db, table))
+    }),
+    (
+        2,
+        "add_execution_detail_columns",
+        executions_table,
+        |db, table| Box::pin(executions::add_detail_columns(db, table)),
+    ),
+    (3, "add_execution_indexes", executions_table, |db, table| {
+        Box::pin(executions::add_indexes(db, table))
+    }),
+    (
+        4,
+        "create_job_leases",
+        |t| &t.leases,
+        |db, table| Box::pin(leases::create(db, table)),
+    ),
+    (
+        5,
+        "create_job_settings",
+        |t| &t.settings,
+        |db, table| Box::pin(settings::create(db, table)),
+    ),
+    (
+        6,
+        "create_job_audit",
+        |t| &t.audit,
+        |db, table| Box::pin(audit::create(db, table)),
+    ),
+    (
+        7,
+        "add_execution_job_outcome_index",
+        executions_table,
+        |db, table| Box::pin(executions::add_job_outcome_index(db, table)),
+    ),
+    (
+        8,
+        "create_job_registry",
+        |t| &t.registry,
+        |db, table| Box::pin(registry::create(db, table)),
+    ),
+];
+
+/// The newest schema version this build knows.
+pub fn latest_version() -> i64 {
+    MIGRATIONS.last().map(|m| m.0).unwrap_or(0)
+}
+
+/// Versions that belong to the runtime control (settings and audit tables), the only ones a
+/// scheduler without history needs; every other version is the history's.
+const CONTROL_VERSIONS: &[i64] = &[5, 6];
+
+/// Which migrations to apply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Scope {
+    /// All of them (the history and what goes with it).
+    Everything,
+    /// Only the runtime control's tables: a scheduler without history, whose database must
+    /// not get a `job_executions` it never writes.
+    ControlOnly,
+}
+
+pub(crate) async fn run(db: &Database, tables: &TableNames) -> Result<Vec<i64>> {
+    run_scope(db, tables, Scope::Everything).await
+}
+
+pub(crate) async fn run_scope(
+    db: &Database,
+    tables: &TableNames,
+    which: Scope,
+) -> Result<Vec<i64>> {
+    let book = Identifier::new(MIGRATIONS_TABLE)?;
+    create_table(
+        db,
+        &book,
+        Table::create()
+            .table(book.clone())
+            .if_not_exists()
+            .col(ColumnDef::new(Migrations::Scope).string_len(64).not_null())
+            .col(ColumnDef::new(Migrations::Version).big_integer().not_null())
+            .col(ColumnDef::new(Migrations::Name).string_len(128).not_null())
+            .col(
+                ColumnDef::new(Migrations::AppliedAt)
+                    .big_integer()
+                    .not_null(),
+            )
+            .primary_key(
+                Index::create()
+                    .col(Migrations::Scope)
+                    .col(Migrations::Version),
+            ),
+    )
+    .await?;
+
+    // (table, version) pairs: a handful of rows per table set.
+    let applied: Vec<(String, i64)> = db
+        .fetch_all(
+            Query::select()
+                .columns([Migrations::Scope, Migrations::Version])
+                .from(book.clone()),
+        )
+        .await?
+        .iter()
+        .map(|r| {
+            Ok((
+                r.opt_string("scope")?.unwrap_or_default(),
+                r.i64("version")?,
+            ))
+        })
+        .collect::<Result<_>>()?;
+
+    let mut ran = Vec::new();
+    for (version, name, target, step) in MIGRATIONS {
+        let table = target(tables);
+        let scope = table.as_str().to_owned();
+        if applied.iter().any(|(s, v)| *s == scope && v == version)
+            || (which == Scope::ControlOnly && !CONTROL_VERSIONS.contains(version))
+        {
+            continue;
+        }
+        step(db, table).await.map_err(|e| match e {
+            Error::Database(source) => Error::Migration {
+                version: *version,
+                name,
+                source,
+            },
+            other => other,
+        })?;
+        let record = Query::insert()
+            .into_table(book.clone())
+            .columns([
+                Migrations::Scope,
+                Migrations::Version,
+                Migrations::Name,
+                Migrations::AppliedAt,
+            ])
+            .values_panic([
+                scope.clone().into(),
+                (*version).into(),
+                (*name).into(),
+                Utc::now().timestamp().into(),
+            ])
+            .to_owned();
+        // A replica migrating at the same moment may have recorded it first: fine.
+        if let Err(e) = db.execute(&record).await
+            && !is_recorded(db, &book, &scope, *version).await?
+        {
+            return Err(e);
+        }
+        tracing::info!(version, name, table = %scope, "applied migration");
+        ran.push(*version);
+    }
+    Ok(ran)
+}
+
+async fn is_recorded(db: &Database, book: &Identifier, scope: &str, version: i64) -> Result<bool> {
+    Ok(db
+        .fetch_optional(
+            Query::select()
+                .column(Migrations::Version)
+                .from(book.clone())
+                .and_where(Expr::col(Migrations::Scope).eq(scope))
+                .and_where(Expr::col(Migrations::Version).eq(version)),
+        )
+        .await?
+        .is_some())
+}
+
+/// `CREATE TABLE IF NOT EXISTS`, tolerating the race PostgreSQL loses when two sessions
+/// create the same table at once (a unique violation in its catalog).
+async fn create_table(
+    db: &Database,
+    name: &Identifier,
+    stmt: &mut sea_query::TableCreateStatement,
+) -> Result<()> {
+    match db.execute_schema(stmt).await {
+        Err(e) if table_exists(db, name).await => {
+            tracing::debug!(table = %name, error = %e, "table created concurrently");
+            Ok(())
+        }
+        other => other,
+    }
+}
+
+async fn table_exists(db: &Database, table: &Identifier) -> bool {
+    db.fetch_all(
+        Query::select()
+            .expr(Expr::val(1))
+            .from(table.clone())
+            .and_where(Expr::val(1).eq(0)),
+    )
+    .await
+    .is_ok()
+}

@@ -1,0 +1,73 @@
+//! The migration of the runtime-settings table (`job_settings` by default): one row per job
+//! with an operator's overrides, and the version row readers poll (see [`crate::settings`]).
+
+use sea_query::{ColumnDef, Expr, ExprTrait, Query, Table};
+
+use super::create_table;
+use crate::db::Database;
+use crate::error::Result;
+use crate::ident::Identifier;
+use crate::store::schema::{Settings, VERSION_ROW};
+
+/// Version 5. The table, with its version row.
+pub(super) async fn create(db: &Database, table: &Identifier) -> Result<()> {
+    create_table(
+        db,
+        table,
+        Table::create()
+            .table(table.clone())
+            .if_not_exists()
+            .col(
+                ColumnDef::new(Settings::JobName)
+                    .string_len(191)
+                    .not_null()
+                    .primary_key(),
+            )
+            .col(ColumnDef::new(Settings::Paused).big_integer().null())
+            .col(ColumnDef::new(Settings::Schedule).string_len(255).null())
+            .col(ColumnDef::new(Settings::TimeZone).string_len(64).null())
+            .col(ColumnDef::new(Settings::TimeoutSecs).big_integer().null())
+            .col(ColumnDef::new(Settings::ChangedBy).string_len(255).null())
+            .col(
+                ColumnDef::new(Settings::ChangedAtMs)
+                    .big_integer()
+                    .not_null()
+                    .default(0),
+            )
+            .col(
+                ColumnDef::new(Settings::Revision)
+                    .big_integer()
+                    .not_null()
+                    .default(0),
+            ),
+    )
+    .await?;
+    ensure_version_row(db, table).await
+}
+
+/// Create the version row if it is missing (tolerating a replica that creates it at the
+/// same moment). The settings store calls it too, when a write finds the row missing.
+pub(crate) async fn ensure_version_row(db: &Database, table: &Identifier) -> Result<()> {
+    let exists = || async {
+        db.fetch_optional(
+            Query::select()
+                .column(Settings::Revision)
+                .from(table.clone())
+                .and_where(Expr::col(Settings::JobName).eq(VERSION_ROW)),
+        )
+        .await
+        .map(|r| r.is_some())
+    };
+    if exists().await? {
+        return Ok(());
+    }
+    let insert = Query::insert()
+        .into_table(table.clone())
+        .columns([Settings::JobName, Settings::Revision])
+        .values_panic([VERSION_ROW.into(), 0i64.into()])
+        .to_owned();
+    match db.execute(&insert).await {
+        Err(e) if !exists().await? => Err(e),
+        _ => Ok(()),
+    }
+}
