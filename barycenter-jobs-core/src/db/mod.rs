@@ -13,6 +13,7 @@ mod int_column;
 mod mysql;
 mod postgres;
 mod sqlite;
+mod statement;
 
 use std::time::Duration;
 
@@ -23,14 +24,13 @@ use std::time::Duration;
 const UTC_RFC3339_REGEX: &str = "^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])T([01][0-9]|2[0-3]):[0-5][0-9]:([0-5][0-9]|60)([.][0-9]+)?(Z|[+]00:00)$";
 
 use sea_query::{
-    Condition, DeleteStatement, Expr, IndexCreateStatement, IndexDropStatement, InsertStatement,
-    IntoIden, Order, Query, SelectStatement, TableAlterStatement, TableCreateStatement,
-    TableDropStatement, UpdateStatement,
+    Condition, DeleteStatement, Expr, InsertStatement, IntoIden, Order, Query, SelectStatement,
 };
 
 use crate::error::{Error, Result};
 use crate::ident::Identifier;
 use backend::{Bulk, Dialect, Pool, Row};
+pub use statement::{QueryStmt, SchemaStatement, SchemaStmt, Statement};
 
 #[cfg(feature = "sqlite")]
 pub use sqlite::driver::SqliteBulk;
@@ -156,58 +156,6 @@ impl Backend {
         self.dialect().render(stmt.as_query()).0
     }
 }
-
-/// A query statement the database handle runs: SELECT, INSERT, UPDATE or DELETE built with
-/// sea-query. Sealed.
-pub trait Statement: sealed::Sealed {
-    #[doc(hidden)]
-    fn as_query(&self) -> QueryStmt<'_>;
-}
-
-/// A schema statement the database handle runs (CREATE / ALTER / DROP TABLE, CREATE / DROP
-/// INDEX). Sealed.
-pub trait SchemaStatement: sealed::Sealed {
-    #[doc(hidden)]
-    fn as_schema(&self) -> SchemaStmt<'_>;
-}
-
-mod sealed {
-    pub trait Sealed {}
-}
-
-/// Declares the enum `$kind` of one statement family and, for each of its sea-query types,
-/// the sealed `$trait` impl that wraps a statement in its variant: the list of types is
-/// written once, so the enum the dialects match on and the types the handle accepts cannot
-/// drift apart.
-macro_rules! statements {
-    ($(#[$doc:meta])* $kind:ident, $trait:ident::$method:ident: $($ty:ident => $variant:ident),+) => {
-        $(#[$doc])*
-        #[doc(hidden)]
-        #[derive(Debug, Clone, Copy)]
-        pub enum $kind<'a> {
-            $($variant(&'a $ty),)+
-        }
-        $(
-            impl sealed::Sealed for $ty {}
-            impl $trait for $ty {
-                fn $method(&self) -> $kind<'_> {
-                    $kind::$variant(self)
-                }
-            }
-        )+
-    };
-}
-statements!(
-    /// A query statement, by kind, for the dialects to render.
-    QueryStmt, Statement::as_query:
-    SelectStatement => Select, InsertStatement => Insert,
-    UpdateStatement => Update, DeleteStatement => Delete);
-statements!(
-    /// A schema statement, by kind, for the dialects to render.
-    SchemaStmt, SchemaStatement::as_schema:
-    TableCreateStatement => TableCreate, TableAlterStatement => TableAlter,
-    TableDropStatement => TableDrop, IndexCreateStatement => IndexCreate,
-    IndexDropStatement => IndexDrop);
 
 /// One batch of a batched delete, rendered per backend by [`Backend::batch_delete`]: the
 /// rows of `table` matching `filter`, oldest `order_by` first, `key` a unique column.

@@ -10,10 +10,10 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::config::{CutoffClock, SchedulerConfig};
+use super::effective::Base;
 use super::handle::SchedulerHandle;
 use super::identity::{default_instance, lease_holder};
 use super::shared::{NO_SKEW, Shared, SkewState};
-use super::effective::Base;
 use super::slot::Slot;
 use super::timer_groups::TimerGroups;
 use super::{recovery, retention, runtime, timers};
