@@ -1,9 +1,9 @@
 //! The migration of the audit log (`job_audit` by default): who changed which job's runtime
 //! settings, and when.
 
-use sea_query::{ColumnDef, Index, Table};
+use sea_query::ColumnDef;
 
-use super::create_table;
+use super::{create_index, create_table, index_on, new_table};
 use crate::db::Database;
 use crate::error::Result;
 use crate::ident::Identifier;
@@ -15,9 +15,7 @@ pub(super) async fn create(db: &Database, table: &Identifier) -> Result<()> {
     create_table(
         db,
         table,
-        Table::create()
-            .table(table.clone())
-            .if_not_exists()
+        new_table(table)
             .col(
                 ColumnDef::new(Audit::Id)
                     .big_integer()
@@ -32,25 +30,10 @@ pub(super) async fn create(db: &Database, table: &Identifier) -> Result<()> {
             .col(ColumnDef::new(Audit::Detail).text().null()),
     )
     .await?;
-    let by_job = Index::create()
-        .name(table.with_suffix("_job_id_idx")?.as_str())
-        .table(table.clone())
-        .col(Audit::JobName)
-        .col(Audit::Id)
-        .if_not_exists()
-        .to_owned();
-    let by_time = Index::create()
-        .name(table.with_suffix("_at_idx")?.as_str())
-        .table(table.clone())
-        .col(Audit::AtMs)
-        .if_not_exists()
-        .to_owned();
-    for index in [by_job, by_time] {
-        if let Err(e) = db.execute_schema(&index).await
-            && !db.is_duplicate_index(&e)
-        {
-            return Err(e);
-        }
-    }
-    Ok(())
+    create_index(
+        db,
+        &index_on(table, "_job_id_idx", [Audit::JobName, Audit::Id])?,
+    )
+    .await?;
+    create_index(db, &index_on(table, "_at_idx", [Audit::AtMs])?).await
 }

@@ -1,9 +1,9 @@
 //! The migrations of the execution history (`job_executions` by default): Barycenter's table,
 //! then the columns and indexes this crate adds to it.
 
-use sea_query::{ColumnDef, Expr, ExprTrait, Index, Query, Table};
+use sea_query::{ColumnDef, Expr, ExprTrait, Query, Table};
 
-use super::create_table;
+use super::{create_index, create_table, index_on, new_table};
 use crate::db::Database;
 use crate::error::Result;
 use crate::ident::Identifier;
@@ -14,9 +14,7 @@ pub(super) async fn create(db: &Database, table: &Identifier) -> Result<()> {
     create_table(
         db,
         table,
-        Table::create()
-            .table(table.clone())
-            .if_not_exists()
+        new_table(table)
             .col(
                 ColumnDef::new(Exec::Id)
                     .big_integer()
@@ -108,28 +106,11 @@ async fn column_exists(db: &Database, table: &Identifier, col: Exec) -> bool {
 /// column.
 pub(super) async fn add_indexes(db: &Database, table: &Identifier) -> Result<()> {
     // "latest N of job X": WHERE job_name = ? ORDER BY id DESC
-    let by_job = Index::create()
-        .name(table.with_suffix("_job_id_idx")?.as_str())
-        .table(table.clone())
-        .col(Exec::JobName)
-        .col(Exec::Id)
-        .if_not_exists()
-        .to_owned();
+    let by_job = index_on(table, "_job_id_idx", [Exec::JobName, Exec::Id])?;
     // "latest N failures": WHERE success = 0 ORDER BY id DESC
-    let by_outcome = Index::create()
-        .name(table.with_suffix("_success_id_idx")?.as_str())
-        .table(table.clone())
-        .col(Exec::Success)
-        .col(Exec::Id)
-        .if_not_exists()
-        .to_owned();
+    let by_outcome = index_on(table, "_success_id_idx", [Exec::Success, Exec::Id])?;
     // retention: WHERE started_at < ?
-    let by_start = Index::create()
-        .name(table.with_suffix("_started_idx")?.as_str())
-        .table(table.clone())
-        .col(Exec::StartedAt)
-        .if_not_exists()
-        .to_owned();
+    let by_start = index_on(table, "_started_idx", [Exec::StartedAt])?;
     for (index, leading) in [
         (by_job, "job_name"),
         (by_outcome, "success"),
@@ -146,15 +127,7 @@ pub(super) async fn add_indexes(db: &Database, table: &Identifier) -> Result<()>
             tracing::debug!(table = %table, column = leading, "an index on this column exists; not adding another");
             continue;
         }
-        if let Err(e) = db.execute_schema(&index).await {
-            // MySQL has no CREATE INDEX IF NOT EXISTS, and PostgreSQL can lose a race: only
-            // the backend's own "that index exists" means the step is done. Anything else
-            // (permission denied, key too long) fails the migration: treating it as done
-            // would record the step as applied without its index, for good.
-            if !db.is_duplicate_index(&e) {
-                return Err(e);
-            }
-        }
+        create_index(db, &index).await?;
     }
     Ok(())
 }
@@ -162,16 +135,6 @@ pub(super) async fn add_indexes(db: &Database, table: &Identifier) -> Result<()>
 /// Version 7. "Last success / last failure of job X" (health, metrics): `WHERE job_name = ?
 /// AND success = ? ORDER BY id DESC LIMIT 1` is one index probe at any history size.
 pub(super) async fn add_job_outcome_index(db: &Database, table: &Identifier) -> Result<()> {
-    let index = Index::create()
-        .name(table.with_suffix("_job_success_id_idx")?.as_str())
-        .table(table.clone())
-        .col(Exec::JobName)
-        .col(Exec::Success)
-        .col(Exec::Id)
-        .if_not_exists()
-        .to_owned();
-    match db.execute_schema(&index).await {
-        Err(e) if !db.is_duplicate_index(&e) => Err(e),
-        _ => Ok(()),
-    }
+    let columns = [Exec::JobName, Exec::Success, Exec::Id];
+    create_index(db, &index_on(table, "_job_success_id_idx", columns)?).await
 }

@@ -1,9 +1,9 @@
 //! The migration of the lease table (`job_leases` by default): one row per job, claimed by
 //! the replica that runs its tick (see [`crate::lease`]).
 
-use sea_query::{ColumnDef, Table};
+use sea_query::ColumnDef;
 
-use super::create_table;
+use super::{create_table, job_name_key, new_table, zero_default};
 use crate::db::Database;
 use crate::error::Result;
 use crate::ident::Identifier;
@@ -15,34 +15,12 @@ pub(crate) async fn create(db: &Database, table: &Identifier) -> Result<()> {
     create_table(
         db,
         table,
-        Table::create()
-            .table(table.clone())
-            .if_not_exists()
-            .col(
-                ColumnDef::new(Lease::JobName)
-                    .string_len(191)
-                    .not_null()
-                    .primary_key(),
-            )
+        new_table(table)
+            .col(job_name_key(Lease::JobName))
             .col(ColumnDef::new(Lease::Holder).string_len(255).null())
-            .col(
-                ColumnDef::new(Lease::Token)
-                    .big_integer()
-                    .not_null()
-                    .default(0),
-            )
-            .col(
-                ColumnDef::new(Lease::ExpiresAtMs)
-                    .big_integer()
-                    .not_null()
-                    .default(0),
-            )
-            .col(
-                ColumnDef::new(Lease::LastTick)
-                    .big_integer()
-                    .not_null()
-                    .default(0),
-            )
+            .col(zero_default(Lease::Token))
+            .col(zero_default(Lease::ExpiresAtMs))
+            .col(zero_default(Lease::LastTick))
             .col(ColumnDef::new(Lease::ExecutionId).big_integer().null()),
     )
     .await

@@ -18,7 +18,10 @@ mod registry;
 pub(crate) mod settings;
 
 use chrono::Utc;
-use sea_query::{ColumnDef, Expr, ExprTrait, Index, Query, Table};
+use sea_query::{
+    ColumnDef, Expr, ExprTrait, Index, IndexCreateStatement, IntoIden, Query, Table,
+    TableCreateStatement,
+};
 
 use super::TableNames;
 use super::schema::Migrations;
@@ -124,9 +127,7 @@ pub(crate) async fn run_scope(
     create_table(
         db,
         &book,
-        Table::create()
-            .table(book.clone())
-            .if_not_exists()
+        new_table(&book)
             .col(ColumnDef::new(Migrations::Scope).string_len(64).not_null())
             .col(ColumnDef::new(Migrations::Version).big_integer().not_null())
             .col(ColumnDef::new(Migrations::Name).string_len(128).not_null())
@@ -219,6 +220,62 @@ async fn is_recorded(db: &Database, book: &Identifier, scope: &str, version: i64
 
 /// `CREATE TABLE IF NOT EXISTS`, tolerating the race PostgreSQL loses when two sessions
 /// create the same table at once (a unique violation in its catalog).
+/// `CREATE TABLE IF NOT EXISTS name`, to add the columns to.
+fn new_table(name: &Identifier) -> TableCreateStatement {
+    Table::create()
+        .table(name.clone())
+        .if_not_exists()
+        .to_owned()
+}
+
+/// The job-name key of a table keyed by job: 191 characters, the most a MySQL `utf8mb4`
+/// primary key may hold.
+fn job_name_key(col: impl IntoIden) -> ColumnDef {
+    ColumnDef::new(col)
+        .string_len(191)
+        .not_null()
+        .primary_key()
+        .to_owned()
+}
+
+/// A `BIGINT NOT NULL DEFAULT 0` column: a counter, a token or a time in milliseconds.
+fn zero_default(col: impl IntoIden) -> ColumnDef {
+    ColumnDef::new(col)
+        .big_integer()
+        .not_null()
+        .default(0)
+        .to_owned()
+}
+
+/// `CREATE INDEX IF NOT EXISTS {table}{suffix} ON table (cols)`.
+fn index_on<C: IntoIden>(
+    table: &Identifier,
+    suffix: &str,
+    cols: impl IntoIterator<Item = C>,
+) -> Result<IndexCreateStatement> {
+    let mut index = Index::create()
+        .name(table.with_suffix(suffix)?.as_str())
+        .table(table.clone())
+        .if_not_exists()
+        .to_owned();
+    for col in cols {
+        index.col(col);
+    }
+    Ok(index)
+}
+
+/// Create `index`; one that exists already is done. MySQL has no `CREATE INDEX IF NOT
+/// EXISTS`, and PostgreSQL can lose a race: only the backend's own "that index exists"
+/// means the step is done. Anything else (permission denied, key too long) fails the
+/// migration: treating it as done would record the step as applied without its index, for
+/// good.
+async fn create_index(db: &Database, index: &IndexCreateStatement) -> Result<()> {
+    match db.execute_schema(index).await {
+        Err(e) if !db.is_duplicate_index(&e) => Err(e),
+        _ => Ok(()),
+    }
+}
+
 async fn create_table(
     db: &Database,
     name: &Identifier,

@@ -1,9 +1,9 @@
 //! The migration of the job registry (`job_registry` by default): when each job was first
 //! seen by this database.
 
-use sea_query::{ColumnDef, Table};
+use sea_query::ColumnDef;
 
-use super::create_table;
+use super::{create_table, job_name_key, new_table};
 use crate::db::Database;
 use crate::error::Result;
 use crate::ident::Identifier;
@@ -14,15 +14,8 @@ pub(super) async fn create(db: &Database, table: &Identifier) -> Result<()> {
     create_table(
         db,
         table,
-        Table::create()
-            .table(table.clone())
-            .if_not_exists()
-            .col(
-                ColumnDef::new(JobRegistry::JobName)
-                    .string_len(191)
-                    .not_null()
-                    .primary_key(),
-            )
+        new_table(table)
+            .col(job_name_key(JobRegistry::JobName))
             .col(
                 ColumnDef::new(JobRegistry::FirstSeenAt)
                     .big_integer()

@@ -1,9 +1,9 @@
 //! The migration of the runtime-settings table (`job_settings` by default): one row per job
 //! with an operator's overrides, and the version row readers poll (see [`crate::settings`]).
 
-use sea_query::{ColumnDef, Expr, ExprTrait, Query, Table};
+use sea_query::{ColumnDef, Expr, ExprTrait, Query};
 
-use super::create_table;
+use super::{create_table, job_name_key, new_table, zero_default};
 use crate::db::Database;
 use crate::error::Result;
 use crate::ident::Identifier;
@@ -14,32 +14,15 @@ pub(super) async fn create(db: &Database, table: &Identifier) -> Result<()> {
     create_table(
         db,
         table,
-        Table::create()
-            .table(table.clone())
-            .if_not_exists()
-            .col(
-                ColumnDef::new(Settings::JobName)
-                    .string_len(191)
-                    .not_null()
-                    .primary_key(),
-            )
+        new_table(table)
+            .col(job_name_key(Settings::JobName))
             .col(ColumnDef::new(Settings::Paused).big_integer().null())
             .col(ColumnDef::new(Settings::Schedule).string_len(255).null())
             .col(ColumnDef::new(Settings::TimeZone).string_len(64).null())
             .col(ColumnDef::new(Settings::TimeoutSecs).big_integer().null())
             .col(ColumnDef::new(Settings::ChangedBy).string_len(255).null())
-            .col(
-                ColumnDef::new(Settings::ChangedAtMs)
-                    .big_integer()
-                    .not_null()
-                    .default(0),
-            )
-            .col(
-                ColumnDef::new(Settings::Revision)
-                    .big_integer()
-                    .not_null()
-                    .default(0),
-            ),
+            .col(zero_default(Settings::ChangedAtMs))
+            .col(zero_default(Settings::Revision)),
     )
     .await?;
     ensure_version_row(db, table).await

@@ -269,4 +269,6 @@ fn is_loopback(name: &str) -> bool {
 }
 
 #[cfg(test)]
+pub(in crate::service::layer) mod cases;
+#[cfg(test)]
 mod tests;

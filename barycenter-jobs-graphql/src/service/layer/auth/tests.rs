@@ -8,6 +8,9 @@ use http_body_util::BodyExt;
 use tower::{ServiceExt, service_fn};
 
 use super::*;
+use crate::service::layer::peer::cases::{
+    FOREIGN_HOSTS, FOREIGN_PEERS, LOOPBACK_HOSTS, LOOPBACK_PEERS, from_loopback, from_peer,
+};
 use crate::service::layer::peer::{FORWARDING_HEADERS, PeerAddr};
 
 fn parts(auth: Option<&str>, host: Option<&str>) -> Parts {
@@ -40,17 +43,6 @@ fn parses_bearer_headers() {
     assert_eq!(bearer_token(b"Bear"), None);
 }
 
-/// `parts(None, host)` from the loopback peer 127.0.0.1:50000.
-fn from_loopback(host: Option<&str>) -> Parts {
-    from_peer("127.0.0.1:50000", host)
-}
-
-fn from_peer(peer: &str, host: Option<&str>) -> Parts {
-    let mut p = parts(None, host);
-    p.extensions.insert(PeerAddr(peer.parse().unwrap()));
-    p
-}
-
 fn open() -> Authorization {
     let mut open = Authorization::default();
     open.allow_unauthenticated();
@@ -70,26 +62,11 @@ fn closed_unless_configured() {
         Err(Refusal::NotConfigured)
     );
     let open = open();
-    for host in [
-        "localhost",
-        "localhost:8081",
-        "LOCALHOST",
-        "app.localhost",
-        "127.0.0.1:8081",
-        "127.1.2.3",
-        "[::1]:8081",
-        "jobs.internal",
-    ] {
+    for host in LOOPBACK_HOSTS {
         let p = open.authenticate(&from_loopback(Some(host))).unwrap();
         assert_eq!(p, Principal::new("anonymous", Role::Operate), "{host}");
     }
-    for host in [
-        "evil.example",
-        "evil.example:8081",
-        "localhost.evil.example",
-        "127.0.0.1.nip.io",
-        "[::2]",
-    ] {
+    for host in FOREIGN_HOSTS {
         assert_eq!(
             open.authenticate(&from_loopback(Some(host))),
             peer_refusal(PeerRefusal::ForeignHost),
@@ -103,26 +80,14 @@ fn closed_unless_configured() {
 #[test]
 fn unauthenticated_use_needs_a_loopback_peer() {
     let open = open();
-    for peer in [
-        "127.0.0.1:1",
-        "127.9.9.9:1",
-        "[::1]:1",
-        "[::ffff:127.0.0.1]:1",
-    ] {
+    for peer in LOOPBACK_PEERS {
         assert!(
             open.authenticate(&from_peer(peer, Some("localhost")))
                 .is_ok(),
             "{peer}"
         );
     }
-    for peer in [
-        "192.0.2.2:40000",
-        "10.0.0.1:1",
-        "0.0.0.0:1",
-        "[::ffff:192.0.2.2]:1",
-        "[fd00::2]:1",
-        "[::]:1",
-    ] {
+    for peer in FOREIGN_PEERS {
         for host in ["localhost", "127.0.0.1:8081", "jobs.internal"] {
             let gate = open.gate().unwrap();
             assert_eq!(

@@ -6,26 +6,8 @@ use std::convert::Infallible;
 use http_body_util::BodyExt;
 use tower::{Layer, ServiceExt, service_fn};
 
+use super::cases::*;
 use super::*;
-
-fn parts(host: Option<&str>) -> Parts {
-    let mut b = Request::builder().uri("/");
-    if let Some(h) = host {
-        b = b.header(HOST, h);
-    }
-    b.body(()).unwrap().into_parts().0
-}
-
-/// `parts(host)` from the loopback peer 127.0.0.1:50000.
-fn from_loopback(host: Option<&str>) -> Parts {
-    from_peer("127.0.0.1:50000", host)
-}
-
-fn from_peer(peer: &str, host: Option<&str>) -> Parts {
-    let mut p = parts(host);
-    p.extensions.insert(PeerAddr(peer.parse().unwrap()));
-    p
-}
 
 fn rules() -> LoopbackOnly {
     let mut rules = LoopbackOnly::default();
@@ -36,25 +18,10 @@ fn rules() -> LoopbackOnly {
 #[test]
 fn answers_loopback_and_allowed_hosts_only() {
     let rules = rules();
-    for host in [
-        "localhost",
-        "localhost:8081",
-        "LOCALHOST",
-        "app.localhost",
-        "127.0.0.1:8081",
-        "127.1.2.3",
-        "[::1]:8081",
-        "jobs.internal",
-    ] {
+    for host in LOOPBACK_HOSTS {
         assert_eq!(rules.check(&from_loopback(Some(host))), Ok(()), "{host}");
     }
-    for host in [
-        "evil.example",
-        "evil.example:8081",
-        "localhost.evil.example",
-        "127.0.0.1.nip.io",
-        "[::2]",
-    ] {
+    for host in FOREIGN_HOSTS {
         assert_eq!(
             rules.check(&from_loopback(Some(host))),
             Err(PeerRefusal::ForeignHost),
@@ -68,26 +35,14 @@ fn needs_a_loopback_peer() {
     let rules = rules();
     // Every loopback form of the peer passes, IPv4-mapped IPv6 included (a dual-stack
     // listener on `[::]` reports 127.0.0.1 that way).
-    for peer in [
-        "127.0.0.1:1",
-        "127.9.9.9:1",
-        "[::1]:1",
-        "[::ffff:127.0.0.1]:1",
-    ] {
+    for peer in LOOPBACK_PEERS {
         assert!(
             rules.check(&from_peer(peer, Some("localhost"))).is_ok(),
             "{peer}"
         );
     }
     // Any other peer is refused whatever `Host` says.
-    for peer in [
-        "192.0.2.2:40000",
-        "10.0.0.1:1",
-        "0.0.0.0:1",
-        "[::ffff:192.0.2.2]:1",
-        "[fd00::2]:1",
-        "[::]:1",
-    ] {
+    for peer in FOREIGN_PEERS {
         for host in ["localhost", "127.0.0.1:8081", "jobs.internal"] {
             assert_eq!(
                 rules.check(&from_peer(peer, Some(host))),
