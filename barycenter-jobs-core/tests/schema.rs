@@ -57,21 +57,6 @@ fn expected(backend: Backend, cols: &[(&str, Ty)]) -> Vec<(String, String)> {
     out
 }
 
-/// The names of the indexes of `table` whose first column is `column`, sorted.
-async fn indexes_on(t: &TestDb, table: &str, column: &str) -> Vec<String> {
-    let table = Identifier::new(table).unwrap();
-    let q = t.backend().indexes_leading_with(&table, column);
-    let mut names: Vec<String> =
-        t.db.fetch_all(&q)
-            .await
-            .unwrap()
-            .iter()
-            .map(|r| r.opt_string("index_name").unwrap().unwrap())
-            .collect();
-    names.sort();
-    names
-}
-
 async fn fresh_database_gets_every_table(t: &TestDb) {
     use Ty::{BigInt, Text, Varchar};
     ExecutionStore::new(t.db.clone()).migrate().await.unwrap();
@@ -154,17 +139,17 @@ async fn fresh_database_gets_every_table(t: &TestDb) {
 
     // The audit log's two reads: newest entries of one job, and retention by time.
     assert_eq!(
-        indexes_on(t, "job_audit", "job_name").await,
+        t.indexes_on("job_audit", "job_name").await,
         vec!["job_audit_job_id_idx".to_owned()]
     );
     assert_eq!(
-        indexes_on(t, "job_audit", "at_ms").await,
+        t.indexes_on("job_audit", "at_ms").await,
         vec!["job_audit_at_idx".to_owned()]
     );
     // The tables keyed by job name: their primary key, and no second index.
     for table in ["job_leases", "job_settings", "job_registry"] {
         assert_eq!(
-            indexes_on(t, table, "job_name").await.len(),
+            t.indexes_on(table, "job_name").await.len(),
             1,
             "{table} on {b:?}"
         );

@@ -531,21 +531,6 @@ async fn unsigned_overflow_is_an_error_not_a_wrap(t: &TestDb) {
     );
 }
 
-/// The names of the indexes of `job_executions` whose first column is `column`.
-async fn indexes_on(t: &TestDb, column: &str) -> Vec<String> {
-    let table = barycenter_jobs_core::Identifier::new("job_executions").unwrap();
-    let q = t.backend().indexes_leading_with(&table, column);
-    let mut names: Vec<String> =
-        t.db.fetch_all(&q)
-            .await
-            .unwrap()
-            .iter()
-            .map(|r| r.opt_string("index_name").unwrap().unwrap())
-            .collect();
-    names.sort();
-    names
-}
-
 /// Barycenter's `idx_job_executions_started (started_at)` serves the retention purge: the
 /// migration reuses it instead of adding a second index on `started_at`; the lookups
 /// Barycenter has no index for get ours.
@@ -553,15 +538,15 @@ async fn existing_index_is_reused_not_doubled(t: &TestDb) {
     create_barycenter_table(t).await;
     ExecutionStore::new(t.db.clone()).migrate().await.unwrap();
     assert_eq!(
-        indexes_on(t, "started_at").await,
+        t.indexes_on("job_executions", "started_at").await,
         vec!["idx_job_executions_started".to_owned()]
     );
     assert_eq!(
-        indexes_on(t, "success").await,
+        t.indexes_on("job_executions", "success").await,
         vec!["job_executions_success_id_idx".to_owned()]
     );
     assert!(
-        indexes_on(t, "job_name")
+        t.indexes_on("job_executions", "job_name")
             .await
             .contains(&"job_executions_job_id_idx".to_owned())
     );
@@ -571,7 +556,7 @@ async fn existing_index_is_reused_not_doubled(t: &TestDb) {
 async fn fresh_database_gets_every_index(t: &TestDb) {
     ExecutionStore::new(t.db.clone()).migrate().await.unwrap();
     assert_eq!(
-        indexes_on(t, "started_at").await,
+        t.indexes_on("job_executions", "started_at").await,
         vec!["job_executions_started_idx".to_owned()]
     );
 }

@@ -71,6 +71,22 @@ impl TestDb {
         self.db.backend()
     }
 
+    /// The names of the indexes of `table` whose first column is `column`, sorted.
+    pub async fn indexes_on(&self, table: &str, column: &str) -> Vec<String> {
+        let table = barycenter_jobs_core::Identifier::new(table).unwrap();
+        let q = self.backend().indexes_leading_with(&table, column);
+        let mut names: Vec<String> = self
+            .db
+            .fetch_all(&q)
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.opt_string("index_name").unwrap().unwrap())
+            .collect();
+        names.sort();
+        names
+    }
+
     /// Another, independent pool on the same database.
     pub async fn another_pool(&self) -> Database {
         Database::connect(&self.url).await.expect("second pool")
