@@ -1,5 +1,5 @@
 //! The scheduler: fires each job on its cron schedule, runs it under the rules below, and
-//! records every run in the [`ExecutionStore`].
+//! records every run in the [`ExecutionStore`](crate::ExecutionStore).
 //!
 //! # Semantics
 //! - **Concurrency**: one timer task per distinct schedule wakes at each fire time and hands
