@@ -11,7 +11,6 @@ use std::fmt;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use barycenter_jobs_core::SchedulerHandle;
 use bytes::{Buf, Bytes};
 use futures_util::FutureExt;
 use http::{Request, Response};
@@ -20,7 +19,6 @@ use http_body_util::{BodyExt, Full};
 use tower::ServiceExt;
 use tower_service::Service;
 
-use super::builder::AdminServiceBuilder;
 use super::future::ResponseFuture;
 use super::layer::auth::Authorization;
 use super::route::AdminBody;
@@ -65,19 +63,6 @@ impl fmt::Debug for AdminService {
 }
 
 impl AdminService {
-    /// Start configuring a service over a started scheduler.
-    pub fn builder(handle: SchedulerHandle) -> AdminServiceBuilder {
-        AdminServiceBuilder::new(handle)
-    }
-
-    /// A service with every default: mounted at `/admin/jobs`, GraphiQL on
-    /// `/admin/jobs/playground`, limits on, and **no authorization configured, so it refuses
-    /// every GraphQL request** (403) until built with [`builder`](Self::builder) and a
-    /// token, a check or [`allow_unauthenticated`](AdminServiceBuilder::allow_unauthenticated).
-    pub fn new(handle: SchedulerHandle) -> Self {
-        Self::builder(handle).build()
-    }
-
     pub(crate) fn from_inner(inner: Inner) -> Self {
         Self {
             inner: Arc::new(inner),

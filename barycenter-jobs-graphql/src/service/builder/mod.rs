@@ -311,3 +311,20 @@ impl AdminServiceBuilder {
         })
     }
 }
+
+/// The entry points of the service, here beside the builder they lead to (the service
+/// itself knows nothing of how it is configured).
+impl AdminService {
+    /// Start configuring a service over a started scheduler.
+    pub fn builder(handle: SchedulerHandle) -> AdminServiceBuilder {
+        AdminServiceBuilder::new(handle)
+    }
+
+    /// A service with every default: mounted at `/admin/jobs`, GraphiQL on
+    /// `/admin/jobs/playground`, limits on, and **no authorization configured, so it refuses
+    /// every GraphQL request** (403) until built with [`builder`](Self::builder) and a
+    /// token, a check or [`allow_unauthenticated`](AdminServiceBuilder::allow_unauthenticated).
+    pub fn new(handle: SchedulerHandle) -> Self {
+        Self::builder(handle).build()
+    }
+}
