@@ -50,6 +50,16 @@ pub enum Error {
         /// The bound it breaks, in words (`must be between 1 and 10000`).
         bound: String,
     },
+    /// A setting given at run time (or in configuration) that cannot be applied: a policy
+    /// name this version does not know, a pause that would end in the past, a note that is
+    /// too long.
+    #[error("invalid {key}: {reason}")]
+    InvalidSetting {
+        /// The setting, as the caller named it (`misfire`, `until`, `note`).
+        key: String,
+        /// Why it was refused.
+        reason: String,
+    },
     /// A database URL with a scheme this build does not support.
     #[error("unsupported database URL scheme in {0:?} (expected sqlite:, postgres: or mysql:)")]
     UnsupportedDatabase(String),
@@ -104,6 +114,7 @@ impl Error {
                 | Error::InvalidIdentifier(_)
                 | Error::UnsupportedDatabase(_)
                 | Error::OutOfBounds { .. }
+                | Error::InvalidSetting { .. }
         )
     }
 }

@@ -92,12 +92,15 @@ pub use registry::{JobRegistration, RegisteredJob, Registry, RegistryBuilder};
 pub use schedule::Schedule;
 pub use scheduler::{
     ClockConfig, CoordinationConfig, CutoffClock, FleetHealth, HealthStatus, JobConfig, JobHealth,
-    JobInfo, MisfirePolicy, RetentionConfig, Scheduler, SchedulerBuilder, SchedulerConfig,
-    SchedulerHandle, TriggeredRun,
+    JobInfo, JobPolicy, MisfirePolicy, RetentionConfig, Scheduler, SchedulerBuilder,
+    SchedulerConfig, SchedulerHandle, TriggeredRun,
 };
 // Runtime control (issue 15).
 pub use scheduler::{DryRun, RuntimeConfig};
-pub use settings::{AuditAction, AuditEntry, AuditQuery, RescheduleRequest, RuntimeSettings};
+pub use settings::{
+    AuditAction, AuditEntry, AuditQuery, PauseRequest, PolicyRequest, RescheduleRequest,
+    RuntimeSettings,
+};
 pub use store::{
     Execution, ExecutionQuery, ExecutionStatus, ExecutionStore, JobSummary, NewExecution, Outcome,
     RunEnd, TableNames,

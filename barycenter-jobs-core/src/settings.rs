@@ -82,6 +82,7 @@ use sea_query::{Cond, Expr, ExprTrait, Order, Query, SelectStatement};
 use crate::db::{Database, DbRow};
 use crate::error::Result;
 use crate::ident::Identifier;
+use crate::scheduler::MisfirePolicy;
 use crate::store::TableNames;
 use crate::store::migrations::settings::ensure_version_row;
 use crate::store::schema::{Audit, Settings, VERSION_ROW};
@@ -102,6 +103,23 @@ pub struct RuntimeSettings {
     pub time_zone: Option<String>,
     /// Timeout in seconds replacing the configured one.
     pub timeout_secs: Option<u64>,
+    /// What to do about missed ticks, replacing the configured policy.
+    pub misfire: Option<MisfirePolicy>,
+    /// Missed ticks older than this many seconds are never caught up (replacing the
+    /// configured window).
+    pub catch_up_window_secs: Option<u64>,
+    /// A scheduled tick starts up to this many seconds after the tick (replacing the
+    /// configured jitter).
+    pub jitter_secs: Option<u64>,
+    /// The job is paused by the system after this many consecutive failed ticks; 0 never
+    /// (replacing the configured count).
+    pub pause_after_failures: Option<u32>,
+    /// Why the job is paused, as its pauser wrote it (with `paused = Some(true)`).
+    pub pause_note: Option<String>,
+    /// When the pause ends by itself.
+    pub paused_until: Option<DateTime<Utc>>,
+    /// Who paused the job (`system` for a pause after failures).
+    pub paused_by: Option<String>,
     /// Who made the last change.
     pub changed_by: Option<String>,
     /// When (by the database's clock).
@@ -115,6 +133,10 @@ impl RuntimeSettings {
             && self.schedule.is_none()
             && self.time_zone.is_none()
             && self.timeout_secs.is_none()
+            && self.misfire.is_none()
+            && self.catch_up_window_secs.is_none()
+            && self.jitter_secs.is_none()
+            && self.pause_after_failures.is_none()
     }
 }
 
@@ -161,6 +183,93 @@ impl RescheduleRequest {
     }
 }
 
+/// What [`SchedulerHandle::pause_with`](crate::SchedulerHandle::pause_with) says about a
+/// pause besides that it happens: why, and until when.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PauseRequest {
+    /// Why, for the next operator (at most
+    /// [`MAX_PAUSE_NOTE_CHARS`](crate::scheduler::bounds::MAX_PAUSE_NOTE_CHARS) characters).
+    pub note: Option<String>,
+    /// When the job resumes by itself (in the future, at most
+    /// [`MAX_PAUSE_SECS`](crate::scheduler::bounds::MAX_PAUSE_SECS) away); `None`: until
+    /// somebody resumes it.
+    pub until: Option<DateTime<Utc>>,
+}
+
+impl PauseRequest {
+    /// A pause with neither note nor end.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Say why.
+    pub fn note(mut self, note: impl Into<String>) -> Self {
+        self.note = Some(note.into());
+        self
+    }
+
+    /// Resume by itself at `until`.
+    pub fn until(mut self, until: DateTime<Utc>) -> Self {
+        self.until = Some(until);
+        self
+    }
+}
+
+/// What [`SchedulerHandle::set_policy`](crate::SchedulerHandle::set_policy) changes; a
+/// `None` field keeps the policy in force.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PolicyRequest {
+    /// What to do about missed ticks.
+    pub misfire: Option<MisfirePolicy>,
+    /// Missed ticks older than this many seconds are never caught up.
+    pub catch_up_window_secs: Option<u64>,
+    /// A scheduled tick starts up to this many seconds after the tick.
+    pub jitter_secs: Option<u64>,
+    /// Paused by the system after this many consecutive failed scheduled runs (0: never).
+    pub pause_after_failures: Option<u32>,
+}
+
+impl PolicyRequest {
+    /// A request that changes nothing yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Set the misfire policy.
+    pub fn misfire(mut self, misfire: MisfirePolicy) -> Self {
+        self.misfire = Some(misfire);
+        self
+    }
+
+    /// Set the catch-up window, in seconds.
+    pub fn catch_up_window_secs(mut self, secs: u64) -> Self {
+        self.catch_up_window_secs = Some(secs);
+        self
+    }
+
+    /// Set the jitter, in seconds.
+    pub fn jitter_secs(mut self, secs: u64) -> Self {
+        self.jitter_secs = Some(secs);
+        self
+    }
+
+    /// Set the number of consecutive failures that pause the job (0: never).
+    pub fn pause_after_failures(mut self, failures: u32) -> Self {
+        self.pause_after_failures = Some(failures);
+        self
+    }
+
+    /// Whether it changes nothing.
+    pub fn is_empty(&self) -> bool {
+        self.misfire.is_none()
+            && self.catch_up_window_secs.is_none()
+            && self.jitter_secs.is_none()
+            && self.pause_after_failures.is_none()
+    }
+}
+
 /// The kinds of admin mutations the audit log records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -177,11 +286,13 @@ pub enum AuditAction {
     Reschedule,
     /// Runtime settings dropped.
     Reset,
+    /// Scheduling policy changed (misfire, catch-up window, jitter, pause after failures).
+    Policy,
 }
 
 impl AuditAction {
     /// The label stored in the `action` column: `trigger`, `dry_run`, `pause`, `resume`,
-    /// `reschedule`, `reset`.
+    /// `reschedule`, `reset`, `policy`.
     pub fn as_str(&self) -> &'static str {
         match self {
             AuditAction::Trigger => "trigger",
@@ -190,6 +301,7 @@ impl AuditAction {
             AuditAction::Resume => "resume",
             AuditAction::Reschedule => "reschedule",
             AuditAction::Reset => "reset",
+            AuditAction::Policy => "policy",
         }
     }
 }
@@ -281,6 +393,13 @@ pub(crate) enum SettingsColumn {
     Schedule,
     TimeZone,
     TimeoutSecs,
+    Misfire,
+    CatchUpWindowSecs,
+    JitterSecs,
+    PauseAfterFailures,
+    PauseNote,
+    PausedUntilMs,
+    PausedBy,
 }
 
 impl SettingsColumn {
@@ -290,6 +409,13 @@ impl SettingsColumn {
             SettingsColumn::Schedule => Settings::Schedule,
             SettingsColumn::TimeZone => Settings::TimeZone,
             SettingsColumn::TimeoutSecs => Settings::TimeoutSecs,
+            SettingsColumn::Misfire => Settings::Misfire,
+            SettingsColumn::CatchUpWindowSecs => Settings::CatchUpWindowSecs,
+            SettingsColumn::JitterSecs => Settings::JitterSecs,
+            SettingsColumn::PauseAfterFailures => Settings::PauseAfterFailures,
+            SettingsColumn::PauseNote => Settings::PauseNote,
+            SettingsColumn::PausedUntilMs => Settings::PausedUntilMs,
+            SettingsColumn::PausedBy => Settings::PausedBy,
         }
     }
 }
@@ -406,6 +532,92 @@ impl SettingsStore {
         self.bump().await
     }
 
+    /// End `job_name`'s pause if it was paused until a time that has passed by the
+    /// database's clock, naming `actor`; true when this call ended it. The condition is in
+    /// the statement, so of all the replicas that notice the end at once exactly one ends
+    /// the pause (and records it).
+    pub async fn resume_expired(&self, job_name: &str, actor: &str) -> Result<bool> {
+        let null_int = Expr::val(Option::<i64>::None);
+        let null_text = Expr::val(Option::<String>::None);
+        let stmt = Query::update()
+            .table(self.settings.clone())
+            .value(Settings::Paused, 0i64)
+            .value(Settings::PauseNote, null_text.clone())
+            .value(Settings::PausedUntilMs, null_int)
+            .value(Settings::PausedBy, null_text)
+            .value(Settings::ChangedBy, clip(actor, 255))
+            .value(Settings::ChangedAtMs, self.db.now_ms_expr())
+            .value(Settings::Revision, Expr::col(Settings::Revision).add(1))
+            .and_where(Expr::col(Settings::JobName).eq(job_name))
+            .and_where(Expr::col(Settings::Paused).eq(1))
+            .and_where(Expr::col(Settings::PausedUntilMs).lte(self.db.now_ms_expr()))
+            .to_owned();
+        if self.db.execute(&stmt).await? == 0 {
+            return Ok(false);
+        }
+        self.bump().await?;
+        Ok(true)
+    }
+
+    /// Pause `job_name` as `actor` with `note`, unless it is paused already; true when this
+    /// call paused it. The condition is in the statement (and a row created by a racer makes
+    /// this one's insert fail), so of replicas that decide at once to pause a job exactly one
+    /// does (and records it).
+    pub async fn pause_unless_paused(
+        &self,
+        job_name: &str,
+        actor: &str,
+        note: &str,
+    ) -> Result<bool> {
+        let actor = clip(actor, 255);
+        let note = clip(note, 500);
+        let stmt = Query::update()
+            .table(self.settings.clone())
+            .value(Settings::Paused, 1i64)
+            .value(Settings::PauseNote, note.clone())
+            .value(Settings::PausedUntilMs, Expr::val(Option::<i64>::None))
+            .value(Settings::PausedBy, actor.clone())
+            .value(Settings::ChangedBy, actor.clone())
+            .value(Settings::ChangedAtMs, self.db.now_ms_expr())
+            .value(Settings::Revision, Expr::col(Settings::Revision).add(1))
+            .and_where(Expr::col(Settings::JobName).eq(job_name))
+            .cond_where(
+                Cond::any()
+                    .add(Expr::col(Settings::Paused).is_null())
+                    .add(Expr::col(Settings::Paused).eq(0)),
+            )
+            .to_owned();
+        if self.db.execute(&stmt).await? == 0 {
+            // No row (nothing overridden yet), or paused already: only the first holds.
+            let insert = Query::insert()
+                .into_table(self.settings.clone())
+                .columns([
+                    Settings::JobName,
+                    Settings::Paused,
+                    Settings::PauseNote,
+                    Settings::PausedBy,
+                    Settings::ChangedBy,
+                    Settings::ChangedAtMs,
+                    Settings::Revision,
+                ])
+                .values_panic([
+                    job_name.into(),
+                    1i64.into(),
+                    note.into(),
+                    actor.clone().into(),
+                    actor.into(),
+                    self.db.now_ms_expr(),
+                    1i64.into(),
+                ])
+                .to_owned();
+            if self.db.execute(&insert).await.is_err() {
+                return Ok(false);
+            }
+        }
+        self.bump().await?;
+        Ok(true)
+    }
+
     /// Tell every reader that something changed. Comes after the change itself, so a reader
     /// that sees the new revision also sees the change.
     async fn bump(&self) -> Result<()> {
@@ -506,6 +718,13 @@ impl SettingsStore {
                 Settings::Schedule,
                 Settings::TimeZone,
                 Settings::TimeoutSecs,
+                Settings::Misfire,
+                Settings::CatchUpWindowSecs,
+                Settings::JitterSecs,
+                Settings::PauseAfterFailures,
+                Settings::PauseNote,
+                Settings::PausedUntilMs,
+                Settings::PausedBy,
                 Settings::ChangedBy,
                 Settings::ChangedAtMs,
             ])
@@ -516,6 +735,11 @@ impl SettingsStore {
 
 fn decode(row: &DbRow) -> Result<RuntimeSettings> {
     let changed_at = row.opt_i64("changed_at_ms")?.filter(|ms| *ms > 0);
+    // A negative count (written by hand) reads as none; a policy name this version does not
+    // know (written by a newer one) as "as configured".
+    let count = |col: &str| -> Result<Option<u64>> {
+        Ok(row.opt_i64(col)?.and_then(|n| u64::try_from(n).ok()))
+    };
     Ok(RuntimeSettings {
         paused: row.opt_i64("paused")?.map(|p| p != 0),
         schedule: row.opt_string("schedule")?,
@@ -523,6 +747,16 @@ fn decode(row: &DbRow) -> Result<RuntimeSettings> {
         timeout_secs: row
             .opt_i64("timeout_secs")?
             .map(|s| u64::try_from(s).unwrap_or(1)),
+        misfire: row
+            .opt_string("misfire")?
+            .and_then(|m| MisfirePolicy::parse(&m)),
+        catch_up_window_secs: count("catch_up_window_secs")?,
+        jitter_secs: count("jitter_secs")?,
+        pause_after_failures: count("pause_after_failures")?
+            .map(|n| u32::try_from(n).unwrap_or(u32::MAX)),
+        pause_note: row.opt_string("pause_note")?,
+        paused_until: row.opt_i64("paused_until_ms")?.map(from_ms),
+        paused_by: row.opt_string("paused_by")?,
         changed_by: row.opt_string("changed_by")?,
         changed_at: changed_at.map(from_ms),
     })

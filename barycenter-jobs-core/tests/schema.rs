@@ -111,6 +111,13 @@ async fn fresh_database_gets_every_table(t: &TestDb) {
                 ("changed_by", Varchar(255)),
                 ("changed_at_ms", BigInt),
                 ("revision", BigInt),
+                ("misfire", Varchar(16)),
+                ("catch_up_window_secs", BigInt),
+                ("jitter_secs", BigInt),
+                ("pause_after_failures", BigInt),
+                ("pause_note", Varchar(500)),
+                ("paused_until_ms", BigInt),
+                ("paused_by", Varchar(255)),
             ],
         ),
         (
@@ -211,6 +218,7 @@ async fn fresh_database_gets_every_table(t: &TestDb) {
         ("job_audit", 6, "create_job_audit"),
         ("job_executions", 7, "add_execution_job_outcome_index"),
         ("job_registry", 8, "create_job_registry"),
+        ("job_settings", 9, "add_settings_policy_columns"),
     ]
     .map(|(s, v, n)| (s.to_owned(), v, n.to_owned()));
     assert_eq!(applied, want);

@@ -327,6 +327,164 @@ async fn runtime_control_on_sqlite() {
     runtime_control(Backend::Sqlite).await;
 }
 
+/// `setJobPolicy` and `pauseJob` with a note and an end (issue 25): the policy in force and
+/// the pause show on the job, bad values are refused with their reason and change nothing,
+/// and every change and refusal is audited.
+async fn policies(backend: Backend) {
+    let f = Fixture::on(barycenter_jobs_test_support::fresh(backend).await, false).await;
+    let svc = AdminService::builder(f.handle.clone())
+        .bearer_token("op")
+        .read_only_token("ro")
+        .build();
+    let policy = |svc: &AdminService| {
+        let svc = svc.clone();
+        async move {
+            data(
+                &svc,
+                "op",
+                "{ availableJobs { name paused pauseNote pausedUntil pausedBy upcomingRuns(count: 3) policy { misfire catchUpWindowSecs jitterSecs pauseAfterFailures } } }",
+            )
+            .await["availableJobs"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|j| j["name"] == json!(SESSIONS))
+                .unwrap()
+                .clone()
+        }
+    };
+    let defaults = policy(&svc).await;
+    assert_eq!(
+        defaults["policy"],
+        json!({ "misfire": "run_once", "catchUpWindowSecs": null, "jitterSecs": 0, "pauseAfterFailures": 0 })
+    );
+    let d = data(
+        &svc,
+        "op",
+        &format!(
+            r#"mutation {{ setJobPolicy(jobName: "{SESSIONS}", misfire: "run_all", catchUpWindowSecs: 86400, jitterSecs: 30, pauseAfterFailures: 3) {{ success message jobName }} }}"#
+        ),
+    )
+    .await;
+    assert_eq!(
+        d["setJobPolicy"],
+        json!({ "success": true, "message": format!("Job {SESSIONS} policy changed"), "jobName": SESSIONS })
+    );
+    let set = policy(&svc).await;
+    assert_eq!(
+        set["policy"],
+        json!({ "misfire": "run_all", "catchUpWindowSecs": 86400, "jitterSecs": 30, "pauseAfterFailures": 3 })
+    );
+    // Refused with a reason, nothing changed: an unknown misfire, a negative count, a
+    // jitter past its bound.
+    for (args, reason) in [
+        (r#"misfire: "sometimes""#, "invalid misfire"),
+        ("jitterSecs: -1", "invalid jitterSecs"),
+        ("jitterSecs: 3601", "invalid jitter_secs = 3601"),
+    ] {
+        let d = data(
+            &svc,
+            "op",
+            &format!(
+                r#"mutation {{ setJobPolicy(jobName: "{SESSIONS}", {args}) {{ success message }} }}"#
+            ),
+        )
+        .await;
+        assert_eq!(d["setJobPolicy"]["success"], json!(false), "{args}");
+        let message = d["setJobPolicy"]["message"].as_str().unwrap();
+        assert!(message.starts_with(reason), "{args}: {message}");
+    }
+    assert_eq!(policy(&svc).await["policy"], set["policy"]);
+
+    // A pause with a note and an end; an end in the past, or not a date, is refused.
+    let until = (chrono::Utc::now() + chrono::Duration::hours(2))
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    for (bad, reason) in [
+        (
+            "2001-01-01T00:00:00Z",
+            "invalid until: 2001-01-01T00:00:00+00:00 is not in the future",
+        ),
+        ("tomorrow", "invalid until: \"tomorrow\" is not an ISO 8601"),
+    ] {
+        let d = data(
+            &svc,
+            "op",
+            &format!(
+                r#"mutation {{ pauseJob(jobName: "{SESSIONS}", note: "n", until: "{bad}") {{ success message }} }}"#
+            ),
+        )
+        .await;
+        assert_eq!(d["pauseJob"]["success"], json!(false));
+        let message = d["pauseJob"]["message"].as_str().unwrap();
+        assert!(message.starts_with(reason), "{message}");
+    }
+    assert_eq!(policy(&svc).await["paused"], json!(false));
+    let d = data(
+        &svc,
+        "op",
+        &format!(
+            r#"mutation {{ pauseJob(jobName: "{SESSIONS}", note: "key rotation", until: "{until}") {{ success }} }}"#
+        ),
+    )
+    .await;
+    assert_eq!(d["pauseJob"]["success"], json!(true));
+    let paused = policy(&svc).await;
+    assert_eq!(paused["paused"], json!(true));
+    assert_eq!(paused["pauseNote"], json!("key rotation"));
+    assert_eq!(paused["pausedUntil"], json!(until));
+    assert_eq!(paused["pausedBy"], json!("admin-token"));
+    // A resume forgets the note; a reset drops the policy too.
+    data(
+        &svc,
+        "op",
+        &format!(r#"mutation {{ resumeJob(jobName: "{SESSIONS}") {{ success }} }}"#),
+    )
+    .await;
+    let resumed = policy(&svc).await;
+    assert_eq!(resumed["pauseNote"], json!(null));
+    assert_eq!(resumed["pausedBy"], json!(null));
+    data(
+        &svc,
+        "op",
+        &format!(r#"mutation {{ resetJob(jobName: "{SESSIONS}") {{ success }} }}"#),
+    )
+    .await;
+    assert_eq!(policy(&svc).await["policy"], defaults["policy"]);
+    let d = data(
+        &svc,
+        "op",
+        &format!(r#"{{ auditLog(jobName: "{SESSIONS}") {{ actor action detail }} }}"#),
+    )
+    .await;
+    let actions: Vec<&str> = d["auditLog"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "reset", "resume", "pause", "pause", "pause", "policy", "policy", "policy", "policy"
+        ]
+    );
+    f.shutdown().await;
+}
+
+async fn policies_on_postgres() {
+    policies(Backend::Postgres).await;
+}
+async fn policies_on_mysql() {
+    policies(Backend::MySql).await;
+}
+barycenter_jobs_test_support::server_test!(postgres, policies_on_postgres);
+barycenter_jobs_test_support::server_test!(mysql, policies_on_mysql);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn policies_on_sqlite() {
+    policies(Backend::Sqlite).await;
+}
+
 fn with_host(mut req: Request<Full<bytes::Bytes>>, host: &str) -> Request<Full<bytes::Bytes>> {
     req.headers_mut().insert("host", host.parse().unwrap());
     req

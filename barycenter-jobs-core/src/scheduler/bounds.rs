@@ -54,6 +54,49 @@ pub const MAX_RETENTION_INTERVAL_SECS: u64 = 30 * 24 * 3600;
 pub const MAX_BATCH_SIZE: u32 = 10_000;
 /// Longest interval between two reads of the settings' version.
 pub const MAX_POLL_INTERVAL_MS: u64 = 3_600_000;
+/// Longest jitter of a scheduled tick: an hour.
+pub const MAX_JITTER_SECS: u64 = 3600;
+/// Longest catch-up window: a year.
+pub const MAX_CATCH_UP_WINDOW_SECS: u64 = MAX_TIMEOUT_SECS;
+/// Most consecutive failures before an automatic pause.
+pub const MAX_PAUSE_AFTER_FAILURES: u32 = 1000;
+/// Most missed ticks [`MisfirePolicy::RunAll`](super::MisfirePolicy::RunAll) runs (the
+/// newest of them).
+pub const MAX_CATCH_UP_TICKS: usize = 100;
+/// Longest note of a pause, in characters (the settings column's size).
+pub const MAX_PAUSE_NOTE_CHARS: usize = 500;
+/// Farthest end of a pause: a year from now.
+pub const MAX_PAUSE_SECS: u64 = MAX_TIMEOUT_SECS;
+
+/// Check the policies of one job (host configuration or a runtime change); `prefix` names
+/// where they come from in errors (`jobs.NAME.` for configuration, empty at run time).
+pub(crate) fn check_policy(
+    prefix: &str,
+    catch_up_window_secs: Option<u64>,
+    jitter_secs: Option<u64>,
+    pause_after_failures: Option<u32>,
+) -> Result<()> {
+    if let Some(secs) = catch_up_window_secs {
+        check(
+            format!("{prefix}catch_up_window_secs"),
+            secs,
+            0,
+            MAX_CATCH_UP_WINDOW_SECS,
+        )?;
+    }
+    if let Some(secs) = jitter_secs {
+        check(format!("{prefix}jitter_secs"), secs, 0, MAX_JITTER_SECS)?;
+    }
+    if let Some(n) = pause_after_failures {
+        check(
+            format!("{prefix}pause_after_failures"),
+            u64::from(n),
+            0,
+            u64::from(MAX_PAUSE_AFTER_FAILURES),
+        )?;
+    }
+    Ok(())
+}
 
 /// `Ok` when `min <= value <= max`, else [`Error::OutOfBounds`] naming `key`: the one check
 /// every bounded setting goes through (the builtin crate's batching too).
@@ -94,6 +137,12 @@ impl SchedulerConfig {
                     MAX_OVERDUE_AFTER_SECS,
                 )?;
             }
+            check_policy(
+                &format!("jobs.{name}."),
+                job.catch_up_window_secs,
+                job.jitter_secs,
+                job.pause_after_failures,
+            )?;
         }
         check(
             "cancel_grace_secs",

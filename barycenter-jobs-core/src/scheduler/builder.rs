@@ -13,6 +13,7 @@ use super::config::{CutoffClock, SchedulerConfig};
 use super::effective::Base;
 use super::handle::SchedulerHandle;
 use super::identity::{default_instance, lease_holder};
+use super::info::JobPolicy;
 use super::shared::{NO_SKEW, Shared, SkewState};
 use super::slot::Slot;
 use super::timer_groups::TimerGroups;
@@ -127,12 +128,17 @@ impl SchedulerBuilder {
                     .timeout_secs
                     .map(|s| Duration::from_secs(s.max(1)))
                     .unwrap_or(default_timeout),
+                policy: JobPolicy {
+                    misfire: over.misfire.unwrap_or_default(),
+                    catch_up_window: over.catch_up_window_secs.map(Duration::from_secs),
+                    jitter: Duration::from_secs(over.jitter_secs.unwrap_or(0)),
+                    pause_after_failures: over.pause_after_failures.unwrap_or(0),
+                },
             };
             // A bad host schedule or zone is an error here; runtime settings come later.
             let slot = Slot::new(
                 reg.job().clone(),
                 base,
-                over.misfire.unwrap_or_default(),
                 over.overdue_after_secs.map(Duration::from_secs),
             )?;
             slots.insert(reg.name().to_owned(), Arc::new(slot));

@@ -4,11 +4,15 @@
 
 use sea_query::Expr;
 
-use super::bounds::check_timeout;
+use chrono::{DateTime, Utc};
+
+use super::bounds::{MAX_PAUSE_NOTE_CHARS, MAX_PAUSE_SECS, check_policy, check_timeout};
 use super::slot::Slot;
 use crate::error::{Error, Result};
 use crate::schedule::Schedule;
-use crate::settings::{AuditAction, RescheduleRequest, RuntimeSettings, SettingsColumn};
+use crate::settings::{
+    AuditAction, PauseRequest, PolicyRequest, RescheduleRequest, RuntimeSettings, SettingsColumn,
+};
 
 /// The longest cron expression a runtime setting stores (the settings column's size).
 const MAX_STORED_SCHEDULE_CHARS: usize = 255;
@@ -16,18 +20,26 @@ const MAX_STORED_SCHEDULE_CHARS: usize = 255;
 /// A change of one job's runtime settings.
 #[derive(Debug, Clone)]
 pub(super) enum Change {
-    Pause,
+    Pause(PauseRequest),
     Resume,
     Reschedule(RescheduleRequest),
+    Policy(PolicyRequest),
     Reset,
 }
 
 impl Change {
-    /// The change as it is stored, applied and described: the rules of a reschedule, in one
-    /// place. An expression and a zone are trimmed; a timeout is at least a second (a
-    /// validated change has one already: see [`validate`](Self::validate)).
+    /// The change as it is stored, applied and described: its rules, in one place. An
+    /// expression, a zone and a note are trimmed (an empty note is none); a timeout is at
+    /// least a second (a validated change has one already: see [`validate`](Self::validate)).
     pub(super) fn normalized(self) -> Self {
         match self {
+            Change::Pause(req) => Change::Pause(PauseRequest {
+                note: req
+                    .note
+                    .map(|n| n.trim().to_owned())
+                    .filter(|n| !n.is_empty()),
+                until: req.until,
+            }),
             Change::Reschedule(req) => Change::Reschedule(RescheduleRequest {
                 schedule: req.schedule.map(|s| s.trim().to_owned()),
                 time_zone: req.time_zone.map(|tz| tz.trim().to_owned()),
@@ -37,11 +49,23 @@ impl Change {
         }
     }
 
-    /// Refuse a reschedule of `slot` whose result would not be a valid schedule, before
-    /// anything is written. Errors name the values as the operator gave them.
-    pub(super) fn validate(&self, slot: &Slot) -> Result<()> {
-        let Change::Reschedule(req) = self else {
-            return Ok(());
+    /// Refuse a change of `slot` that could not be applied as asked, before anything is
+    /// written: a reschedule whose result would not be a valid schedule, a policy past its
+    /// bounds, a pause that would end in the past (by `now`) or whose note is too long.
+    /// Errors name the values as the operator gave them.
+    pub(super) fn validate(&self, slot: &Slot, now: DateTime<Utc>) -> Result<()> {
+        let req = match self {
+            Change::Reschedule(req) => req,
+            Change::Policy(req) => {
+                return check_policy(
+                    "",
+                    req.catch_up_window_secs,
+                    req.jitter_secs,
+                    req.pause_after_failures,
+                );
+            }
+            Change::Pause(req) => return validate_pause(req, now),
+            Change::Resume | Change::Reset => return Ok(()),
         };
         if let Some(secs) = req.timeout_secs {
             check_timeout("timeout_secs", secs)?;
@@ -63,32 +87,72 @@ impl Change {
             Schedule::parse("0 0 * * * *")?.with_time_zone(tz)?;
         }
         let mut runtime = slot.runtime();
-        self.clone().normalized().apply_to(&mut runtime);
+        self.clone().normalized().apply_to(&mut runtime, "");
         slot.derive(runtime)?;
         Ok(())
     }
 
     /// Whether storing the change would write nothing.
     pub(super) fn is_empty(&self) -> bool {
-        matches!(self, Change::Reschedule(req) if req.is_empty())
+        match self {
+            Change::Reschedule(req) => req.is_empty(),
+            Change::Policy(req) => req.is_empty(),
+            _ => false,
+        }
     }
 
     /// Its action in the audit log.
     pub(super) fn action(&self) -> AuditAction {
         match self {
-            Change::Pause => AuditAction::Pause,
+            Change::Pause(_) => AuditAction::Pause,
             Change::Resume => AuditAction::Resume,
             Change::Reschedule(_) => AuditAction::Reschedule,
+            Change::Policy(_) => AuditAction::Policy,
             Change::Reset => AuditAction::Reset,
         }
     }
 
     /// The settings columns it writes, with their values (of a [normalized](Self::normalized)
-    /// change).
-    pub(super) fn assignments(&self) -> Vec<(SettingsColumn, Expr)> {
+    /// change made by `actor`).
+    pub(super) fn assignments(&self, actor: &str) -> Vec<(SettingsColumn, Expr)> {
+        let null_int = || Expr::val(Option::<i64>::None);
+        let null_text = || Expr::val(Option::<String>::None);
+        let int = |n: u64| Expr::val(i64::try_from(n).unwrap_or(i64::MAX));
         match self {
-            Change::Pause => vec![(SettingsColumn::Paused, 1i64.into())],
-            Change::Resume => vec![(SettingsColumn::Paused, 0i64.into())],
+            Change::Pause(req) => vec![
+                (SettingsColumn::Paused, 1i64.into()),
+                (SettingsColumn::PauseNote, Expr::val(req.note.clone())),
+                (
+                    SettingsColumn::PausedUntilMs,
+                    Expr::val(req.until.map(|t| t.timestamp_millis())),
+                ),
+                (
+                    SettingsColumn::PausedBy,
+                    actor.chars().take(255).collect::<String>().into(),
+                ),
+            ],
+            Change::Resume => vec![
+                (SettingsColumn::Paused, 0i64.into()),
+                (SettingsColumn::PauseNote, null_text()),
+                (SettingsColumn::PausedUntilMs, null_int()),
+                (SettingsColumn::PausedBy, null_text()),
+            ],
+            Change::Policy(req) => {
+                let mut set = Vec::new();
+                if let Some(misfire) = req.misfire {
+                    set.push((SettingsColumn::Misfire, misfire.as_str().into()));
+                }
+                if let Some(secs) = req.catch_up_window_secs {
+                    set.push((SettingsColumn::CatchUpWindowSecs, int(secs)));
+                }
+                if let Some(secs) = req.jitter_secs {
+                    set.push((SettingsColumn::JitterSecs, int(secs)));
+                }
+                if let Some(n) = req.pause_after_failures {
+                    set.push((SettingsColumn::PauseAfterFailures, int(u64::from(n))));
+                }
+                set
+            }
             Change::Reschedule(req) => {
                 let mut set = Vec::new();
                 if let Some(expr) = &req.schedule {
@@ -106,19 +170,50 @@ impl Change {
             // Every override NULL rather than the row deleted: the row keeps who reset the
             // job and when, and health judges the job from that change on.
             Change::Reset => vec![
-                (SettingsColumn::Paused, Expr::val(Option::<i64>::None)),
-                (SettingsColumn::Schedule, Expr::val(Option::<String>::None)),
-                (SettingsColumn::TimeZone, Expr::val(Option::<String>::None)),
-                (SettingsColumn::TimeoutSecs, Expr::val(Option::<i64>::None)),
+                (SettingsColumn::Paused, null_int()),
+                (SettingsColumn::Schedule, null_text()),
+                (SettingsColumn::TimeZone, null_text()),
+                (SettingsColumn::TimeoutSecs, null_int()),
+                (SettingsColumn::Misfire, null_text()),
+                (SettingsColumn::CatchUpWindowSecs, null_int()),
+                (SettingsColumn::JitterSecs, null_int()),
+                (SettingsColumn::PauseAfterFailures, null_int()),
+                (SettingsColumn::PauseNote, null_text()),
+                (SettingsColumn::PausedUntilMs, null_int()),
+                (SettingsColumn::PausedBy, null_text()),
             ],
         }
     }
 
-    /// Apply it to `runtime`, as storing it would (of a normalized change).
-    pub(super) fn apply_to(&self, runtime: &mut RuntimeSettings) {
+    /// Apply it, made by `actor`, to `runtime`, as storing it would (of a normalized change).
+    pub(super) fn apply_to(&self, runtime: &mut RuntimeSettings, actor: &str) {
         match self {
-            Change::Pause => runtime.paused = Some(true),
-            Change::Resume => runtime.paused = Some(false),
+            Change::Pause(req) => {
+                runtime.paused = Some(true);
+                runtime.pause_note = req.note.clone();
+                runtime.paused_until = req.until;
+                runtime.paused_by = Some(actor.to_owned());
+            }
+            Change::Resume => {
+                runtime.paused = Some(false);
+                runtime.pause_note = None;
+                runtime.paused_until = None;
+                runtime.paused_by = None;
+            }
+            Change::Policy(req) => {
+                if req.misfire.is_some() {
+                    runtime.misfire = req.misfire;
+                }
+                if req.catch_up_window_secs.is_some() {
+                    runtime.catch_up_window_secs = req.catch_up_window_secs;
+                }
+                if req.jitter_secs.is_some() {
+                    runtime.jitter_secs = req.jitter_secs;
+                }
+                if req.pause_after_failures.is_some() {
+                    runtime.pause_after_failures = req.pause_after_failures;
+                }
+            }
             Change::Reschedule(req) => {
                 if let Some(expr) = &req.schedule {
                     runtime.schedule = Some(expr.clone());
@@ -137,8 +232,37 @@ impl Change {
     /// The audit detail of a change that was made (of a normalized change).
     pub(super) fn describe(&self) -> String {
         match self {
-            Change::Pause => "paused".to_owned(),
+            Change::Pause(req) => {
+                let mut out = "paused".to_owned();
+                if let Some(until) = req.until {
+                    out.push_str(&format!(" until {}", until.to_rfc3339()));
+                }
+                if let Some(note) = &req.note {
+                    out.push_str(&format!(": {note:?}"));
+                }
+                out
+            }
             Change::Resume => "resumed".to_owned(),
+            Change::Policy(req) => {
+                let mut parts = Vec::new();
+                if let Some(misfire) = req.misfire {
+                    parts.push(format!("misfire={}", misfire.as_str()));
+                }
+                if let Some(secs) = req.catch_up_window_secs {
+                    parts.push(format!("catch_up_window_secs={secs}"));
+                }
+                if let Some(secs) = req.jitter_secs {
+                    parts.push(format!("jitter_secs={secs}"));
+                }
+                if let Some(n) = req.pause_after_failures {
+                    parts.push(format!("pause_after_failures={n}"));
+                }
+                if parts.is_empty() {
+                    "nothing to change".to_owned()
+                } else {
+                    parts.join(" ")
+                }
+            }
             Change::Reset => "runtime settings dropped".to_owned(),
             Change::Reschedule(req) => {
                 let mut parts = Vec::new();
@@ -161,6 +285,44 @@ impl Change {
     }
 }
 
+/// A pause ends in the future and within its bound; its note fits its column.
+fn validate_pause(req: &PauseRequest, now: DateTime<Utc>) -> Result<()> {
+    let refuse = |key: &str, reason: String| {
+        Err(Error::InvalidSetting {
+            key: key.to_owned(),
+            reason,
+        })
+    };
+    if let Some(note) = &req.note
+        && note.trim().chars().count() > MAX_PAUSE_NOTE_CHARS
+    {
+        return refuse(
+            "note",
+            format!("longer than {MAX_PAUSE_NOTE_CHARS} characters"),
+        );
+    }
+    if let Some(until) = req.until {
+        if until <= now {
+            return refuse(
+                "until",
+                format!("{} is not in the future", until.to_rfc3339()),
+            );
+        }
+        let secs = i64::try_from(MAX_PAUSE_SECS).unwrap_or(i64::MAX);
+        if until > now + chrono::Duration::seconds(secs) {
+            return refuse(
+                "until",
+                format!(
+                    "{} is more than {} days away",
+                    until.to_rfc3339(),
+                    MAX_PAUSE_SECS / 86_400
+                ),
+            );
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -177,7 +339,7 @@ mod tests {
     fn normalized_once_then_stored_applied_and_described_alike() {
         let change = reschedule("  */5 * * * * * ", " UTC ", 30).normalized();
         let mut runtime = RuntimeSettings::default();
-        change.apply_to(&mut runtime);
+        change.apply_to(&mut runtime, "alice");
         assert_eq!(runtime.schedule.as_deref(), Some("*/5 * * * * *"));
         assert_eq!(runtime.time_zone.as_deref(), Some("UTC"));
         assert_eq!(runtime.timeout_secs, Some(30));
@@ -185,7 +347,7 @@ mod tests {
             change.describe(),
             r#"schedule="*/5 * * * * *" time_zone="UTC" timeout_secs=30"#
         );
-        assert_eq!(change.assignments().len(), 3);
+        assert_eq!(change.assignments("alice").len(), 3);
         assert!(!change.is_empty());
         assert!(Change::Reschedule(RescheduleRequest::default()).is_empty());
         assert_eq!(
@@ -201,9 +363,80 @@ mod tests {
             schedule: Some("* * * * * *".into()),
             ..Default::default()
         };
-        Change::Reset.apply_to(&mut runtime);
+        Change::Reset.apply_to(&mut runtime, "alice");
         assert_eq!(runtime, RuntimeSettings::default());
-        // Four columns set to NULL: an UPDATE, not a DELETE.
-        assert_eq!(Change::Reset.assignments().len(), 4);
+        // Every column set to NULL: an UPDATE, not a DELETE.
+        assert_eq!(Change::Reset.assignments("alice").len(), 11);
+    }
+
+    #[test]
+    fn a_pause_says_why_and_until_when_and_a_resume_forgets_it() {
+        let now = Utc::now();
+        let until = now + chrono::Duration::hours(2);
+        let pause =
+            Change::Pause(PauseRequest::new().note("  DB migration  ").until(until)).normalized();
+        let mut runtime = RuntimeSettings::default();
+        pause.apply_to(&mut runtime, "alice");
+        assert_eq!(runtime.paused, Some(true));
+        assert_eq!(runtime.pause_note.as_deref(), Some("DB migration"));
+        assert_eq!(runtime.paused_until, Some(until));
+        assert_eq!(runtime.paused_by.as_deref(), Some("alice"));
+        assert!(pause.describe().ends_with(": \"DB migration\""));
+        Change::Resume.apply_to(&mut runtime, "bob");
+        assert_eq!(runtime.paused, Some(false));
+        assert!(runtime.pause_note.is_none() && runtime.paused_until.is_none());
+        assert!(runtime.paused_by.is_none());
+        // An empty note is none.
+        let blank = Change::Pause(PauseRequest::new().note("  ")).normalized();
+        assert!(matches!(
+            blank,
+            Change::Pause(PauseRequest { note: None, .. })
+        ));
+    }
+
+    #[test]
+    fn a_pause_ending_in_the_past_or_too_late_or_with_a_long_note_is_refused() {
+        let now = Utc::now();
+        let refused = |req: PauseRequest| match validate_pause(&req, now) {
+            Err(Error::InvalidSetting { key, .. }) => key,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            refused(PauseRequest::new().until(now - chrono::Duration::seconds(1))),
+            "until"
+        );
+        assert_eq!(refused(PauseRequest::new().until(now)), "until");
+        assert_eq!(
+            refused(PauseRequest::new().until(now + chrono::Duration::days(400))),
+            "until"
+        );
+        assert_eq!(refused(PauseRequest::new().note("x".repeat(501))), "note");
+        assert!(validate_pause(&PauseRequest::new().note("x".repeat(500)), now).is_ok());
+        assert!(
+            validate_pause(
+                &PauseRequest::new().until(now + chrono::Duration::seconds(1)),
+                now
+            )
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn a_policy_change_writes_and_describes_only_what_it_sets() {
+        let change = Change::Policy(
+            PolicyRequest::new()
+                .misfire(crate::scheduler::MisfirePolicy::RunAll)
+                .jitter_secs(30),
+        );
+        assert_eq!(change.describe(), "misfire=run_all jitter_secs=30");
+        assert_eq!(change.assignments("alice").len(), 2);
+        let mut runtime = RuntimeSettings {
+            pause_after_failures: Some(3),
+            ..Default::default()
+        };
+        change.apply_to(&mut runtime, "alice");
+        assert_eq!(runtime.jitter_secs, Some(30));
+        assert_eq!(runtime.pause_after_failures, Some(3), "kept");
+        assert!(Change::Policy(PolicyRequest::new()).is_empty());
     }
 }

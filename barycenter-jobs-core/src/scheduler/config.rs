@@ -85,6 +85,14 @@ pub struct JobConfig {
     pub timeout_secs: Option<u64>,
     /// What to do at start-up about a tick missed while no scheduler was up.
     pub misfire: Option<MisfirePolicy>,
+    /// A missed tick older than this many seconds is never caught up (default: no limit).
+    pub catch_up_window_secs: Option<u64>,
+    /// A scheduled tick starts at the tick plus an offset in `[0, jitter_secs)` drawn from
+    /// the job's name and the tick, the same on every replica (default 0: at the tick).
+    pub jitter_secs: Option<u64>,
+    /// After this many consecutive failed scheduled runs the job is paused by the actor
+    /// `system`, with a note saying why (default 0: never).
+    pub pause_after_failures: Option<u32>,
     /// The job is overdue once a tick came due this many seconds ago with no successful run
     /// since (see [`SchedulerHandle::health`](crate::SchedulerHandle::health)). Default: the
     /// smaller of the schedule's interval and one hour, at least 60 s.
@@ -125,16 +133,41 @@ impl JobConfig {
     }
 }
 
-/// Policy for ticks missed while no scheduler was running.
+/// Policy for ticks missed while no scheduler was running (`misfire`), bounded by the
+/// job's catch-up window (`catch_up_window_secs`: a missed tick older than it is never
+/// caught up). A job that never ran is not caught up.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum MisfirePolicy {
     /// Run once at start-up if the most recent tick is newer than the job's last recorded
-    /// run (however many ticks were missed: no burst). A job that never ran is not caught up.
+    /// run (however many ticks were missed: no burst).
     #[default]
     RunOnce,
     /// Do nothing; wait for the next tick.
     Skip,
+    /// Run every missed tick, oldest first, one at a time, at most
+    /// [`MAX_CATCH_UP_TICKS`](crate::scheduler::bounds::MAX_CATCH_UP_TICKS) of them (the
+    /// newest).
+    RunAll,
+}
+
+impl MisfirePolicy {
+    /// The policy's name, as configuration and the admin API spell it: `skip`, `run_once`,
+    /// `run_all`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            MisfirePolicy::RunOnce => "run_once",
+            MisfirePolicy::Skip => "skip",
+            MisfirePolicy::RunAll => "run_all",
+        }
+    }
+
+    /// The policy named `name` (as [`as_str`](Self::as_str) spells it).
+    pub fn parse(name: &str) -> Option<Self> {
+        [Self::Skip, Self::RunOnce, Self::RunAll]
+            .into_iter()
+            .find(|p| p.as_str() == name)
+    }
 }
 
 /// Cross-replica coordination through lease rows in the shared database.

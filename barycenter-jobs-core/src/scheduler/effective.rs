@@ -3,7 +3,10 @@
 
 use std::time::Duration;
 
-use super::bounds::MAX_TIMEOUT_SECS;
+use super::bounds::{
+    MAX_CATCH_UP_WINDOW_SECS, MAX_JITTER_SECS, MAX_PAUSE_AFTER_FAILURES, MAX_TIMEOUT_SECS,
+};
+use super::info::JobPolicy;
 use crate::error::Result;
 use crate::schedule::Schedule;
 use crate::settings::RuntimeSettings;
@@ -22,6 +25,29 @@ pub(super) struct Base {
     pub(super) enabled: bool,
     /// The host's timeout, or the configured default.
     pub(super) timeout: Duration,
+    /// The host's policies, or the defaults.
+    pub(super) policy: JobPolicy,
+}
+
+/// The policies `runtime` sets over the host's, field by field; a stored value past its
+/// bound (written by hand or by another version) is clamped.
+fn policy(host: &JobPolicy, runtime: &RuntimeSettings) -> JobPolicy {
+    let secs = |s: u64, max: u64| Duration::from_secs(s.min(max));
+    JobPolicy {
+        misfire: runtime.misfire.unwrap_or(host.misfire),
+        catch_up_window: match runtime.catch_up_window_secs {
+            Some(s) => Some(secs(s, MAX_CATCH_UP_WINDOW_SECS)),
+            None => host.catch_up_window,
+        },
+        jitter: runtime
+            .jitter_secs
+            .map_or(host.jitter, |s| secs(s, MAX_JITTER_SECS)),
+        pause_after_failures: runtime
+            .pause_after_failures
+            .map_or(host.pause_after_failures, |n| {
+                n.min(MAX_PAUSE_AFTER_FAILURES)
+            }),
+    }
 }
 
 /// A timer group's identity: the cron expression and its zone.
@@ -37,6 +63,7 @@ pub(super) struct Settings {
     /// Paused by an operator: ticks come due and are skipped.
     pub(super) paused: bool,
     pub(super) timeout: Duration,
+    pub(super) policy: JobPolicy,
 }
 
 impl Settings {
@@ -59,6 +86,7 @@ impl Settings {
                 .timeout_secs
                 .map(|s| Duration::from_secs(s.clamp(1, MAX_TIMEOUT_SECS)))
                 .unwrap_or(base.timeout),
+            policy: policy(&base.policy, &runtime),
             schedule,
             runtime,
         })
@@ -82,6 +110,7 @@ impl Settings {
                     fires: base.enabled,
                     paused: false,
                     timeout: base.timeout,
+                    policy: base.policy.clone(),
                 })
             }
         }
@@ -118,7 +147,7 @@ mod tests {
         });
         // A resume outranks `enabled = false`; a stored timeout past the bound is clamped.
         assert!(s.fires());
-        assert_eq!(s.schedule().expression(), "*/5 * * * * *");
+        assert_eq!(s.settings().schedule.expression(), "*/5 * * * * *");
         assert_eq!(s.timeout(), Duration::from_secs(MAX_TIMEOUT_SECS));
         s.apply(RuntimeSettings {
             paused: Some(true),
@@ -126,7 +155,7 @@ mod tests {
             ..Default::default()
         });
         assert!(s.is_paused() && !s.fires());
-        assert_eq!(s.schedule().expression(), "0 0 * * * *");
+        assert_eq!(s.settings().schedule.expression(), "0 0 * * * *");
         assert!(!s.info(true).fires_on_schedule);
     }
 }

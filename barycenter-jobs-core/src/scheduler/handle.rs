@@ -11,7 +11,9 @@ use super::run::{self, TriggeredRun};
 use super::shared::Shared;
 use crate::error::{Error, Result};
 use crate::job::{JobContext, JobError, Trigger};
-use crate::settings::{AuditEntry, AuditQuery, NewAuditEntry, RescheduleRequest};
+use crate::settings::{
+    AuditEntry, AuditQuery, NewAuditEntry, PauseRequest, PolicyRequest, RescheduleRequest,
+};
 use crate::store::ExecutionStore;
 
 /// A handle on a started [`Scheduler`](super::Scheduler). Cheap to clone; every clone
@@ -117,7 +119,37 @@ impl SchedulerHandle {
     /// Errors: [`Error::UnknownJob`]; [`Error::Database`] when the setting could not be
     /// written (nothing changed then).
     pub async fn pause(&self, name: &str, actor: &str) -> Result<JobInfo> {
-        self.change(name, actor, Change::Pause).await
+        self.change(name, actor, Change::Pause(PauseRequest::new()))
+            .await
+    }
+
+    /// [`pause`](Self::pause), saying why (`request.note`, shown to the next operator) and
+    /// until when (`request.until`: the job resumes by itself then, on whichever replica
+    /// sees it first, recorded in the audit log as done by `system`). A note past
+    /// [`MAX_PAUSE_NOTE_CHARS`](crate::scheduler::bounds::MAX_PAUSE_NOTE_CHARS) characters or
+    /// an end not in the future is refused with [`Error::InvalidSetting`], and nothing
+    /// changes. Otherwise errors as [`pause`](Self::pause).
+    pub async fn pause_with(
+        &self,
+        name: &str,
+        request: PauseRequest,
+        actor: &str,
+    ) -> Result<JobInfo> {
+        self.change(name, actor, Change::Pause(request)).await
+    }
+
+    /// Change the scheduling policies of `name` at run time (misfire, catch-up window,
+    /// jitter, pause after failures); fields of `request` left `None` keep the policy in
+    /// force. Persisted, applied by every replica within 2 s, audited (`policy`). A value
+    /// past its bound is refused with [`Error::OutOfBounds`] and nothing changes; otherwise
+    /// errors as [`pause`](Self::pause).
+    pub async fn set_policy(
+        &self,
+        name: &str,
+        request: PolicyRequest,
+        actor: &str,
+    ) -> Result<JobInfo> {
+        self.change(name, actor, Change::Policy(request)).await
     }
 
     /// Resume a paused job: scheduled runs again, on every replica. This is a runtime

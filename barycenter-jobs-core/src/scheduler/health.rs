@@ -238,12 +238,19 @@ impl SchedulerHandle {
             .filter(|(name, _)| only.is_none_or(|o| o == name.as_str()))
             .map(|(name, slot)| {
                 let info = shared.job_info(slot);
+                // A jittered tick starts up to its jitter late: that much more grace.
+                let jitter = info.policy.jitter;
+                let overdue_after = match slot.overdue_after {
+                    _ if jitter.is_zero() => slot.overdue_after,
+                    Some(grace) => Some(grace + jitter),
+                    None => Some(default_overdue_after(&info.schedule, now) + jitter),
+                };
                 JobHealth::evaluate(
                     name.clone(),
                     &info.schedule,
                     is_active(&info),
                     summaries.iter().find(|s| &s.job_name == name),
-                    slot.overdue_after,
+                    overdue_after,
                     info.runtime_settings.changed_at,
                     now,
                 )

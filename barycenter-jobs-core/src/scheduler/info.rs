@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
+use super::config::MisfirePolicy;
 use crate::schedule::Schedule;
 use crate::settings::RuntimeSettings;
 
@@ -36,15 +37,72 @@ pub struct JobInfo {
     pub next_run_at: Option<DateTime<Utc>>,
     /// Run timeout in force.
     pub timeout: Duration,
-    /// The operators' overrides (empty when none), with who changed them and when.
+    /// The scheduling policies in force (runtime setting > host configuration > default).
+    pub policy: JobPolicy,
+    /// The operators' overrides (empty when none), with who changed them and when, and the
+    /// note, end and author of a pause.
     pub runtime_settings: RuntimeSettings,
 }
 
+/// The scheduling policies of a job: what happens to missed ticks, and when a tick starts.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct JobPolicy {
+    /// What to do about ticks missed while no scheduler ran.
+    pub misfire: MisfirePolicy,
+    /// A missed tick older than this is never caught up; `None`: no limit.
+    pub catch_up_window: Option<Duration>,
+    /// A scheduled tick starts at the tick plus an offset in `[0, jitter)` (see
+    /// [`jitter_offset`]); zero: at the tick.
+    pub jitter: Duration,
+    /// Paused by the system after this many consecutive failed scheduled runs; 0: never.
+    pub pause_after_failures: u32,
+}
+
+/// The offset from `tick` at which job `job` starts it under `jitter`: drawn from the job's
+/// name and the tick alone (FNV-1a, not a per-process random), so every replica, and every
+/// version of this crate, computes the same one; zero without jitter.
+///
+/// ```
+/// use std::time::Duration;
+/// use barycenter_jobs_core::scheduler::jitter_offset;
+/// use chrono::{TimeZone, Utc};
+///
+/// let tick = Utc.with_ymd_and_hms(2026, 12, 7, 3, 0, 0).unwrap();
+/// let offset = jitter_offset("cleanup_expired_sessions", tick, Duration::from_secs(300));
+/// assert!(offset < Duration::from_secs(300));
+/// assert_eq!(offset, jitter_offset("cleanup_expired_sessions", tick, Duration::from_secs(300)));
+/// assert_eq!(jitter_offset("cleanup_expired_sessions", tick, Duration::ZERO), Duration::ZERO);
+/// ```
+pub fn jitter_offset(job: &str, tick: DateTime<Utc>, jitter: Duration) -> Duration {
+    let span = u64::try_from(jitter.as_millis()).unwrap_or(u64::MAX);
+    if span == 0 {
+        return Duration::ZERO;
+    }
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    let tick_ms = tick.timestamp_millis().to_le_bytes();
+    for byte in job.bytes().chain([0]).chain(tick_ms) {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    Duration::from_millis(hash % span)
+}
+
 impl JobInfo {
-    /// The next `count` fire times of the schedule in force after `after`, evaluated in the
-    /// schedule's zone (at most [`MAX_UPCOMING`] of them).
+    /// When the next `count` scheduled runs start after `after`: the schedule's fire times
+    /// in its zone, each plus its [jitter offset](jitter_offset) (at most [`MAX_UPCOMING`]).
     pub fn upcoming_runs(&self, after: DateTime<Utc>, count: usize) -> Vec<DateTime<Utc>> {
-        self.schedule.upcoming(after, count.min(MAX_UPCOMING))
+        self.schedule
+            .upcoming(after, count.min(MAX_UPCOMING))
+            .into_iter()
+            .map(|tick| self.start_of(tick))
+            .collect()
+    }
+
+    /// When the run of `tick` starts: the tick plus its jitter offset.
+    pub fn start_of(&self, tick: DateTime<Utc>) -> DateTime<Utc> {
+        let offset = jitter_offset(&self.name, tick, self.policy.jitter);
+        tick + chrono::Duration::from_std(offset).unwrap_or_default()
     }
 }
 

@@ -105,5 +105,5 @@ pub use config::{
 };
 pub use handle::{DryRun, SchedulerHandle};
 pub use health::{FleetHealth, HealthStatus, JobHealth, default_overdue_after};
-pub use info::{JobInfo, MAX_UPCOMING};
+pub use info::{JobInfo, JobPolicy, MAX_UPCOMING, jitter_offset};
 pub use run::TriggeredRun;

@@ -175,6 +175,17 @@ async fn run_and_record(claimed: Claimed) {
     // After the row is written (an observer may read the history) and before waiters are
     // woken (whoever awaits the run sees its observers already told).
     ended.observe(&shared, &slot);
+    // A failed scheduled run may pause the job (`pause_after_failures`): judged in a task of
+    // its own, off the runner, which is free for the next tick at once.
+    if let (Outcome::Failed { message }, Some(_)) = (&ended.outcome, trigger.fire_time()) {
+        let after = slot.settings().policy.pause_after_failures;
+        if after > 0 {
+            let (shared, slot, message) = (shared.clone(), slot.clone(), message.clone());
+            shared.clone().tracker.spawn(async move {
+                shared.pause_after_failures(&slot, after, &message).await;
+            });
+        }
+    }
     if let Some(done) = done {
         let _ = done.send(ended.into_execution(&shared, &slot));
     }

@@ -7,12 +7,14 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::bounds::MAX_PAUSE_NOTE_CHARS;
 use super::change::Change;
 use super::shared::Shared;
 use super::slot::Slot;
 use super::timers;
 use crate::error::{Error, Result};
-use crate::settings::{NewAuditEntry, RuntimeSettings};
+use crate::settings::{AuditAction, NewAuditEntry, PauseRequest, RuntimeSettings};
+use crate::store::ExecutionStatus;
 
 /// How often the settings are reloaded in full even when the version row did not change.
 const FULL_RELOAD: Duration = Duration::from_secs(60);
@@ -41,13 +43,13 @@ impl Shared {
         let slot = self.slot(name)?.clone();
         let Some(store) = &self.settings else {
             // No database tables (history and coordination off): in this process only.
-            self.apply(&slot, runtime_after(&slot, &change));
+            self.apply(&slot, runtime_after(&slot, &change, actor));
             return Ok(slot);
         };
         if change.is_empty() {
             return Ok(slot);
         }
-        store.set(name, actor, &change.assignments()).await?;
+        store.set(name, actor, &change.assignments(actor)).await?;
         // The change is stored: from here on it is reported as applied. A failed re-read
         // applies it here as this process computes it; the settings watch reloads the
         // stored row within a poll interval.
@@ -55,7 +57,7 @@ impl Shared {
             Ok(stored) => self.apply(&slot, stored),
             Err(e) => {
                 tracing::warn!(job = %name, error = %e, "change stored, re-read failed; applied as computed here until the next reload");
-                self.apply(&slot, runtime_after(&slot, &change));
+                self.apply(&slot, runtime_after(&slot, &change, actor));
             }
         }
         Ok(slot)
@@ -97,7 +99,8 @@ impl Shared {
             job_name: name.to_owned(),
             detail: Some(detail),
         };
-        if let Err(e) = self.slot(name).and_then(|slot| change.validate(slot)) {
+        let now = self.clock.now();
+        if let Err(e) = self.slot(name).and_then(|slot| change.validate(slot, now)) {
             // Refused before anything is written: the entry is final at once.
             let detail = if e.is_invalid_input() {
                 format!("refused: {e}")
@@ -146,25 +149,140 @@ impl Shared {
     }
 }
 
+impl Shared {
+    /// End every pause whose end has come (by this host's clock, corrected by the measured
+    /// skew to the database's), as the actor `system`: with tables, through a conditional
+    /// write that only one replica's matches, and only that replica records it.
+    pub(super) async fn resume_expired_pauses(self: &Arc<Self>) {
+        let db_now = self.clock.now() - self.clock_skew().unwrap_or_default();
+        for (name, slot) in &self.slots {
+            let runtime = slot.runtime();
+            let Some(until) = runtime
+                .paused_until
+                .filter(|_| runtime.paused == Some(true))
+            else {
+                continue;
+            };
+            if until > db_now {
+                continue;
+            }
+            let ended = match &self.settings {
+                None => {
+                    self.apply(slot, runtime_after(slot, &Change::Resume, SYSTEM));
+                    true
+                }
+                Some(store) => match store.resume_expired(name, SYSTEM).await {
+                    Ok(ended) => ended,
+                    Err(e) => {
+                        tracing::warn!(job = %name, error = %e, "could not end an expired pause; retrying");
+                        false
+                    }
+                },
+            };
+            if ended {
+                tracing::info!(job = %name, %until, "pause over: job resumed");
+                self.audit(NewAuditEntry {
+                    actor: SYSTEM.to_owned(),
+                    action: AuditAction::Resume,
+                    job_name: name.clone(),
+                    detail: Some(format!(
+                        "resumed: the pause until {} is over",
+                        until.to_rfc3339()
+                    )),
+                })
+                .await;
+            }
+        }
+    }
+
+    /// After a failed scheduled run of `slot`'s job: pause it as the actor `system` when its
+    /// newest `after` scheduled runs all failed. Reads the history only on failure, so a
+    /// successful tick costs nothing more.
+    pub(super) async fn pause_after_failures(
+        self: &Arc<Self>,
+        slot: &Slot,
+        after: u32,
+        last_error: &str,
+    ) {
+        // Judged from the history, which holds the runs of every replica.
+        if after == 0 || !self.record_history || slot.is_paused() {
+            return;
+        }
+        let name = slot.job.name();
+        let statuses = match self.store.recent_scheduled_statuses(name, after).await {
+            Ok(statuses) => statuses,
+            Err(e) => {
+                tracing::warn!(job = %name, error = %e, "could not count consecutive failures");
+                return;
+            }
+        };
+        let failed = statuses
+            .iter()
+            .filter(|s| matches!(s, ExecutionStatus::Failed))
+            .count();
+        if statuses.len() < after as usize || failed < after as usize {
+            return;
+        }
+        let note: String = format!(
+            "paused by the system after {after} consecutive failed runs; the last: {last_error}"
+        )
+        .chars()
+        .take(MAX_PAUSE_NOTE_CHARS)
+        .collect();
+        let Some(store) = &self.settings else { return };
+        let Some(slot) = self.slots.get(name) else {
+            return;
+        };
+        // One conditional write: a replica that ran a later failure and decided the same at
+        // once pauses nothing and records nothing.
+        match store.pause_unless_paused(name, SYSTEM, &note).await {
+            Ok(true) => {
+                tracing::error!(job = %name, failures = after, "job paused after consecutive failures");
+                let pause = Change::Pause(PauseRequest::new().note(note));
+                match store.get(name).await {
+                    Ok(stored) => self.apply(slot, stored),
+                    Err(_) => self.apply(slot, runtime_after(slot, &pause, SYSTEM)),
+                }
+                self.audit(NewAuditEntry {
+                    actor: SYSTEM.to_owned(),
+                    action: AuditAction::Pause,
+                    job_name: name.to_owned(),
+                    detail: Some(pause.describe()),
+                })
+                .await;
+            }
+            Ok(false) => {}
+            Err(e) => {
+                tracing::error!(job = %name, error = %e, "could not pause the job after consecutive failures");
+            }
+        }
+    }
+}
+
+/// The actor of the changes the scheduler makes by itself (a pause's end, a pause after
+/// failures).
+pub(super) const SYSTEM: &str = "system";
+
 /// The runtime settings of `slot` with `change` applied to them.
-fn runtime_after(slot: &Slot, change: &Change) -> RuntimeSettings {
+fn runtime_after(slot: &Slot, change: &Change, actor: &str) -> RuntimeSettings {
     let mut runtime = slot.runtime();
-    change.apply_to(&mut runtime);
+    change.apply_to(&mut runtime, actor);
     runtime
 }
 
 /// Keep this scheduler's settings in step with the table: read the version row every
 /// `interval`, reload when it moved (and every minute regardless), until shutdown.
 pub(super) async fn watch_loop(shared: Arc<Shared>, mut seen: i64, interval: Duration) {
-    let Some(store) = shared.settings.clone() else {
-        return;
-    };
+    let store = shared.settings.clone();
     let mut loaded_at = Instant::now();
     loop {
         tokio::select! {
             _ = shared.stop_firing.cancelled() => return,
             _ = tokio::time::sleep(interval) => {}
         }
+        // Before the version is read, so an end written here is reloaded at once.
+        shared.resume_expired_pauses().await;
+        let Some(store) = &store else { continue };
         let version = match store.version().await {
             Ok(v) => v,
             Err(e) => {

@@ -16,16 +16,15 @@
 //!   writes only atomics, the next fire time and the runner's mailbox (leaf locks, held for
 //!   a copy).
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use tokio::sync::Notify;
 
-use super::config::MisfirePolicy;
 use super::effective::{Base, GroupKey, Settings};
-use super::info::JobInfo;
+use super::info::{JobInfo, jitter_offset};
 use crate::error::Result;
 use crate::job::Job;
 use crate::schedule::Schedule;
@@ -42,6 +41,10 @@ struct State {
     settings: Settings,
     /// Changed only by [`Slot::regroup`], under the registry.
     group: Option<GroupKey>,
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// A tick handed to a job's runner.
@@ -72,10 +75,13 @@ pub(super) struct Slot {
     /// read without the lock at every tick (a timer pass must not take it).
     paused: AtomicBool,
     fires: AtomicBool,
-    pub(super) misfire: MisfirePolicy,
+    /// `state.settings.policy.jitter` in milliseconds, likewise (read at every fire).
+    jitter_ms: AtomicU64,
     /// `[jobs.NAME] overdue_after_secs`; `None`: the default of health.
     pub(super) overdue_after: Option<Duration>,
     running: AtomicBool,
+    /// Missed ticks are being run in order (see `recovery`): scheduled ticks are skipped.
+    catching_up: AtomicBool,
     next_run: Mutex<Option<DateTime<Utc>>>,
     mailbox: Mailbox,
 }
@@ -92,6 +98,15 @@ pub(super) struct Regroup {
 /// slot's group changes only in the registry's order. Made by [`super::timer_groups`] alone.
 pub(super) struct RegistryHeld<'a, T>(pub(super) MutexGuard<'a, T>);
 
+/// Clears the slot's catching-up flag when the catch-up is over, however it ends.
+pub(super) struct CatchingUp(Arc<Slot>);
+
+impl Drop for CatchingUp {
+    fn drop(&mut self) {
+        self.0.catching_up.store(false, Ordering::Release);
+    }
+}
+
 /// Clears the slot's running flag however the run ends.
 pub(super) struct Running(Arc<Slot>);
 
@@ -107,7 +122,6 @@ impl Slot {
     pub(super) fn new(
         job: Arc<dyn Job>,
         base: Base,
-        misfire: MisfirePolicy,
         overdue_after: Option<Duration>,
     ) -> Result<Self> {
         let settings = Settings::derive(&base, RuntimeSettings::default())?;
@@ -115,14 +129,15 @@ impl Slot {
             job,
             paused: AtomicBool::new(settings.paused),
             fires: AtomicBool::new(settings.fires),
+            jitter_ms: AtomicU64::new(millis(settings.policy.jitter)),
             base,
             state: Mutex::new(State {
                 settings,
                 group: None,
             }),
-            misfire,
             overdue_after,
             running: AtomicBool::new(false),
+            catching_up: AtomicBool::new(false),
             next_run: Mutex::new(None),
             mailbox: Mailbox::default(),
         })
@@ -142,12 +157,17 @@ impl Slot {
             enabled: fires_on_schedule,
             paused: settings.paused,
             running: self.is_running(),
+            // When the next run starts: its tick plus the tick's jitter offset.
             next_run_at: if fires_on_schedule && firing {
-                *lock(&self.next_run)
+                lock(&self.next_run).map(|tick| {
+                    let offset = jitter_offset(self.job.name(), tick, settings.policy.jitter);
+                    tick + chrono::Duration::from_std(offset).unwrap_or_default()
+                })
             } else {
                 None
             },
             timeout: settings.timeout,
+            policy: settings.policy,
             runtime_settings: settings.runtime,
         }
     }
@@ -170,6 +190,8 @@ impl Slot {
         let mut state = lock(&self.state);
         self.paused.store(settings.paused, Ordering::Release);
         self.fires.store(settings.fires, Ordering::Release);
+        self.jitter_ms
+            .store(millis(settings.policy.jitter), Ordering::Release);
         state.settings = settings;
     }
 
@@ -204,11 +226,6 @@ impl Slot {
         lock(&self.state).settings.timeout
     }
 
-    /// The schedule in force.
-    pub(super) fn schedule(&self) -> Schedule {
-        lock(&self.state).settings.schedule.clone()
-    }
-
     /// The runtime settings in force.
     pub(super) fn runtime(&self) -> RuntimeSettings {
         lock(&self.state).settings.runtime.clone()
@@ -219,6 +236,11 @@ impl Slot {
         self.fires.load(Ordering::Acquire)
     }
 
+    /// The jitter in force.
+    pub(super) fn jitter(&self) -> Duration {
+        Duration::from_millis(self.jitter_ms.load(Ordering::Acquire))
+    }
+
     /// Paused by an operator.
     pub(super) fn is_paused(&self) -> bool {
         self.paused.load(Ordering::Acquire)
@@ -227,6 +249,18 @@ impl Slot {
     /// Whether a run of the job is in progress in this process.
     pub(super) fn is_running(&self) -> bool {
         self.running.load(Ordering::Acquire)
+    }
+
+    /// Whether the job is busy here: a run in progress, or missed ticks being caught up. A
+    /// scheduled tick that comes due meanwhile is skipped.
+    pub(super) fn is_busy(&self) -> bool {
+        self.is_running() || self.catching_up.load(Ordering::Acquire)
+    }
+
+    /// Mark missed ticks as being caught up until the guard is dropped.
+    pub(super) fn start_catching_up(self: &Arc<Self>) -> CatchingUp {
+        self.catching_up.store(true, Ordering::Release);
+        CatchingUp(self.clone())
     }
 
     /// Mark a run in progress, unless one is already: the guard clears the mark when the
@@ -284,8 +318,8 @@ impl Member<'_> {
         self.0.is_paused()
     }
 
-    pub(super) fn is_running(&self) -> bool {
-        self.0.is_running()
+    pub(super) fn is_busy(&self) -> bool {
+        self.0.is_busy()
     }
 
     pub(super) fn set_next(&self, next: Option<DateTime<Utc>>) {
@@ -335,8 +369,9 @@ pub(super) mod tests {
             time_zone: None,
             enabled,
             timeout: Duration::from_secs(60),
+            policy: Default::default(),
         };
-        Arc::new(Slot::new(Arc::new(Hourly), base, MisfirePolicy::RunOnce, None).unwrap())
+        Arc::new(Slot::new(Arc::new(Hourly), base, None).unwrap())
     }
 
     #[test]

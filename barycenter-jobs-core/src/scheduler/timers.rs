@@ -17,6 +17,7 @@ use futures_util::FutureExt as _;
 use tokio_util::sync::CancellationToken;
 
 use super::claim;
+use super::info::jitter_offset;
 use super::shared::Shared;
 use super::slot::{Due, Slot};
 use super::supervise::panic_message;
@@ -89,7 +90,7 @@ async fn tick_loop(
         members.each(|m| {
             // A job still running here skips the tick now, rather than running it late
             // once its runner is back (a paused one is reported as paused, by the runner).
-            if !m.is_paused() && m.is_running() {
+            if !m.is_paused() && m.is_busy() {
                 skipped.push(m.after_pass());
             } else {
                 m.hand(due);
@@ -157,10 +158,14 @@ async fn fire(shared: &Arc<Shared>, slot: &Arc<Slot>, due: Due) {
     // compares the tick with that clock: without coordination nothing refuses a tick, and
     // waiting out a skew measured as a fraction of a millisecond (noise, for a database on
     // the same host) would put every fire through a timer of its own.
-    if shared.leases.is_some()
-        && let Some(early) = shared
-            .clock_skew()
-            .and_then(|skew| (tick + skew - shared.clock.now()).to_std().ok())
+    // A jittered tick starts at its offset (the same on every replica: see `jitter_offset`).
+    let offset = jitter_offset(slot.job.name(), tick, slot.jitter());
+    let skew = shared.leases.as_ref().and_then(|_| shared.clock_skew());
+    let start = tick + chrono::Duration::from_std(offset).unwrap_or_default();
+    if (skew.is_some() || !offset.is_zero())
+        && let Some(early) = (start + skew.unwrap_or_default() - shared.clock.now())
+            .to_std()
+            .ok()
     {
         // Boxed, like every wait of this rare path below: a runner is as large as the
         // largest state it can be in, and every job that fires has one.
@@ -186,7 +191,7 @@ async fn fire(shared: &Arc<Shared>, slot: &Arc<Slot>, due: Due) {
     // The claim refuses a job still running here as it refuses a tick the lease does not
     // give us; looking first tells the two apart for observers. (A manual trigger that
     // starts in between is still refused by the claim, and reported as lost.)
-    if slot.is_running() {
+    if slot.is_busy() {
         return tick_skipped_running(shared, slot, tick);
     }
     let mut backoff = Duration::from_millis(250);

@@ -207,6 +207,25 @@ impl ExecutionStore {
         self.db.fetch_all(&q).await?.iter().map(decode).collect()
     }
 
+    /// The statuses of the newest `n` scheduled and catch-up runs of `job_name`, newest
+    /// first (manual runs say nothing about the schedule's health). One probe of the
+    /// `(job_name, id)` index.
+    pub async fn recent_scheduled_statuses(
+        &self,
+        job_name: &str,
+        n: u32,
+    ) -> Result<Vec<ExecutionStatus>> {
+        let q = Query::select()
+            .columns([Exec::Status, Exec::Success, Exec::CompletedAt])
+            .from(self.tables.executions.clone())
+            .and_where(Expr::col(Exec::JobName).eq(job_name))
+            .and_where(Expr::col(Exec::TriggerKind).is_in(["scheduled", "catch_up"]))
+            .order_by(Exec::Id, Order::Desc)
+            .limit(u64::from(n.clamp(1, MAX_LIST_LIMIT)))
+            .to_owned();
+        self.db.fetch_all(&q).await?.iter().map(status_of).collect()
+    }
+
     /// The newest run of `job_name`, if any.
     pub async fn latest(&self, job_name: &str) -> Result<Option<Execution>> {
         Ok(self
@@ -260,10 +279,12 @@ impl ExecutionStore {
     }
 }
 
-fn decode(row: &DbRow) -> Result<Execution> {
-    let completed_at = row.opt_i64("completed_at")?.map(from_ts);
+/// A row's status: its `status` column, or (rows Barycenter wrote) what `success` and
+/// `completed_at` say.
+fn status_of(row: &DbRow) -> Result<ExecutionStatus> {
+    let completed_at = row.opt_i64("completed_at")?;
     let success = row.opt_i64("success")?.map(|s| s != 0);
-    let status = row
+    Ok(row
         .opt_string("status")?
         .as_deref()
         .and_then(ExecutionStatus::parse)
@@ -272,7 +293,13 @@ fn decode(row: &DbRow) -> Result<Execution> {
             (Some(false), _) => ExecutionStatus::Failed,
             (None, None) => ExecutionStatus::Running,
             (None, Some(_)) => ExecutionStatus::Failed,
-        });
+        }))
+}
+
+fn decode(row: &DbRow) -> Result<Execution> {
+    let completed_at = row.opt_i64("completed_at")?.map(from_ts);
+    let success = row.opt_i64("success")?.map(|s| s != 0);
+    let status = status_of(row)?;
     Ok(Execution {
         id: row.i64("id")?,
         job_name: row.opt_string("job_name")?.unwrap_or_default(),

@@ -53,6 +53,14 @@ pub(crate) enum Settings {
     ChangedBy,
     ChangedAtMs,
     Revision,
+    // Scheduling policies and the pause's note and end (migration 9).
+    Misfire,
+    CatchUpWindowSecs,
+    JitterSecs,
+    PauseAfterFailures,
+    PauseNote,
+    PausedUntilMs,
+    PausedBy,
 }
 
 /// The job name of the settings table's version row; not a valid job name, so it never

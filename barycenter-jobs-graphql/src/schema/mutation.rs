@@ -1,10 +1,13 @@
 //! Mutations: manual triggers and dry runs, and the runtime settings (pause, resume,
-//! reschedule, reset). Each one needs a principal with the operate role and is written to
+//! reschedule, policies, reset). Each one needs a principal with the operate role and is written to
 //! the audit log, refusals included.
 
 use async_graphql::{Context, ID, Object};
 use barycenter_jobs_core::settings::{AuditAction, NewAuditEntry};
-use barycenter_jobs_core::{Error, JobInfo, RescheduleRequest};
+use barycenter_jobs_core::{
+    Error, JobInfo, MisfirePolicy, PauseRequest, PolicyRequest, RescheduleRequest,
+};
+use chrono::{DateTime, Utc};
 
 use super::types::{ChangeResult, Job, TriggerResult};
 use super::{INTERNAL_ERROR, JobsContext, Loads};
@@ -69,6 +72,25 @@ async fn operator(
                 "forbidden: no principal (serve the schema through AdminService, or give each request a Principal)",
             ))
         }
+    }
+}
+
+/// A change refused before it reached the scheduler (an argument that does not parse):
+/// audited, answered with its reason, nothing changed.
+async fn refused(
+    state: &JobsContext,
+    principal: &Principal,
+    action: AuditAction,
+    job_name: String,
+    message: String,
+) -> ChangeResult {
+    let detail = format!("refused: {message}");
+    audit(state, &principal.name, action, &job_name, detail).await;
+    ChangeResult {
+        success: false,
+        message,
+        job_name,
+        job: None,
     }
 }
 
@@ -190,16 +212,33 @@ impl MutationRoot {
         Ok(answer)
     }
 
-    /// Stop scheduled runs of `jobName` on every replica (within 2 s), until `resumeJob` or
-    /// `resetJob`; persisted across restarts. `triggerJob` still runs it.
+    /// Stop scheduled runs of `jobName` on every replica (within 2 s), until `resumeJob`,
+    /// `resetJob` or `until` (ISO 8601, in the future: the job then resumes by itself, on
+    /// whichever replica sees it first, audited as `system`); persisted across restarts.
+    /// `note` (at most 500 characters) says why, for the next operator. `triggerJob` still
+    /// runs the job.
     async fn pause_job(
         &self,
         ctx: &Context<'_>,
         job_name: String,
+        note: Option<String>,
+        until: Option<String>,
     ) -> async_graphql::Result<ChangeResult> {
         let p = operator(ctx, AuditAction::Pause, &job_name).await?;
         let state = JobsContext::of(ctx)?;
-        let result = state.handle.pause(&job_name, &p.name).await;
+        let mut request = PauseRequest::new();
+        request.note = note;
+        if let Some(until) = until {
+            match DateTime::parse_from_rfc3339(until.trim()) {
+                Ok(at) => request.until = Some(at.with_timezone(&Utc)),
+                Err(e) => {
+                    let message =
+                        format!("invalid until: {until:?} is not an ISO 8601 date and time ({e})");
+                    return Ok(refused(state, &p, AuditAction::Pause, job_name, message).await);
+                }
+            }
+        }
+        let result = state.handle.pause_with(&job_name, request, &p.name).await;
         // Fields read after this one (its `job`, the next mutation's) see the change.
         Loads::of(ctx).invalidate();
         Ok(change_result(job_name, "paused", result))
@@ -242,14 +281,9 @@ impl MutationRoot {
                 Some(secs) => request.timeout_secs = Some(secs),
                 None => {
                     let message = format!("timeoutSecs must be at least 1, got {secs}");
-                    let detail = format!("refused: {message}");
-                    audit(state, &p.name, AuditAction::Reschedule, &job_name, detail).await;
-                    return Ok(ChangeResult {
-                        success: false,
-                        message,
-                        job_name,
-                        job: None,
-                    });
+                    return Ok(
+                        refused(state, &p, AuditAction::Reschedule, job_name, message).await,
+                    );
                 }
             }
         }
@@ -257,6 +291,64 @@ impl MutationRoot {
         // Fields read after this one (its `job`, the next mutation's) see the change.
         Loads::of(ctx).invalidate();
         Ok(change_result(job_name, "rescheduled", result))
+    }
+
+    /// Change the scheduling policies of `jobName` at run time, on every replica (within
+    /// 2 s), persisted and audited; a null argument keeps that policy. `misfire`: `skip`,
+    /// `run_once` or `run_all`; `catchUpWindowSecs`: missed ticks older than this are never
+    /// caught up; `jitterSecs` (0 to 3600): a scheduled tick starts up to this late, the same
+    /// on every replica; `pauseAfterFailures` (0 to 1000, 0 never): consecutive failed
+    /// scheduled runs after which `system` pauses the job. A bad value is refused with its
+    /// reason (`success: false`) and changes nothing.
+    async fn set_job_policy(
+        &self,
+        ctx: &Context<'_>,
+        job_name: String,
+        misfire: Option<String>,
+        catch_up_window_secs: Option<i32>,
+        jitter_secs: Option<i32>,
+        pause_after_failures: Option<i32>,
+    ) -> async_graphql::Result<ChangeResult> {
+        let p = operator(ctx, AuditAction::Policy, &job_name).await?;
+        let state = JobsContext::of(ctx)?;
+        let mut request = PolicyRequest::new();
+        if let Some(name) = misfire {
+            match MisfirePolicy::parse(name.trim()) {
+                Some(policy) => request.misfire = Some(policy),
+                None => {
+                    let message =
+                        format!("invalid misfire: {name:?} (expected skip, run_once or run_all)");
+                    return Ok(refused(state, &p, AuditAction::Policy, job_name, message).await);
+                }
+            }
+        }
+        let count = |key: &str, n: Option<i32>| match n.map(u64::try_from) {
+            None => Ok(None),
+            Some(Ok(n)) => Ok(Some(n)),
+            Some(Err(_)) => Err(format!("invalid {key}: must not be negative")),
+        };
+        let counts = count("catchUpWindowSecs", catch_up_window_secs).and_then(|window| {
+            Ok((
+                window,
+                count("jitterSecs", jitter_secs)?,
+                count("pauseAfterFailures", pause_after_failures)?,
+            ))
+        });
+        match counts {
+            Ok((window, jitter, failures)) => {
+                request.catch_up_window_secs = window;
+                request.jitter_secs = jitter;
+                request.pause_after_failures =
+                    failures.map(|n| u32::try_from(n).unwrap_or(u32::MAX));
+            }
+            Err(message) => {
+                return Ok(refused(state, &p, AuditAction::Policy, job_name, message).await);
+            }
+        }
+        let result = state.handle.set_policy(&job_name, request, &p.name).await;
+        // Fields read after this one (its `job`, the next mutation's) see the change.
+        Loads::of(ctx).invalidate();
+        Ok(change_result(job_name, "policy changed", result))
     }
 
     /// Drop every runtime setting of `jobName`: the host's configuration and the job's

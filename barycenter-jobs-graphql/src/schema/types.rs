@@ -1,6 +1,7 @@
 //! The GraphQL object types: jobs, executions and trigger results.
 
 use async_graphql::{Context, ID, Object, SimpleObject};
+use barycenter_jobs_core::JobPolicy;
 use barycenter_jobs_core::{Execution, FleetHealth, JobHealth, JobInfo};
 use chrono::{DateTime, SecondsFormat, Utc};
 
@@ -69,8 +70,33 @@ impl Job {
         self.0.paused
     }
 
-    /// The next `count` (0 to 100) fire times of the schedule in force, evaluated in the
-    /// job's zone, as ISO 8601 UTC; a preview, also for a paused or disabled job.
+    /// Why the job is paused, as its pauser wrote it; null when not paused or no note.
+    async fn pause_note(&self) -> Option<&str> {
+        let r = &self.0.runtime_settings;
+        r.pause_note.as_deref().filter(|_| self.0.paused)
+    }
+
+    /// When the pause ends by itself (ISO 8601 UTC); null when not paused or paused until
+    /// resumed.
+    async fn paused_until(&self) -> Option<String> {
+        let r = &self.0.runtime_settings;
+        r.paused_until.filter(|_| self.0.paused).map(iso)
+    }
+
+    /// Who paused the job (`system` for a pause after failures); null when not paused.
+    async fn paused_by(&self) -> Option<&str> {
+        let r = &self.0.runtime_settings;
+        r.paused_by.as_deref().filter(|_| self.0.paused)
+    }
+
+    /// The scheduling policies in force (`setJobPolicy` > host configuration > defaults).
+    async fn policy(&self) -> Policy {
+        Policy(self.0.policy.clone())
+    }
+
+    /// When the next `count` (0 to 100) scheduled runs start: the fire times of the schedule
+    /// in force, evaluated in the job's zone, each plus its jitter offset, as ISO 8601 UTC;
+    /// a preview, also for a paused or disabled job.
     async fn upcoming_runs(
         &self,
         ctx: &Context<'_>,
@@ -380,4 +406,36 @@ pub struct SchedulePreview {
     /// The next fire times after the scheduler's now, evaluated in the zone, as ISO 8601
     /// UTC; empty when invalid.
     pub upcoming: Vec<String>,
+}
+
+/// A job's scheduling policies.
+#[derive(Debug)]
+pub struct Policy(pub(crate) JobPolicy);
+
+#[Object(name = "JobPolicy")]
+impl Policy {
+    /// Missed ticks at start-up: `skip`, `run_once` (the newest) or `run_all` (every one,
+    /// oldest first, at most 100).
+    async fn misfire(&self) -> &'static str {
+        self.0.misfire.as_str()
+    }
+
+    /// Missed ticks older than this many seconds are never caught up; null: no limit.
+    async fn catch_up_window_secs(&self) -> Option<i32> {
+        self.0
+            .catch_up_window
+            .map(|w| i32::try_from(w.as_secs()).unwrap_or(i32::MAX))
+    }
+
+    /// A scheduled tick starts up to this many seconds after the tick (the same offset on
+    /// every replica); 0: at the tick.
+    async fn jitter_secs(&self) -> i32 {
+        i32::try_from(self.0.jitter.as_secs()).unwrap_or(i32::MAX)
+    }
+
+    /// The job is paused by `system` after this many consecutive failed scheduled runs; 0:
+    /// never.
+    async fn pause_after_failures(&self) -> i32 {
+        i32::try_from(self.0.pause_after_failures).unwrap_or(i32::MAX)
+    }
 }

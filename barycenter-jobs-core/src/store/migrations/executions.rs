@@ -1,9 +1,9 @@
 //! The migrations of the execution history (`job_executions` by default): Barycenter's table,
 //! then the columns and indexes this crate adds to it.
 
-use sea_query::{ColumnDef, Expr, ExprTrait, Query, Table};
+use sea_query::ColumnDef;
 
-use super::{create_index, create_table, index_on, new_table};
+use super::{add_columns, create_index, create_table, index_on, new_table};
 use crate::db::Database;
 use crate::error::Result;
 use crate::ident::Identifier;
@@ -72,34 +72,7 @@ pub(super) async fn add_detail_columns(db: &Database, table: &Identifier) -> Res
                 .to_owned(),
         ),
     ];
-    for (col, mut def) in columns {
-        if column_exists(db, table, col).await {
-            continue;
-        }
-        let alter = Table::alter()
-            .table(table.clone())
-            .add_column(&mut def)
-            .to_owned();
-        if let Err(e) = db.execute_schema(&alter).await {
-            // Lost a race with another replica adding the same column?
-            if !column_exists(db, table, col).await {
-                return Err(e);
-            }
-        }
-    }
-    Ok(())
-}
-
-async fn column_exists(db: &Database, table: &Identifier, col: Exec) -> bool {
-    db.fetch_all(
-        Query::select()
-            // Qualified, because SQLite reads an unknown bare "column" as a string literal.
-            .column((table.clone(), col))
-            .from(table.clone())
-            .and_where(Expr::val(1).eq(0)),
-    )
-    .await
-    .is_ok()
+    add_columns(db, table, columns).await
 }
 
 /// Version 3. The indexes of the history's reads, unless the host has one on the same first

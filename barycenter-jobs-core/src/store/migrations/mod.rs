@@ -93,6 +93,12 @@ const MIGRATIONS: &[(i64, &str, Target, Step)] = &[
         |t| &t.registry,
         |db, table| Box::pin(registry::create(db, table)),
     ),
+    (
+        9,
+        "add_settings_policy_columns",
+        |t| &t.settings,
+        |db, table| Box::pin(settings::add_policy_columns(db, table)),
+    ),
 ];
 
 /// The newest schema version this build knows.
@@ -102,7 +108,7 @@ pub fn latest_version() -> i64 {
 
 /// Versions that belong to the runtime control (settings and audit tables), the only ones a
 /// scheduler without history needs; every other version is the history's.
-const CONTROL_VERSIONS: &[i64] = &[5, 6];
+const CONTROL_VERSIONS: &[i64] = &[5, 6, 9];
 
 /// Which migrations to apply.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -274,6 +280,42 @@ async fn create_index(db: &Database, index: &IndexCreateStatement) -> Result<()>
         Err(e) if !db.is_duplicate_index(&e) => Err(e),
         _ => Ok(()),
     }
+}
+
+/// Add each of `columns` that `table` lacks: a re-run adds nothing, and a replica that adds
+/// the same column at the same moment is not an error.
+async fn add_columns<C: IntoIden + Copy>(
+    db: &Database,
+    table: &Identifier,
+    columns: impl IntoIterator<Item = (C, ColumnDef)>,
+) -> Result<()> {
+    for (col, mut def) in columns {
+        if column_exists(db, table, col).await {
+            continue;
+        }
+        let alter = Table::alter()
+            .table(table.clone())
+            .add_column(&mut def)
+            .to_owned();
+        if let Err(e) = db.execute_schema(&alter).await
+            && !column_exists(db, table, col).await
+        {
+            return Err(e);
+        }
+    }
+    Ok(())
+}
+
+async fn column_exists<C: IntoIden>(db: &Database, table: &Identifier, col: C) -> bool {
+    db.fetch_all(
+        Query::select()
+            // Qualified, because SQLite reads an unknown bare "column" as a string literal.
+            .column((table.clone(), col))
+            .from(table.clone())
+            .and_where(Expr::val(1).eq(0)),
+    )
+    .await
+    .is_ok()
 }
 
 async fn create_table(

@@ -3,7 +3,7 @@
 
 use sea_query::{ColumnDef, Expr, ExprTrait, Query};
 
-use super::{create_table, job_name_key, new_table, zero_default};
+use super::{add_columns, create_table, job_name_key, new_table, zero_default};
 use crate::db::Database;
 use crate::error::Result;
 use crate::ident::Identifier;
@@ -26,6 +26,28 @@ pub(super) async fn create(db: &Database, table: &Identifier) -> Result<()> {
     )
     .await?;
     ensure_version_row(db, table).await
+}
+
+/// Version 9. The scheduling policies an operator sets at run time, and the note, end and
+/// author of a pause; every column nullable ("as configured").
+pub(super) async fn add_policy_columns(db: &Database, table: &Identifier) -> Result<()> {
+    let text =
+        |col: Settings, len: u32| (col, ColumnDef::new(col).string_len(len).null().to_owned());
+    let number = |col: Settings| (col, ColumnDef::new(col).big_integer().null().to_owned());
+    add_columns(
+        db,
+        table,
+        [
+            text(Settings::Misfire, 16),
+            number(Settings::CatchUpWindowSecs),
+            number(Settings::JitterSecs),
+            number(Settings::PauseAfterFailures),
+            text(Settings::PauseNote, 500),
+            number(Settings::PausedUntilMs),
+            text(Settings::PausedBy, 255),
+        ],
+    )
+    .await
 }
 
 /// Create the version row if it is missing (tolerating a replica that creates it at the
