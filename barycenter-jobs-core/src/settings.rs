@@ -383,42 +383,8 @@ pub struct SettingsStore {
     audit: Identifier,
 }
 
-/// A column to set and its value.
-pub(crate) type Assignment = (SettingsColumn, Expr);
-
-/// The settings columns a write may set.
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum SettingsColumn {
-    Paused,
-    Schedule,
-    TimeZone,
-    TimeoutSecs,
-    Misfire,
-    CatchUpWindowSecs,
-    JitterSecs,
-    PauseAfterFailures,
-    PauseNote,
-    PausedUntilMs,
-    PausedBy,
-}
-
-impl SettingsColumn {
-    fn iden(self) -> Settings {
-        match self {
-            SettingsColumn::Paused => Settings::Paused,
-            SettingsColumn::Schedule => Settings::Schedule,
-            SettingsColumn::TimeZone => Settings::TimeZone,
-            SettingsColumn::TimeoutSecs => Settings::TimeoutSecs,
-            SettingsColumn::Misfire => Settings::Misfire,
-            SettingsColumn::CatchUpWindowSecs => Settings::CatchUpWindowSecs,
-            SettingsColumn::JitterSecs => Settings::JitterSecs,
-            SettingsColumn::PauseAfterFailures => Settings::PauseAfterFailures,
-            SettingsColumn::PauseNote => Settings::PauseNote,
-            SettingsColumn::PausedUntilMs => Settings::PausedUntilMs,
-            SettingsColumn::PausedBy => Settings::PausedBy,
-        }
-    }
-}
+/// A column of the settings table to set, and its value.
+pub(crate) type Assignment = (Settings, Expr);
 
 /// At most `max` characters of `s` (MySQL in strict mode refuses longer values).
 fn clip(s: &str, max: usize) -> String {
@@ -494,7 +460,7 @@ impl SettingsStore {
                 .value(Settings::ChangedAtMs, self.db.now_ms_expr())
                 .value(Settings::Revision, Expr::col(Settings::Revision).add(1));
             for (col, value) in set {
-                u.value(col.iden(), value.clone());
+                u.value(*col, value.clone());
             }
             u.and_where(Expr::col(Settings::JobName).eq(job_name));
             u
@@ -514,7 +480,7 @@ impl SettingsStore {
                 1i64.into(),
             ];
             for (col, value) in set {
-                columns.push(col.iden());
+                columns.push(*col);
                 values.push(value.clone());
             }
             let insert = Query::insert()

@@ -11,8 +11,9 @@ use super::slot::Slot;
 use crate::error::{Error, Result};
 use crate::schedule::Schedule;
 use crate::settings::{
-    AuditAction, PauseRequest, PolicyRequest, RescheduleRequest, RuntimeSettings, SettingsColumn,
+    AuditAction, PauseRequest, PolicyRequest, RescheduleRequest, RuntimeSettings,
 };
+use crate::store::schema::Settings;
 
 /// The longest cron expression a runtime setting stores (the settings column's size).
 const MAX_STORED_SCHEDULE_CHARS: usize = 255;
@@ -114,73 +115,73 @@ impl Change {
 
     /// The settings columns it writes, with their values (of a [normalized](Self::normalized)
     /// change made by `actor`).
-    pub(super) fn assignments(&self, actor: &str) -> Vec<(SettingsColumn, Expr)> {
+    pub(super) fn assignments(&self, actor: &str) -> Vec<(Settings, Expr)> {
         let null_int = || Expr::val(Option::<i64>::None);
         let null_text = || Expr::val(Option::<String>::None);
         let int = |n: u64| Expr::val(i64::try_from(n).unwrap_or(i64::MAX));
         match self {
             Change::Pause(req) => vec![
-                (SettingsColumn::Paused, 1i64.into()),
-                (SettingsColumn::PauseNote, Expr::val(req.note.clone())),
+                (Settings::Paused, 1i64.into()),
+                (Settings::PauseNote, Expr::val(req.note.clone())),
                 (
-                    SettingsColumn::PausedUntilMs,
+                    Settings::PausedUntilMs,
                     Expr::val(req.until.map(|t| t.timestamp_millis())),
                 ),
                 (
-                    SettingsColumn::PausedBy,
+                    Settings::PausedBy,
                     actor.chars().take(255).collect::<String>().into(),
                 ),
             ],
             Change::Resume => vec![
-                (SettingsColumn::Paused, 0i64.into()),
-                (SettingsColumn::PauseNote, null_text()),
-                (SettingsColumn::PausedUntilMs, null_int()),
-                (SettingsColumn::PausedBy, null_text()),
+                (Settings::Paused, 0i64.into()),
+                (Settings::PauseNote, null_text()),
+                (Settings::PausedUntilMs, null_int()),
+                (Settings::PausedBy, null_text()),
             ],
             Change::Policy(req) => {
                 let mut set = Vec::new();
                 if let Some(misfire) = req.misfire {
-                    set.push((SettingsColumn::Misfire, misfire.as_str().into()));
+                    set.push((Settings::Misfire, misfire.as_str().into()));
                 }
                 if let Some(secs) = req.catch_up_window_secs {
-                    set.push((SettingsColumn::CatchUpWindowSecs, int(secs)));
+                    set.push((Settings::CatchUpWindowSecs, int(secs)));
                 }
                 if let Some(secs) = req.jitter_secs {
-                    set.push((SettingsColumn::JitterSecs, int(secs)));
+                    set.push((Settings::JitterSecs, int(secs)));
                 }
                 if let Some(n) = req.pause_after_failures {
-                    set.push((SettingsColumn::PauseAfterFailures, int(u64::from(n))));
+                    set.push((Settings::PauseAfterFailures, int(u64::from(n))));
                 }
                 set
             }
             Change::Reschedule(req) => {
                 let mut set = Vec::new();
                 if let Some(expr) = &req.schedule {
-                    set.push((SettingsColumn::Schedule, expr.as_str().into()));
+                    set.push((Settings::Schedule, expr.as_str().into()));
                 }
                 if let Some(tz) = &req.time_zone {
-                    set.push((SettingsColumn::TimeZone, tz.as_str().into()));
+                    set.push((Settings::TimeZone, tz.as_str().into()));
                 }
                 if let Some(secs) = req.timeout_secs {
                     let secs = i64::try_from(secs).unwrap_or(i64::MAX);
-                    set.push((SettingsColumn::TimeoutSecs, secs.into()));
+                    set.push((Settings::TimeoutSecs, secs.into()));
                 }
                 set
             }
             // Every override NULL rather than the row deleted: the row keeps who reset the
             // job and when, and health judges the job from that change on.
             Change::Reset => vec![
-                (SettingsColumn::Paused, null_int()),
-                (SettingsColumn::Schedule, null_text()),
-                (SettingsColumn::TimeZone, null_text()),
-                (SettingsColumn::TimeoutSecs, null_int()),
-                (SettingsColumn::Misfire, null_text()),
-                (SettingsColumn::CatchUpWindowSecs, null_int()),
-                (SettingsColumn::JitterSecs, null_int()),
-                (SettingsColumn::PauseAfterFailures, null_int()),
-                (SettingsColumn::PauseNote, null_text()),
-                (SettingsColumn::PausedUntilMs, null_int()),
-                (SettingsColumn::PausedBy, null_text()),
+                (Settings::Paused, null_int()),
+                (Settings::Schedule, null_text()),
+                (Settings::TimeZone, null_text()),
+                (Settings::TimeoutSecs, null_int()),
+                (Settings::Misfire, null_text()),
+                (Settings::CatchUpWindowSecs, null_int()),
+                (Settings::JitterSecs, null_int()),
+                (Settings::PauseAfterFailures, null_int()),
+                (Settings::PauseNote, null_text()),
+                (Settings::PausedUntilMs, null_int()),
+                (Settings::PausedBy, null_text()),
             ],
         }
     }
