@@ -8,10 +8,10 @@ use std::time::Duration;
 
 use barycenter_jobs_core::{
     AuditQuery, Error, ExecutionQuery, ExecutionStatus, ExecutionStore, JobConfig, JobError,
-    JobOutput, MisfirePolicy, NewExecution, Outcome, PauseRequest, PolicyRequest, Registry, RunEnd,
-    Schedule, SchedulerConfig, Trigger,
+    JobOutput, MisfirePolicy, PauseRequest, PolicyRequest, Registry, Schedule, SchedulerConfig,
+    Trigger,
 };
-use barycenter_jobs_test_support::{TestDb, backend_tests, eventually};
+use barycenter_jobs_test_support::{TestDb, backend_tests, eventually, record_finished_run};
 use chrono::{DateTime, Utc};
 use common::{RunLog, ScriptedJob, logging_job, start};
 
@@ -270,20 +270,7 @@ async fn run_all_catches_up_each_missed_tick_in_order_within_the_window(t: &Test
     let store = ExecutionStore::new(t.db.clone());
     store.migrate().await.unwrap();
     for job in ["all", "windowed", "once_too_old"] {
-        let id = store
-            .start(&NewExecution::manual(job, last_run))
-            .await
-            .unwrap();
-        store
-            .record_end(RunEnd::new(
-                id,
-                Outcome::Succeeded {
-                    records_processed: 0,
-                },
-                last_run,
-            ))
-            .await
-            .unwrap();
+        record_finished_run(&store, job, last_run, last_run).await;
     }
     let log = RunLog::default();
     let registry = Registry::builder()

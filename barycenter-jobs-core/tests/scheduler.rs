@@ -10,7 +10,7 @@ use barycenter_jobs_core::{
     Error, ExecutionQuery, ExecutionStatus, ExecutionStore, JobConfig, JobError, JobOutput,
     MisfirePolicy, NewExecution, Outcome, Registry, RunEnd, Scheduler, SchedulerConfig, Trigger,
 };
-use barycenter_jobs_test_support::{TestDb, backend_tests, open_rows};
+use barycenter_jobs_test_support::{TestDb, backend_tests, open_rows, record_finished_run};
 use chrono::{Duration as ChronoDuration, Timelike, Utc};
 use common::{RunLog, ScriptedJob, logging_job};
 
@@ -301,20 +301,7 @@ async fn misfire_runs_once_at_startup(t: &TestDb) {
     store.migrate().await.unwrap();
     let three_hours_ago = Utc::now() - ChronoDuration::hours(3);
     for job in ["hourly_missed", "hourly_skip"] {
-        let id = store
-            .start(&NewExecution::manual(job, three_hours_ago))
-            .await
-            .unwrap();
-        store
-            .record_end(RunEnd::new(
-                id,
-                Outcome::Succeeded {
-                    records_processed: 0,
-                },
-                three_hours_ago,
-            ))
-            .await
-            .unwrap();
+        record_finished_run(&store, job, three_hours_ago, three_hours_ago).await;
     }
     let log = RunLog::default();
     let registry = Registry::builder()

@@ -40,8 +40,10 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use barycenter_jobs_core::{
-    Backend, Database, Execution, ExecutionQuery, ExecutionStore, SchedulerHandle,
+    Backend, Database, Execution, ExecutionQuery, ExecutionStore, NewExecution, Outcome, RunEnd,
+    SchedulerHandle,
 };
+use chrono::{DateTime, Utc};
 use sqlx::{AssertSqlSafe, Connection};
 
 /// Environment variable with the PostgreSQL server URL.
@@ -421,6 +423,28 @@ pub async fn has_execution(
         .unwrap()
         .iter()
         .any(which)
+}
+
+/// Record a manual run of `job` that started at `started` and succeeded at `ended` (a
+/// history for catch-up and retention tests); its id.
+pub async fn record_finished_run(
+    store: &ExecutionStore,
+    job: &str,
+    started: DateTime<Utc>,
+    ended: DateTime<Utc>,
+) -> i64 {
+    let id = store
+        .start(&NewExecution::manual(job, started))
+        .await
+        .unwrap();
+    let done = Outcome::Succeeded {
+        records_processed: 0,
+    };
+    store
+        .record_end(RunEnd::new(id, done, ended))
+        .await
+        .unwrap();
+    id
 }
 
 /// Trigger job `name` on `handle` and wait for the run's recorded execution.
