@@ -573,6 +573,139 @@ async fn jobs_run_now_pause_reschedule_and_nothing_leaves_the_origin() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs chromium + chromedriver: run with --include-ignored (CI does)"]
+async fn pause_with_a_note_and_an_end_and_the_policy_form() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_server, url) = server(dir.path(), &[]);
+    let b = Browser::start().await;
+    b.client.goto(&format!("{url}/ui")).await.unwrap();
+    b.wait_until(
+        "document.querySelectorAll('#jobs-body tr[data-job]').length === 4",
+        UI_HANG,
+        "four job rows",
+    )
+    .await;
+    b.click(&format!(
+        r#"{} button[data-action="history"]"#,
+        row(SESSIONS)
+    ))
+    .await;
+    let detail = format!("#job-{SESSIONS}-detail");
+    // The policy form opens with the policy in force.
+    b.wait_until(
+        &format!("document.querySelector('#job-{SESSIONS}-misfire').value === 'run_once'"),
+        UI_HANG,
+        "the policy form filled in",
+    )
+    .await;
+    assert_eq!(
+        b.js(&format!(
+            "return document.querySelector('#job-{SESSIONS}-jitter').value"
+        ))
+        .await,
+        json!("0")
+    );
+
+    // Pause with a note until two hours from now (the input takes the browser's local time).
+    let note = b
+        .client
+        .find(Locator::Css(&format!("#job-{SESSIONS}-pause-note")))
+        .await
+        .unwrap();
+    note.send_keys("rotating the signing keys").await.unwrap();
+    b.js(&format!(
+        "const d = new Date(Date.now() + 2 * 3600e3); const p = (n) => String(n).padStart(2, '0'); \
+         document.getElementById('job-{SESSIONS}-pause-until').value = \
+         `${{d.getFullYear()}}-${{p(d.getMonth() + 1)}}-${{p(d.getDate())}}T${{p(d.getHours())}}:${{p(d.getMinutes())}}`; return true"
+    ))
+    .await;
+    b.click(&format!(
+        r#"{detail} button[data-action="pause-with-note"]"#
+    ))
+    .await;
+    b.wait_until(
+        &format!(
+            "(document.querySelector('{} [data-role=pause-note]')?.innerText ?? '').includes('rotating the signing keys')",
+            row(SESSIONS)
+        ),
+        UI_HANG,
+        "the note shown on the row",
+    )
+    .await;
+    let shown = b
+        .text(&format!("{} [data-role=pause-note]", row(SESSIONS)))
+        .await;
+    assert!(
+        shown.contains("by anonymous") && shown.contains("until"),
+        "{shown}"
+    );
+    let (status, body) = graphql(
+        &url,
+        &format!(r#"{{ job(name: "{SESSIONS}") {{ paused pauseNote pausedUntil pausedBy }} }}"#),
+        &[],
+    );
+    assert_eq!(status, 200, "{body}");
+    let job = &body["data"]["job"];
+    assert_eq!(job["paused"], true);
+    assert_eq!(job["pauseNote"], "rotating the signing keys");
+    assert_eq!(job["pausedBy"], "anonymous");
+    let until = chrono::DateTime::parse_from_rfc3339(job["pausedUntil"].as_str().unwrap())
+        .unwrap()
+        .with_timezone(&chrono::Utc);
+    let from_now = until - chrono::Utc::now();
+    assert!(
+        from_now > chrono::Duration::minutes(115) && from_now <= chrono::Duration::minutes(120),
+        "{until}"
+    );
+
+    // The policy form: missed ticks run all, a jitter of 30 s; only what changed is sent.
+    b.js(&format!(
+        "document.getElementById('job-{SESSIONS}-misfire').value = 'run_all'; return true"
+    ))
+    .await;
+    let jitter = b
+        .client
+        .find(Locator::Css(&format!("#job-{SESSIONS}-jitter")))
+        .await
+        .unwrap();
+    jitter.clear().await.unwrap();
+    jitter.send_keys("30").await.unwrap();
+    b.click(&format!(r#"{detail} button[data-action="save-policy"]"#))
+        .await;
+    b.wait_until(
+        &format!(
+            "(document.querySelector('{} [data-role=policy]')?.innerText ?? '').includes('jitter 30 s')",
+            row(SESSIONS)
+        ),
+        UI_HANG,
+        "the policy shown on the row",
+    )
+    .await;
+    let policy = b
+        .text(&format!("{} [data-role=policy]", row(SESSIONS)))
+        .await;
+    assert!(policy.contains("missed ticks: run all"), "{policy}");
+    let (status, body) = graphql(
+        &url,
+        &format!(
+            r#"{{ job(name: "{SESSIONS}") {{ policy {{ misfire catchUpWindowSecs jitterSecs pauseAfterFailures }} }} auditLog(limit: 1) {{ action detail }} }}"#
+        ),
+        &[],
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["data"]["job"]["policy"],
+        json!({ "misfire": "run_all", "catchUpWindowSecs": null, "jitterSecs": 30, "pauseAfterFailures": 0 })
+    );
+    assert_eq!(
+        body["data"]["auditLog"][0],
+        json!({ "action": "policy", "detail": "misfire=run_all jitter_secs=30" })
+    );
+    b.screenshot("policy.png").await;
+    b.client.clone().close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs chromium + chromedriver: run with --include-ignored (CI does)"]
 async fn a_read_only_token_disables_the_operate_buttons() {
     let dir = tempfile::tempdir().unwrap();
     let (_server, url) = server(

@@ -53,10 +53,10 @@ use crate::ident::Identifier;
 use crate::store::migrations;
 use crate::store::schema::Lease as Col;
 
-/// How far ahead of the database's clock a tick may be claimed: replicas fire on their own
-/// clocks, which a well-run fleet keeps within milliseconds of each other.
 mod statements;
 
+/// How far ahead of the database's clock a tick may be claimed: replicas fire on their own
+/// clocks, which a well-run fleet keeps within milliseconds of each other.
 const TICK_TOLERANCE_MS: i64 = 1_000;
 
 /// Default time bound of one lease statement.

@@ -136,7 +136,8 @@
     health { status overdueJobs { name overdueSince } clockSkewSecs checkedAt }
     availableJobs {
       name description schedule scheduleDescription timeZone firesOnSchedule paused running
-      nextRunAt timeoutSecs overdue overdueSince
+      nextRunAt timeoutSecs overdue overdueSince pauseNote pausedUntil pausedBy
+      policy { misfire catchUpWindowSecs jitterSecs pauseAfterFailures }
       lastExecution { id status startedAt completedAt durationMs recordsProcessed errorMessage }
     }
     auditLog(limit: 20) { id at actor action jobName detail }
@@ -240,8 +241,11 @@
           ...['Started', 'Outcome', 'Duration', 'Records', 'Trigger', 'Error'].map((h) => el('th', { scope: 'col', text: h })))),
         v.historyBody));
     v.form = rescheduleForm(v, id);
+    v.pauseForm = pauseForm(v, id);
+    v.policyForm = policyForm(v, id);
     v.detail = el('tr', { class: 'detail', id: `${id}-detail`, hidden: true },
-      el('td', { colspan: 6 }, el('div', { class: 'detail-grid' }, history, v.form.node)));
+      el('td', { colspan: 6 }, el('div', { class: 'detail-grid' }, history,
+        el('div', {}, v.form.node, v.pauseForm.node, v.policyForm.node))));
     return v;
   }
 
@@ -251,6 +255,7 @@
     v.detail.hidden = !open;
     if (open) {
       v.form.reset(v.job);
+      v.policyForm.reset(v.job);
       loadHistory(v);
     }
   }
@@ -263,10 +268,15 @@
       el('span', { class: 'name' }, ...job.name.split('_').flatMap((part, i) => (i ? ['_', el('wbr'), part] : [part]))),
       el('span', { class: 'sub', text: job.description }),
     ]);
-    fill(c.schedule, JSON.stringify([job.scheduleDescription, job.schedule, job.timeZone]), () => [
-      el('span', { text: job.scheduleDescription }),
-      el('span', { class: 'sub' }, el('code', { text: job.schedule }), ` · ${job.timeZone || 'UTC'}`),
-    ]);
+    fill(c.schedule, JSON.stringify([job.scheduleDescription, job.schedule, job.timeZone, job.policy]), () => {
+      const out = [
+        el('span', { text: job.scheduleDescription }),
+        el('span', { class: 'sub' }, el('code', { text: job.schedule }), ` · ${job.timeZone || 'UTC'}`),
+      ];
+      const policy = policySummary(job.policy);
+      if (policy) out.push(el('span', { class: 'sub', 'data-role': 'policy', text: policy }));
+      return out;
+    });
     fill(c.next, job.nextRunAt || '', () => time(job.nextRunAt));
     const last = job.lastExecution;
     fill(c.last, JSON.stringify(last), () => {
@@ -279,7 +289,7 @@
       if (last.errorMessage) out.push(el('span', { class: 'sub error', text: last.errorMessage }));
       return out;
     });
-    fill(c.state, JSON.stringify([job.running, job.paused, job.firesOnSchedule, job.overdue, job.overdueSince]), () => {
+    fill(c.state, JSON.stringify([job.running, job.paused, job.firesOnSchedule, job.overdue, job.overdueSince, job.pauseNote, job.pausedUntil, job.pausedBy]), () => {
       const b = [];
       if (job.running) b.push(el('span', { class: 'badge info', 'data-badge': 'running', text: 'running' }));
       if (job.paused) b.push(el('span', { class: 'badge warn', 'data-badge': 'paused', text: 'paused' }));
@@ -290,12 +300,21 @@
         b.push(since);
       }
       if (!b.length) b.push(el('span', { class: 'badge ok', 'data-badge': 'idle', text: 'idle' }));
-      return el('div', { class: 'badges' }, ...b);
+      const out = [el('div', { class: 'badges' }, ...b)];
+      if (job.paused && (job.pauseNote || job.pausedUntil || job.pausedBy)) {
+        const bits = [];
+        if (job.pausedBy) bits.push(`by ${job.pausedBy}`);
+        if (job.pausedUntil) bits.push(`until ${new Date(job.pausedUntil).toLocaleString()}`);
+        const note = el('span', { class: 'sub', 'data-role': 'pause-note', text: bits.join(' ') });
+        if (job.pauseNote) note.prepend(el('q', { text: job.pauseNote }), bits.length ? ' ' : '');
+        out.push(note);
+      }
+      return out;
     });
     setText(v.pause, job.paused ? 'Resume' : 'Pause');
     v.pause.dataset.action = job.paused ? 'resume' : 'pause';
     v.pause.setAttribute('aria-label', `${job.paused ? 'Resume' : 'Pause'}: ${job.name}`);
-    for (const b of [v.run, v.pause, v.dry, v.form.save]) {
+    for (const b of [v.run, v.pause, v.dry, v.form.save, v.pauseForm.save, v.policyForm.save]) {
       if (b.getAttribute('aria-busy') === 'true') continue;
       const operate = mayOperate();
       const dryless = b === v.dry && noDryRun.has(job.name);
@@ -454,6 +473,90 @@
     });
     api_.node = form;
     return api_;
+  }
+
+  // ---- pause with a note, and the scheduling policies ----------------------------------
+  function policySummary(p) {
+    if (!p) return '';
+    const bits = [];
+    if (p.misfire !== 'run_once') bits.push(`missed ticks: ${p.misfire.replace('_', ' ')}`);
+    if (p.catchUpWindowSecs !== null) bits.push(`catch-up window ${p.catchUpWindowSecs} s`);
+    if (p.jitterSecs) bits.push(`jitter ${p.jitterSecs} s`);
+    if (p.pauseAfterFailures) bits.push(`pause after ${plural(p.pauseAfterFailures, 'failure')}`);
+    return bits.join(' · ');
+  }
+
+  function pauseForm(v, id) {
+    const note = el('input', { id: `${id}-pause-note`, name: 'note', maxlength: 500, autocomplete: 'off' });
+    const until = el('input', { id: `${id}-pause-until`, name: 'until', type: 'datetime-local' });
+    const save = el('button', { type: 'submit', 'data-action': 'pause-with-note', text: 'Pause' });
+    const form = el('form', { class: 'pause', novalidate: true },
+      el('fieldset', {},
+        el('legend', { text: 'Pause with a note' }),
+        el('label', { for: note.id, text: 'Why (shown to the next operator)' }), note,
+        el('label', { for: until.id, text: 'Until (empty: until resumed; your local time)' }), until,
+        el('div', { class: 'buttons' }, save)));
+    form.addEventListener('submit', (ev) => {
+      ev.preventDefault();
+      if (!mayOperate()) return;
+      // The local date and time of the input, sent as an absolute ISO 8601 instant.
+      const end = until.value ? new Date(until.value).toISOString() : null;
+      act(v, save, 'mutation PauseWith($job: String!, $n: String, $u: String) { pauseJob(jobName: $job, note: $n, until: $u) { success message jobName } }',
+        { job: v.name, n: note.value.trim() || null, u: end },
+        (r) => { if (r.success) { note.value = ''; until.value = ''; } });
+    });
+    return { node: form, save };
+  }
+
+  function policyForm(v, id) {
+    const misfire = el('select', { id: `${id}-misfire`, name: 'misfire' },
+      ...['run_once', 'run_all', 'skip'].map((m) => el('option', { value: m, text: m.replace('_', ' ') })));
+    const number = (name, max) => el('input', { id: `${id}-${name}`, name, type: 'number', min: 0, max, inputmode: 'numeric' });
+    const window_ = number('catch-up-window', 31536000);
+    const jitter = number('jitter', 3600);
+    const failures = number('pause-after-failures', 1000);
+    const save = el('button', { type: 'submit', 'data-action': 'save-policy', text: 'Save policy' });
+    const form = el('form', { class: 'policy', novalidate: true },
+      el('fieldset', {},
+        el('legend', { text: 'Scheduling policy' }),
+        el('label', { for: misfire.id, text: 'Missed ticks at start-up' }), misfire,
+        el('label', { for: window_.id, text: 'Catch-up window (seconds, empty: no limit)' }), window_,
+        el('label', { for: jitter.id, text: 'Jitter (seconds, 0 to 3600)' }), jitter,
+        el('label', { for: failures.id, text: 'Pause after consecutive failures (0: never)' }), failures,
+        el('div', { class: 'buttons' }, save)));
+    let loaded = {};
+    const read = () => ({
+      m: misfire.value,
+      w: window_.value.trim() === '' ? null : Number(window_.value),
+      j: Number(jitter.value || 0),
+      f: Number(failures.value || 0),
+    });
+    form.addEventListener('submit', (ev) => {
+      ev.preventDefault();
+      if (!mayOperate()) return;
+      // Only what changed, as the reschedule form does: the rest keeps its setting.
+      const now = read();
+      const vars = { job: v.name };
+      for (const k of ['m', 'w', 'j', 'f']) vars[k] = now[k] !== loaded[k] ? now[k] : null;
+      if (Object.values(vars).slice(1).every((x) => x === null)) {
+        say(v, 'Nothing changed.', true);
+        return;
+      }
+      act(v, save, 'mutation Policy($job: String!, $m: String, $w: Int, $j: Int, $f: Int) { setJobPolicy(jobName: $job, misfire: $m, catchUpWindowSecs: $w, jitterSecs: $j, pauseAfterFailures: $f) { success message jobName } }',
+        vars, (r) => { if (r.success) loaded = now; });
+    });
+    return {
+      node: form,
+      save,
+      reset(job) {
+        const p = job.policy;
+        misfire.value = p.misfire;
+        window_.value = p.catchUpWindowSecs === null ? '' : p.catchUpWindowSecs;
+        jitter.value = p.jitterSecs;
+        failures.value = p.pauseAfterFailures;
+        loaded = read();
+      },
+    };
   }
 
   // ---- the page ------------------------------------------------------------------------
