@@ -677,23 +677,30 @@ impl SettingsStore {
     }
 
     fn select(&self) -> SelectStatement {
+        // Qualified: on SQLite a connection of the pool whose schema predates a column
+        // added by a migration would read an unqualified double-quoted name as a string
+        // literal (SQLite's legacy quoting), and the row would lack that column; a qualified
+        // unknown column is an error, on which SQLite reloads the schema and prepares again.
         Query::select()
-            .columns([
-                Settings::JobName,
-                Settings::Paused,
-                Settings::Schedule,
-                Settings::TimeZone,
-                Settings::TimeoutSecs,
-                Settings::Misfire,
-                Settings::CatchUpWindowSecs,
-                Settings::JitterSecs,
-                Settings::PauseAfterFailures,
-                Settings::PauseNote,
-                Settings::PausedUntilMs,
-                Settings::PausedBy,
-                Settings::ChangedBy,
-                Settings::ChangedAtMs,
-            ])
+            .columns(
+                [
+                    Settings::JobName,
+                    Settings::Paused,
+                    Settings::Schedule,
+                    Settings::TimeZone,
+                    Settings::TimeoutSecs,
+                    Settings::Misfire,
+                    Settings::CatchUpWindowSecs,
+                    Settings::JitterSecs,
+                    Settings::PauseAfterFailures,
+                    Settings::PauseNote,
+                    Settings::PausedUntilMs,
+                    Settings::PausedBy,
+                    Settings::ChangedBy,
+                    Settings::ChangedAtMs,
+                ]
+                .map(|col| (self.settings.clone(), col)),
+            )
             .from(self.settings.clone())
             .to_owned()
     }

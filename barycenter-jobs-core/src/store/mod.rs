@@ -259,21 +259,26 @@ impl ExecutionStore {
     }
 
     fn select(&self) -> SelectStatement {
+        // Qualified, for the reason `SettingsStore`'s read gives: an unqualified name a stale
+        // SQLite connection does not know would be read as a string literal.
         Query::select()
-            .columns([
-                Exec::Id,
-                Exec::JobName,
-                Exec::StartedAt,
-                Exec::CompletedAt,
-                Exec::Success,
-                Exec::ErrorMessage,
-                Exec::RecordsProcessed,
-                Exec::Status,
-                Exec::TriggerKind,
-                Exec::Instance,
-                Exec::DurationMs,
-                Exec::ScheduledFor,
-            ])
+            .columns(
+                [
+                    Exec::Id,
+                    Exec::JobName,
+                    Exec::StartedAt,
+                    Exec::CompletedAt,
+                    Exec::Success,
+                    Exec::ErrorMessage,
+                    Exec::RecordsProcessed,
+                    Exec::Status,
+                    Exec::TriggerKind,
+                    Exec::Instance,
+                    Exec::DurationMs,
+                    Exec::ScheduledFor,
+                ]
+                .map(|col| (self.tables.executions.clone(), col)),
+            )
             .from(self.tables.executions.clone())
             .to_owned()
     }
