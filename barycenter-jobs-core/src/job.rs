@@ -175,23 +175,42 @@ pub enum Trigger {
     },
     /// Somebody asked for a run now (admin API, [`SchedulerHandle::trigger`](crate::SchedulerHandle::trigger)).
     Manual,
+    /// Another attempt at a tick whose run failed or timed out (`retry_attempts`).
+    Retry {
+        /// The tick the attempt serves (the failed run's).
+        fire_time: DateTime<Utc>,
+        /// Which attempt at the tick this is: 2 for the first retry.
+        attempt: u32,
+    },
 }
 
 impl Trigger {
-    /// The short label stored in the `trigger_kind` column: `scheduled`, `catch_up` or `manual`.
+    /// The short label stored in the `trigger_kind` column: `scheduled`, `catch_up`,
+    /// `manual` or `retry`.
     pub fn as_str(&self) -> &'static str {
         match self {
             Trigger::Scheduled { .. } => "scheduled",
             Trigger::CatchUp { .. } => "catch_up",
             Trigger::Manual => "manual",
+            Trigger::Retry { .. } => "retry",
         }
     }
 
-    /// The tick, for scheduled and catch-up runs.
+    /// The tick, for scheduled, catch-up and retried runs.
     pub fn fire_time(&self) -> Option<DateTime<Utc>> {
         match self {
-            Trigger::Scheduled { fire_time } | Trigger::CatchUp { fire_time } => Some(*fire_time),
+            Trigger::Scheduled { fire_time }
+            | Trigger::CatchUp { fire_time }
+            | Trigger::Retry { fire_time, .. } => Some(*fire_time),
             Trigger::Manual => None,
+        }
+    }
+
+    /// Which attempt at its tick the run is: 1, or more for a retry.
+    pub fn attempt(&self) -> u32 {
+        match self {
+            Trigger::Retry { attempt, .. } => *attempt,
+            _ => 1,
         }
     }
 }
@@ -310,6 +329,12 @@ impl JobContext {
     /// What started this run.
     pub fn trigger(&self) -> Trigger {
         self.trigger
+    }
+
+    /// Which attempt at its tick this run is: 1, or more when it retries a failed run
+    /// (`retry_attempts`).
+    pub fn attempt(&self) -> u32 {
+        self.trigger.attempt()
     }
 
     /// The id of this run's row in the execution history.

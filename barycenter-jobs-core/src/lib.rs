@@ -87,7 +87,7 @@ pub use db::{
 pub use error::{Error, Result};
 pub use ident::Identifier;
 pub use job::{DryRunOutput, Job, JobContext, JobError, JobOutput, TimeSource, Trigger};
-pub use lease::{ClaimKind, Lease, LeaseStore};
+pub use lease::{ClaimKind, Lease, LeaseStore, PendingRetry};
 pub use registry::{JobRegistration, RegisteredJob, Registry, RegistryBuilder};
 pub use schedule::Schedule;
 pub use scheduler::{

@@ -114,6 +114,10 @@ pub struct RuntimeSettings {
     /// The job is paused by the system after this many consecutive failed ticks; 0 never
     /// (replacing the configured count).
     pub pause_after_failures: Option<u32>,
+    /// Extra attempts at a failed tick (replacing the configured count).
+    pub retry_attempts: Option<u32>,
+    /// The first retry's delay in seconds (replacing the configured one).
+    pub retry_backoff_secs: Option<u64>,
     /// Why the job is paused, as its pauser wrote it (with `paused = Some(true)`).
     pub pause_note: Option<String>,
     /// When the pause ends by itself.
@@ -137,6 +141,8 @@ impl RuntimeSettings {
             && self.catch_up_window_secs.is_none()
             && self.jitter_secs.is_none()
             && self.pause_after_failures.is_none()
+            && self.retry_attempts.is_none()
+            && self.retry_backoff_secs.is_none()
     }
 }
 
@@ -229,6 +235,10 @@ pub struct PolicyRequest {
     pub jitter_secs: Option<u64>,
     /// Paused by the system after this many consecutive failed scheduled runs (0: never).
     pub pause_after_failures: Option<u32>,
+    /// Extra attempts at a tick whose run failed or timed out.
+    pub retry_attempts: Option<u32>,
+    /// The first retry's delay, in seconds (1 to 3600).
+    pub retry_backoff_secs: Option<u64>,
 }
 
 impl PolicyRequest {
@@ -267,6 +277,8 @@ impl PolicyRequest {
             && self.catch_up_window_secs.is_none()
             && self.jitter_secs.is_none()
             && self.pause_after_failures.is_none()
+            && self.retry_attempts.is_none()
+            && self.retry_backoff_secs.is_none()
     }
 }
 
@@ -693,6 +705,8 @@ impl SettingsStore {
                     Settings::CatchUpWindowSecs,
                     Settings::JitterSecs,
                     Settings::PauseAfterFailures,
+                    Settings::RetryAttempts,
+                    Settings::RetryBackoffSecs,
                     Settings::PauseNote,
                     Settings::PausedUntilMs,
                     Settings::PausedBy,
@@ -727,6 +741,8 @@ fn decode(row: &DbRow) -> Result<RuntimeSettings> {
         jitter_secs: count("jitter_secs")?,
         pause_after_failures: count("pause_after_failures")?
             .map(|n| u32::try_from(n).unwrap_or(u32::MAX)),
+        retry_attempts: count("retry_attempts")?.map(|n| u32::try_from(n).unwrap_or(u32::MAX)),
+        retry_backoff_secs: count("retry_backoff_secs")?,
         pause_note: row.opt_string("pause_note")?,
         paused_until: row.opt_i64("paused_until_ms")?.map(from_ms),
         paused_by: row.opt_string("paused_by")?,

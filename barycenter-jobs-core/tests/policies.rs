@@ -1,6 +1,7 @@
 //! Scheduling policies (issue 25): a pause with a note and an end that resumes by itself,
-//! a pause after consecutive failures, jitter the replicas agree on, and missed ticks caught
-//! up one by one within a window; each on the three backends.
+//! a pause after consecutive failures, jitter the replicas agree on, missed ticks caught up
+//! one by one within a window, and retries with backoff across replicas; each on the three
+//! backends.
 
 mod common;
 
@@ -21,6 +22,8 @@ backend_tests!(
     consecutive_failures_pause_the_job_as_system,
     jitter_is_the_same_on_every_replica,
     run_all_catches_up_each_missed_tick_in_order_within_the_window,
+    a_failed_tick_is_retried_with_backoff_once_across_two_replicas,
+    a_retry_outlives_the_replica_that_left_it,
 );
 
 /// Beyond this a test only waits for a hang.
@@ -353,4 +356,158 @@ fn slow_logging_job(name: &str, log: &RunLog) -> ScriptedJob {
             Ok(JobOutput::processed(1))
         }
     })
+}
+
+/// A job on `*/20 * * * * *` that fails its first `failing` attempts at a tick and logs each.
+fn flaky_job(log: &RunLog, tag: &str, failing: u32) -> ScriptedJob {
+    let log = log.clone();
+    let tag = tag.to_owned();
+    ScriptedJob::new("flaky", "*/20 * * * * *", move |ctx| {
+        log.push("flaky", &ctx, &tag);
+        let attempt = ctx.attempt();
+        async move {
+            if attempt <= failing {
+                Err(JobError::Failed(format!("attempt {attempt} failed")))
+            } else {
+                Ok(JobOutput::processed(u64::from(attempt)))
+            }
+        }
+    })
+}
+
+fn retrying(instance: &str) -> SchedulerConfig {
+    let mut config = config(instance);
+    config.jobs.insert(
+        "flaky".into(),
+        JobConfig {
+            retry_attempts: Some(2),
+            retry_backoff_secs: Some(1),
+            ..JobConfig::default()
+        },
+    );
+    config
+}
+
+/// The attempts of the first tick of `flaky` in the history: (attempt, trigger, status,
+/// started, completed), oldest first.
+async fn attempts_of_first_tick(
+    h: &barycenter_jobs_core::SchedulerHandle,
+) -> Vec<(
+    u32,
+    String,
+    ExecutionStatus,
+    DateTime<Utc>,
+    Option<DateTime<Utc>>,
+)> {
+    let mut rows = h
+        .store()
+        .list(&ExecutionQuery::new().job("flaky"))
+        .await
+        .unwrap();
+    rows.reverse();
+    let Some(tick) = rows.first().and_then(|r| r.scheduled_for) else {
+        return Vec::new();
+    };
+    rows.into_iter()
+        .filter(|r| r.scheduled_for == Some(tick))
+        .map(|r| {
+            (
+                r.attempt,
+                r.trigger.unwrap_or_default(),
+                r.status,
+                r.started_at,
+                r.completed_at,
+            )
+        })
+        .collect()
+}
+
+/// Two replicas, a job that fails its first two attempts at a tick, two retries 1 s then
+/// 2 s later: three runs of the tick (attempts 1, 2, 3; `scheduled`, `retry`, `retry`), one
+/// after the other, the last succeeding, each seen by the job with its attempt.
+async fn a_failed_tick_is_retried_with_backoff_once_across_two_replicas(t: &TestDb) {
+    let log = RunLog::default();
+    let registry = |tag: &str| {
+        Registry::builder()
+            .register(flaky_job(&log, tag, 2))
+            .build()
+            .unwrap()
+    };
+    let a = start(t, registry("a"), retrying("a")).await;
+    let b = start(t, registry("b"), retrying("b")).await;
+    assert_eq!(a.job("flaky").unwrap().policy.retry_attempts, 2);
+    eventually(HANG, "three attempts at the first tick", || async {
+        attempts_of_first_tick(&a).await.len() >= 3
+            && attempts_of_first_tick(&a).await[2].4.is_some()
+    })
+    .await;
+    let attempts = attempts_of_first_tick(&a).await;
+    let summary: Vec<_> = attempts
+        .iter()
+        .map(|(n, trigger, status, _, _)| (*n, trigger.as_str(), *status))
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            (1, "scheduled", ExecutionStatus::Failed),
+            (2, "retry", ExecutionStatus::Failed),
+            (3, "retry", ExecutionStatus::Succeeded),
+        ]
+    );
+    // One at a time: each attempt started once the one before it ended (second precision).
+    for pair in attempts.windows(2) {
+        assert!(pair[1].3 >= pair[0].4.unwrap(), "{attempts:?}");
+    }
+    // The job saw each attempt, once across the fleet.
+    let seen: Vec<u32> = log
+        .of("flaky")
+        .iter()
+        .filter(|s| s.trigger.fire_time() == log.of("flaky")[0].trigger.fire_time())
+        .map(|s| match s.trigger {
+            Trigger::Retry { attempt, .. } => attempt,
+            _ => 1,
+        })
+        .collect();
+    assert_eq!(seen, [1, 2, 3]);
+    a.shutdown(GRACE).await.unwrap();
+    b.shutdown(GRACE).await.unwrap();
+}
+
+/// A runs the first attempt of a tick, which fails and leaves a retry; A shuts down before
+/// it is due. B, started after, takes the retry over: attempt 2 of the same tick runs on B.
+async fn a_retry_outlives_the_replica_that_left_it(t: &TestDb) {
+    let log = RunLog::default();
+    let registry = |tag: &str| {
+        Registry::builder()
+            .register(flaky_job(&log, tag, 1))
+            .build()
+            .unwrap()
+    };
+    let mut config_a = retrying("a");
+    config_a.jobs.get_mut("flaky").unwrap().retry_backoff_secs = Some(3);
+    let a = start(t, registry("a"), config_a).await;
+    eventually(HANG, "the first attempt failed", || async {
+        attempts_of_first_tick(&a)
+            .await
+            .first()
+            .is_some_and(|first| first.2 == ExecutionStatus::Failed)
+    })
+    .await;
+    a.shutdown(GRACE).await.unwrap();
+    let b = start(t, registry("b"), retrying("b")).await;
+    eventually(HANG, "the retry ran on B", || async {
+        attempts_of_first_tick(&b).await.len() >= 2
+    })
+    .await;
+    let attempts = attempts_of_first_tick(&b).await;
+    assert_eq!(attempts[1].0, 2);
+    assert_eq!(attempts[1].1, "retry");
+    let on_b: Vec<_> = log
+        .of("flaky")
+        .into_iter()
+        .filter(|s| matches!(s.trigger, Trigger::Retry { attempt: 2, .. }))
+        .collect();
+    assert_eq!(on_b.len(), 1);
+    assert_eq!(on_b[0].tag, "b");
+    b.shutdown(GRACE).await.unwrap();
 }

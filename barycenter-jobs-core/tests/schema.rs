@@ -87,6 +87,7 @@ async fn fresh_database_gets_every_table(t: &TestDb) {
                 ("instance", Varchar(255)),
                 ("duration_ms", BigInt),
                 ("scheduled_for", BigInt),
+                ("attempt", BigInt),
             ],
         ),
         (
@@ -98,6 +99,9 @@ async fn fresh_database_gets_every_table(t: &TestDb) {
                 ("expires_at_ms", BigInt),
                 ("last_tick", BigInt),
                 ("execution_id", BigInt),
+                ("retry_tick", BigInt),
+                ("retry_attempt", BigInt),
+                ("retry_due_ms", BigInt),
             ],
         ),
         (
@@ -118,6 +122,8 @@ async fn fresh_database_gets_every_table(t: &TestDb) {
                 ("pause_note", Varchar(500)),
                 ("paused_until_ms", BigInt),
                 ("paused_by", Varchar(255)),
+                ("retry_attempts", BigInt),
+                ("retry_backoff_secs", BigInt),
             ],
         ),
         (
@@ -219,6 +225,9 @@ async fn fresh_database_gets_every_table(t: &TestDb) {
         ("job_executions", 7, "add_execution_job_outcome_index"),
         ("job_registry", 8, "create_job_registry"),
         ("job_settings", 9, "add_settings_policy_columns"),
+        ("job_settings", 10, "add_settings_retry_columns"),
+        ("job_leases", 11, "add_lease_retry_columns"),
+        ("job_executions", 12, "add_execution_attempt_column"),
     ]
     .map(|(s, v, n)| (s.to_owned(), v, n.to_owned()));
     assert_eq!(applied, want);

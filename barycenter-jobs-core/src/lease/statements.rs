@@ -36,11 +36,26 @@ impl LeaseStore {
             .and_where(Expr::col(Col::JobName).eq(job_name))
             .to_owned();
         let free = Expr::col(Col::ExpiresAtMs).lte(self.now_ms());
+        let no_retry = |stmt: &mut UpdateStatement| {
+            stmt.value(Col::RetryTick, Expr::val(Option::<i64>::None))
+                .value(Col::RetryAttempt, Expr::val(Option::<i64>::None))
+                .value(Col::RetryDueMs, Expr::val(Option::<i64>::None));
+        };
+        if let ClaimKind::Retry { tick, attempt } = kind {
+            // That very retry, still waiting: taken once, then gone from the row.
+            no_retry(&mut stmt);
+            stmt.and_where(free)
+                .and_where(Expr::col(Col::RetryTick).eq(tick.timestamp()))
+                .and_where(Expr::col(Col::RetryAttempt).eq(i64::from(attempt)));
+            return stmt;
+        }
         match kind.tick() {
             None => {
                 stmt.and_where(free);
             }
             Some(tick) => {
+                // A newer tick wins over a retry of an older one still waiting.
+                no_retry(&mut stmt);
                 let fresh = Cond::all()
                     .add(free)
                     .add(Expr::col(Col::LastTick).lt(tick.timestamp()))

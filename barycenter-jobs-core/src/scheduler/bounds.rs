@@ -67,6 +67,10 @@ pub const MAX_CATCH_UP_TICKS: usize = 100;
 pub const MAX_PAUSE_NOTE_CHARS: usize = 500;
 /// Farthest end of a pause: a year from now.
 pub const MAX_PAUSE_SECS: u64 = MAX_TIMEOUT_SECS;
+/// Most extra attempts at a tick.
+pub const MAX_RETRY_ATTEMPTS: u32 = 100;
+/// Longest first delay of a retry: an hour (every delay is capped there too).
+pub const MAX_RETRY_BACKOFF_SECS: u64 = 3600;
 
 /// Check the policies of one job (host configuration or a runtime change); `prefix` names
 /// where they come from in errors (`jobs.NAME.` for configuration, empty at run time).
@@ -75,7 +79,25 @@ pub(crate) fn check_policy(
     catch_up_window_secs: Option<u64>,
     jitter_secs: Option<u64>,
     pause_after_failures: Option<u32>,
+    retry: (Option<u32>, Option<u64>),
 ) -> Result<()> {
+    let (retry_attempts, retry_backoff_secs) = retry;
+    if let Some(n) = retry_attempts {
+        check(
+            format!("{prefix}retry_attempts"),
+            u64::from(n),
+            0,
+            u64::from(MAX_RETRY_ATTEMPTS),
+        )?;
+    }
+    if let Some(secs) = retry_backoff_secs {
+        check(
+            format!("{prefix}retry_backoff_secs"),
+            secs,
+            1,
+            MAX_RETRY_BACKOFF_SECS,
+        )?;
+    }
     if let Some(secs) = catch_up_window_secs {
         check(
             format!("{prefix}catch_up_window_secs"),
@@ -142,6 +164,7 @@ impl SchedulerConfig {
                 job.catch_up_window_secs,
                 job.jitter_secs,
                 job.pause_after_failures,
+                (job.retry_attempts, job.retry_backoff_secs),
             )?;
         }
         check(

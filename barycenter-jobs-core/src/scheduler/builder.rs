@@ -13,11 +13,11 @@ use super::config::{CutoffClock, SchedulerConfig};
 use super::effective::Base;
 use super::handle::SchedulerHandle;
 use super::identity::{default_instance, lease_holder};
-use super::info::JobPolicy;
+use super::info::{DEFAULT_RETRY_BACKOFF, JobPolicy};
 use super::shared::{NO_SKEW, Shared, SkewState};
 use super::slot::Slot;
 use super::timer_groups::TimerGroups;
-use super::{recovery, retention, runtime, timers};
+use super::{recovery, retention, retry, runtime, timers};
 use crate::clock::{SharedClock, SystemClock};
 use crate::db::Database;
 use crate::error::{Error, Result};
@@ -133,6 +133,10 @@ impl SchedulerBuilder {
                     catch_up_window: over.catch_up_window_secs.map(Duration::from_secs),
                     jitter: Duration::from_secs(over.jitter_secs.unwrap_or(0)),
                     pause_after_failures: over.pause_after_failures.unwrap_or(0),
+                    retry_attempts: over.retry_attempts.unwrap_or(0),
+                    retry_backoff: over
+                        .retry_backoff_secs
+                        .map_or(DEFAULT_RETRY_BACKOFF, Duration::from_secs),
                 },
             };
             // A bad host schedule or zone is an error here; runtime settings come later.
@@ -252,6 +256,7 @@ impl SchedulerBuilder {
         for slot in shared.slots.values() {
             timers::place(&shared, slot);
         }
+        shared.tracker.spawn(retry::takeover_loop(shared.clone()));
         shared.tracker.spawn(runtime::watch_loop(
             shared.clone(),
             settings_version,

@@ -63,6 +63,7 @@ impl Change {
                     req.catch_up_window_secs,
                     req.jitter_secs,
                     req.pause_after_failures,
+                    (req.retry_attempts, req.retry_backoff_secs),
                 );
             }
             Change::Pause(req) => return validate_pause(req, now),
@@ -152,6 +153,12 @@ impl Change {
                 if let Some(n) = req.pause_after_failures {
                     set.push((Settings::PauseAfterFailures, int(u64::from(n))));
                 }
+                if let Some(n) = req.retry_attempts {
+                    set.push((Settings::RetryAttempts, int(u64::from(n))));
+                }
+                if let Some(secs) = req.retry_backoff_secs {
+                    set.push((Settings::RetryBackoffSecs, int(secs)));
+                }
                 set
             }
             Change::Reschedule(req) => {
@@ -179,6 +186,8 @@ impl Change {
                 (Settings::CatchUpWindowSecs, null_int()),
                 (Settings::JitterSecs, null_int()),
                 (Settings::PauseAfterFailures, null_int()),
+                (Settings::RetryAttempts, null_int()),
+                (Settings::RetryBackoffSecs, null_int()),
                 (Settings::PauseNote, null_text()),
                 (Settings::PausedUntilMs, null_int()),
                 (Settings::PausedBy, null_text()),
@@ -213,6 +222,12 @@ impl Change {
                 }
                 if req.pause_after_failures.is_some() {
                     runtime.pause_after_failures = req.pause_after_failures;
+                }
+                if req.retry_attempts.is_some() {
+                    runtime.retry_attempts = req.retry_attempts;
+                }
+                if req.retry_backoff_secs.is_some() {
+                    runtime.retry_backoff_secs = req.retry_backoff_secs;
                 }
             }
             Change::Reschedule(req) => {
@@ -257,6 +272,12 @@ impl Change {
                 }
                 if let Some(n) = req.pause_after_failures {
                     parts.push(format!("pause_after_failures={n}"));
+                }
+                if let Some(n) = req.retry_attempts {
+                    parts.push(format!("retry_attempts={n}"));
+                }
+                if let Some(secs) = req.retry_backoff_secs {
+                    parts.push(format!("retry_backoff_secs={secs}"));
                 }
                 if parts.is_empty() {
                     "nothing to change".to_owned()
@@ -367,7 +388,7 @@ mod tests {
         Change::Reset.apply_to(&mut runtime, "alice");
         assert_eq!(runtime, RuntimeSettings::default());
         // Every column set to NULL: an UPDATE, not a DELETE.
-        assert_eq!(Change::Reset.assignments("alice").len(), 11);
+        assert_eq!(Change::Reset.assignments("alice").len(), 13);
     }
 
     #[test]

@@ -99,9 +99,15 @@ async fn take_lease(shared: &Shared, name: &str, trigger: Trigger) -> Result<Hel
             previous_unreleased: false,
         });
     };
-    let kind = match trigger.fire_time() {
-        Some(tick) => ClaimKind::Tick(tick),
-        None => ClaimKind::Now,
+    let kind = match trigger {
+        Trigger::Retry { fire_time, attempt } => ClaimKind::Retry {
+            tick: fire_time,
+            attempt,
+        },
+        _ => match trigger.fire_time() {
+            Some(tick) => ClaimKind::Tick(tick),
+            None => ClaimKind::Now,
+        },
     };
     let sent = Instant::now();
     let app_before = shared.clock.now();

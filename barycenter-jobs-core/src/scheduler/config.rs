@@ -93,6 +93,13 @@ pub struct JobConfig {
     /// After this many consecutive failed scheduled runs the job is paused by the actor
     /// `system`, with a note saying why (default 0: never).
     pub pause_after_failures: Option<u32>,
+    /// Extra attempts at a tick whose scheduled, catch-up or retried run failed or timed out
+    /// (never after a cancel or a manual trigger); default 0.
+    pub retry_attempts: Option<u32>,
+    /// The first retry's delay in seconds, doubled for each attempt after it and capped at
+    /// an hour; an attempt that would start at or after the job's next tick is not made
+    /// (default 30).
+    pub retry_backoff_secs: Option<u64>,
     /// The job is overdue once a tick came due this many seconds ago with no successful run
     /// since (see [`SchedulerHandle::health`](crate::SchedulerHandle::health)). Default: the
     /// smaller of the schedule's interval and one hour, at least 60 s.

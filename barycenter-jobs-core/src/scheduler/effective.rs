@@ -4,7 +4,8 @@
 use std::time::Duration;
 
 use super::bounds::{
-    MAX_CATCH_UP_WINDOW_SECS, MAX_JITTER_SECS, MAX_PAUSE_AFTER_FAILURES, MAX_TIMEOUT_SECS,
+    MAX_CATCH_UP_WINDOW_SECS, MAX_JITTER_SECS, MAX_PAUSE_AFTER_FAILURES, MAX_RETRY_ATTEMPTS,
+    MAX_RETRY_BACKOFF_SECS, MAX_TIMEOUT_SECS,
 };
 use super::info::JobPolicy;
 use crate::error::Result;
@@ -47,6 +48,12 @@ fn policy(host: &JobPolicy, runtime: &RuntimeSettings) -> JobPolicy {
             .map_or(host.pause_after_failures, |n| {
                 n.min(MAX_PAUSE_AFTER_FAILURES)
             }),
+        retry_attempts: runtime
+            .retry_attempts
+            .map_or(host.retry_attempts, |n| n.min(MAX_RETRY_ATTEMPTS)),
+        retry_backoff: runtime.retry_backoff_secs.map_or(host.retry_backoff, |s| {
+            secs(s.max(1), MAX_RETRY_BACKOFF_SECS)
+        }),
     }
 }
 

@@ -12,7 +12,7 @@ use super::shared::Shared;
 use super::slot::Slot;
 use crate::error::Error;
 use crate::job::Trigger;
-use crate::lease::Lease;
+use crate::lease::{Lease, PendingRetry};
 use crate::observe::{RunEnded, RunStatus};
 use crate::store::{Execution, Outcome, RunEnd};
 
@@ -97,6 +97,7 @@ impl Ended {
             instance: Some(shared.instance.clone()),
             duration_ms: Some(i64::try_from(self.duration.as_millis()).unwrap_or(i64::MAX)),
             scheduled_for: self.trigger.fire_time(),
+            attempt: self.trigger.attempt(),
         }
     }
 }
@@ -168,15 +169,21 @@ pub(super) async fn record(shared: &Shared, ended: &Ended) -> bool {
 /// (`open`: its end not written, or an earlier run that could not be closed), so the next
 /// holder looks for it. Two tries: a passing fault should not hold the job for a whole TTL;
 /// past them, the lease lapses after its TTL.
-pub(super) async fn release(shared: &Shared, lease: Option<&Lease>, open: bool) {
+pub(super) async fn release(
+    shared: &Shared,
+    lease: Option<&Lease>,
+    open: bool,
+    retry: Option<PendingRetry>,
+) {
     let (Some(leases), Some(lease)) = (&shared.leases, lease) else {
         return;
     };
     let release = || async {
-        if open {
-            leases.release_unclean(lease).await
-        } else {
-            leases.release(lease).await
+        match (retry, open) {
+            // The retry waits on the row, for whichever replica is free when it is due.
+            (Some(retry), _) => leases.release_with_retry(lease, !open, retry).await,
+            (None, true) => leases.release_unclean(lease).await,
+            (None, false) => leases.release(lease).await,
         }
     };
     let mut released = Box::pin(release()).await;
@@ -198,7 +205,7 @@ pub(super) async fn close_after_panic(
 ) {
     ended.log();
     let open = shared.record_history && !record(shared, &ended).await;
-    release(shared, lease.as_ref(), open).await;
+    release(shared, lease.as_ref(), open, None).await;
     ended.observe(shared, slot);
 }
 
@@ -253,7 +260,7 @@ mod tests {
         );
 
         // Released as unclean (a run may be open): the next holder is told so.
-        release(&shared, claimed.lease.as_ref(), true).await;
+        release(&shared, claimed.lease.as_ref(), true, None).await;
         let leases = shared.leases.as_ref().unwrap();
         let next = leases
             .claim("ended", "other#1", ClaimKind::Now, SECS(30))
@@ -262,7 +269,7 @@ mod tests {
             .expect("released");
         assert!(next.previous_unreleased);
         // Released cleanly: the next holder is not.
-        release(&shared, Some(&next.lease), false).await;
+        release(&shared, Some(&next.lease), false, None).await;
         let after = leases
             .claim("ended", "other#2", ClaimKind::Now, SECS(30))
             .await

@@ -45,7 +45,7 @@ pub struct JobInfo {
 }
 
 /// The scheduling policies of a job: what happens to missed ticks, and when a tick starts.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct JobPolicy {
     /// What to do about ticks missed while no scheduler ran.
@@ -57,6 +57,51 @@ pub struct JobPolicy {
     pub jitter: Duration,
     /// Paused by the system after this many consecutive failed scheduled runs; 0: never.
     pub pause_after_failures: u32,
+    /// Extra attempts at a tick whose run failed or timed out; 0: none.
+    pub retry_attempts: u32,
+    /// The first retry's delay; doubled for each later attempt, capped at an hour.
+    pub retry_backoff: Duration,
+}
+
+impl Default for JobPolicy {
+    fn default() -> Self {
+        Self {
+            misfire: MisfirePolicy::default(),
+            catch_up_window: None,
+            jitter: Duration::ZERO,
+            pause_after_failures: 0,
+            retry_attempts: 0,
+            retry_backoff: DEFAULT_RETRY_BACKOFF,
+        }
+    }
+}
+
+/// The first retry's delay unless configured: 30 s.
+pub const DEFAULT_RETRY_BACKOFF: Duration = Duration::from_secs(30);
+
+/// The longest delay between two attempts at a tick: an hour.
+pub const MAX_RETRY_DELAY: Duration = Duration::from_secs(3600);
+
+impl JobPolicy {
+    /// How long after a failed `attempt` (1 for the tick's first run) the next one waits:
+    /// the backoff, doubled for each attempt after the first, at most [`MAX_RETRY_DELAY`].
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use barycenter_jobs_core::JobPolicy;
+    ///
+    /// let mut policy = JobPolicy::default();
+    /// policy.retry_backoff = Duration::from_secs(30);
+    /// assert_eq!(policy.retry_delay(1), Duration::from_secs(30));
+    /// assert_eq!(policy.retry_delay(3), Duration::from_secs(120));
+    /// assert_eq!(policy.retry_delay(20), Duration::from_secs(3600));
+    /// ```
+    pub fn retry_delay(&self, attempt: u32) -> Duration {
+        let doublings = attempt.saturating_sub(1).min(31);
+        self.retry_backoff
+            .saturating_mul(1u32 << doublings)
+            .min(MAX_RETRY_DELAY)
+    }
 }
 
 /// The offset from `tick` at which job `job` starts it under `jitter`: drawn from the job's

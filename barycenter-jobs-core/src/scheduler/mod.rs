@@ -69,6 +69,7 @@
 mod abandoned;
 mod claim;
 mod end;
+mod retry;
 mod run;
 mod supervise;
 #[cfg(test)]
@@ -105,5 +106,7 @@ pub use config::{
 };
 pub use handle::{DryRun, SchedulerHandle};
 pub use health::{FleetHealth, HealthStatus, JobHealth, default_overdue_after};
-pub use info::{JobInfo, JobPolicy, MAX_UPCOMING, jitter_offset};
+pub use info::{
+    DEFAULT_RETRY_BACKOFF, JobInfo, JobPolicy, MAX_RETRY_DELAY, MAX_UPCOMING, jitter_offset,
+};
 pub use run::TriggeredRun;

@@ -13,6 +13,7 @@ use tracing::Instrument;
 
 use super::claim::{Claimed, claim};
 use super::end::{Ended, close_after_panic, record, release};
+use super::retry;
 use super::shared::Shared;
 use super::slot::Slot;
 use super::supervise::{panic_message, run_job};
@@ -170,14 +171,22 @@ async fn run_and_record(claimed: Claimed) {
     if shared.record_history {
         open |= !Box::pin(record(&shared, &ended)).await;
     }
-    release(&shared, lease.as_ref(), open).await;
+    // A failed attempt at a tick may leave the next one on the lease row (`retry_attempts`).
+    let retry = retry::after(&shared, &slot, trigger, &ended.outcome);
+    release(&shared, lease.as_ref(), open, retry).await;
     drop(running);
     // After the row is written (an observer may read the history) and before waiters are
     // woken (whoever awaits the run sees its observers already told).
     ended.observe(&shared, &slot);
-    // A failed scheduled run may pause the job (`pause_after_failures`): judged in a task of
-    // its own, off the runner, which is free for the next tick at once.
-    if let (Outcome::Failed { message }, Some(_)) = (&ended.outcome, trigger.fire_time()) {
+    if let Some(retry) = retry {
+        retry::start_at_its_time(&shared, &slot, retry);
+    }
+    // A failed scheduled run whose retries are over may pause the job
+    // (`pause_after_failures`): judged in a task of its own, off the runner, which is free
+    // for the next tick at once.
+    if let (Outcome::Failed { message }, Some(_), None) =
+        (&ended.outcome, trigger.fire_time(), retry)
+    {
         let after = slot.settings().policy.pause_after_failures;
         if after > 0 {
             let (shared, slot, message) = (shared.clone(), slot.clone(), message.clone());

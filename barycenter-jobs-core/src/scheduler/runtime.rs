@@ -195,8 +195,8 @@ impl Shared {
         }
     }
 
-    /// After a failed scheduled run of `slot`'s job: pause it as the actor `system` when its
-    /// newest `after` scheduled runs all failed. Reads the history only on failure, so a
+    /// After a failed scheduled run of `slot`'s job whose retries are over: pause it as the
+    /// actor `system` when its newest `after` ticks all failed (each by its last attempt). Reads the history only on failure, so a
     /// successful tick costs nothing more.
     pub(super) async fn pause_after_failures(
         self: &Arc<Self>,
@@ -209,7 +209,8 @@ impl Shared {
             return;
         }
         let name = slot.job.name();
-        let statuses = match self.store.recent_scheduled_statuses(name, after).await {
+        let attempts = slot.settings().policy.retry_attempts.saturating_add(1);
+        let statuses = match self.store.recent_tick_statuses(name, after, attempts).await {
             Ok(statuses) => statuses,
             Err(e) => {
                 tracing::warn!(job = %name, error = %e, "could not count consecutive failures");

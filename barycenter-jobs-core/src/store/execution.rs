@@ -74,6 +74,9 @@ pub struct Execution {
     pub duration_ms: Option<i64>,
     /// The tick a scheduled run belongs to.
     pub scheduled_for: Option<DateTime<Utc>>,
+    /// Which attempt at its tick the run was: 1, or more for a retry (rows written before
+    /// retries existed read 1).
+    pub attempt: u32,
 }
 
 /// The start of a run, as [`ExecutionStore::start`](super::ExecutionStore::start) records it.

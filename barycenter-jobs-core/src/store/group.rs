@@ -24,7 +24,7 @@ use super::{ExecutionStore, NewExecution, RunEnd, duration_ms, ts};
 use crate::error::{Error, Result};
 use crate::store::schema::Exec;
 
-/// Start rows per `INSERT` (6 values each: well inside SQLite's 32,766 variables).
+/// Start rows per `INSERT` (7 values each: well inside SQLite's 32,766 variables).
 const MAX_STARTS: usize = 1000;
 /// End rows per `UPDATE` (13 values each).
 const MAX_FINISHES: usize = 200;

@@ -157,12 +157,13 @@ impl ExecutionStore {
                 Exec::TriggerKind,
                 Exec::Instance,
                 Exec::ScheduledFor,
+                Exec::Attempt,
             ])
             .to_owned()
     }
 
     /// The values of a start row, in the column order of [`start_insert`](Self::start_insert).
-    fn start_values(new: &NewExecution) -> [Expr; 6] {
+    fn start_values(new: &NewExecution) -> [Expr; 7] {
         [
             new.job_name.clone().into(),
             ts(new.started_at).into(),
@@ -170,6 +171,7 @@ impl ExecutionStore {
             new.trigger.as_str().into(),
             new.instance.clone().into(),
             new.trigger.fire_time().map(ts).into(),
+            i64::from(new.trigger.attempt()).into(),
         ]
     }
 
@@ -207,23 +209,39 @@ impl ExecutionStore {
         self.db.fetch_all(&q).await?.iter().map(decode).collect()
     }
 
-    /// The statuses of the newest `n` scheduled and catch-up runs of `job_name`, newest
-    /// first (manual runs say nothing about the schedule's health). One probe of the
-    /// `(job_name, id)` index.
-    pub async fn recent_scheduled_statuses(
+    /// The outcomes of the newest `n` ticks of `job_name` that ran (scheduled, caught up,
+    /// retried), newest first: of a tick with several attempts, its last. Manual runs say
+    /// nothing about the schedule's health. Reads at most `n * attempts_per_tick` rows, by
+    /// the `(job_name, id)` index.
+    pub async fn recent_tick_statuses(
         &self,
         job_name: &str,
         n: u32,
+        attempts_per_tick: u32,
     ) -> Result<Vec<ExecutionStatus>> {
+        let rows = n.saturating_mul(Ord::max(attempts_per_tick, 1));
         let q = Query::select()
-            .columns([Exec::Status, Exec::Success, Exec::CompletedAt])
+            .columns([
+                Exec::Status,
+                Exec::Success,
+                Exec::CompletedAt,
+                Exec::ScheduledFor,
+            ])
             .from(self.tables.executions.clone())
             .and_where(Expr::col(Exec::JobName).eq(job_name))
-            .and_where(Expr::col(Exec::TriggerKind).is_in(["scheduled", "catch_up"]))
+            .and_where(Expr::col(Exec::TriggerKind).is_in(["scheduled", "catch_up", "retry"]))
             .order_by(Exec::Id, Order::Desc)
-            .limit(u64::from(n.clamp(1, MAX_LIST_LIMIT)))
+            .limit(u64::from(rows.clamp(1, MAX_LIST_LIMIT)))
             .to_owned();
-        self.db.fetch_all(&q).await?.iter().map(status_of).collect()
+        let mut seen = std::collections::BTreeSet::new();
+        let mut out = Vec::new();
+        for row in self.db.fetch_all(&q).await? {
+            // Newest first: the first row of a tick is its last attempt.
+            if seen.insert(row.opt_i64("scheduled_for")?) && out.len() < n as usize {
+                out.push(status_of(&row)?);
+            }
+        }
+        Ok(out)
     }
 
     /// The newest run of `job_name`, if any.
@@ -276,6 +294,7 @@ impl ExecutionStore {
                     Exec::Instance,
                     Exec::DurationMs,
                     Exec::ScheduledFor,
+                    Exec::Attempt,
                 ]
                 .map(|col| (self.tables.executions.clone(), col)),
             )
@@ -320,5 +339,9 @@ fn decode(row: &DbRow) -> Result<Execution> {
         instance: row.opt_string("instance")?,
         duration_ms: row.opt_i64("duration_ms")?,
         scheduled_for: row.opt_i64("scheduled_for")?.map(from_ts),
+        attempt: row
+            .opt_i64("attempt")?
+            .and_then(|n| u32::try_from(n).ok())
+            .unwrap_or(1),
     })
 }

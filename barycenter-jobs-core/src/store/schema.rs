@@ -19,6 +19,8 @@ pub(crate) enum Exec {
     Instance,
     DurationMs,
     ScheduledFor,
+    // Which attempt at its tick a run is (migration 12).
+    Attempt,
 }
 
 /// Columns of the lease table (`job_leases` by default).
@@ -30,6 +32,10 @@ pub(crate) enum Lease {
     ExpiresAtMs,
     LastTick,
     ExecutionId,
+    // A retry waiting for its time (migration 11): the tick, the attempt, when it is due.
+    RetryTick,
+    RetryAttempt,
+    RetryDueMs,
 }
 
 /// Columns of the migration bookkeeping table.
@@ -61,6 +67,9 @@ pub(crate) enum Settings {
     PauseNote,
     PausedUntilMs,
     PausedBy,
+    // Retries (migration 10).
+    RetryAttempts,
+    RetryBackoffSecs,
 }
 
 /// The job name of the settings table's version row; not a valid job name, so it never

@@ -294,16 +294,23 @@ impl MutationRoot {
     }
 
     /// Change the scheduling policies of `jobName` at run time, on every replica (within
-    /// 2 s), persisted and audited; a null argument keeps that policy. `misfire`: `skip`,
+    /// 2 s), persisted and audited; a null argument keeps that policy. `retryAttempts` (0 to
+    /// 100): extra attempts at a tick whose scheduled, catch-up or retried run failed or
+    /// timed out, the first `retryBackoffSecs` (1 to 3600) later, doubling, never at or
+    /// after the next tick; `misfire`: `skip`,
     /// `run_once` or `run_all`; `catchUpWindowSecs`: missed ticks older than this are never
     /// caught up; `jitterSecs` (0 to 3600): a scheduled tick starts up to this late, the same
     /// on every replica; `pauseAfterFailures` (0 to 1000, 0 never): consecutive failed
     /// scheduled runs after which `system` pauses the job. A bad value is refused with its
     /// reason (`success: false`) and changes nothing.
+    // One argument per policy: the mutation's GraphQL signature.
+    #[allow(clippy::too_many_arguments)]
     async fn set_job_policy(
         &self,
         ctx: &Context<'_>,
         job_name: String,
+        retry_attempts: Option<i32>,
+        retry_backoff_secs: Option<i32>,
         misfire: Option<String>,
         catch_up_window_secs: Option<i32>,
         jitter_secs: Option<i32>,
@@ -332,14 +339,18 @@ impl MutationRoot {
                 window,
                 count("jitterSecs", jitter_secs)?,
                 count("pauseAfterFailures", pause_after_failures)?,
+                count("retryAttempts", retry_attempts)?,
+                count("retryBackoffSecs", retry_backoff_secs)?,
             ))
         });
+        let small = |n: Option<u64>| n.map(|n| u32::try_from(n).unwrap_or(u32::MAX));
         match counts {
-            Ok((window, jitter, failures)) => {
+            Ok((window, jitter, failures, attempts, backoff)) => {
                 request.catch_up_window_secs = window;
                 request.jitter_secs = jitter;
-                request.pause_after_failures =
-                    failures.map(|n| u32::try_from(n).unwrap_or(u32::MAX));
+                request.pause_after_failures = small(failures);
+                request.retry_attempts = small(attempts);
+                request.retry_backoff_secs = backoff;
             }
             Err(message) => {
                 return Ok(refused(state, &p, AuditAction::Policy, job_name, message).await);

@@ -298,7 +298,7 @@ impl JobExecution {
         self.0.status.as_str()
     }
 
-    /// `scheduled`, `catch_up` or `manual`; null for rows Barycenter wrote.
+    /// `scheduled`, `catch_up`, `retry` or `manual`; null for rows Barycenter wrote.
     async fn trigger(&self) -> Option<&str> {
         self.0.trigger.as_deref()
     }
@@ -313,9 +313,15 @@ impl JobExecution {
         self.0.duration_ms
     }
 
-    /// The tick a scheduled run belongs to (ISO 8601 UTC).
+    /// The tick a scheduled, caught-up or retried run belongs to (ISO 8601 UTC); a retry
+    /// keeps its tick's.
     async fn scheduled_for(&self) -> Option<String> {
         self.0.scheduled_for.map(iso)
+    }
+
+    /// Which attempt at its tick the run was: 1, or more for a retry.
+    async fn attempt(&self) -> i32 {
+        i32::try_from(self.0.attempt).unwrap_or(i32::MAX)
     }
 }
 
@@ -437,5 +443,17 @@ impl Policy {
     /// never.
     async fn pause_after_failures(&self) -> i32 {
         i32::try_from(self.0.pause_after_failures).unwrap_or(i32::MAX)
+    }
+
+    /// Extra attempts at a tick whose scheduled, catch-up or retried run failed or timed
+    /// out; 0: none.
+    async fn retry_attempts(&self) -> i32 {
+        i32::try_from(self.0.retry_attempts).unwrap_or(i32::MAX)
+    }
+
+    /// The first retry's delay in seconds; doubled for each later attempt, capped at an
+    /// hour; an attempt never starts at or after the job's next tick.
+    async fn retry_backoff_secs(&self) -> i32 {
+        i32::try_from(self.0.retry_backoff.as_secs()).unwrap_or(i32::MAX)
     }
 }

@@ -111,3 +111,12 @@ pub(super) async fn add_job_outcome_index(db: &Database, table: &Identifier) -> 
     let columns = [Exec::JobName, Exec::Success, Exec::Id];
     create_index(db, &index_on(table, "_job_success_id_idx", columns)?).await
 }
+
+/// Version 12. Which attempt at its tick a run is (1, or more for a retry); NULL reads as 1.
+pub(super) async fn add_attempt_column(db: &Database, table: &Identifier) -> Result<()> {
+    let attempt = ColumnDef::new(Exec::Attempt)
+        .big_integer()
+        .null()
+        .to_owned();
+    add_columns(db, table, [(Exec::Attempt, attempt)]).await
+}

@@ -3,7 +3,7 @@
 
 use sea_query::ColumnDef;
 
-use super::{create_table, job_name_key, new_table, zero_default};
+use super::{add_columns, create_table, job_name_key, new_table, zero_default};
 use crate::db::Database;
 use crate::error::Result;
 use crate::ident::Identifier;
@@ -22,6 +22,23 @@ pub(crate) async fn create(db: &Database, table: &Identifier) -> Result<()> {
             .col(zero_default(Lease::ExpiresAtMs))
             .col(zero_default(Lease::LastTick))
             .col(ColumnDef::new(Lease::ExecutionId).big_integer().null()),
+    )
+    .await
+}
+
+/// Version 11. A retry waiting on the job's lease row (its tick, its attempt, when it is
+/// due), so any replica can run it if the one that scheduled it dies. Also run by
+/// [`LeaseStore::migrate`](crate::LeaseStore::migrate).
+pub(crate) async fn add_retry_columns(db: &Database, table: &Identifier) -> Result<()> {
+    let number = |col: Lease| (col, ColumnDef::new(col).big_integer().null().to_owned());
+    add_columns(
+        db,
+        table,
+        [
+            number(Lease::RetryTick),
+            number(Lease::RetryAttempt),
+            number(Lease::RetryDueMs),
+        ],
     )
     .await
 }

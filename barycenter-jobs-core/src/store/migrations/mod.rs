@@ -99,6 +99,24 @@ const MIGRATIONS: &[(i64, &str, Target, Step)] = &[
         |t| &t.settings,
         |db, table| Box::pin(settings::add_policy_columns(db, table)),
     ),
+    (
+        10,
+        "add_settings_retry_columns",
+        |t| &t.settings,
+        |db, table| Box::pin(settings::add_retry_columns(db, table)),
+    ),
+    (
+        11,
+        "add_lease_retry_columns",
+        |t| &t.leases,
+        |db, table| Box::pin(leases::add_retry_columns(db, table)),
+    ),
+    (
+        12,
+        "add_execution_attempt_column",
+        executions_table,
+        |db, table| Box::pin(executions::add_attempt_column(db, table)),
+    ),
 ];
 
 /// The newest schema version this build knows.
@@ -108,7 +126,7 @@ pub fn latest_version() -> i64 {
 
 /// Versions that belong to the runtime control (settings and audit tables), the only ones a
 /// scheduler without history needs; every other version is the history's.
-const CONTROL_VERSIONS: &[i64] = &[5, 6, 9];
+const CONTROL_VERSIONS: &[i64] = &[5, 6, 9, 10];
 
 /// Which migrations to apply.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

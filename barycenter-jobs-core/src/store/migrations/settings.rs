@@ -50,6 +50,20 @@ pub(super) async fn add_policy_columns(db: &Database, table: &Identifier) -> Res
     .await
 }
 
+/// Version 10. Retries of a failed tick: how many, and the first delay.
+pub(super) async fn add_retry_columns(db: &Database, table: &Identifier) -> Result<()> {
+    let number = |col: Settings| (col, ColumnDef::new(col).big_integer().null().to_owned());
+    add_columns(
+        db,
+        table,
+        [
+            number(Settings::RetryAttempts),
+            number(Settings::RetryBackoffSecs),
+        ],
+    )
+    .await
+}
+
 /// Create the version row if it is missing (tolerating a replica that creates it at the
 /// same moment). The settings store calls it too, when a write finds the row missing.
 pub(crate) async fn ensure_version_row(db: &Database, table: &Identifier) -> Result<()> {
