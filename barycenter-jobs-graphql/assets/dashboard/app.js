@@ -137,14 +137,14 @@
     availableJobs {
       name description schedule scheduleDescription timeZone firesOnSchedule paused running
       nextRunAt timeoutSecs overdue overdueSince pauseNote pausedUntil pausedBy
-      policy { misfire catchUpWindowSecs jitterSecs pauseAfterFailures }
+      policy { misfire catchUpWindowSecs jitterSecs pauseAfterFailures retryAttempts retryBackoffSecs }
       lastExecution { id status startedAt completedAt durationMs recordsProcessed errorMessage }
     }
     auditLog(limit: 20) { id at actor action jobName detail }
   }`;
   const HISTORY = `query History($job: String!, $failures: Boolean!) {
     runs: jobLogs(jobName: $job, limit: ${HISTORY_LIMIT}, onlyFailures: $failures) {
-      id status startedAt completedAt durationMs recordsProcessed errorMessage trigger
+      id status startedAt completedAt durationMs recordsProcessed errorMessage trigger attempt
     }
     chart: jobLogs(jobName: $job, limit: ${CHART_RUNS}) { id status startedAt durationMs recordsProcessed }
   }`;
@@ -345,7 +345,7 @@
         el('td', { 'data-label': 'Outcome' }, statusBadge(r.status)),
         el('td', { 'data-label': 'Duration', text: duration(r.durationMs) }),
         el('td', { 'data-label': 'Records', text: r.recordsProcessed ?? '—' }),
-        el('td', { 'data-label': 'Trigger', text: r.trigger ?? '—' }),
+        el('td', { 'data-label': 'Trigger', text: r.attempt > 1 ? `${r.trigger} (attempt ${r.attempt})` : (r.trigger ?? '—') }),
         el('td', { 'data-label': 'Error' }, r.errorMessage ? el('span', { class: 'error', text: r.errorMessage }) : '')));
     });
     fill(v.charts, JSON.stringify(data.chart), () => {
@@ -483,6 +483,7 @@
     if (p.catchUpWindowSecs !== null) bits.push(`catch-up window ${p.catchUpWindowSecs} s`);
     if (p.jitterSecs) bits.push(`jitter ${p.jitterSecs} s`);
     if (p.pauseAfterFailures) bits.push(`pause after ${plural(p.pauseAfterFailures, 'failure')}`);
+    if (p.retryAttempts) bits.push(`${p.retryAttempts} ${p.retryAttempts === 1 ? 'retry' : 'retries'} from ${p.retryBackoffSecs} s`);
     return bits.join(' · ');
   }
 
@@ -515,6 +516,8 @@
     const window_ = number('catch-up-window', 31536000);
     const jitter = number('jitter', 3600);
     const failures = number('pause-after-failures', 1000);
+    const retries = number('retry-attempts', 100);
+    const backoff = number('retry-backoff', 3600);
     const save = el('button', { type: 'submit', 'data-action': 'save-policy', text: 'Save policy' });
     const form = el('form', { class: 'policy', novalidate: true },
       el('fieldset', {},
@@ -523,6 +526,8 @@
         el('label', { for: window_.id, text: 'Catch-up window (seconds, empty: no limit)' }), window_,
         el('label', { for: jitter.id, text: 'Jitter (seconds, 0 to 3600)' }), jitter,
         el('label', { for: failures.id, text: 'Pause after consecutive failures (0: never)' }), failures,
+        el('label', { for: retries.id, text: 'Retries of a failed tick (0: none)' }), retries,
+        el('label', { for: backoff.id, text: 'First retry after (seconds, doubling; 1 to 3600)' }), backoff,
         el('div', { class: 'buttons' }, save)));
     let loaded = {};
     const read = () => ({
@@ -530,6 +535,8 @@
       w: window_.value.trim() === '' ? null : Number(window_.value),
       j: Number(jitter.value || 0),
       f: Number(failures.value || 0),
+      r: Number(retries.value || 0),
+      b: Number(backoff.value || 30),
     });
     form.addEventListener('submit', (ev) => {
       ev.preventDefault();
@@ -537,12 +544,12 @@
       // Only what changed, as the reschedule form does: the rest keeps its setting.
       const now = read();
       const vars = { job: v.name };
-      for (const k of ['m', 'w', 'j', 'f']) vars[k] = now[k] !== loaded[k] ? now[k] : null;
+      for (const k of ['m', 'w', 'j', 'f', 'r', 'b']) vars[k] = now[k] !== loaded[k] ? now[k] : null;
       if (Object.values(vars).slice(1).every((x) => x === null)) {
         say(v, 'Nothing changed.', true);
         return;
       }
-      act(v, save, 'mutation Policy($job: String!, $m: String, $w: Int, $j: Int, $f: Int) { setJobPolicy(jobName: $job, misfire: $m, catchUpWindowSecs: $w, jitterSecs: $j, pauseAfterFailures: $f) { success message jobName } }',
+      act(v, save, 'mutation Policy($job: String!, $m: String, $w: Int, $j: Int, $f: Int, $r: Int, $b: Int) { setJobPolicy(jobName: $job, misfire: $m, catchUpWindowSecs: $w, jitterSecs: $j, pauseAfterFailures: $f, retryAttempts: $r, retryBackoffSecs: $b) { success message jobName } }',
         vars, (r) => { if (r.success) loaded = now; });
     });
     return {
@@ -554,6 +561,8 @@
         window_.value = p.catchUpWindowSecs === null ? '' : p.catchUpWindowSecs;
         jitter.value = p.jitterSecs;
         failures.value = p.pauseAfterFailures;
+        retries.value = p.retryAttempts;
+        backoff.value = p.retryBackoffSecs;
         loaded = read();
       },
     };
