@@ -358,11 +358,11 @@ fn slow_logging_job(name: &str, log: &RunLog) -> ScriptedJob {
     })
 }
 
-/// A job on `*/20 * * * * *` that fails its first `failing` attempts at a tick and logs each.
-fn flaky_job(log: &RunLog, tag: &str, failing: u32) -> ScriptedJob {
+/// A job on `schedule` that fails its first `failing` attempts at a tick and logs each.
+fn flaky_job(log: &RunLog, tag: &str, schedule: &str, failing: u32) -> ScriptedJob {
     let log = log.clone();
     let tag = tag.to_owned();
-    ScriptedJob::new("flaky", "*/20 * * * * *", move |ctx| {
+    ScriptedJob::new("flaky", schedule, move |ctx| {
         log.push("flaky", &ctx, &tag);
         let attempt = ctx.attempt();
         async move {
@@ -429,7 +429,7 @@ async fn a_failed_tick_is_retried_with_backoff_once_across_two_replicas(t: &Test
     let log = RunLog::default();
     let registry = |tag: &str| {
         Registry::builder()
-            .register(flaky_job(&log, tag, 2))
+            .register(flaky_job(&log, tag, "*/20 * * * * *", 2))
             .build()
             .unwrap()
     };
@@ -477,14 +477,17 @@ async fn a_failed_tick_is_retried_with_backoff_once_across_two_replicas(t: &Test
 /// it is due. B, started after, takes the retry over: attempt 2 of the same tick runs on B.
 async fn a_retry_outlives_the_replica_that_left_it(t: &TestDb) {
     let log = RunLog::default();
+    // A tick every 30 s and a retry 8 s after a failure: time for A to go away before the
+    // retry is due (also on a loaded machine), and for B's look-out (every 5 s, for a retry
+    // 2 s overdue) before the next tick would drop it.
     let registry = |tag: &str| {
         Registry::builder()
-            .register(flaky_job(&log, tag, 1))
+            .register(flaky_job(&log, tag, "*/30 * * * * *", 1))
             .build()
             .unwrap()
     };
     let mut config_a = retrying("a");
-    config_a.jobs.get_mut("flaky").unwrap().retry_backoff_secs = Some(3);
+    config_a.jobs.get_mut("flaky").unwrap().retry_backoff_secs = Some(8);
     let a = start(t, registry("a"), config_a).await;
     eventually(HANG, "the first attempt failed", || async {
         attempts_of_first_tick(&a)

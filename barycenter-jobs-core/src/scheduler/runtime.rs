@@ -240,10 +240,7 @@ impl Shared {
             Ok(true) => {
                 tracing::error!(job = %name, failures = after, "job paused after consecutive failures");
                 let pause = Change::Pause(PauseRequest::new().note(note));
-                match store.get(name).await {
-                    Ok(stored) => self.apply(slot, stored),
-                    Err(_) => self.apply(slot, runtime_after(slot, &pause, SYSTEM)),
-                }
+                // Recorded before it is applied here: whoever sees the pause finds its entry.
                 self.audit(NewAuditEntry {
                     actor: SYSTEM.to_owned(),
                     action: AuditAction::Pause,
@@ -251,6 +248,10 @@ impl Shared {
                     detail: Some(pause.describe()),
                 })
                 .await;
+                match store.get(name).await {
+                    Ok(stored) => self.apply(slot, stored),
+                    Err(_) => self.apply(slot, runtime_after(slot, &pause, SYSTEM)),
+                }
             }
             Ok(false) => {}
             Err(e) => {
