@@ -207,6 +207,18 @@ impl Browser {
         path
     }
 
+    /// The text of the `data-role` part of `job`'s row once it includes `text`.
+    async fn row_part(&self, job: &str, role: &str, text: &str) -> String {
+        let part = format!("{} [data-role={role}]", row(job));
+        self.wait_until(
+            &format!("(document.querySelector('{part}')?.innerText ?? '').includes('{text}')"),
+            UI_HANG,
+            &format!("{role} of {job} showing {text:?}"),
+        )
+        .await;
+        self.text(&part).await
+    }
+
     async fn click(&self, css: &str) {
         self.client
             .find(Locator::Css(css))
@@ -627,17 +639,8 @@ async fn pause_with_a_note_and_an_end_and_the_policy_form() {
         r#"{detail} button[data-action="pause-with-note"]"#
     ))
     .await;
-    b.wait_until(
-        &format!(
-            "(document.querySelector('{} [data-role=pause-note]')?.innerText ?? '').includes('rotating the signing keys')",
-            row(SESSIONS)
-        ),
-        UI_HANG,
-        "the note shown on the row",
-    )
-    .await;
     let shown = b
-        .text(&format!("{} [data-role=pause-note]", row(SESSIONS)))
+        .row_part(SESSIONS, "pause-note", "rotating the signing keys")
         .await;
     assert!(
         shown.contains("by anonymous") && shown.contains("until"),
@@ -684,18 +687,7 @@ async fn pause_with_a_note_and_an_end_and_the_policy_form() {
     retries.send_keys("2").await.unwrap();
     b.click(&format!(r#"{detail} button[data-action="save-policy"]"#))
         .await;
-    b.wait_until(
-        &format!(
-            "(document.querySelector('{} [data-role=policy]')?.innerText ?? '').includes('jitter 30 s')",
-            row(SESSIONS)
-        ),
-        UI_HANG,
-        "the policy shown on the row",
-    )
-    .await;
-    let policy = b
-        .text(&format!("{} [data-role=policy]", row(SESSIONS)))
-        .await;
+    let policy = b.row_part(SESSIONS, "policy", "jitter 30 s").await;
     assert!(
         policy.contains("missed ticks: run all") && policy.contains("2 retries from 30 s"),
         "{policy}"
