@@ -51,12 +51,16 @@ impl LeaseStore {
     /// the others only take over one it did not).
     pub async fn overdue_retries(&self, grace: Duration) -> Result<Vec<(String, PendingRetry)>> {
         let stmt = Query::select()
-            .columns([
-                Col::JobName,
-                Col::RetryTick,
-                Col::RetryAttempt,
-                Col::RetryDueMs,
-            ])
+            // Qualified: see the settings store's read (SQLite's legacy quoting).
+            .columns(
+                [
+                    Col::JobName,
+                    Col::RetryTick,
+                    Col::RetryAttempt,
+                    Col::RetryDueMs,
+                ]
+                .map(|col| (self.table.clone(), col)),
+            )
             .from(self.table.clone())
             .and_where(Expr::col(Col::RetryDueMs).lte(self.now_ms().sub(ttl_ms(grace))))
             .and_where(Expr::col(Col::ExpiresAtMs).lte(self.now_ms()))

@@ -221,12 +221,16 @@ impl ExecutionStore {
     ) -> Result<Vec<ExecutionStatus>> {
         let rows = n.saturating_mul(Ord::max(attempts_per_tick, 1));
         let q = Query::select()
-            .columns([
-                Exec::Status,
-                Exec::Success,
-                Exec::CompletedAt,
-                Exec::ScheduledFor,
-            ])
+            // Qualified, as in `select`.
+            .columns(
+                [
+                    Exec::Status,
+                    Exec::Success,
+                    Exec::CompletedAt,
+                    Exec::ScheduledFor,
+                ]
+                .map(|col| (self.tables.executions.clone(), col)),
+            )
             .from(self.tables.executions.clone())
             .and_where(Expr::col(Exec::JobName).eq(job_name))
             .and_where(Expr::col(Exec::TriggerKind).is_in(["scheduled", "catch_up", "retry"]))
