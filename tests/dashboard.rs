@@ -207,6 +207,13 @@ impl Browser {
         path
     }
 
+    /// Open `job`'s detail row (history, forms); its CSS selector.
+    async fn open_detail(&self, job: &str) -> String {
+        self.click(&format!(r#"{} button[data-action="history"]"#, row(job)))
+            .await;
+        format!("#job-{job}-detail")
+    }
+
     /// The text of the `data-role` part of `job`'s row once it includes `text`.
     async fn row_part(&self, job: &str, role: &str, text: &str) -> String {
         let part = format!("{} [data-role={role}]", row(job));
@@ -351,12 +358,7 @@ async fn jobs_run_now_pause_reschedule_and_nothing_leaves_the_origin() {
     eprintln!("run shown as succeeded {shown_after:?} after the click");
 
     // History: the run with its outcome, a chart, the failures-only filter.
-    b.click(&format!(
-        r#"{} button[data-action="history"]"#,
-        row(SESSIONS)
-    ))
-    .await;
-    let detail = format!("#job-{SESSIONS}-detail");
+    let detail = b.open_detail(SESSIONS).await;
     b.wait_until(
         &format!("document.querySelectorAll('{detail} tbody tr[data-execution]').length >= 1"),
         UI_HANG,
@@ -601,12 +603,7 @@ async fn pause_with_a_note_and_an_end_and_the_policy_form() {
         "four job rows",
     )
     .await;
-    b.click(&format!(
-        r#"{} button[data-action="history"]"#,
-        row(SESSIONS)
-    ))
-    .await;
-    let detail = format!("#job-{SESSIONS}-detail");
+    let detail = b.open_detail(SESSIONS).await;
     // The policy form opens with the policy in force.
     b.wait_until(
         &format!("document.querySelector('#job-{SESSIONS}-misfire').value === 'run_once'"),
