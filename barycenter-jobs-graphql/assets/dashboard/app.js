@@ -137,7 +137,7 @@
     availableJobs {
       name description schedule scheduleDescription timeZone firesOnSchedule paused running
       nextRunAt timeoutSecs overdue overdueSince pauseNote pausedUntil pausedBy
-      policy { misfire catchUpWindowSecs jitterSecs pauseAfterFailures retryAttempts retryBackoffSecs }
+      policy { overlap misfire catchUpWindowSecs jitterSecs pauseAfterFailures retryAttempts retryBackoffSecs }
       lastExecution { id status startedAt completedAt durationMs recordsProcessed errorMessage }
     }
     auditLog(limit: 20) { id at actor action jobName detail }
@@ -479,6 +479,7 @@
   function policySummary(p) {
     if (!p) return '';
     const bits = [];
+    if (p.overlap && p.overlap !== 'skip') bits.push(`overlapping ticks: ${p.overlap.replace('_', ' ')}`);
     if (p.misfire !== 'run_once') bits.push(`missed ticks: ${p.misfire.replace('_', ' ')}`);
     if (p.catchUpWindowSecs !== null) bits.push(`catch-up window ${p.catchUpWindowSecs} s`);
     if (p.jitterSecs) bits.push(`jitter ${p.jitterSecs} s`);
@@ -510,6 +511,8 @@
   }
 
   function policyForm(v, id) {
+    const overlap = el('select', { id: `${id}-overlap`, name: 'overlap' },
+      ...['skip', 'buffer_one', 'cancel_running'].map((o) => el('option', { value: o, text: o.replace('_', ' ') })));
     const misfire = el('select', { id: `${id}-misfire`, name: 'misfire' },
       ...['run_once', 'run_all', 'skip'].map((m) => el('option', { value: m, text: m.replace('_', ' ') })));
     const number = (name, max) => el('input', { id: `${id}-${name}`, name, type: 'number', min: 0, max, inputmode: 'numeric' });
@@ -522,6 +525,7 @@
     const form = el('form', { class: 'policy', novalidate: true },
       el('fieldset', {},
         el('legend', { text: 'Scheduling policy' }),
+        el('label', { for: overlap.id, text: 'A tick while the last run is still running' }), overlap,
         el('label', { for: misfire.id, text: 'Missed ticks at start-up' }), misfire,
         el('label', { for: window_.id, text: 'Catch-up window (seconds, empty: no limit)' }), window_,
         el('label', { for: jitter.id, text: 'Jitter (seconds, 0 to 3600)' }), jitter,
@@ -531,6 +535,7 @@
         el('div', { class: 'buttons' }, save)));
     let loaded = {};
     const read = () => ({
+      o: overlap.value,
       m: misfire.value,
       w: window_.value.trim() === '' ? null : Number(window_.value),
       j: Number(jitter.value || 0),
@@ -544,12 +549,12 @@
       // Only what changed, as the reschedule form does: the rest keeps its setting.
       const now = read();
       const vars = { job: v.name };
-      for (const k of ['m', 'w', 'j', 'f', 'r', 'b']) vars[k] = now[k] !== loaded[k] ? now[k] : null;
+      for (const k of ['o', 'm', 'w', 'j', 'f', 'r', 'b']) vars[k] = now[k] !== loaded[k] ? now[k] : null;
       if (Object.values(vars).slice(1).every((x) => x === null)) {
         say(v, 'Nothing changed.', true);
         return;
       }
-      act(v, save, 'mutation Policy($job: String!, $m: String, $w: Int, $j: Int, $f: Int, $r: Int, $b: Int) { setJobPolicy(jobName: $job, misfire: $m, catchUpWindowSecs: $w, jitterSecs: $j, pauseAfterFailures: $f, retryAttempts: $r, retryBackoffSecs: $b) { success message jobName } }',
+      act(v, save, 'mutation Policy($job: String!, $o: String, $m: String, $w: Int, $j: Int, $f: Int, $r: Int, $b: Int) { setJobPolicy(jobName: $job, overlap: $o, misfire: $m, catchUpWindowSecs: $w, jitterSecs: $j, pauseAfterFailures: $f, retryAttempts: $r, retryBackoffSecs: $b) { success message jobName } }',
         vars, (r) => { if (r.success) loaded = now; });
     });
     return {
@@ -557,6 +562,7 @@
       save,
       reset(job) {
         const p = job.policy;
+        overlap.value = p.overlap || 'skip';
         misfire.value = p.misfire;
         window_.value = p.catchUpWindowSecs === null ? '' : p.catchUpWindowSecs;
         jitter.value = p.jitterSecs;
