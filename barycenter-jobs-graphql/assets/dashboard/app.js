@@ -346,12 +346,12 @@
       if (!data.runs.length) {
         return el('tr', {}, el('td', { colspan: 6, class: 'muted', text: asked ? 'No failed runs.' : 'No runs yet.' }));
       }
-      return data.runs.map((r) => el('tr', { 'data-execution': r.id },
+      return data.runs.map((r) => el('tr', { 'data-execution': r.id, 'data-trigger': r.trigger, 'data-attempt': r.attempt },
         el('td', { 'data-label': 'Started' }, time(r.startedAt)),
         el('td', { 'data-label': 'Outcome' }, statusBadge(r.status)),
         el('td', { 'data-label': 'Duration', text: duration(r.durationMs) }),
         el('td', { 'data-label': 'Records', text: r.recordsProcessed ?? '—' }),
-        el('td', { 'data-label': 'Trigger', text: r.attempt > 1 ? `${r.trigger} (attempt ${r.attempt})` : (r.trigger ?? '—') }),
+        el('td', { 'data-label': 'Trigger', text: r.attempt > 1 ? `${r.trigger ?? '—'} (attempt ${r.attempt})` : (r.trigger ?? '—') }),
         el('td', { 'data-label': 'Error' }, r.errorMessage ? el('span', { class: 'error', text: r.errorMessage }) : '')));
     });
     fill(v.charts, JSON.stringify(data.chart), () => {
