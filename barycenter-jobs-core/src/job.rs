@@ -182,26 +182,34 @@ pub enum Trigger {
         /// Which attempt at the tick this is: 2 for the first retry.
         attempt: u32,
     },
+    /// A past tick an operator asked to run
+    /// ([`SchedulerHandle::backfill`](crate::SchedulerHandle::backfill)).
+    Backfill {
+        /// The tick this run serves.
+        fire_time: DateTime<Utc>,
+    },
 }
 
 impl Trigger {
     /// The short label stored in the `trigger_kind` column: `scheduled`, `catch_up`,
-    /// `manual` or `retry`.
+    /// `manual`, `retry` or `backfill`.
     pub fn as_str(&self) -> &'static str {
         match self {
             Trigger::Scheduled { .. } => "scheduled",
             Trigger::CatchUp { .. } => "catch_up",
             Trigger::Manual => "manual",
             Trigger::Retry { .. } => "retry",
+            Trigger::Backfill { .. } => "backfill",
         }
     }
 
-    /// The tick, for scheduled, catch-up and retried runs.
+    /// The tick, for scheduled, catch-up, retried and backfill runs.
     pub fn fire_time(&self) -> Option<DateTime<Utc>> {
         match self {
             Trigger::Scheduled { fire_time }
             | Trigger::CatchUp { fire_time }
-            | Trigger::Retry { fire_time, .. } => Some(*fire_time),
+            | Trigger::Retry { fire_time, .. }
+            | Trigger::Backfill { fire_time } => Some(*fire_time),
             Trigger::Manual => None,
         }
     }

@@ -87,18 +87,18 @@ pub use db::{
 pub use error::{Error, Result};
 pub use ident::Identifier;
 pub use job::{DryRunOutput, Job, JobContext, JobError, JobOutput, TimeSource, Trigger};
-pub use lease::{ClaimKind, Lease, LeaseStore, PendingRetry};
+pub use lease::{ClaimKind, Lease, LeaseStore, PendingRetry, Waiting};
 pub use registry::{JobRegistration, RegisteredJob, Registry, RegistryBuilder};
 pub use schedule::Schedule;
 pub use scheduler::{
     ClockConfig, CoordinationConfig, CutoffClock, FleetHealth, HealthStatus, JobConfig, JobHealth,
-    JobInfo, JobPolicy, MisfirePolicy, RetentionConfig, Scheduler, SchedulerBuilder,
+    JobInfo, JobPolicy, MisfirePolicy, OverlapPolicy, RetentionConfig, Scheduler, SchedulerBuilder,
     SchedulerConfig, SchedulerHandle, TriggeredRun,
 };
 // Runtime control (issue 15).
 pub use scheduler::{DryRun, RuntimeConfig};
 pub use settings::{
-    AuditAction, AuditEntry, AuditQuery, PauseRequest, PolicyRequest, RescheduleRequest,
+    AuditAction, AuditEntry, AuditQuery, Backfill, PauseRequest, PolicyRequest, RescheduleRequest,
     RuntimeSettings,
 };
 pub use store::{

@@ -82,7 +82,7 @@ use sea_query::{Cond, Expr, ExprTrait, Order, Query, SelectStatement};
 use crate::db::{Database, DbRow};
 use crate::error::Result;
 use crate::ident::Identifier;
-use crate::scheduler::MisfirePolicy;
+use crate::scheduler::{MisfirePolicy, OverlapPolicy};
 use crate::store::TableNames;
 use crate::store::migrations::settings::ensure_version_row;
 use crate::store::schema::{Audit, Settings, VERSION_ROW};
@@ -105,6 +105,8 @@ pub struct RuntimeSettings {
     pub timeout_secs: Option<u64>,
     /// What to do about missed ticks, replacing the configured policy.
     pub misfire: Option<MisfirePolicy>,
+    /// What a tick that comes due while the job runs does, replacing the configured policy.
+    pub overlap: Option<OverlapPolicy>,
     /// Missed ticks older than this many seconds are never caught up (replacing the
     /// configured window).
     pub catch_up_window_secs: Option<u64>,
@@ -124,6 +126,9 @@ pub struct RuntimeSettings {
     pub paused_until: Option<DateTime<Utc>>,
     /// Who paused the job (`system` for a pause after failures).
     pub paused_by: Option<String>,
+    /// A backfill in progress (cleared when it is done, cancelled, or the job is paused or
+    /// reset).
+    pub backfill: Option<Backfill>,
     /// Who made the last change.
     pub changed_by: Option<String>,
     /// When (by the database's clock).
@@ -138,12 +143,28 @@ impl RuntimeSettings {
             && self.time_zone.is_none()
             && self.timeout_secs.is_none()
             && self.misfire.is_none()
+            && self.overlap.is_none()
             && self.catch_up_window_secs.is_none()
             && self.jitter_secs.is_none()
             && self.pause_after_failures.is_none()
             && self.retry_attempts.is_none()
             && self.retry_backoff_secs.is_none()
+            && self.backfill.is_none()
     }
+}
+
+/// A backfill an operator asked for
+/// ([`SchedulerHandle::backfill`](crate::SchedulerHandle::backfill)): every tick of the
+/// job's schedule in force within `[from, to]` runs once, oldest first, one at a time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Backfill {
+    /// The range's start (whole seconds).
+    pub from: DateTime<Utc>,
+    /// The range's end, included (whole seconds).
+    pub to: DateTime<Utc>,
+    /// Who asked for it.
+    pub requested_by: String,
 }
 
 /// What [`SchedulerHandle::reschedule`](crate::SchedulerHandle::reschedule) changes; a
@@ -229,6 +250,8 @@ impl PauseRequest {
 pub struct PolicyRequest {
     /// What to do about missed ticks.
     pub misfire: Option<MisfirePolicy>,
+    /// What a tick that comes due while the job runs does.
+    pub overlap: Option<OverlapPolicy>,
     /// Missed ticks older than this many seconds are never caught up.
     pub catch_up_window_secs: Option<u64>,
     /// A scheduled tick starts up to this many seconds after the tick.
@@ -253,6 +276,24 @@ impl PolicyRequest {
         self
     }
 
+    /// Set the overlap policy.
+    pub fn overlap(mut self, overlap: OverlapPolicy) -> Self {
+        self.overlap = Some(overlap);
+        self
+    }
+
+    /// Set the number of retries of a failed tick.
+    pub fn retry_attempts(mut self, attempts: u32) -> Self {
+        self.retry_attempts = Some(attempts);
+        self
+    }
+
+    /// Set the first retry's delay, in seconds.
+    pub fn retry_backoff_secs(mut self, secs: u64) -> Self {
+        self.retry_backoff_secs = Some(secs);
+        self
+    }
+
     /// Set the catch-up window, in seconds.
     pub fn catch_up_window_secs(mut self, secs: u64) -> Self {
         self.catch_up_window_secs = Some(secs);
@@ -274,6 +315,7 @@ impl PolicyRequest {
     /// Whether it changes nothing.
     pub fn is_empty(&self) -> bool {
         self.misfire.is_none()
+            && self.overlap.is_none()
             && self.catch_up_window_secs.is_none()
             && self.jitter_secs.is_none()
             && self.pause_after_failures.is_none()
@@ -298,13 +340,16 @@ pub enum AuditAction {
     Reschedule,
     /// Runtime settings dropped.
     Reset,
-    /// Scheduling policy changed (misfire, catch-up window, jitter, pause after failures).
+    /// Scheduling policy changed (retries, overlap, misfire, catch-up window, jitter, pause
+    /// after failures).
     Policy,
+    /// A backfill asked for, cancelled, or finished.
+    Backfill,
 }
 
 impl AuditAction {
     /// The label stored in the `action` column: `trigger`, `dry_run`, `pause`, `resume`,
-    /// `reschedule`, `reset`, `policy`.
+    /// `reschedule`, `reset`, `policy`, `backfill`.
     pub fn as_str(&self) -> &'static str {
         match self {
             AuditAction::Trigger => "trigger",
@@ -314,6 +359,7 @@ impl AuditAction {
             AuditAction::Reschedule => "reschedule",
             AuditAction::Reset => "reset",
             AuditAction::Policy => "policy",
+            AuditAction::Backfill => "backfill",
         }
     }
 }
@@ -537,6 +583,32 @@ impl SettingsStore {
         Ok(true)
     }
 
+    /// End `job_name`'s backfill of `[from, to]`, its last tick run, as the actor `system`;
+    /// true when this call ended it. Conditional on that very range, so a newer backfill
+    /// asked meanwhile stays, and of replicas that finish at once exactly one records it.
+    pub async fn finish_backfill(
+        &self,
+        job_name: &str,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<bool> {
+        let stmt = Query::update()
+            .table(self.settings.clone())
+            .value(Settings::BackfillFrom, Expr::val(Option::<i64>::None))
+            .value(Settings::BackfillTo, Expr::val(Option::<i64>::None))
+            .value(Settings::BackfillBy, Expr::val(Option::<String>::None))
+            .value(Settings::Revision, Expr::col(Settings::Revision).add(1))
+            .and_where(Expr::col(Settings::JobName).eq(job_name))
+            .and_where(Expr::col(Settings::BackfillFrom).eq(from.timestamp()))
+            .and_where(Expr::col(Settings::BackfillTo).eq(to.timestamp()))
+            .to_owned();
+        if self.db.execute(&stmt).await? == 0 {
+            return Ok(false);
+        }
+        self.bump().await?;
+        Ok(true)
+    }
+
     /// Pause `job_name` as `actor` with `note`, unless it is paused already; true when this
     /// call paused it. The condition is in the statement (and a row created by a racer makes
     /// this one's insert fail), so of replicas that decide at once to pause a job exactly one
@@ -555,6 +627,10 @@ impl SettingsStore {
             .value(Settings::PauseNote, note.clone())
             .value(Settings::PausedUntilMs, Expr::val(Option::<i64>::None))
             .value(Settings::PausedBy, actor.clone())
+            // A pause stops a backfill in progress.
+            .value(Settings::BackfillFrom, Expr::val(Option::<i64>::None))
+            .value(Settings::BackfillTo, Expr::val(Option::<i64>::None))
+            .value(Settings::BackfillBy, Expr::val(Option::<String>::None))
             .value(Settings::ChangedBy, actor.clone())
             .value(Settings::ChangedAtMs, self.db.now_ms_expr())
             .value(Settings::Revision, Expr::col(Settings::Revision).add(1))
@@ -574,6 +650,9 @@ impl SettingsStore {
                     Settings::Paused,
                     Settings::PauseNote,
                     Settings::PausedBy,
+                    Settings::BackfillFrom,
+                    Settings::BackfillTo,
+                    Settings::BackfillBy,
                     Settings::ChangedBy,
                     Settings::ChangedAtMs,
                     Settings::Revision,
@@ -702,6 +781,7 @@ impl SettingsStore {
                     Settings::TimeZone,
                     Settings::TimeoutSecs,
                     Settings::Misfire,
+                    Settings::Overlap,
                     Settings::CatchUpWindowSecs,
                     Settings::JitterSecs,
                     Settings::PauseAfterFailures,
@@ -710,6 +790,9 @@ impl SettingsStore {
                     Settings::PauseNote,
                     Settings::PausedUntilMs,
                     Settings::PausedBy,
+                    Settings::BackfillFrom,
+                    Settings::BackfillTo,
+                    Settings::BackfillBy,
                     Settings::ChangedBy,
                     Settings::ChangedAtMs,
                 ]
@@ -737,6 +820,9 @@ fn decode(row: &DbRow) -> Result<RuntimeSettings> {
         misfire: row
             .opt_string("misfire")?
             .and_then(|m| MisfirePolicy::parse(&m)),
+        overlap: row
+            .opt_string("overlap")?
+            .and_then(|m| OverlapPolicy::parse(&m)),
         catch_up_window_secs: count("catch_up_window_secs")?,
         jitter_secs: count("jitter_secs")?,
         pause_after_failures: count("pause_after_failures")?
@@ -746,6 +832,14 @@ fn decode(row: &DbRow) -> Result<RuntimeSettings> {
         pause_note: row.opt_string("pause_note")?,
         paused_until: row.opt_i64("paused_until_ms")?.map(from_ms),
         paused_by: row.opt_string("paused_by")?,
+        backfill: match (row.opt_i64("backfill_from")?, row.opt_i64("backfill_to")?) {
+            (Some(from), Some(to)) => Some(Backfill {
+                from: from_ms(from.saturating_mul(1000)),
+                to: from_ms(to.saturating_mul(1000)),
+                requested_by: row.opt_string("backfill_by")?.unwrap_or_default(),
+            }),
+            _ => None,
+        },
         changed_by: row.opt_string("changed_by")?,
         changed_at: changed_at.map(from_ms),
     })

@@ -53,6 +53,8 @@ use crate::ident::Identifier;
 use crate::store::migrations;
 use crate::store::schema::Lease as Col;
 
+mod control;
+pub use control::Waiting;
 mod retry;
 pub use retry::PendingRetry;
 mod statements;
@@ -111,13 +113,17 @@ pub enum ClaimKind {
         /// Its attempt (2 for the first retry).
         attempt: u32,
     },
+    /// Run this tick of a backfill: refused unless it is newer than the backfill tick
+    /// claimed last (so each runs once, oldest first). Leaves the schedule's own ticks and
+    /// a waiting retry alone.
+    Backfill(DateTime<Utc>),
 }
 
 impl ClaimKind {
     fn tick(self) -> Option<DateTime<Utc>> {
         match self {
             ClaimKind::Tick(t) => Some(t),
-            ClaimKind::Now | ClaimKind::Retry { .. } => None,
+            ClaimKind::Now | ClaimKind::Retry { .. } | ClaimKind::Backfill(_) => None,
         }
     }
 }
@@ -170,7 +176,12 @@ impl LeaseStore {
         self.bounded(migrations::leases::create(&self.db, &self.table))
             .await?;
         self.bounded(migrations::leases::add_retry_columns(&self.db, &self.table))
-            .await
+            .await?;
+        self.bounded(migrations::leases::add_run_control_columns(
+            &self.db,
+            &self.table,
+        ))
+        .await
     }
 
     fn now_ms(&self) -> Expr {

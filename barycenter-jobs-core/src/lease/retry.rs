@@ -1,13 +1,11 @@
 //! Retries on the lease row: a failed run leaves its tick's next attempt there when it gives
-//! the lease back, and any replica finds the ones overdue (see `scheduler::retry`).
-
-use std::time::Duration;
+//! the lease back, and any replica finds the ones overdue ([`LeaseStore::waiting`], and
+//! `scheduler::retry`).
 
 use chrono::{DateTime, Utc};
-use sea_query::{Expr, ExprTrait, Query};
+use sea_query::Expr;
 
-use super::{Lease, LeaseStore, ttl_ms};
-use crate::db::from_millis;
+use super::{Lease, LeaseStore};
 use crate::error::Result;
 use crate::store::schema::Lease as Col;
 
@@ -21,6 +19,9 @@ pub struct PendingRetry {
     pub attempt: u32,
     /// When it may start.
     pub due: DateTime<Utc>,
+    /// It never starts at or after this instant (the job's next tick when the retry was
+    /// left); `None`: no limit.
+    pub until: Option<DateTime<Utc>>,
 }
 
 impl LeaseStore {
@@ -41,44 +42,12 @@ impl LeaseStore {
         );
         stmt.value(Col::RetryTick, retry.tick.timestamp())
             .value(Col::RetryAttempt, i64::from(retry.attempt))
-            .value(Col::RetryDueMs, retry.due.timestamp_millis());
+            .value(Col::RetryDueMs, retry.due.timestamp_millis())
+            .value(
+                Col::RetryUntilMs,
+                Expr::val(retry.until.map(|t| t.timestamp_millis())),
+            );
         self.bounded(self.db.execute(&stmt)).await?;
         Ok(())
-    }
-
-    /// The retries waiting on lease rows whose lease is free and which were due at least
-    /// `grace` ago by the database's clock (the replica that left one runs it at its time;
-    /// the others only take over one it did not).
-    pub async fn overdue_retries(&self, grace: Duration) -> Result<Vec<(String, PendingRetry)>> {
-        let stmt = Query::select()
-            // Qualified: see the settings store's read (SQLite's legacy quoting).
-            .columns(
-                [
-                    Col::JobName,
-                    Col::RetryTick,
-                    Col::RetryAttempt,
-                    Col::RetryDueMs,
-                ]
-                .map(|col| (self.table.clone(), col)),
-            )
-            .from(self.table.clone())
-            .and_where(Expr::col(Col::RetryDueMs).lte(self.now_ms().sub(ttl_ms(grace))))
-            .and_where(Expr::col(Col::ExpiresAtMs).lte(self.now_ms()))
-            .to_owned();
-        let rows = self.bounded(self.db.fetch_all(&stmt)).await?;
-        rows.iter()
-            .map(|row| {
-                let tick = row.opt_i64("retry_tick")?.unwrap_or_default();
-                Ok((
-                    row.opt_string("job_name")?.unwrap_or_default(),
-                    PendingRetry {
-                        tick: DateTime::from_timestamp(tick, 0).unwrap_or_default(),
-                        attempt: u32::try_from(row.opt_i64("retry_attempt")?.unwrap_or(0))
-                            .unwrap_or(0),
-                        due: from_millis(row.opt_i64("retry_due_ms")?.unwrap_or(0)),
-                    },
-                ))
-            })
-            .collect()
     }
 }

@@ -39,8 +39,19 @@ impl LeaseStore {
         let no_retry = |stmt: &mut UpdateStatement| {
             stmt.value(Col::RetryTick, Expr::val(Option::<i64>::None))
                 .value(Col::RetryAttempt, Expr::val(Option::<i64>::None))
-                .value(Col::RetryDueMs, Expr::val(Option::<i64>::None));
+                .value(Col::RetryDueMs, Expr::val(Option::<i64>::None))
+                .value(Col::RetryUntilMs, Expr::val(Option::<i64>::None));
         };
+        if let ClaimKind::Backfill(tick) = kind {
+            stmt.value(Col::BackfillTick, tick.timestamp())
+                .and_where(free)
+                .cond_where(
+                    Cond::any()
+                        .add(Expr::col(Col::BackfillTick).is_null())
+                        .add(Expr::col(Col::BackfillTick).lt(tick.timestamp())),
+                );
+            return stmt;
+        }
         if let ClaimKind::Retry { tick, attempt } = kind {
             // That very retry, still waiting: taken once, then gone from the row.
             no_retry(&mut stmt);
@@ -108,6 +119,9 @@ impl LeaseStore {
             .value(Col::ExecutionId, execution)
             .value(Col::ExpiresAtMs, 0i64)
             .value(Col::Holder, Option::<String>::None)
+            // A cancel asked of this run is moot once it is over.
+            .value(Col::CancelToken, Expr::val(Option::<i64>::None))
+            .value(Col::CancelBy, Expr::val(Option::<String>::None))
             .and_where(Expr::col(Col::JobName).eq(job_name))
             .and_where(Expr::col(Col::Holder).eq(holder))
             .to_owned();

@@ -71,6 +71,8 @@ pub const MAX_PAUSE_SECS: u64 = MAX_TIMEOUT_SECS;
 pub const MAX_RETRY_ATTEMPTS: u32 = 100;
 /// Longest first delay of a retry: an hour (every delay is capped there too).
 pub const MAX_RETRY_BACKOFF_SECS: u64 = 3600;
+/// Most ticks one backfill runs.
+pub const MAX_BACKFILL_TICKS: usize = 1000;
 
 /// Check the policies of one job (host configuration or a runtime change); `prefix` names
 /// where they come from in errors (`jobs.NAME.` for configuration, empty at run time).

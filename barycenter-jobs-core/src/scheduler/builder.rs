@@ -17,7 +17,7 @@ use super::info::{DEFAULT_RETRY_BACKOFF, JobPolicy};
 use super::shared::{NO_SKEW, Shared, SkewState};
 use super::slot::Slot;
 use super::timer_groups::TimerGroups;
-use super::{recovery, retention, retry, runtime, timers};
+use super::{backfill, recovery, retention, runtime, takeover, timers};
 use crate::clock::{SharedClock, SystemClock};
 use crate::db::Database;
 use crate::error::{Error, Result};
@@ -130,6 +130,7 @@ impl SchedulerBuilder {
                     .unwrap_or(default_timeout),
                 policy: JobPolicy {
                     misfire: over.misfire.unwrap_or_default(),
+                    overlap: over.overlap.unwrap_or_default(),
                     catch_up_window: over.catch_up_window_secs.map(Duration::from_secs),
                     jitter: Duration::from_secs(over.jitter_secs.unwrap_or(0)),
                     pause_after_failures: over.pause_after_failures.unwrap_or(0),
@@ -255,8 +256,12 @@ impl SchedulerBuilder {
         // together, and the next fire time is computed once for all of them.
         for slot in shared.slots.values() {
             timers::place(&shared, slot);
+            // A backfill left in progress by a fleet that stopped goes on.
+            backfill::advance(&shared, slot);
         }
-        shared.tracker.spawn(retry::takeover_loop(shared.clone()));
+        shared
+            .tracker
+            .spawn(takeover::takeover_loop(shared.clone()));
         shared.tracker.spawn(runtime::watch_loop(
             shared.clone(),
             settings_version,

@@ -11,7 +11,7 @@ use super::slot::Slot;
 use crate::error::{Error, Result};
 use crate::schedule::Schedule;
 use crate::settings::{
-    AuditAction, PauseRequest, PolicyRequest, RescheduleRequest, RuntimeSettings,
+    AuditAction, Backfill, PauseRequest, PolicyRequest, RescheduleRequest, RuntimeSettings,
 };
 use crate::store::schema::Settings;
 
@@ -26,6 +26,10 @@ pub(super) enum Change {
     Reschedule(RescheduleRequest),
     Policy(PolicyRequest),
     Reset,
+    /// Run the ticks within a past range (see [`super::backfill`]).
+    Backfill(Backfill),
+    /// Stop the backfill in progress.
+    CancelBackfill,
 }
 
 impl Change {
@@ -46,6 +50,16 @@ impl Change {
                 time_zone: req.time_zone.map(|tz| tz.trim().to_owned()),
                 timeout_secs: req.timeout_secs.map(|secs| secs.max(1)),
             }),
+            Change::Backfill(req) => {
+                // Stored in whole seconds, as ticks are.
+                let whole =
+                    |t: DateTime<Utc>| DateTime::from_timestamp(t.timestamp(), 0).unwrap_or(t);
+                Change::Backfill(Backfill {
+                    from: whole(req.from),
+                    to: whole(req.to),
+                    ..req
+                })
+            }
             other => other,
         }
     }
@@ -67,6 +81,18 @@ impl Change {
                 );
             }
             Change::Pause(req) => return validate_pause(req, now),
+            Change::Backfill(req) => {
+                return super::backfill::validate(slot, req.from, req.to, now).map(|_| ());
+            }
+            Change::CancelBackfill => {
+                return match slot.runtime().backfill {
+                    Some(_) => Ok(()),
+                    None => Err(Error::InvalidSetting {
+                        key: "backfill".to_owned(),
+                        reason: "no backfill is in progress".to_owned(),
+                    }),
+                };
+            }
             Change::Resume | Change::Reset => return Ok(()),
         };
         if let Some(secs) = req.timeout_secs {
@@ -111,6 +137,7 @@ impl Change {
             Change::Reschedule(_) => AuditAction::Reschedule,
             Change::Policy(_) => AuditAction::Policy,
             Change::Reset => AuditAction::Reset,
+            Change::Backfill(_) | Change::CancelBackfill => AuditAction::Backfill,
         }
     }
 
@@ -120,8 +147,24 @@ impl Change {
         let null_int = || Expr::val(Option::<i64>::None);
         let null_text = || Expr::val(Option::<String>::None);
         let int = |n: u64| Expr::val(i64::try_from(n).unwrap_or(i64::MAX));
+        let no_backfill = || {
+            vec![
+                (Settings::BackfillFrom, null_int()),
+                (Settings::BackfillTo, null_int()),
+                (Settings::BackfillBy, null_text()),
+            ]
+        };
         match self {
-            Change::Pause(req) => vec![
+            Change::Backfill(req) => vec![
+                (Settings::BackfillFrom, req.from.timestamp().into()),
+                (Settings::BackfillTo, req.to.timestamp().into()),
+                (
+                    Settings::BackfillBy,
+                    actor.chars().take(255).collect::<String>().into(),
+                ),
+            ],
+            Change::CancelBackfill => no_backfill(),
+            Change::Pause(req) => [
                 (Settings::Paused, 1i64.into()),
                 (Settings::PauseNote, Expr::val(req.note.clone())),
                 (
@@ -132,7 +175,11 @@ impl Change {
                     Settings::PausedBy,
                     actor.chars().take(255).collect::<String>().into(),
                 ),
-            ],
+            ]
+            .into_iter()
+            // A pause stops a backfill in progress.
+            .chain(no_backfill())
+            .collect(),
             Change::Resume => vec![
                 (Settings::Paused, 0i64.into()),
                 (Settings::PauseNote, null_text()),
@@ -143,6 +190,9 @@ impl Change {
                 let mut set = Vec::new();
                 if let Some(misfire) = req.misfire {
                     set.push((Settings::Misfire, misfire.as_str().into()));
+                }
+                if let Some(overlap) = req.overlap {
+                    set.push((Settings::Overlap, overlap.as_str().into()));
                 }
                 if let Some(secs) = req.catch_up_window_secs {
                     set.push((Settings::CatchUpWindowSecs, int(secs)));
@@ -177,8 +227,9 @@ impl Change {
             }
             // Every override NULL rather than the row deleted: the row keeps who reset the
             // job and when, and health judges the job from that change on.
-            Change::Reset => vec![
+            Change::Reset => [
                 (Settings::Paused, null_int()),
+                (Settings::Overlap, null_text()),
                 (Settings::Schedule, null_text()),
                 (Settings::TimeZone, null_text()),
                 (Settings::TimeoutSecs, null_int()),
@@ -191,7 +242,10 @@ impl Change {
                 (Settings::PauseNote, null_text()),
                 (Settings::PausedUntilMs, null_int()),
                 (Settings::PausedBy, null_text()),
-            ],
+            ]
+            .into_iter()
+            .chain(no_backfill())
+            .collect(),
         }
     }
 
@@ -203,7 +257,15 @@ impl Change {
                 runtime.pause_note = req.note.clone();
                 runtime.paused_until = req.until;
                 runtime.paused_by = Some(actor.to_owned());
+                runtime.backfill = None;
             }
+            Change::Backfill(req) => {
+                runtime.backfill = Some(Backfill {
+                    requested_by: actor.to_owned(),
+                    ..req.clone()
+                });
+            }
+            Change::CancelBackfill => runtime.backfill = None,
             Change::Resume => {
                 runtime.paused = Some(false);
                 runtime.pause_note = None;
@@ -213,6 +275,9 @@ impl Change {
             Change::Policy(req) => {
                 if req.misfire.is_some() {
                     runtime.misfire = req.misfire;
+                }
+                if req.overlap.is_some() {
+                    runtime.overlap = req.overlap;
                 }
                 if req.catch_up_window_secs.is_some() {
                     runtime.catch_up_window_secs = req.catch_up_window_secs;
@@ -264,6 +329,9 @@ impl Change {
                 if let Some(misfire) = req.misfire {
                     parts.push(format!("misfire={}", misfire.as_str()));
                 }
+                if let Some(overlap) = req.overlap {
+                    parts.push(format!("overlap={}", overlap.as_str()));
+                }
                 if let Some(secs) = req.catch_up_window_secs {
                     parts.push(format!("catch_up_window_secs={secs}"));
                 }
@@ -286,6 +354,12 @@ impl Change {
                 }
             }
             Change::Reset => "runtime settings dropped".to_owned(),
+            Change::Backfill(req) => format!(
+                "backfill from {} to {}",
+                req.from.to_rfc3339(),
+                req.to.to_rfc3339()
+            ),
+            Change::CancelBackfill => "backfill cancelled".to_owned(),
             Change::Reschedule(req) => {
                 let mut parts = Vec::new();
                 if let Some(expr) = &req.schedule {

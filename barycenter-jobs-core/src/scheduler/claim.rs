@@ -104,6 +104,7 @@ async fn take_lease(shared: &Shared, name: &str, trigger: Trigger) -> Result<Hel
             tick: fire_time,
             attempt,
         },
+        Trigger::Backfill { fire_time } => ClaimKind::Backfill(fire_time),
         _ => match trigger.fire_time() {
             Some(tick) => ClaimKind::Tick(tick),
             None => ClaimKind::Now,
@@ -155,28 +156,28 @@ async fn record_start(
         Ok(id) => Ok((id, left_open)),
         Err(e) => {
             if let (Some(leases), Some(lease)) = (&shared.leases, &held.lease) {
-                Box::pin(give_back(shared, leases, lease, trigger.fire_time())).await;
+                Box::pin(give_back(shared, leases, lease, trigger)).await;
             }
             Err(e)
         }
     }
 }
 
-/// Release a lease whose run could not start, with its tick, retrying within the TTL.
-async fn give_back(
-    shared: &Shared,
-    leases: &LeaseStore,
-    lease: &Lease,
-    tick: Option<DateTime<Utc>>,
-) {
+/// Release a lease whose run could not start, with its tick (a backfill's too), retrying
+/// within the TTL.
+async fn give_back(shared: &Shared, leases: &LeaseStore, lease: &Lease, trigger: Trigger) {
+    let tick = trigger.fire_time();
     let until = instant_after(Instant::now(), shared.lease_ttl);
     let mut backoff = Duration::from_millis(100);
     loop {
         // The start row may have been written without the answer reaching us: either way
         // the next holder looks for open runs.
-        let result = match tick {
-            Some(tick) => leases.release_tick(lease, tick).await,
-            None => leases.release_unclean(lease).await,
+        let result = match (trigger, tick) {
+            (Trigger::Backfill { fire_time }, _) => {
+                leases.release_backfill_tick(lease, fire_time).await
+            }
+            (_, Some(tick)) => leases.release_tick(lease, tick).await,
+            (_, None) => leases.release_unclean(lease).await,
         };
         match result {
             Ok(()) => return,

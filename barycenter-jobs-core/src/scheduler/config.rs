@@ -85,6 +85,8 @@ pub struct JobConfig {
     pub timeout_secs: Option<u64>,
     /// What to do at start-up about a tick missed while no scheduler was up.
     pub misfire: Option<MisfirePolicy>,
+    /// What a tick that comes due while the job runs does (default `skip`).
+    pub overlap: Option<OverlapPolicy>,
     /// A missed tick older than this many seconds is never caught up (default: no limit).
     pub catch_up_window_secs: Option<u64>,
     /// A scheduled tick starts at the tick plus an offset in `[0, jitter_secs)` drawn from
@@ -172,6 +174,41 @@ impl MisfirePolicy {
     /// The policy named `name` (as [`as_str`](Self::as_str) spells it).
     pub fn parse(name: &str) -> Option<Self> {
         [Self::Skip, Self::RunOnce, Self::RunAll]
+            .into_iter()
+            .find(|p| p.as_str() == name)
+    }
+}
+
+/// What a tick that comes due while a run of the job is going on (on any replica) does
+/// (`overlap`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OverlapPolicy {
+    /// Nothing: the tick is not run.
+    #[default]
+    Skip,
+    /// The tick runs once right after the running run ends; further ticks that come due
+    /// meanwhile are dropped (the newest one is kept).
+    BufferOne,
+    /// The running run is cancelled, whichever replica runs it, and the tick runs once it
+    /// has stopped.
+    CancelRunning,
+}
+
+impl OverlapPolicy {
+    /// The policy's name, as configuration and the admin API spell it: `skip`,
+    /// `buffer_one`, `cancel_running`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            OverlapPolicy::Skip => "skip",
+            OverlapPolicy::BufferOne => "buffer_one",
+            OverlapPolicy::CancelRunning => "cancel_running",
+        }
+    }
+
+    /// The policy named `name` (as [`as_str`](Self::as_str) spells it).
+    pub fn parse(name: &str) -> Option<Self> {
+        [Self::Skip, Self::BufferOne, Self::CancelRunning]
             .into_iter()
             .find(|p| p.as_str() == name)
     }

@@ -36,6 +36,7 @@ fn policy(host: &JobPolicy, runtime: &RuntimeSettings) -> JobPolicy {
     let secs = |s: u64, max: u64| Duration::from_secs(s.min(max));
     JobPolicy {
         misfire: runtime.misfire.unwrap_or(host.misfire),
+        overlap: runtime.overlap.unwrap_or(host.overlap),
         catch_up_window: match runtime.catch_up_window_secs {
             Some(s) => Some(secs(s, MAX_CATCH_UP_WINDOW_SECS)),
             None => host.catch_up_window,

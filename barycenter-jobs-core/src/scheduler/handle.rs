@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
+use super::backfill;
 use super::change::Change;
 use super::info::JobInfo;
 use super::run::{self, TriggeredRun};
@@ -12,7 +13,7 @@ use super::shared::Shared;
 use crate::error::{Error, Result};
 use crate::job::{JobContext, JobError, Trigger};
 use crate::settings::{
-    AuditEntry, AuditQuery, NewAuditEntry, PauseRequest, PolicyRequest, RescheduleRequest,
+    AuditEntry, AuditQuery, Backfill, NewAuditEntry, PauseRequest, PolicyRequest, RescheduleRequest,
 };
 use crate::store::ExecutionStore;
 
@@ -176,6 +177,66 @@ impl SchedulerHandle {
     /// apply again. Errors as [`pause`](Self::pause).
     pub async fn reset(&self, name: &str, actor: &str) -> Result<JobInfo> {
         self.change(name, actor, Change::Reset).await
+    }
+
+    /// Run every tick of `name`'s schedule in force within `[from, to]` once, oldest first,
+    /// one at a time, each recorded with the trigger `backfill` and its tick as
+    /// `scheduled_for` (the job sees [`Trigger::Backfill`]). Persisted: it goes on if the
+    /// replica running it dies, and stops when the job is paused or reset, or with
+    /// [`cancel_backfill`](Self::cancel_backfill); a new backfill replaces one in progress.
+    /// Audited (`backfill`). Returns how many ticks it runs.
+    ///
+    /// Refused with [`Error::InvalidSetting`] (and nothing changes) for a range that is
+    /// empty, reaches into the future, holds no tick or more than
+    /// [`MAX_BACKFILL_TICKS`](crate::scheduler::bounds::MAX_BACKFILL_TICKS), or for a
+    /// paused job; otherwise errors as [`pause`](Self::pause).
+    pub async fn backfill(
+        &self,
+        name: &str,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        actor: &str,
+    ) -> Result<usize> {
+        let shared = &self.shared;
+        let slot = shared.slot(name)?.clone();
+        // Refused below, through the change, so that the refusal is audited too.
+        let ticks = backfill::validate(&slot, from, to, shared.clock.now()).map(|t| t.len());
+        if ticks.is_ok() {
+            // A new backfill starts from its first tick, whatever an earlier one reached.
+            match &shared.leases {
+                Some(leases) => leases.reset_backfill(name).await?,
+                None => slot.set_backfill_tick(None),
+            }
+        }
+        let request = Backfill {
+            from,
+            to,
+            requested_by: actor.to_owned(),
+        };
+        shared
+            .change(name, actor, Change::Backfill(request))
+            .await?;
+        backfill::advance(shared, &slot);
+        ticks
+    }
+
+    /// Stop `name`'s backfill in progress (a run already started finishes). Audited
+    /// (`backfill`); [`Error::InvalidSetting`] when none is in progress; otherwise errors as
+    /// [`pause`](Self::pause).
+    pub async fn cancel_backfill(&self, name: &str, actor: &str) -> Result<JobInfo> {
+        self.change(name, actor, Change::CancelBackfill).await
+    }
+
+    /// The ticks a [`backfill`](Self::backfill) of `name` over `[from, to]` would run,
+    /// oldest first, changing nothing; refused as `backfill` would refuse it.
+    pub fn backfill_ticks(
+        &self,
+        name: &str,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<DateTime<Utc>>> {
+        let slot = self.shared.slot(name)?;
+        backfill::validate(slot, from, to, self.shared.clock.now())
     }
 
     async fn change(&self, name: &str, actor: &str, change: Change) -> Result<JobInfo> {

@@ -3,6 +3,10 @@
 
 use std::sync::atomic::Ordering;
 
+/// The actor of the changes the scheduler makes by itself (a pause's end, a pause after
+/// failures, a backfill's end).
+pub(super) const SYSTEM: &str = "system";
+
 /// This host's name, as it appears in default instance ids (`HOST:PID`).
 pub(super) fn this_host() -> String {
     std::env::var("HOSTNAME")

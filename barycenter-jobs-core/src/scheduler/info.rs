@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use super::config::MisfirePolicy;
+use super::config::{MisfirePolicy, OverlapPolicy};
 use crate::schedule::Schedule;
 use crate::settings::RuntimeSettings;
 
@@ -50,6 +50,8 @@ pub struct JobInfo {
 pub struct JobPolicy {
     /// What to do about ticks missed while no scheduler ran.
     pub misfire: MisfirePolicy,
+    /// What a tick that comes due while the job runs does.
+    pub overlap: OverlapPolicy,
     /// A missed tick older than this is never caught up; `None`: no limit.
     pub catch_up_window: Option<Duration>,
     /// A scheduled tick starts at the tick plus an offset in `[0, jitter)` (see
@@ -67,6 +69,7 @@ impl Default for JobPolicy {
     fn default() -> Self {
         Self {
             misfire: MisfirePolicy::default(),
+            overlap: OverlapPolicy::default(),
             catch_up_window: None,
             jitter: Duration::ZERO,
             pause_after_failures: 0,

@@ -67,11 +67,15 @@
 
 // The run path, one concept per module: claim -> supervise -> end, put together by `run`.
 mod abandoned;
+mod backfill;
 mod claim;
 mod end;
+mod overlap;
 mod retry;
 mod run;
+mod stop;
 mod supervise;
+mod takeover;
 #[cfg(test)]
 mod testing;
 
@@ -101,8 +105,8 @@ mod info;
 
 pub use builder::{Scheduler, SchedulerBuilder};
 pub use config::{
-    ClockConfig, CoordinationConfig, CutoffClock, JobConfig, MisfirePolicy, RetentionConfig,
-    RuntimeConfig, SchedulerConfig,
+    ClockConfig, CoordinationConfig, CutoffClock, JobConfig, MisfirePolicy, OverlapPolicy,
+    RetentionConfig, RuntimeConfig, SchedulerConfig,
 };
 pub use handle::{DryRun, SchedulerHandle};
 pub use health::{FleetHealth, HealthStatus, JobHealth, default_overdue_after};

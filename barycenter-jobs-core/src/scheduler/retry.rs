@@ -8,7 +8,6 @@
 //! [`ClaimKind::Retry`]: crate::lease::ClaimKind::Retry
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use super::shared::Shared;
 use super::slot::Slot;
@@ -17,14 +16,10 @@ use crate::job::Trigger;
 use crate::lease::PendingRetry;
 use crate::store::Outcome;
 
-/// How often each replica looks for retries another replica left and did not start.
-const TAKEOVER_EVERY: Duration = Duration::from_secs(5);
-/// How late a retry must be before another replica takes it over from the one that left it.
-const TAKEOVER_GRACE: Duration = Duration::from_secs(2);
-
 /// The retry a run that ended with `outcome` leaves, if any: after a failed (or timed-out)
-/// scheduled, catch-up or retried run with attempts left, when the delay ends before the
-/// job's next tick. Never after a cancel or a manual trigger.
+/// scheduled, catch-up, backfill or retried run with attempts left, when the delay ends
+/// before the job's next tick (the next after the failed tick, or after now for a past tick
+/// such as a backfill's). Never after a cancel or a manual trigger.
 pub(super) fn after(
     shared: &Shared,
     slot: &Slot,
@@ -37,8 +32,9 @@ pub(super) fn after(
     let tick = match trigger {
         Trigger::Scheduled { fire_time }
         | Trigger::CatchUp { fire_time }
-        | Trigger::Retry { fire_time, .. } => fire_time,
-        _ => return None,
+        | Trigger::Retry { fire_time, .. }
+        | Trigger::Backfill { fire_time } => fire_time,
+        Trigger::Manual => return None,
     };
     let settings = slot.settings();
     let attempt = trigger.attempt();
@@ -46,12 +42,10 @@ pub(super) fn after(
         return None;
     }
     let delay = chrono::Duration::from_std(settings.policy.retry_delay(attempt)).ok()?;
-    let due = shared.clock.now() + delay;
-    if settings
-        .schedule
-        .next_after(tick)
-        .is_some_and(|next| due >= next)
-    {
+    let now = shared.clock.now();
+    let due = now + delay;
+    let until = settings.schedule.next_after(tick.max(now));
+    if until.is_some_and(|next| due >= next) {
         tracing::info!(job = %slot.job.name(), %tick, attempt, "no retry: the next tick comes first");
         return None;
     }
@@ -60,6 +54,7 @@ pub(super) fn after(
         tick,
         attempt: attempt + 1,
         due,
+        until,
     })
 }
 
@@ -79,13 +74,8 @@ pub(super) fn start_at_its_time(shared: &Arc<Shared>, slot: &Arc<Slot>, retry: P
 
 /// Claim and run `retry`, unless the job's next tick is due by now or the retry is gone
 /// (taken by another replica, or dropped for a newer tick).
-async fn run(shared: &Arc<Shared>, slot: &Arc<Slot>, retry: PendingRetry) {
-    if slot
-        .settings()
-        .schedule
-        .next_after(retry.tick)
-        .is_some_and(|next| shared.clock.now() >= next)
-    {
+pub(super) async fn run(shared: &Arc<Shared>, slot: &Arc<Slot>, retry: PendingRetry) {
+    if retry.until.is_some_and(|until| shared.clock.now() >= until) {
         return;
     }
     let trigger = Trigger::Retry {
@@ -97,44 +87,6 @@ async fn run(shared: &Arc<Shared>, slot: &Arc<Slot>, retry: PendingRetry) {
         Err(Error::AlreadyRunning(_) | Error::ShutDown) => {}
         Err(e) => {
             tracing::warn!(job = %slot.job.name(), tick = %retry.tick, attempt = retry.attempt, error = %e, "retry not started")
-        }
-    }
-}
-
-/// Every few seconds, run the retries other replicas left and did not start (they died, or
-/// shut down), until shutdown. Only when coordinating and some job retries.
-pub(super) async fn takeover_loop(shared: Arc<Shared>) {
-    let Some(leases) = shared.leases.clone() else {
-        return;
-    };
-    loop {
-        tokio::select! {
-            _ = shared.stop_firing.cancelled() => return,
-            _ = tokio::time::sleep(TAKEOVER_EVERY) => {}
-        }
-        if !shared
-            .slots
-            .values()
-            .any(|slot| slot.settings().policy.retry_attempts > 0)
-        {
-            continue;
-        }
-        let waiting = match leases.overdue_retries(TAKEOVER_GRACE).await {
-            Ok(waiting) => waiting,
-            Err(e) => {
-                tracing::debug!(error = %e, "could not look for waiting retries");
-                continue;
-            }
-        };
-        for (name, retry) in waiting {
-            if let Some(slot) = shared.slots.get(&name) {
-                tracing::info!(job = %name, tick = %retry.tick, attempt = retry.attempt, "taking over a retry another replica left");
-                let (shared, slot) = (shared.clone(), slot.clone());
-                shared
-                    .clone()
-                    .tracker
-                    .spawn(async move { run(&shared, &slot, retry).await });
-            }
         }
     }
 }

@@ -13,10 +13,10 @@ use tracing::Instrument;
 
 use super::claim::{Claimed, claim};
 use super::end::{Ended, close_after_panic, record, release};
-use super::retry;
 use super::shared::Shared;
 use super::slot::Slot;
 use super::supervise::{panic_message, run_job};
+use super::{backfill, overlap, retry};
 use crate::error::{Error, Result};
 use crate::job::Trigger;
 use crate::observe::RunStarted;
@@ -153,7 +153,16 @@ async fn run_and_record(claimed: Claimed) {
         instance: &shared.instance,
     });
     let started = Instant::now();
-    let supervised = run_job(&shared, &slot, execution_id, trigger, &lease, lease_state).await;
+    let supervised = run_job(
+        &shared,
+        &slot,
+        execution_id,
+        trigger,
+        &lease,
+        lease_state,
+        running.stop_signal(),
+    )
+    .await;
     let ended = Ended {
         execution_id,
         trigger,
@@ -181,12 +190,14 @@ async fn run_and_record(claimed: Claimed) {
     if let Some(retry) = retry {
         retry::start_at_its_time(&shared, &slot, retry);
     }
-    // A failed scheduled run whose retries are over may pause the job
+    // The lease is free: a tick buffered meanwhile runs, then a backfill goes on.
+    overlap::after_run(&shared, &slot);
+    backfill::advance(&shared, &slot);
+    // A failed scheduled run (not a backfill's) whose retries are over may pause the job
     // (`pause_after_failures`): judged in a task of its own, off the runner, which is free
     // for the next tick at once.
-    if let (Outcome::Failed { message }, Some(_), None) =
-        (&ended.outcome, trigger.fire_time(), retry)
-    {
+    let scheduled = !matches!(trigger, Trigger::Manual | Trigger::Backfill { .. });
+    if let (Outcome::Failed { message }, true, None) = (&ended.outcome, scheduled, retry) {
         let after = slot.settings().policy.pause_after_failures;
         if after > 0 {
             let (shared, slot, message) = (shared.clone(), slot.clone(), message.clone());

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use super::bounds::MAX_PAUSE_NOTE_CHARS;
 use super::change::Change;
+use super::identity::SYSTEM;
 use super::shared::Shared;
 use super::slot::Slot;
 use super::timers;
@@ -260,10 +261,6 @@ impl Shared {
         }
     }
 }
-
-/// The actor of the changes the scheduler makes by itself (a pause's end, a pause after
-/// failures).
-pub(super) const SYSTEM: &str = "system";
 
 /// The runtime settings of `slot` with `change` applied to them.
 fn runtime_after(slot: &Slot, change: &Change, actor: &str) -> RuntimeSettings {

@@ -25,6 +25,7 @@ use tokio::sync::Notify;
 
 use super::effective::{Base, GroupKey, Settings};
 use super::info::{JobInfo, jitter_offset};
+use super::stop::StopSignal;
 use crate::error::Result;
 use crate::job::Job;
 use crate::schedule::Schedule;
@@ -84,6 +85,12 @@ pub(super) struct Slot {
     catching_up: AtomicBool,
     next_run: Mutex<Option<DateTime<Utc>>>,
     mailbox: Mailbox,
+    /// How to stop the run in progress here, if any (set with `running`).
+    current: Mutex<Option<Arc<StopSignal>>>,
+    /// Without coordination: a tick buffered while the job ran here (`overlap`), and the
+    /// backfill tick run last (with coordination both live on the lease row).
+    buffered: Mutex<Option<DateTime<Utc>>>,
+    backfill_tick: Mutex<Option<DateTime<Utc>>>,
 }
 
 /// The regrouping a settings change calls for (see [`Slot::regroup`]).
@@ -107,11 +114,19 @@ impl Drop for CatchingUp {
     }
 }
 
-/// Clears the slot's running flag however the run ends.
-pub(super) struct Running(Arc<Slot>);
+/// Clears the slot's running flag however the run ends; holds the run's stop signal.
+pub(super) struct Running(Arc<Slot>, Arc<StopSignal>);
+
+impl Running {
+    /// How to stop this run from outside.
+    pub(super) fn stop_signal(&self) -> &Arc<StopSignal> {
+        &self.1
+    }
+}
 
 impl Drop for Running {
     fn drop(&mut self) {
+        *lock(&self.0.current) = None;
         self.0.running.store(false, Ordering::Release);
     }
 }
@@ -140,6 +155,9 @@ impl Slot {
             catching_up: AtomicBool::new(false),
             next_run: Mutex::new(None),
             mailbox: Mailbox::default(),
+            current: Mutex::new(None),
+            buffered: Mutex::new(None),
+            backfill_tick: Mutex::new(None),
         })
     }
 
@@ -266,10 +284,50 @@ impl Slot {
     /// Mark a run in progress, unless one is already: the guard clears the mark when the
     /// run is over, however it ends.
     pub(super) fn start_running(self: &Arc<Self>) -> Option<Running> {
-        self.running
+        if self
+            .running
             .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
-            .is_ok()
-            .then(|| Running(self.clone()))
+            .is_err()
+        {
+            return None;
+        }
+        let stop = Arc::new(StopSignal::default());
+        *lock(&self.current) = Some(stop.clone());
+        Some(Running(self.clone(), stop))
+    }
+
+    /// Stop the run in progress here, if any, for `reason`; whether there was one.
+    pub(super) fn stop_running(&self, reason: &str) -> bool {
+        match lock(&self.current).as_ref() {
+            Some(stop) => {
+                stop.stop(reason);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Without coordination: keep `tick` to run once the run here ends (the newest wins).
+    pub(super) fn buffer(&self, tick: DateTime<Utc>) {
+        let mut buffered = lock(&self.buffered);
+        if buffered.is_none_or(|t| t < tick) {
+            *buffered = Some(tick);
+        }
+    }
+
+    /// Without coordination: the tick buffered while the job ran, taken.
+    pub(super) fn take_buffered(&self) -> Option<DateTime<Utc>> {
+        lock(&self.buffered).take()
+    }
+
+    /// Without coordination: the backfill tick run last.
+    pub(super) fn backfill_tick(&self) -> Option<DateTime<Utc>> {
+        *lock(&self.backfill_tick)
+    }
+
+    /// Without coordination: note the backfill tick run last (`None`: a new backfill).
+    pub(super) fn set_backfill_tick(&self, tick: Option<DateTime<Utc>>) {
+        *lock(&self.backfill_tick) = tick;
     }
 
     pub(super) fn set_next(&self, next: Option<DateTime<Utc>>) {

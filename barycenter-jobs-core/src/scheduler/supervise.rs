@@ -31,6 +31,7 @@ use tokio_util::sync::CancellationToken;
 use super::bounds::instant_after;
 use super::shared::Shared;
 use super::slot::Slot;
+use super::stop::StopSignal;
 use crate::job::{JobContext, JobError, JobOutput, Trigger};
 use crate::lease::Lease;
 use crate::store::Outcome;
@@ -84,6 +85,27 @@ async fn renew_loop(shared: Arc<Shared>, lease: Lease, state: watch::Sender<Leas
     }
 }
 
+/// How often a run that holds a lease looks for a cancel asked through the database (by an
+/// operator, or by a tick on another replica under `overlap = cancel_running`): one
+/// primary-key read a second, only while a run lasts, so a cancel lands within about a
+/// second wherever it was asked.
+const CANCEL_POLL: Duration = Duration::from_secs(1);
+
+/// Look for a cancel asked of the run holding `lease` every [`CANCEL_POLL`], and stop it.
+async fn cancel_watch(shared: Arc<Shared>, lease: Lease, stop: Arc<StopSignal>) {
+    let Some(leases) = &shared.leases else { return };
+    loop {
+        tokio::time::sleep(CANCEL_POLL).await;
+        match leases.cancel_requested(&lease).await {
+            Ok(Some(by)) => return stop.stop(by),
+            Ok(None) => {}
+            Err(e) => {
+                tracing::debug!(job = %lease.job_name, error = %e, "could not look for a cancel")
+            }
+        }
+    }
+}
+
 /// When to give up on a run for want of a confirmed lease: `soon` before it expires.
 fn stop_at(state: LeaseState, soon: Duration) -> Option<Instant> {
     match state {
@@ -114,6 +136,7 @@ pub(super) async fn run_job(
     trigger: Trigger,
     lease: &Option<Lease>,
     lease_state: LeaseState,
+    stop: &Arc<StopSignal>,
 ) -> Supervised {
     // A token of its own (not a child of `cancel_runs`: thousands of children registering
     // with one parent contend on its lock); shutdown cancels it below.
@@ -165,6 +188,7 @@ pub(super) async fn run_job(
         deadline,
         lease,
         lease_state,
+        stop,
     ))
     .await;
     Supervised {
@@ -184,6 +208,7 @@ async fn supervise<F>(
     deadline: Instant,
     lease: &Option<Lease>,
     lease_state: LeaseState,
+    stop: &Arc<StopSignal>,
 ) -> (Outcome, bool)
 where
     F: std::future::Future<Output = RunResult>,
@@ -195,6 +220,13 @@ where
     let _renewal = lease
         .clone()
         .map(|lease| AbortOnDrop(tokio::spawn(renew_loop(shared.clone(), lease, state_tx))));
+    let _cancel_watch = lease.clone().map(|lease| {
+        AbortOnDrop(tokio::spawn(cancel_watch(
+            shared.clone(),
+            lease,
+            stop.clone(),
+        )))
+    });
     let fence_margin = shared.lease_ttl / 5;
 
     let deadline = tokio::time::sleep_until(deadline);
@@ -211,6 +243,14 @@ where
                 let _ = wind_down(&mut run, shared, &mut state).await;
                 break Outcome::Failed {
                     message: format!("timed out after {}s", timeout.as_secs_f64()),
+                };
+            }
+            _ = stop.stopped() => {
+                // Cancelled from outside: the job's records so far are kept with the row.
+                cancel.cancel();
+                break match wind_down(&mut run, shared, &mut state).await {
+                    Some(Ok(Ok(out))) => Outcome::Succeeded { records_processed: out.records_processed },
+                    _ => Outcome::Cancelled { message: stop.reason() },
                 };
             }
             _ = shared.cancel_runs.cancelled() => {
@@ -321,6 +361,7 @@ mod tests {
             Trigger::Manual,
             &claimed.lease,
             claimed.lease_state,
+            claimed.running.stop_signal(),
         )
         .await
     }

@@ -17,7 +17,9 @@ use futures_util::FutureExt as _;
 use tokio_util::sync::CancellationToken;
 
 use super::claim;
+use super::config::OverlapPolicy;
 use super::info::jitter_offset;
+use super::overlap;
 use super::shared::Shared;
 use super::slot::{Due, Slot};
 use super::supervise::panic_message;
@@ -97,7 +99,15 @@ async fn tick_loop(
             }
         });
         for slot in skipped {
-            tick_skipped_running(&shared, &slot, next);
+            if slot.settings().policy.overlap == OverlapPolicy::Skip {
+                tick_skipped_running(&shared, &slot, next);
+            } else {
+                // Buffered (and the running run perhaps cancelled) off the timer.
+                let shared2 = shared.clone();
+                shared.tracker.spawn(async move {
+                    overlap::tick_while_running(&shared2, &slot, next).await;
+                });
+            }
         }
     }
     members.each(|m| m.set_next(None));
@@ -192,6 +202,9 @@ async fn fire(shared: &Arc<Shared>, slot: &Arc<Slot>, due: Due) {
     // give us; looking first tells the two apart for observers. (A manual trigger that
     // starts in between is still refused by the claim, and reported as lost.)
     if slot.is_busy() {
+        if Box::pin(overlap::tick_while_running(shared, slot, tick)).await {
+            return;
+        }
         return tick_skipped_running(shared, slot, tick);
     }
     let mut backoff = Duration::from_millis(250);
@@ -203,6 +216,12 @@ async fn fire(shared: &Arc<Shared>, slot: &Arc<Slot>, due: Due) {
             }
             Err(Error::AlreadyRunning(_)) => {
                 observed(TickOutcome::Lost);
+                // Held by a run elsewhere: buffered under `overlap` (a tick another
+                // replica took is left alone: the buffer writes only an unclaimed tick).
+                if slot.settings().policy.overlap != OverlapPolicy::Skip {
+                    Box::pin(overlap::tick_while_running(shared, slot, tick)).await;
+                    return;
+                }
                 tracing::debug!(job = %name, %tick, "tick not run: job already running (here or elsewhere), or tick already taken");
                 return;
             }

@@ -36,6 +36,14 @@ pub(crate) enum Lease {
     RetryTick,
     RetryAttempt,
     RetryDueMs,
+    // Run controls (migration 14): the latest start of the waiting retry; a tick buffered
+    // while the job ran (`overlap = buffer_one`); the newest backfill tick claimed; a cancel
+    // asked of the run holding the lease (its token, and who asked).
+    RetryUntilMs,
+    BufferedTick,
+    BackfillTick,
+    CancelToken,
+    CancelBy,
 }
 
 /// Columns of the migration bookkeeping table.
@@ -70,6 +78,12 @@ pub(crate) enum Settings {
     // Retries (migration 10).
     RetryAttempts,
     RetryBackoffSecs,
+    // The overlap policy and a backfill in progress (migration 13): its range in epoch
+    // seconds, and who asked.
+    Overlap,
+    BackfillFrom,
+    BackfillTo,
+    BackfillBy,
 }
 
 /// The job name of the settings table's version row; not a valid job name, so it never

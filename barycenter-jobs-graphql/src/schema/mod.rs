@@ -12,6 +12,7 @@
 //!   auditLog(limit: Int! = 50, jobName: String): [AuditEntry!]!
 //!   viewer: Viewer
 //!   previewSchedule(schedule: String!, timeZone: String, count: Int! = 5): SchedulePreview!
+//!   previewBackfill(jobName: String!, from: String!, to: String!, count: Int! = 5): BackfillPreview!
 //! }
 //! type Mutation {
 //!   triggerJob(jobName: String!, dryRun: Boolean! = false): TriggerResult!
@@ -19,6 +20,10 @@
 //!   resumeJob(jobName: String!): ChangeResult!
 //!   rescheduleJob(jobName: String!, schedule: String, timeZone: String, timeoutSecs: Int): ChangeResult!
 //!   resetJob(jobName: String!): ChangeResult!
+//!   setJobPolicy(jobName: String!, retryAttempts: Int, retryBackoffSecs: Int, overlap: String,
+//!     misfire: String, catchUpWindowSecs: Int, jitterSecs: Int, pauseAfterFailures: Int): ChangeResult!
+//!   backfillJob(jobName: String!, from: String!, to: String!): BackfillResult!
+//!   cancelBackfill(jobName: String!): ChangeResult!
 //! }
 //! type Job {
 //!   name: String!  description: String!  schedule: String!  scheduleDescription: String!
@@ -41,6 +46,9 @@
 //! type ChangeResult { success: Boolean!  message: String!  jobName: String!  job: Job }
 //! type Viewer { name: String!  role: String! }
 //! type SchedulePreview { valid: Boolean!  message: String!  description: String  upcoming: [String!]! }
+//! type BackfillResult { success: Boolean!  message: String!  jobName: String!  ticks: Int! }
+//! type BackfillPreview { valid: Boolean!  message: String!  ticks: Int!  first: [String!]! }
+//! type Backfill { from: String!  to: String!  requestedBy: String! }
 //! type AuditEntry { id: ID!  at: String!  actor: String!  action: String!  jobName: String!  detail: String }
 //! ```
 //!
@@ -142,8 +150,8 @@ pub use mutation::MutationRoot;
 pub use query::{JOBS_COMPLEXITY_FACTOR, QueryRoot};
 pub(crate) use types::iso;
 pub use types::{
-    AuditEntry, ChangeResult, Health, Job, JobExecution, OverdueJob, SchedulePreview,
-    TriggerResult, Viewer,
+    AuditEntry, BackfillInProgress, BackfillPreview, BackfillResult, ChangeResult, Health, Job,
+    JobExecution, OverdueJob, SchedulePreview, TriggerResult, Viewer,
 };
 
 /// The admin schema type.

@@ -5,11 +5,10 @@
 use async_graphql::{Context, ID, Object};
 use barycenter_jobs_core::settings::{AuditAction, NewAuditEntry};
 use barycenter_jobs_core::{
-    Error, JobInfo, MisfirePolicy, PauseRequest, PolicyRequest, RescheduleRequest,
+    Error, JobInfo, MisfirePolicy, OverlapPolicy, PauseRequest, PolicyRequest, RescheduleRequest,
 };
-use chrono::{DateTime, Utc};
 
-use super::types::{ChangeResult, Job, TriggerResult};
+use super::types::{BackfillResult, ChangeResult, Job, TriggerResult, parse_time};
 use super::{INTERNAL_ERROR, JobsContext, Loads};
 use crate::service::Principal;
 
@@ -229,11 +228,9 @@ impl MutationRoot {
         let mut request = PauseRequest::new();
         request.note = note;
         if let Some(until) = until {
-            match DateTime::parse_from_rfc3339(until.trim()) {
-                Ok(at) => request.until = Some(at.with_timezone(&Utc)),
-                Err(e) => {
-                    let message =
-                        format!("invalid until: {until:?} is not an ISO 8601 date and time ({e})");
+            match parse_time("until", &until) {
+                Ok(at) => request.until = Some(at),
+                Err(message) => {
                     return Ok(refused(state, &p, AuditAction::Pause, job_name, message).await);
                 }
             }
@@ -297,7 +294,9 @@ impl MutationRoot {
     /// 2 s), persisted and audited; a null argument keeps that policy. `retryAttempts` (0 to
     /// 100): extra attempts at a tick whose scheduled, catch-up or retried run failed or
     /// timed out, the first `retryBackoffSecs` (1 to 3600) later, doubling, never at or
-    /// after the next tick; `misfire`: `skip`,
+    /// after the next tick; `overlap`: what a tick that comes due while the job runs does,
+    /// `skip`, `buffer_one` (runs once right after) or `cancel_running` (the run is
+    /// cancelled fleet-wide, then the tick runs); `misfire`: `skip`,
     /// `run_once` or `run_all`; `catchUpWindowSecs`: missed ticks older than this are never
     /// caught up; `jitterSecs` (0 to 3600): a scheduled tick starts up to this late, the same
     /// on every replica; `pauseAfterFailures` (0 to 1000, 0 never): consecutive failed
@@ -311,6 +310,7 @@ impl MutationRoot {
         job_name: String,
         retry_attempts: Option<i32>,
         retry_backoff_secs: Option<i32>,
+        overlap: Option<String>,
         misfire: Option<String>,
         catch_up_window_secs: Option<i32>,
         jitter_secs: Option<i32>,
@@ -325,6 +325,17 @@ impl MutationRoot {
                 None => {
                     let message =
                         format!("invalid misfire: {name:?} (expected skip, run_once or run_all)");
+                    return Ok(refused(state, &p, AuditAction::Policy, job_name, message).await);
+                }
+            }
+        }
+        if let Some(name) = overlap {
+            match OverlapPolicy::parse(name.trim()) {
+                Some(policy) => request.overlap = Some(policy),
+                None => {
+                    let message = format!(
+                        "invalid overlap: {name:?} (expected skip, buffer_one or cancel_running)"
+                    );
                     return Ok(refused(state, &p, AuditAction::Policy, job_name, message).await);
                 }
             }
@@ -360,6 +371,70 @@ impl MutationRoot {
         // Fields read after this one (its `job`, the next mutation's) see the change.
         Loads::of(ctx).invalidate();
         Ok(change_result(job_name, "policy changed", result))
+    }
+
+    /// Run every tick of `jobName`'s schedule in force within `[from, to]` (ISO 8601) once,
+    /// oldest first, one at a time, recorded with `trigger: "backfill"` and the tick as
+    /// `scheduledFor`. At most 1,000 ticks; persisted (it goes on if its replica dies),
+    /// stopped by a pause, a reset or `cancelBackfill`. A range in the future, with no tick
+    /// or too many, or a paused job is refused with its reason (`success: false`).
+    async fn backfill_job(
+        &self,
+        ctx: &Context<'_>,
+        job_name: String,
+        from: String,
+        to: String,
+    ) -> async_graphql::Result<BackfillResult> {
+        let p = operator(ctx, AuditAction::Backfill, &job_name).await?;
+        let state = JobsContext::of(ctx)?;
+        let range = parse_time("from", &from).and_then(|f| Ok((f, parse_time("to", &to)?)));
+        let result = match range {
+            Ok((from, to)) => {
+                let started = state.handle.backfill(&job_name, from, to, &p.name).await;
+                Loads::of(ctx).invalidate();
+                started
+            }
+            Err(message) => {
+                let r = refused(state, &p, AuditAction::Backfill, job_name, message).await;
+                return Ok(BackfillResult {
+                    success: false,
+                    message: r.message,
+                    job_name: r.job_name,
+                    ticks: 0,
+                });
+            }
+        };
+        Ok(match result {
+            Ok(ticks) => BackfillResult {
+                success: true,
+                message: format!("Job {job_name}: backfill of {ticks} ticks started"),
+                job_name,
+                ticks: i32::try_from(ticks).unwrap_or(i32::MAX),
+            },
+            Err(e) => {
+                let r = change_result(job_name, "", Err(e));
+                BackfillResult {
+                    success: false,
+                    message: r.message,
+                    job_name: r.job_name,
+                    ticks: 0,
+                }
+            }
+        })
+    }
+
+    /// Stop `jobName`'s backfill in progress (a run already started finishes);
+    /// `success: false` when none is in progress.
+    async fn cancel_backfill(
+        &self,
+        ctx: &Context<'_>,
+        job_name: String,
+    ) -> async_graphql::Result<ChangeResult> {
+        let p = operator(ctx, AuditAction::Backfill, &job_name).await?;
+        let state = JobsContext::of(ctx)?;
+        let result = state.handle.cancel_backfill(&job_name, &p.name).await;
+        Loads::of(ctx).invalidate();
+        Ok(change_result(job_name, "backfill cancelled", result))
     }
 
     /// Drop every runtime setting of `jobName`: the host's configuration and the job's

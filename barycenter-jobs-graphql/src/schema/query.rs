@@ -5,7 +5,8 @@ use barycenter_jobs_core::{ExecutionQuery, FleetHealth};
 
 use super::iso;
 use super::types::{
-    AuditEntry, Health, Job, JobExecution, SchedulePreview, Viewer, upcoming_count,
+    AuditEntry, BackfillPreview, Health, Job, JobExecution, SchedulePreview, Viewer, parse_time,
+    upcoming_count,
 };
 use super::{JobsContext, Loads, MAX_LIST_LIMIT, internal_error};
 use crate::service::Principal;
@@ -163,6 +164,42 @@ impl QueryRoot {
                 description: None,
                 upcoming: Vec::new(),
             },
+        })
+    }
+
+    /// The ticks `backfillJob` would run for `jobName` over `[from, to]` (ISO 8601), changing
+    /// nothing: whether it would accept the range (and why not), how many ticks, and the
+    /// oldest `count` (0 to 100) of them.
+    async fn preview_backfill(
+        &self,
+        ctx: &Context<'_>,
+        job_name: String,
+        from: String,
+        to: String,
+        #[graphql(default = 5)] count: i32,
+    ) -> async_graphql::Result<BackfillPreview> {
+        let count = upcoming_count(count)?;
+        let state = JobsContext::of(ctx)?;
+        let refused = |message: String| BackfillPreview {
+            valid: false,
+            message,
+            ticks: 0,
+            first: Vec::new(),
+        };
+        let range = parse_time("from", &from).and_then(|f| Ok((f, parse_time("to", &to)?)));
+        let (from, to) = match range {
+            Ok(range) => range,
+            Err(message) => return Ok(refused(message)),
+        };
+        Ok(match state.handle.backfill_ticks(&job_name, from, to) {
+            Ok(ticks) => BackfillPreview {
+                valid: true,
+                message: "ok".to_owned(),
+                ticks: i32::try_from(ticks.len()).unwrap_or(i32::MAX),
+                first: ticks.into_iter().take(count).map(iso).collect(),
+            },
+            Err(e) if e.is_invalid_input() => refused(e.to_string()),
+            Err(e) => return Err(internal_error("previewBackfill", e)),
         })
     }
 

@@ -24,6 +24,13 @@ pub(crate) fn upcoming_count(count: i32) -> async_graphql::Result<usize> {
         })
 }
 
+/// An ISO 8601 date and time argument named `key`, or the message refusing it.
+pub(crate) fn parse_time(key: &str, value: &str) -> Result<DateTime<Utc>, String> {
+    DateTime::parse_from_rfc3339(value.trim())
+        .map(|at| at.with_timezone(&Utc))
+        .map_err(|e| format!("invalid {key}: {value:?} is not an ISO 8601 date and time ({e})"))
+}
+
 /// A registered job, with its schedule in force (after host overrides) and its state.
 pub struct Job(pub(crate) JobInfo);
 
@@ -87,6 +94,19 @@ impl Job {
     async fn paused_by(&self) -> Option<&str> {
         let r = &self.0.runtime_settings;
         r.paused_by.as_deref().filter(|_| self.0.paused)
+    }
+
+    /// The backfill in progress (`backfillJob`); null when none.
+    async fn backfill(&self) -> Option<BackfillInProgress> {
+        self.0
+            .runtime_settings
+            .backfill
+            .as_ref()
+            .map(|b| BackfillInProgress {
+                from: iso(b.from),
+                to: iso(b.to),
+                requested_by: b.requested_by.clone(),
+            })
     }
 
     /// The scheduling policies in force (`setJobPolicy` > host configuration > defaults).
@@ -414,6 +434,44 @@ pub struct SchedulePreview {
     pub upcoming: Vec<String>,
 }
 
+/// A backfill in progress (`Job.backfill`).
+#[derive(SimpleObject, Debug, Clone, PartialEq, Eq)]
+#[graphql(name = "Backfill")]
+pub struct BackfillInProgress {
+    /// The range's start (ISO 8601 UTC).
+    pub from: String,
+    /// The range's end, included.
+    pub to: String,
+    /// Who asked for it.
+    pub requested_by: String,
+}
+
+/// The answer to `backfillJob`.
+#[derive(SimpleObject, Debug, Clone, PartialEq, Eq)]
+pub struct BackfillResult {
+    /// Whether the backfill was started.
+    pub success: bool,
+    /// What happened, or why it was refused.
+    pub message: String,
+    /// The job name as given.
+    pub job_name: String,
+    /// How many ticks it runs (0 when refused).
+    pub ticks: i32,
+}
+
+/// The ticks a backfill would run, computed without changing anything (`previewBackfill`).
+#[derive(SimpleObject, Debug, Clone, PartialEq, Eq)]
+pub struct BackfillPreview {
+    /// Whether `backfillJob` would accept the range.
+    pub valid: bool,
+    /// `ok`, or why the range would be refused.
+    pub message: String,
+    /// How many ticks it would run.
+    pub ticks: i32,
+    /// The oldest of them (ISO 8601 UTC), at most `count`.
+    pub first: Vec<String>,
+}
+
 /// A job's scheduling policies.
 #[derive(Debug)]
 pub struct Policy(pub(crate) JobPolicy);
@@ -424,6 +482,13 @@ impl Policy {
     /// oldest first, at most 100).
     async fn misfire(&self) -> &'static str {
         self.0.misfire.as_str()
+    }
+
+    /// A tick that comes due while the job runs: `skip` (not run), `buffer_one` (runs once
+    /// right after the run ends) or `cancel_running` (the run is cancelled, on whichever
+    /// replica, and the tick runs once it stopped).
+    async fn overlap(&self) -> &'static str {
+        self.0.overlap.as_str()
     }
 
     /// Missed ticks older than this many seconds are never caught up; null: no limit.

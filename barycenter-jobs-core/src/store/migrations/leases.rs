@@ -42,3 +42,29 @@ pub(crate) async fn add_retry_columns(db: &Database, table: &Identifier) -> Resu
     )
     .await
 }
+
+/// Version 14. Run controls on the lease row: the latest start of a waiting retry, a tick
+/// buffered while the job ran, the newest backfill tick claimed, and a cancel asked of the
+/// run holding the lease (its token and who asked). Also run by
+/// [`LeaseStore::migrate`](crate::LeaseStore::migrate).
+pub(crate) async fn add_run_control_columns(db: &Database, table: &Identifier) -> Result<()> {
+    let number = |col: Lease| (col, ColumnDef::new(col).big_integer().null().to_owned());
+    add_columns(
+        db,
+        table,
+        [
+            number(Lease::RetryUntilMs),
+            number(Lease::BufferedTick),
+            number(Lease::BackfillTick),
+            number(Lease::CancelToken),
+            (
+                Lease::CancelBy,
+                ColumnDef::new(Lease::CancelBy)
+                    .string_len(255)
+                    .null()
+                    .to_owned(),
+            ),
+        ],
+    )
+    .await
+}

@@ -117,6 +117,18 @@ const MIGRATIONS: &[(i64, &str, Target, Step)] = &[
         executions_table,
         |db, table| Box::pin(executions::add_attempt_column(db, table)),
     ),
+    (
+        13,
+        "add_settings_overlap_and_backfill_columns",
+        |t| &t.settings,
+        |db, table| Box::pin(settings::add_overlap_and_backfill_columns(db, table)),
+    ),
+    (
+        14,
+        "add_lease_run_control_columns",
+        |t| &t.leases,
+        |db, table| Box::pin(leases::add_run_control_columns(db, table)),
+    ),
 ];
 
 /// The newest schema version this build knows.
@@ -126,7 +138,7 @@ pub fn latest_version() -> i64 {
 
 /// Versions that belong to the runtime control (settings and audit tables), the only ones a
 /// scheduler without history needs; every other version is the history's.
-const CONTROL_VERSIONS: &[i64] = &[5, 6, 9, 10];
+const CONTROL_VERSIONS: &[i64] = &[5, 6, 9, 10, 13];
 
 /// Which migrations to apply.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

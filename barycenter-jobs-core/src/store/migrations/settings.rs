@@ -64,6 +64,38 @@ pub(super) async fn add_retry_columns(db: &Database, table: &Identifier) -> Resu
     .await
 }
 
+/// Version 13. The overlap policy, and a backfill in progress: its range (epoch seconds)
+/// and who asked for it.
+pub(super) async fn add_overlap_and_backfill_columns(
+    db: &Database,
+    table: &Identifier,
+) -> Result<()> {
+    let number = |col: Settings| (col, ColumnDef::new(col).big_integer().null().to_owned());
+    add_columns(
+        db,
+        table,
+        [
+            (
+                Settings::Overlap,
+                ColumnDef::new(Settings::Overlap)
+                    .string_len(16)
+                    .null()
+                    .to_owned(),
+            ),
+            number(Settings::BackfillFrom),
+            number(Settings::BackfillTo),
+            (
+                Settings::BackfillBy,
+                ColumnDef::new(Settings::BackfillBy)
+                    .string_len(255)
+                    .null()
+                    .to_owned(),
+            ),
+        ],
+    )
+    .await
+}
+
 /// Create the version row if it is missing (tolerating a replica that creates it at the
 /// same moment). The settings store calls it too, when a write finds the row missing.
 pub(crate) async fn ensure_version_row(db: &Database, table: &Identifier) -> Result<()> {

@@ -1,0 +1,36 @@
+//! Stopping one run from outside: an operator's cancel, or a tick that comes due under
+//! `overlap = cancel_running`. The run's supervision waits on the signal beside its timeout
+//! and its lease (see [`super::supervise`]); the reason becomes the run's message.
+
+use std::sync::Mutex;
+
+use tokio_util::sync::CancellationToken;
+
+use super::slot::lock;
+
+/// A request to stop one run, and why.
+#[derive(Debug, Default)]
+pub(super) struct StopSignal {
+    token: CancellationToken,
+    reason: Mutex<Option<String>>,
+}
+
+impl StopSignal {
+    /// Ask the run to stop; the first reason given is kept.
+    pub(super) fn stop(&self, reason: impl Into<String>) {
+        lock(&self.reason).get_or_insert_with(|| reason.into());
+        self.token.cancel();
+    }
+
+    /// Resolves once somebody asked the run to stop.
+    pub(super) async fn stopped(&self) {
+        self.token.cancelled().await;
+    }
+
+    /// Why the run was stopped (the run's message).
+    pub(super) fn reason(&self) -> String {
+        lock(&self.reason)
+            .clone()
+            .unwrap_or_else(|| "cancelled".to_owned())
+    }
+}
