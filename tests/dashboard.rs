@@ -884,7 +884,10 @@ async fn backfill_with_a_preview_and_the_overlap_policy() {
     )
     .await;
     let outcome = b.text(&msg).await;
-    eprintln!("backfill started: {outcome}");
+    assert_eq!(
+        outcome,
+        format!("Job {SESSIONS}: backfill of 3 ticks started")
+    );
     let deadline = Instant::now() + UI_HANG;
     let runs = loop {
         let runs = backfill_runs(&url, SESSIONS);
