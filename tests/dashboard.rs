@@ -1066,6 +1066,37 @@ async fn a_read_only_token_disables_the_operate_buttons() {
         .await,
         json!(true)
     );
+    // So is a backfill, even once previewed (a query the read role may ask).
+    b.set_local_time(
+        &format!("job-{SESSIONS}-backfill-from"),
+        chrono::Utc::now() - chrono::Duration::hours(3),
+    )
+    .await;
+    b.set_local_time(
+        &format!("job-{SESSIONS}-backfill-to"),
+        chrono::Utc::now() - chrono::Duration::hours(1),
+    )
+    .await;
+    b.click(&format!(
+        r#"#job-{SESSIONS}-detail button[data-action="preview-backfill"]"#
+    ))
+    .await;
+    b.wait_until(
+        &format!("document.querySelector('#job-{SESSIONS}-detail [data-role=backfill-preview] [data-role=backfill-ticks]')"),
+        UI_HANG,
+        "the backfill previewed",
+    )
+    .await;
+    let start = b
+        .js(&format!(
+            "const b = document.querySelector('#job-{SESSIONS}-detail button[data-action=backfill]'); return [b.disabled, b.title]"
+        ))
+        .await;
+    assert_eq!(start[0], true, "{start}");
+    assert!(
+        start[1].as_str().unwrap().contains("operate role"),
+        "{start}"
+    );
     b.screenshot("read-only.png").await;
 
     // The token is kept for the tab: a reload asks no more.
