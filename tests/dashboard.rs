@@ -226,6 +226,18 @@ impl Browser {
         self.text(&part).await
     }
 
+    /// Set the `datetime-local` input `#input_id` to the instant `at`, written in the
+    /// browser's local time as a person would type it (minutes only).
+    async fn set_local_time(&self, input_id: &str, at: chrono::DateTime<chrono::Utc>) {
+        self.js(&format!(
+            "const d = new Date({ms}); const p = (n) => String(n).padStart(2, '0'); \
+             document.getElementById('{input_id}').value = \
+             `${{d.getFullYear()}}-${{p(d.getMonth() + 1)}}-${{p(d.getDate())}}T${{p(d.getHours())}}:${{p(d.getMinutes())}}`; return true",
+            ms = at.timestamp_millis()
+        ))
+        .await;
+    }
+
     async fn click(&self, css: &str) {
         self.client
             .find(Locator::Css(css))
@@ -245,6 +257,47 @@ impl Browser {
             .await
             .unwrap()
     }
+}
+
+/// An instant of an RFC 3339 string the API gave.
+fn instant(iso: &Value) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::parse_from_rfc3339(
+        iso.as_str().unwrap_or_else(|| panic!("not a time: {iso}")),
+    )
+    .unwrap()
+    .with_timezone(&chrono::Utc)
+}
+
+/// The runs of `job` its backfill started, oldest first.
+fn backfill_runs(url: &str, job: &str) -> Vec<Value> {
+    let (status, body) = graphql(
+        url,
+        &format!(
+            r#"{{ jobLogs(jobName: "{job}", limit: 1000) {{ id status trigger attempt scheduledFor }} }}"#
+        ),
+        &[],
+    );
+    assert_eq!(status, 200, "{body}");
+    let mut runs: Vec<Value> = body["data"]["jobLogs"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{body}"))
+        .iter()
+        .filter(|r| r["trigger"] == "backfill")
+        .cloned()
+        .collect();
+    runs.sort_by_key(|r| r["id"].as_str().unwrap().parse::<i64>().unwrap());
+    runs
+}
+
+/// `job`'s backfill in force (null when none).
+fn backfill_in_force(url: &str, job: &str) -> Value {
+    let (status, body) = graphql(
+        url,
+        &format!(r#"{{ job(name: "{job}") {{ backfill {{ from to requestedBy }} }} }}"#),
+        &[],
+    );
+    assert_eq!(status, 200, "{body}");
+    body["data"]["job"]["backfill"].clone()
 }
 
 fn row(job: &str) -> String {
@@ -711,6 +764,248 @@ async fn pause_with_a_note_and_an_end_and_the_policy_form() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs chromium + chromedriver: run with --include-ignored (CI does)"]
+async fn backfill_with_a_preview_and_the_overlap_policy() {
+    // The example's schedules: sessions every hour on the hour, challenges every 5 minutes.
+    const CHALLENGES: &str = "cleanup_expired_challenges";
+    let dir = tempfile::tempdir().unwrap();
+    let (_server, url) = server(dir.path(), &[]);
+    let b = Browser::start().await;
+    b.client.goto(&format!("{url}/ui")).await.unwrap();
+    b.wait_until(
+        "document.querySelectorAll('#jobs-body tr[data-job]').length === 4",
+        UI_HANG,
+        "four job rows",
+    )
+    .await;
+    let detail = b.open_detail(SESSIONS).await;
+
+    // Overlap: the form opens with the policy in force (skip); buffer one is saved, alone.
+    b.wait_until(
+        &format!("document.querySelector('#job-{SESSIONS}-overlap').value === 'skip'"),
+        UI_HANG,
+        "the overlap select filled in",
+    )
+    .await;
+    b.js(&format!(
+        "document.getElementById('job-{SESSIONS}-overlap').value = 'buffer_one'; return true"
+    ))
+    .await;
+    b.click(&format!(r#"{detail} button[data-action="save-policy"]"#))
+        .await;
+    let policy = b
+        .row_part(SESSIONS, "policy", "overlapping ticks: buffer one")
+        .await;
+    assert!(
+        !policy.contains("missed ticks"),
+        "only the overlap: {policy}"
+    );
+    let (status, body) = graphql(
+        &url,
+        &format!(
+            r#"{{ job(name: "{SESSIONS}") {{ policy {{ overlap misfire jitterSecs retryAttempts }} }} auditLog(limit: 1) {{ action detail }} }}"#
+        ),
+        &[],
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["data"]["job"]["policy"],
+        json!({ "overlap": "buffer_one", "misfire": "run_once", "jitterSecs": 0, "retryAttempts": 0 })
+    );
+    assert_eq!(body["data"]["auditLog"][0]["action"], "policy", "{body}");
+
+    // A range of the past holding three ticks of the hourly job: from half past the hour
+    // five hours ago to half past the hour three hours ago (so its ends are no ticks, and
+    // whether they are included does not matter).
+    let now = chrono::Utc::now();
+    let hour =
+        chrono::DateTime::from_timestamp(now.timestamp() - now.timestamp().rem_euclid(3600), 0)
+            .unwrap();
+    let h = chrono::Duration::hours;
+    let half = chrono::Duration::minutes(30);
+    let ticks = [hour - h(5), hour - h(4), hour - h(3)];
+    let (from, to) = (ticks[0] - half, ticks[2] + half);
+    let from_id = format!("job-{SESSIONS}-backfill-from");
+    let to_id = format!("job-{SESSIONS}-backfill-to");
+    let preview = format!("{detail} [data-role=backfill-preview]");
+    let start = format!(r#"{detail} button[data-action="backfill"]"#);
+    let start_disabled = format!("document.querySelector('{start}').disabled");
+
+    // Reversed, the range is refused in the preview, and Start stays disabled.
+    b.set_local_time(&from_id, to).await;
+    b.set_local_time(&to_id, from).await;
+    b.click(&format!(
+        r#"{detail} button[data-action="preview-backfill"]"#
+    ))
+    .await;
+    b.wait_until(
+        &format!("document.querySelector('{preview} .bad')"),
+        UI_HANG,
+        "the reversed range refused",
+    )
+    .await;
+    assert_eq!(b.js(&format!("return {start_disabled}")).await, json!(true));
+
+    // In order: three ticks, the first the oldest, and Start enabled.
+    b.set_local_time(&from_id, from).await;
+    b.set_local_time(&to_id, to).await;
+    b.click(&format!(
+        r#"{detail} button[data-action="preview-backfill"]"#
+    ))
+    .await;
+    b.wait_until(
+        &format!("document.querySelectorAll('{preview} li').length === 3 && !{start_disabled}"),
+        UI_HANG,
+        "three ticks previewed and Start enabled",
+    )
+    .await;
+    let shown = b
+        .js(&format!(
+            "return [document.querySelector('{preview} [data-role=backfill-ticks]').innerText, \
+             [...document.querySelectorAll('{preview} li time')].map(t => t.getAttribute('datetime'))]"
+        ))
+        .await;
+    assert_eq!(shown[0], "3 ticks to run:", "{shown}");
+    let listed: Vec<_> = shown[1].as_array().unwrap().iter().map(instant).collect();
+    assert_eq!(listed, ticks, "{shown}");
+
+    // Start: the outcome is said in the row, and the three ticks run once each, oldest first,
+    // each recorded with its tick.
+    // (The row's message still says how the policy was saved: cleared first.)
+    let msg = format!("{} .msg", row(SESSIONS));
+    b.js(&format!(
+        "const m = document.querySelector('{msg}'); m.textContent = ''; m.className = 'msg'; return true"
+    ))
+    .await;
+    b.click(&start).await;
+    b.wait_until(
+        &format!("document.querySelector('{msg}').classList.contains('ok') && document.querySelector('{msg}').innerText !== ''"),
+        UI_HANG,
+        "the backfill's outcome",
+    )
+    .await;
+    let outcome = b.text(&msg).await;
+    assert_eq!(
+        outcome,
+        format!("Job {SESSIONS}: backfill of 3 ticks started")
+    );
+    let deadline = Instant::now() + UI_HANG;
+    let runs = loop {
+        let runs = backfill_runs(&url, SESSIONS);
+        if runs.len() >= 3 && runs.iter().all(|r| r["status"] != "running") {
+            break runs;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "three finished backfill runs: {runs:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(runs.len(), 3, "each tick once: {runs:?}");
+    let scheduled: Vec<_> = runs.iter().map(|r| instant(&r["scheduledFor"])).collect();
+    assert_eq!(scheduled, ticks, "oldest first: {runs:?}");
+    for r in &runs {
+        assert_eq!(r["status"], "succeeded", "{r}");
+        assert_eq!(r["attempt"], 1, "{r}");
+    }
+    // Done, the backfill is no longer in force, and the page stops saying so.
+    let deadline = Instant::now() + UI_HANG;
+    while !backfill_in_force(&url, SESSIONS).is_null() {
+        assert!(
+            Instant::now() < deadline,
+            "the finished backfill still in force"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The history shows the three runs as backfills.
+    b.wait_until(
+        &format!(
+            "[...document.querySelectorAll('{detail} tbody tr[data-trigger=backfill]')].filter(r => r.querySelector('td[data-label=Trigger]').innerText === 'backfill').length === 3 \
+             && !document.querySelector('{} [data-role=backfill]')",
+            row(SESSIONS)
+        ),
+        UI_HANG,
+        "three backfill runs in the history",
+    )
+    .await;
+    b.screenshot("backfill.png").await;
+
+    // More than 1000 ticks (100 hours of a job every 5 minutes) are refused in the preview.
+    let detail = b.open_detail(CHALLENGES).await;
+    let from_id = format!("job-{CHALLENGES}-backfill-from");
+    let to_id = format!("job-{CHALLENGES}-backfill-to");
+    let preview = format!("{detail} [data-role=backfill-preview]");
+    let start = format!(r#"{detail} button[data-action="backfill"]"#);
+    let start_disabled = format!("document.querySelector('{start}').disabled");
+    b.set_local_time(&from_id, hour - h(100) - half).await;
+    b.set_local_time(&to_id, hour - h(1) + chrono::Duration::minutes(2))
+        .await;
+    b.click(&format!(
+        r#"{detail} button[data-action="preview-backfill"]"#
+    ))
+    .await;
+    b.wait_until(
+        &format!("document.querySelector('{preview} .bad')"),
+        UI_HANG,
+        "too many ticks refused",
+    )
+    .await;
+    assert_eq!(b.js(&format!("return {start_disabled}")).await, json!(true));
+
+    // A long backfill (from 80 hours ago to 1 hour ago: 949 ticks), cancelled while it runs:
+    // the row and the detail say it is in force until the Cancel click, then neither does,
+    // nor the API, and not every tick ran.
+    const LONG: usize = 79 * 12 + 1;
+    b.set_local_time(&from_id, hour - h(80)).await;
+    b.set_local_time(&to_id, hour - h(1)).await;
+    b.click(&format!(
+        r#"{detail} button[data-action="preview-backfill"]"#
+    ))
+    .await;
+    b.wait_until(
+        &format!("document.querySelectorAll('{preview} li').length === 5 && !{start_disabled}"),
+        UI_HANG,
+        "the long range previewed",
+    )
+    .await;
+    assert_eq!(
+        b.text(&format!("{preview} [data-role=backfill-ticks]"))
+            .await,
+        format!("{LONG} ticks to run, the first 5:")
+    );
+    b.click(&start).await;
+    let shown = b.row_part(CHALLENGES, "backfill", "backfilling").await;
+    assert!(shown.contains("(by anonymous)"), "{shown}");
+    let in_force = backfill_in_force(&url, CHALLENGES);
+    assert_eq!(in_force["requestedBy"], "anonymous", "{in_force}");
+    assert_eq!(instant(&in_force["from"]), hour - h(80), "{in_force}");
+    assert_eq!(instant(&in_force["to"]), hour - h(1), "{in_force}");
+    let cancel = format!(r#"{detail} button[data-action="cancel-backfill"]"#);
+    b.wait_until(
+        &format!("document.querySelector('{cancel}').offsetParent !== null && !document.querySelector('{cancel}').disabled"),
+        UI_HANG,
+        "the Cancel backfill button",
+    )
+    .await;
+    b.click(&cancel).await;
+    b.wait_until(
+        &format!(
+            "!document.querySelector('{} [data-role=backfill]') && document.querySelector('{detail} [data-role=backfill-running]').hidden",
+            row(CHALLENGES)
+        ),
+        UI_HANG,
+        "the backfill no longer shown",
+    )
+    .await;
+    assert_eq!(backfill_in_force(&url, CHALLENGES), Value::Null);
+    let ran = backfill_runs(&url, CHALLENGES).len();
+    eprintln!("{ran} of {LONG} ticks ran before the cancel");
+    assert!(ran < LONG, "cancelled before the end: {ran} runs");
+    b.screenshot("backfill-cancelled.png").await;
+    b.client.clone().close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs chromium + chromedriver: run with --include-ignored (CI does)"]
 async fn a_read_only_token_disables_the_operate_buttons() {
     let dir = tempfile::tempdir().unwrap();
     let (_server, url) = server(
@@ -770,6 +1065,37 @@ async fn a_read_only_token_disables_the_operate_buttons() {
         ))
         .await,
         json!(true)
+    );
+    // So is a backfill, even once previewed (a query the read role may ask).
+    b.set_local_time(
+        &format!("job-{SESSIONS}-backfill-from"),
+        chrono::Utc::now() - chrono::Duration::hours(3),
+    )
+    .await;
+    b.set_local_time(
+        &format!("job-{SESSIONS}-backfill-to"),
+        chrono::Utc::now() - chrono::Duration::hours(1),
+    )
+    .await;
+    b.click(&format!(
+        r#"#job-{SESSIONS}-detail button[data-action="preview-backfill"]"#
+    ))
+    .await;
+    b.wait_until(
+        &format!("document.querySelector('#job-{SESSIONS}-detail [data-role=backfill-preview] [data-role=backfill-ticks]')"),
+        UI_HANG,
+        "the backfill previewed",
+    )
+    .await;
+    let start = b
+        .js(&format!(
+            "const b = document.querySelector('#job-{SESSIONS}-detail button[data-action=backfill]'); return [b.disabled, b.title]"
+        ))
+        .await;
+    assert_eq!(start[0], true, "{start}");
+    assert!(
+        start[1].as_str().unwrap().contains("operate role"),
+        "{start}"
     );
     b.screenshot("read-only.png").await;
 

@@ -137,7 +137,8 @@
     availableJobs {
       name description schedule scheduleDescription timeZone firesOnSchedule paused running
       nextRunAt timeoutSecs overdue overdueSince pauseNote pausedUntil pausedBy
-      policy { misfire catchUpWindowSecs jitterSecs pauseAfterFailures retryAttempts retryBackoffSecs }
+      policy { overlap misfire catchUpWindowSecs jitterSecs pauseAfterFailures retryAttempts retryBackoffSecs }
+      backfill { from to requestedBy }
       lastExecution { id status startedAt completedAt durationMs recordsProcessed errorMessage }
     }
     auditLog(limit: 20) { id at actor action jobName detail }
@@ -243,9 +244,10 @@
     v.form = rescheduleForm(v, id);
     v.pauseForm = pauseForm(v, id);
     v.policyForm = policyForm(v, id);
+    v.backfillForm = backfillForm(v, id);
     v.detail = el('tr', { class: 'detail', id: `${id}-detail`, hidden: true },
       el('td', { colspan: 6 }, el('div', { class: 'detail-grid' }, history,
-        el('div', {}, v.form.node, v.pauseForm.node, v.policyForm.node))));
+        el('div', {}, v.form.node, v.pauseForm.node, v.policyForm.node, v.backfillForm.node))));
     return v;
   }
 
@@ -289,7 +291,7 @@
       if (last.errorMessage) out.push(el('span', { class: 'sub error', text: last.errorMessage }));
       return out;
     });
-    fill(c.state, JSON.stringify([job.running, job.paused, job.firesOnSchedule, job.overdue, job.overdueSince, job.pauseNote, job.pausedUntil, job.pausedBy]), () => {
+    fill(c.state, JSON.stringify([job.running, job.paused, job.firesOnSchedule, job.overdue, job.overdueSince, job.pauseNote, job.pausedUntil, job.pausedBy, job.backfill]), () => {
       const b = [];
       if (job.running) b.push(el('span', { class: 'badge info', 'data-badge': 'running', text: 'running' }));
       if (job.paused) b.push(el('span', { class: 'badge warn', 'data-badge': 'paused', text: 'paused' }));
@@ -309,16 +311,20 @@
         if (job.pauseNote) note.prepend(el('q', { text: job.pauseNote }), bits.length ? ' ' : '');
         out.push(note);
       }
+      if (job.backfill) out.push(el('span', { class: 'sub', 'data-role': 'backfill', text: `backfilling ${backfillText(job.backfill)}` }));
       return out;
     });
+    v.backfillForm.show(job.backfill);
     setText(v.pause, job.paused ? 'Resume' : 'Pause');
     v.pause.dataset.action = job.paused ? 'resume' : 'pause';
     v.pause.setAttribute('aria-label', `${job.paused ? 'Resume' : 'Pause'}: ${job.name}`);
-    for (const b of [v.run, v.pause, v.dry, v.form.save, v.pauseForm.save, v.policyForm.save]) {
+    const f = v.backfillForm;
+    for (const b of [v.run, v.pause, v.dry, v.form.save, v.pauseForm.save, v.policyForm.save, f.start, f.cancel]) {
       if (b.getAttribute('aria-busy') === 'true') continue;
       const operate = mayOperate();
       const dryless = b === v.dry && noDryRun.has(job.name);
-      b.disabled = !operate || dryless || (b === v.form.save && !v.form.ready());
+      const unchecked = (b === v.form.save && !v.form.ready()) || (b === f.start && !f.ready());
+      b.disabled = !operate || dryless || unchecked;
       if (!operate) b.title = readOnlyTip();
       else if (dryless) b.title = `${job.name} does not support dry runs`;
       else b.removeAttribute('title');
@@ -340,12 +346,12 @@
       if (!data.runs.length) {
         return el('tr', {}, el('td', { colspan: 6, class: 'muted', text: asked ? 'No failed runs.' : 'No runs yet.' }));
       }
-      return data.runs.map((r) => el('tr', { 'data-execution': r.id },
+      return data.runs.map((r) => el('tr', { 'data-execution': r.id, 'data-trigger': r.trigger, 'data-attempt': r.attempt },
         el('td', { 'data-label': 'Started' }, time(r.startedAt)),
         el('td', { 'data-label': 'Outcome' }, statusBadge(r.status)),
         el('td', { 'data-label': 'Duration', text: duration(r.durationMs) }),
         el('td', { 'data-label': 'Records', text: r.recordsProcessed ?? '—' }),
-        el('td', { 'data-label': 'Trigger', text: r.attempt > 1 ? `${r.trigger} (attempt ${r.attempt})` : (r.trigger ?? '—') }),
+        el('td', { 'data-label': 'Trigger', text: r.attempt > 1 ? `${r.trigger ?? '—'} (attempt ${r.attempt})` : (r.trigger ?? '—') }),
         el('td', { 'data-label': 'Error' }, r.errorMessage ? el('span', { class: 'error', text: r.errorMessage }) : '')));
     });
     fill(v.charts, JSON.stringify(data.chart), () => {
@@ -479,6 +485,7 @@
   function policySummary(p) {
     if (!p) return '';
     const bits = [];
+    if (p.overlap && p.overlap !== 'skip') bits.push(`overlapping ticks: ${p.overlap.replace('_', ' ')}`);
     if (p.misfire !== 'run_once') bits.push(`missed ticks: ${p.misfire.replace('_', ' ')}`);
     if (p.catchUpWindowSecs !== null) bits.push(`catch-up window ${p.catchUpWindowSecs} s`);
     if (p.jitterSecs) bits.push(`jitter ${p.jitterSecs} s`);
@@ -510,6 +517,8 @@
   }
 
   function policyForm(v, id) {
+    const overlap = el('select', { id: `${id}-overlap`, name: 'overlap' },
+      ...['skip', 'buffer_one', 'cancel_running'].map((o) => el('option', { value: o, text: o.replace('_', ' ') })));
     const misfire = el('select', { id: `${id}-misfire`, name: 'misfire' },
       ...['run_once', 'run_all', 'skip'].map((m) => el('option', { value: m, text: m.replace('_', ' ') })));
     const number = (name, max) => el('input', { id: `${id}-${name}`, name, type: 'number', min: 0, max, inputmode: 'numeric' });
@@ -522,6 +531,7 @@
     const form = el('form', { class: 'policy', novalidate: true },
       el('fieldset', {},
         el('legend', { text: 'Scheduling policy' }),
+        el('label', { for: overlap.id, text: 'A tick while the last run is still running' }), overlap,
         el('label', { for: misfire.id, text: 'Missed ticks at start-up' }), misfire,
         el('label', { for: window_.id, text: 'Catch-up window (seconds, empty: no limit)' }), window_,
         el('label', { for: jitter.id, text: 'Jitter (seconds, 0 to 3600)' }), jitter,
@@ -531,6 +541,7 @@
         el('div', { class: 'buttons' }, save)));
     let loaded = {};
     const read = () => ({
+      o: overlap.value,
       m: misfire.value,
       w: window_.value.trim() === '' ? null : Number(window_.value),
       j: Number(jitter.value || 0),
@@ -544,12 +555,12 @@
       // Only what changed, as the reschedule form does: the rest keeps its setting.
       const now = read();
       const vars = { job: v.name };
-      for (const k of ['m', 'w', 'j', 'f', 'r', 'b']) vars[k] = now[k] !== loaded[k] ? now[k] : null;
+      for (const k of ['o', 'm', 'w', 'j', 'f', 'r', 'b']) vars[k] = now[k] !== loaded[k] ? now[k] : null;
       if (Object.values(vars).slice(1).every((x) => x === null)) {
         say(v, 'Nothing changed.', true);
         return;
       }
-      act(v, save, 'mutation Policy($job: String!, $m: String, $w: Int, $j: Int, $f: Int, $r: Int, $b: Int) { setJobPolicy(jobName: $job, misfire: $m, catchUpWindowSecs: $w, jitterSecs: $j, pauseAfterFailures: $f, retryAttempts: $r, retryBackoffSecs: $b) { success message jobName } }',
+      act(v, save, 'mutation Policy($job: String!, $o: String, $m: String, $w: Int, $j: Int, $f: Int, $r: Int, $b: Int) { setJobPolicy(jobName: $job, overlap: $o, misfire: $m, catchUpWindowSecs: $w, jitterSecs: $j, pauseAfterFailures: $f, retryAttempts: $r, retryBackoffSecs: $b) { success message jobName } }',
         vars, (r) => { if (r.success) loaded = now; });
     });
     return {
@@ -557,6 +568,7 @@
       save,
       reset(job) {
         const p = job.policy;
+        overlap.value = p.overlap || 'skip';
         misfire.value = p.misfire;
         window_.value = p.catchUpWindowSecs === null ? '' : p.catchUpWindowSecs;
         jitter.value = p.jitterSecs;
@@ -566,6 +578,108 @@
         loaded = read();
       },
     };
+  }
+
+  // ---- backfill of a time range, with a server-side preview ------------------------------
+  /** "FROM → TO (by X)" of a backfill in progress, in the viewer's local time. */
+  const backfillText = (b) => `${new Date(b.from).toLocaleString()} → ${new Date(b.to).toLocaleString()} (by ${b.requestedBy})`;
+
+  function backfillForm(v, id) {
+    const from = el('input', { id: `${id}-backfill-from`, name: 'from', type: 'datetime-local' });
+    const to = el('input', { id: `${id}-backfill-to`, name: 'to', type: 'datetime-local' });
+    const preview = el('div', { class: 'preview', 'aria-live': 'polite', 'data-role': 'backfill-preview' });
+    const previewButton = el('button', { type: 'button', 'data-action': 'preview-backfill', text: 'Preview' });
+    const start = el('button', { type: 'submit', class: 'primary', 'data-action': 'backfill', text: 'Start backfill', disabled: true });
+    const runningText = el('p', { class: 'sub' });
+    const cancel = el('button', {
+      type: 'button', 'data-action': 'cancel-backfill', text: 'Cancel backfill',
+      'aria-label': `Cancel backfill: ${v.name}`,
+      onclick: () => act(v, cancel, 'mutation CancelBackfill($job: String!) { cancelBackfill(jobName: $job) { success message jobName } }', { job: v.name }),
+    });
+    // The backfill in force, if any, with its Cancel button.
+    const running = el('div', { 'data-role': 'backfill-running', hidden: true },
+      runningText, el('div', { class: 'buttons' }, cancel));
+    const form = el('form', { class: 'backfill', novalidate: true },
+      el('fieldset', {},
+        el('legend', { text: 'Backfill' }),
+        el('p', { class: 'sub', text: 'Runs each tick of the schedule in force within the range once, oldest first.' }),
+        el('label', { for: from.id, text: 'From (your local time)' }), from,
+        el('label', { for: to.id, text: 'To, included (your local time)' }), to,
+        el('div', { class: 'buttons' }, previewButton, start),
+        preview,
+        running));
+    // The local date and time of each input, as absolute ISO 8601 instants (as the pause
+    // form sends its end); null while either is empty or not a date.
+    const range = () => {
+      if (!from.value || !to.value) return null;
+      const f = new Date(from.value);
+      const t = new Date(to.value);
+      if (Number.isNaN(f.getTime()) || Number.isNaN(t.getTime())) return null;
+      return { from: f.toISOString(), to: t.toISOString() };
+    };
+    let checked = null; // the inputs the last valid preview was for
+    const current = () => JSON.stringify([from.value, to.value]);
+    const api_ = {
+      start,
+      cancel,
+      ready: () => checked !== null && checked === current(),
+      /** Show the backfill in force, if any, and offer to cancel it. */
+      show(backfill) {
+        running.hidden = !backfill;
+        setText(runningText, backfill ? `In progress: ${backfillText(backfill)}` : '');
+      },
+    };
+    let seq = 0;
+    async function check() {
+      const mine = ++seq;
+      const asked = current();
+      checked = null;
+      start.disabled = true;
+      const r = range();
+      if (!r) {
+        preview.replaceChildren(el('p', { class: 'bad', text: 'Enter the start and the end of the range.' }));
+        return;
+      }
+      let data;
+      try {
+        data = await api('query PreviewBackfill($job: String!, $f: String!, $t: String!) { previewBackfill(jobName: $job, from: $f, to: $t, count: 5) { valid message ticks first } }',
+          { job: v.name, f: r.from, t: r.to });
+      } catch (e) {
+        if (mine === seq) preview.replaceChildren(el('p', { class: 'bad', text: e.message }));
+        return;
+      }
+      if (mine !== seq) return;
+      const p = data.previewBackfill;
+      if (!p.valid) {
+        preview.replaceChildren(el('p', { class: 'bad', text: p.message }));
+      } else if (p.ticks === 0) {
+        preview.replaceChildren(el('p', { class: 'bad', text: 'No tick of the schedule falls within this range.' }));
+      } else {
+        checked = asked;
+        const more = p.ticks > p.first.length ? `, the first ${p.first.length}` : '';
+        preview.replaceChildren(
+          el('p', { 'data-role': 'backfill-ticks', 'data-ticks': p.ticks, text: `${plural(p.ticks, 'tick')} to run${more}:` }),
+          el('ol', {}, ...p.first.map((u) => el('li', {}, time(u)))));
+      }
+      start.disabled = !mayOperate() || !api_.ready();
+    }
+    for (const input of [from, to]) {
+      input.addEventListener('input', () => {
+        checked = null;
+        start.disabled = true;
+      });
+    }
+    previewButton.addEventListener('click', check);
+    form.addEventListener('submit', (ev) => {
+      ev.preventDefault();
+      const r = range();
+      if (!api_.ready() || !mayOperate() || !r) return;
+      act(v, start, 'mutation Backfill($job: String!, $f: String!, $t: String!) { backfillJob(jobName: $job, from: $f, to: $t) { success message jobName ticks } }',
+        { job: v.name, f: r.from, t: r.to },
+        (res) => { if (res.success) { checked = null; start.disabled = true; } });
+    });
+    api_.node = form;
+    return api_;
   }
 
   // ---- the page ------------------------------------------------------------------------
