@@ -102,6 +102,11 @@ async fn fresh_database_gets_every_table(t: &TestDb) {
                 ("retry_tick", BigInt),
                 ("retry_attempt", BigInt),
                 ("retry_due_ms", BigInt),
+                ("retry_until_ms", BigInt),
+                ("buffered_tick", BigInt),
+                ("backfill_tick", BigInt),
+                ("cancel_token", BigInt),
+                ("cancel_by", Varchar(255)),
             ],
         ),
         (
@@ -124,6 +129,10 @@ async fn fresh_database_gets_every_table(t: &TestDb) {
                 ("paused_by", Varchar(255)),
                 ("retry_attempts", BigInt),
                 ("retry_backoff_secs", BigInt),
+                ("overlap", Varchar(16)),
+                ("backfill_from", BigInt),
+                ("backfill_to", BigInt),
+                ("backfill_by", Varchar(255)),
             ],
         ),
         (
@@ -228,6 +237,8 @@ async fn fresh_database_gets_every_table(t: &TestDb) {
         ("job_settings", 10, "add_settings_retry_columns"),
         ("job_leases", 11, "add_lease_retry_columns"),
         ("job_executions", 12, "add_execution_attempt_column"),
+        ("job_settings", 13, "add_settings_overlap_and_backfill_columns"),
+        ("job_leases", 14, "add_lease_run_control_columns"),
     ]
     .map(|(s, v, n)| (s.to_owned(), v, n.to_owned()));
     assert_eq!(applied, want);

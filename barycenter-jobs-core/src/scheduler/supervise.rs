@@ -184,8 +184,10 @@ pub(super) async fn run_job(
         shared,
         run,
         &cancel,
-        timeout,
-        deadline,
+        Deadline {
+            timeout,
+            at: deadline,
+        },
         lease,
         lease_state,
         stop,
@@ -198,14 +200,23 @@ pub(super) async fn run_job(
     }
 }
 
+/// A run's timeout, and the instant it ends.
+struct Deadline {
+    timeout: Duration,
+    at: Instant,
+}
+
 /// Drive a run that did not end in its first poll to its outcome, beside its timeout, the
-/// shutdown and its lease; the second value: whether the timeout stopped it.
+/// shutdown, a stop asked from outside and its lease; the second value: whether the timeout
+/// stopped it.
 async fn supervise<F>(
     shared: &Arc<Shared>,
     run: F,
     cancel: &CancellationToken,
-    timeout: Duration,
-    deadline: Instant,
+    Deadline {
+        timeout,
+        at: deadline,
+    }: Deadline,
     lease: &Option<Lease>,
     lease_state: LeaseState,
     stop: &Arc<StopSignal>,

@@ -39,7 +39,7 @@ fn reset_clears_every_override_and_keeps_the_row() {
     Change::Reset.apply_to(&mut runtime, "alice");
     assert_eq!(runtime, RuntimeSettings::default());
     // Every column set to NULL: an UPDATE, not a DELETE.
-    assert_eq!(Change::Reset.assignments("alice").len(), 13);
+    assert_eq!(Change::Reset.assignments("alice").len(), 17);
 }
 
 #[test]
