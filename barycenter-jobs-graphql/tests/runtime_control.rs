@@ -10,6 +10,8 @@ use common::*;
 use http::{Request, StatusCode};
 use http_body_util::Full;
 use serde_json::{Value, json};
+use std::time::Duration;
+use chrono::Timelike as _;
 
 const SESSIONS: &str = "cleanup_expired_sessions";
 
@@ -483,6 +485,163 @@ barycenter_jobs_test_support::server_test!(mysql, policies_on_mysql);
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn policies_on_sqlite() {
     policies(Backend::Sqlite).await;
+}
+
+/// The overlap policy through `setJobPolicy`, and a backfill through the API: previewed,
+/// refused past its bounds (and not as a read-only principal), run once per tick with
+/// `trigger: "backfill"` and its tick as `scheduledFor`, then gone from the job.
+async fn overlap_and_backfill(backend: Backend) {
+    let f = Fixture::on(barycenter_jobs_test_support::fresh(backend).await, false).await;
+    let svc = AdminService::builder(f.handle.clone())
+        .bearer_token("op")
+        .read_only_token("ro")
+        .build();
+    let job = |svc: &AdminService| {
+        let svc = svc.clone();
+        async move {
+            data(
+                &svc,
+                "op",
+                &format!(
+                    r#"{{ job(name: "{SESSIONS}") {{ policy {{ overlap retryAttempts }} backfill {{ from to requestedBy }} }} }}"#
+                ),
+            )
+            .await["job"]
+                .clone()
+        }
+    };
+    assert_eq!(job(&svc).await["policy"]["overlap"], json!("skip"));
+    for (value, success) in [("buffer_one", true), ("always", false), ("cancel_running", true)] {
+        let d = data(
+            &svc,
+            "op",
+            &format!(
+                r#"mutation {{ setJobPolicy(jobName: "{SESSIONS}", overlap: "{value}") {{ success message }} }}"#
+            ),
+        )
+        .await;
+        assert_eq!(d["setJobPolicy"]["success"], json!(success), "{d}");
+        if !success {
+            let message = d["setJobPolicy"]["message"].as_str().unwrap();
+            assert!(message.starts_with("invalid overlap"), "{message}");
+        }
+    }
+    let set = job(&svc).await;
+    assert_eq!(set["policy"], json!({ "overlap": "cancel_running", "retryAttempts": 0 }));
+
+    // Three hourly ticks a day ago: previewed, then run.
+    // The fixture's scheduler runs on a clock of its own.
+    let day_ago = f.handle.now() - chrono::Duration::days(1);
+    let start = day_ago.date_naive().and_hms_opt(day_ago.hour(), 30, 0).unwrap().and_utc();
+    let (from, to) = (start, start + chrono::Duration::hours(3));
+    let iso = |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let ticks: Vec<String> = (1..=3)
+        .map(|h| iso(start + chrono::Duration::minutes(30) + chrono::Duration::hours(h - 1)))
+        .collect();
+    let d = data(
+        &svc,
+        "ro",
+        &format!(
+            r#"{{ previewBackfill(jobName: "{SESSIONS}", from: "{}", to: "{}", count: 2) {{ valid message ticks first }} }}"#,
+            iso(from),
+            iso(to)
+        ),
+    )
+    .await;
+    assert_eq!(
+        d["previewBackfill"],
+        json!({ "valid": true, "message": "ok", "ticks": 3, "first": ticks[..2] })
+    );
+    let ask_backfill = |token: &'static str, from: String, to: String| {
+        let svc = svc.clone();
+        async move {
+            ask(
+                &svc,
+                token,
+                &format!(
+                    r#"mutation {{ backfillJob(jobName: "{SESSIONS}", from: "{from}", to: "{to}") {{ success message jobName ticks }} }}"#
+                ),
+            )
+            .await
+        }
+    };
+    // A read-only principal is refused; bad ranges are refused with their reason.
+    let denied = ask_backfill("ro", iso(from), iso(to)).await;
+    assert!(denied["errors"][0]["message"].as_str().unwrap().starts_with("forbidden"), "{denied}");
+    let far = iso(from - chrono::Duration::days(60));
+    let future = iso(f.handle.now() + chrono::Duration::days(1));
+    for (f, t, reason) in [
+        (iso(from), "yesterday".to_owned(), "invalid to"),
+        (far, iso(from), "invalid to"),
+        (iso(from), future, "invalid to"),
+        (iso(to), iso(from), "invalid from"),
+    ] {
+        let d = ask_backfill("op", f.clone(), t.clone()).await;
+        let r = &d["data"]["backfillJob"];
+        assert_eq!(r["success"], json!(false), "{f} {t}: {d}");
+        assert_eq!(r["ticks"], json!(0));
+        assert!(r["message"].as_str().unwrap().starts_with(reason), "{f} {t}: {d}");
+    }
+    let started = ask_backfill("op", iso(from), iso(to)).await;
+    assert_eq!(
+        started["data"]["backfillJob"],
+        json!({ "success": true, "message": format!("Job {SESSIONS}: backfill of 3 ticks started"), "jobName": SESSIONS, "ticks": 3 })
+    );
+    let runs = || async {
+        let d = data(
+            &svc,
+            "op",
+            &format!(r#"{{ jobLogs(jobName: "{SESSIONS}") {{ trigger scheduledFor attempt status }} }}"#),
+        )
+        .await;
+        let mut rows: Vec<Value> = d["jobLogs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["trigger"] == json!("backfill"))
+            .cloned()
+            .collect();
+        rows.reverse();
+        rows
+    };
+    barycenter_jobs_test_support::eventually(Duration::from_secs(60), "three backfill runs and the backfill gone", || async {
+        runs().await.len() == 3 && job(&svc).await["backfill"].is_null()
+    })
+    .await;
+    let expected: Vec<Value> = ticks
+        .iter()
+        .map(|t| json!({ "trigger": "backfill", "scheduledFor": t, "attempt": 1, "status": "succeeded" }))
+        .collect();
+    assert_eq!(runs().await, expected);
+    let d = ask(
+        &svc,
+        "op",
+        &format!(r#"mutation {{ cancelBackfill(jobName: "{SESSIONS}") {{ success message }} }}"#),
+    )
+    .await;
+    assert_eq!(d["data"]["cancelBackfill"]["success"], json!(false), "{d}");
+    assert!(
+        d["data"]["cancelBackfill"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("no backfill is in progress"),
+        "{d}"
+    );
+    f.shutdown().await;
+}
+
+async fn overlap_and_backfill_on_postgres() {
+    overlap_and_backfill(Backend::Postgres).await;
+}
+async fn overlap_and_backfill_on_mysql() {
+    overlap_and_backfill(Backend::MySql).await;
+}
+barycenter_jobs_test_support::server_test!(postgres, overlap_and_backfill_on_postgres);
+barycenter_jobs_test_support::server_test!(mysql, overlap_and_backfill_on_mysql);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overlap_and_backfill_on_sqlite() {
+    overlap_and_backfill(Backend::Sqlite).await;
 }
 
 fn with_host(mut req: Request<Full<bytes::Bytes>>, host: &str) -> Request<Full<bytes::Bytes>> {
