@@ -237,7 +237,11 @@ async fn fresh_database_gets_every_table(t: &TestDb) {
         ("job_settings", 10, "add_settings_retry_columns"),
         ("job_leases", 11, "add_lease_retry_columns"),
         ("job_executions", 12, "add_execution_attempt_column"),
-        ("job_settings", 13, "add_settings_overlap_and_backfill_columns"),
+        (
+            "job_settings",
+            13,
+            "add_settings_overlap_and_backfill_columns",
+        ),
         ("job_leases", 14, "add_lease_run_control_columns"),
     ]
     .map(|(s, v, n)| (s.to_owned(), v, n.to_owned()));

@@ -6,12 +6,12 @@ mod common;
 
 use barycenter_jobs_core::Backend;
 use barycenter_jobs_graphql::{AdminService, Role};
+use chrono::Timelike as _;
 use common::*;
 use http::{Request, StatusCode};
 use http_body_util::Full;
 use serde_json::{Value, json};
 use std::time::Duration;
-use chrono::Timelike as _;
 
 const SESSIONS: &str = "cleanup_expired_sessions";
 
@@ -511,7 +511,11 @@ async fn overlap_and_backfill(backend: Backend) {
         }
     };
     assert_eq!(job(&svc).await["policy"]["overlap"], json!("skip"));
-    for (value, success) in [("buffer_one", true), ("always", false), ("cancel_running", true)] {
+    for (value, success) in [
+        ("buffer_one", true),
+        ("always", false),
+        ("cancel_running", true),
+    ] {
         let d = data(
             &svc,
             "op",
@@ -527,14 +531,22 @@ async fn overlap_and_backfill(backend: Backend) {
         }
     }
     let set = job(&svc).await;
-    assert_eq!(set["policy"], json!({ "overlap": "cancel_running", "retryAttempts": 0 }));
+    assert_eq!(
+        set["policy"],
+        json!({ "overlap": "cancel_running", "retryAttempts": 0 })
+    );
 
     // Three hourly ticks a day ago: previewed, then run.
     // The fixture's scheduler runs on a clock of its own.
     let day_ago = f.handle.now() - chrono::Duration::days(1);
-    let start = day_ago.date_naive().and_hms_opt(day_ago.hour(), 30, 0).unwrap().and_utc();
+    let start = day_ago
+        .date_naive()
+        .and_hms_opt(day_ago.hour(), 30, 0)
+        .unwrap()
+        .and_utc();
     let (from, to) = (start, start + chrono::Duration::hours(3));
-    let iso = |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let iso =
+        |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let ticks: Vec<String> = (1..=3)
         .map(|h| iso(start + chrono::Duration::minutes(30) + chrono::Duration::hours(h - 1)))
         .collect();
@@ -567,7 +579,13 @@ async fn overlap_and_backfill(backend: Backend) {
     };
     // A read-only principal is refused; bad ranges are refused with their reason.
     let denied = ask_backfill("ro", iso(from), iso(to)).await;
-    assert!(denied["errors"][0]["message"].as_str().unwrap().starts_with("forbidden"), "{denied}");
+    assert!(
+        denied["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("forbidden"),
+        "{denied}"
+    );
     let far = iso(from - chrono::Duration::days(60));
     let future = iso(f.handle.now() + chrono::Duration::days(1));
     for (f, t, reason) in [
@@ -580,7 +598,10 @@ async fn overlap_and_backfill(backend: Backend) {
         let r = &d["data"]["backfillJob"];
         assert_eq!(r["success"], json!(false), "{f} {t}: {d}");
         assert_eq!(r["ticks"], json!(0));
-        assert!(r["message"].as_str().unwrap().starts_with(reason), "{f} {t}: {d}");
+        assert!(
+            r["message"].as_str().unwrap().starts_with(reason),
+            "{f} {t}: {d}"
+        );
     }
     let started = ask_backfill("op", iso(from), iso(to)).await;
     assert_eq!(
@@ -591,7 +612,9 @@ async fn overlap_and_backfill(backend: Backend) {
         let d = data(
             &svc,
             "op",
-            &format!(r#"{{ jobLogs(jobName: "{SESSIONS}") {{ trigger scheduledFor attempt status }} }}"#),
+            &format!(
+                r#"{{ jobLogs(jobName: "{SESSIONS}") {{ trigger scheduledFor attempt status }} }}"#
+            ),
         )
         .await;
         let mut rows: Vec<Value> = d["jobLogs"]
@@ -604,9 +627,11 @@ async fn overlap_and_backfill(backend: Backend) {
         rows.reverse();
         rows
     };
-    barycenter_jobs_test_support::eventually(Duration::from_secs(60), "three backfill runs and the backfill gone", || async {
-        runs().await.len() == 3 && job(&svc).await["backfill"].is_null()
-    })
+    barycenter_jobs_test_support::eventually(
+        Duration::from_secs(60),
+        "three backfill runs and the backfill gone",
+        || async { runs().await.len() == 3 && job(&svc).await["backfill"].is_null() },
+    )
     .await;
     let expected: Vec<Value> = ticks
         .iter()
