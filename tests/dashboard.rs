@@ -207,6 +207,17 @@ impl Browser {
         path
     }
 
+    /// Open the dashboard at `url` and wait for its four job rows.
+    async fn show_jobs(&self, url: &str) {
+        self.client.goto(&format!("{url}/ui")).await.unwrap();
+        self.wait_until(
+            "document.querySelectorAll('#jobs-body tr[data-job]').length === 4",
+            UI_HANG,
+            "four job rows",
+        )
+        .await;
+    }
+
     /// Open `job`'s detail row (history, forms); its CSS selector.
     async fn open_detail(&self, job: &str) -> String {
         self.click(&format!(r#"{} button[data-action="history"]"#, row(job)))
@@ -355,15 +366,8 @@ async fn jobs_run_now_pause_reschedule_and_nothing_leaves_the_origin() {
     let b = Browser::start().await;
     b.client.goto("about:blank").await.unwrap();
     b.requested_urls(&origin).await; // start the network log from here
-    b.client.goto(&format!("{url}/ui")).await.unwrap();
-
     // The four jobs, one row each.
-    b.wait_until(
-        "document.querySelectorAll('#jobs-body tr[data-job]').length === 4",
-        UI_HANG,
-        "four job rows",
-    )
-    .await;
+    b.show_jobs(&url).await;
     let names = b
         .js("return [...document.querySelectorAll('#jobs-body tr[data-job]')].map(r => r.dataset.job)")
         .await;
@@ -619,13 +623,7 @@ async fn jobs_run_now_pause_reschedule_and_nothing_leaves_the_origin() {
     );
 
     // The server goes away: the page says so.
-    b.client.goto(&format!("{url}/ui")).await.unwrap();
-    b.wait_until(
-        "document.querySelectorAll('#jobs-body tr[data-job]').length === 4",
-        UI_HANG,
-        "the page again",
-    )
-    .await;
+    b.show_jobs(&url).await;
     server.kill();
     b.wait_until(
         "!document.getElementById('offline').hidden && document.getElementById('offline').innerText.includes('Cannot reach the server')",
@@ -649,13 +647,7 @@ async fn pause_with_a_note_and_an_end_and_the_policy_form() {
     let dir = tempfile::tempdir().unwrap();
     let (_server, url) = server(dir.path(), &[]);
     let b = Browser::start().await;
-    b.client.goto(&format!("{url}/ui")).await.unwrap();
-    b.wait_until(
-        "document.querySelectorAll('#jobs-body tr[data-job]').length === 4",
-        UI_HANG,
-        "four job rows",
-    )
-    .await;
+    b.show_jobs(&url).await;
     let detail = b.open_detail(SESSIONS).await;
     // The policy form opens with the policy in force.
     b.wait_until(
@@ -770,13 +762,7 @@ async fn backfill_with_a_preview_and_the_overlap_policy() {
     let dir = tempfile::tempdir().unwrap();
     let (_server, url) = server(dir.path(), &[]);
     let b = Browser::start().await;
-    b.client.goto(&format!("{url}/ui")).await.unwrap();
-    b.wait_until(
-        "document.querySelectorAll('#jobs-body tr[data-job]').length === 4",
-        UI_HANG,
-        "four job rows",
-    )
-    .await;
+    b.show_jobs(&url).await;
     let detail = b.open_detail(SESSIONS).await;
 
     // Overlap: the form opens with the policy in force (skip); buffer one is saved, alone.

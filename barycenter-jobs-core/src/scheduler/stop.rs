@@ -6,8 +6,6 @@ use std::sync::Mutex;
 
 use tokio_util::sync::CancellationToken;
 
-use super::slot::lock;
-
 /// A request to stop one run, and why.
 #[derive(Debug, Default)]
 pub(super) struct StopSignal {
@@ -18,7 +16,7 @@ pub(super) struct StopSignal {
 impl StopSignal {
     /// Ask the run to stop; the first reason given is kept.
     pub(super) fn stop(&self, reason: impl Into<String>) {
-        lock(&self.reason).get_or_insert_with(|| reason.into());
+        self.reason().get_or_insert_with(|| reason.into());
         self.token.cancel();
     }
 
@@ -28,9 +26,15 @@ impl StopSignal {
     }
 
     /// Why the run was stopped (the run's message).
-    pub(super) fn reason(&self) -> String {
-        lock(&self.reason)
+    pub(super) fn reason_given(&self) -> String {
+        self.reason()
             .clone()
             .unwrap_or_else(|| "cancelled".to_owned())
+    }
+
+    /// The reason, locked (a panic elsewhere cannot leave it half-written: it is replaced
+    /// whole).
+    fn reason(&self) -> std::sync::MutexGuard<'_, Option<String>> {
+        self.reason.lock().unwrap_or_else(|e| e.into_inner())
     }
 }

@@ -261,7 +261,7 @@ where
                 cancel.cancel();
                 break match wind_down(&mut run, shared, &mut state).await {
                     Some(Ok(Ok(out))) => Outcome::Succeeded { records_processed: out.records_processed },
-                    _ => Outcome::Cancelled { message: stop.reason() },
+                    _ => Outcome::Cancelled { message: stop.reason_given() },
                 };
             }
             _ = shared.cancel_runs.cancelled() => {
