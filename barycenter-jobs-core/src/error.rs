@@ -67,6 +67,15 @@ pub enum Error {
     /// without history).
     #[error("execution {0} is not in the history")]
     ExecutionNotFound(i64),
+    /// A run that cannot be cancelled: it has ended, or no replica holds it (it was left
+    /// open by a replica that died, and is closed as abandoned later).
+    #[error("run {id} is not running: {reason}")]
+    RunNotRunning {
+        /// The execution id.
+        id: i64,
+        /// Why, in words (`it succeeded`).
+        reason: String,
+    },
     /// The job does not implement [`Job::dry_run`](crate::Job::dry_run).
     #[error("job {0} does not support dry runs")]
     DryRunNotSupported(String),
@@ -115,6 +124,8 @@ impl Error {
                 | Error::UnsupportedDatabase(_)
                 | Error::OutOfBounds { .. }
                 | Error::InvalidSetting { .. }
+                | Error::ExecutionNotFound(_)
+                | Error::RunNotRunning { .. }
         )
     }
 }

@@ -103,7 +103,7 @@ pub use settings::{
 };
 pub use store::{
     Execution, ExecutionQuery, ExecutionStatus, ExecutionStore, JobSummary, NewExecution, Outcome,
-    RunEnd, TableNames,
+    Replica, ReplicaBeat, RunEnd, TableNames,
 };
 pub use tokio_util::sync::CancellationToken;
 

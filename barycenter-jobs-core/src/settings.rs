@@ -345,11 +345,13 @@ pub enum AuditAction {
     Policy,
     /// A backfill asked for, cancelled, or finished.
     Backfill,
+    /// A running run cancelled.
+    Cancel,
 }
 
 impl AuditAction {
     /// The label stored in the `action` column: `trigger`, `dry_run`, `pause`, `resume`,
-    /// `reschedule`, `reset`, `policy`, `backfill`.
+    /// `reschedule`, `reset`, `policy`, `backfill`, `cancel`.
     pub fn as_str(&self) -> &'static str {
         match self {
             AuditAction::Trigger => "trigger",
@@ -360,6 +362,7 @@ impl AuditAction {
             AuditAction::Reset => "reset",
             AuditAction::Policy => "policy",
             AuditAction::Backfill => "backfill",
+            AuditAction::Cancel => "cancel",
         }
     }
 }

@@ -17,7 +17,7 @@ use super::info::{DEFAULT_RETRY_BACKOFF, JobPolicy};
 use super::shared::{NO_SKEW, Shared, SkewState};
 use super::slot::Slot;
 use super::timer_groups::TimerGroups;
-use super::{backfill, recovery, retention, runtime, takeover, timers};
+use super::{backfill, heartbeat, recovery, retention, runtime, takeover, timers};
 use crate::clock::{SharedClock, SystemClock};
 use crate::db::Database;
 use crate::error::{Error, Result};
@@ -262,6 +262,12 @@ impl SchedulerBuilder {
         shared
             .tracker
             .spawn(takeover::takeover_loop(shared.clone()));
+        if record_history {
+            let started_at = shared.clock.now();
+            shared
+                .tracker
+                .spawn(heartbeat::heartbeat_loop(shared.clone(), started_at));
+        }
         shared.tracker.spawn(runtime::watch_loop(
             shared.clone(),
             settings_version,

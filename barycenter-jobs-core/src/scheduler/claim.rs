@@ -60,6 +60,7 @@ pub(super) async fn claim(
         // History off: ids only need to be unique within this process.
         (shared.local_ids.fetch_add(1, Ordering::Relaxed) + 1, false)
     };
+    running.stop_signal().set_execution(execution_id);
     if let (Some(leases), Some(lease)) = (&shared.leases, &held.lease)
         && let Err(e) = Box::pin(leases.set_execution(lease, execution_id)).await
     {

@@ -15,7 +15,7 @@ use crate::job::{JobContext, JobError, Trigger};
 use crate::settings::{
     AuditEntry, AuditQuery, Backfill, NewAuditEntry, PauseRequest, PolicyRequest, RescheduleRequest,
 };
-use crate::store::ExecutionStore;
+use crate::store::{ExecutionStore, Replica};
 
 /// A handle on a started [`Scheduler`](super::Scheduler). Cheap to clone; every clone
 /// controls the same scheduler.
@@ -239,6 +239,18 @@ impl SchedulerHandle {
         backfill::validate(slot, from, to, self.shared.clock.now())
     }
 
+    /// Cancel the running run `execution_id`, whichever replica runs it: it stops within
+    /// about two seconds, recorded `cancelled` with the records it reported and "cancelled
+    /// by ACTOR", and its lease is given back. Audited (`cancel`), refusals included. Returns
+    /// the run's job.
+    ///
+    /// Errors: [`Error::ExecutionNotFound`] for an id the history does not hold;
+    /// [`Error::RunNotRunning`] for a run that ended, or that no scheduler holds;
+    /// [`Error::Database`].
+    pub async fn cancel_run(&self, execution_id: i64, actor: &str) -> Result<String> {
+        super::cancel::cancel_run(&self.shared, execution_id, actor).await
+    }
+
     async fn change(&self, name: &str, actor: &str, change: Change) -> Result<JobInfo> {
         let slot = self.shared.change(name, actor, change).await?;
         Ok(self.shared.job_info(&slot))
@@ -334,7 +346,22 @@ impl SchedulerHandle {
             shared.cancel_runs.cancel();
             shared.tracker.wait().await;
         }
+        if shared.record_history {
+            super::heartbeat::leave(shared).await;
+        }
         Ok(())
+    }
+
+    /// The schedulers of the fleet seen in the last 30 s (each refreshes its row every
+    /// 10 s; a clean shutdown removes it), by instance label. Empty without history.
+    pub async fn fleet(&self) -> Result<Vec<Replica>> {
+        if !self.shared.record_history {
+            return Ok(Vec::new());
+        }
+        self.shared
+            .store
+            .replicas(super::heartbeat::ALIVE_WITHIN)
+            .await
     }
 
     /// Whether [`shutdown`](Self::shutdown) has begun.

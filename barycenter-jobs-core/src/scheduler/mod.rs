@@ -68,6 +68,8 @@
 // The run path, one concept per module: claim -> supervise -> end, put together by `run`.
 mod abandoned;
 mod backfill;
+mod cancel;
+mod heartbeat;
 mod claim;
 mod end;
 mod overlap;

@@ -307,6 +307,17 @@ impl Slot {
         }
     }
 
+    /// Stop the run in progress here if it is `execution_id`, for `reason`; whether it was.
+    pub(super) fn stop_execution(&self, execution_id: i64, reason: &str) -> bool {
+        match lock(&self.current).as_ref() {
+            Some(stop) if stop.execution_id() == execution_id => {
+                stop.stop(reason);
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// Without coordination: keep `tick` to run once the run here ends (the newest wins).
     pub(super) fn buffer(&self, tick: DateTime<Utc>) {
         let mut buffered = lock(&self.buffered);

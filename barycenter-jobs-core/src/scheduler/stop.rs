@@ -3,6 +3,7 @@
 //! and its lease (see [`super::supervise`]); the reason becomes the run's message.
 
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicI64, Ordering};
 
 use tokio_util::sync::CancellationToken;
 
@@ -11,9 +12,21 @@ use tokio_util::sync::CancellationToken;
 pub(super) struct StopSignal {
     token: CancellationToken,
     reason: Mutex<Option<String>>,
+    /// The run's execution id, once its start is recorded (0 before).
+    execution_id: AtomicI64,
 }
 
 impl StopSignal {
+    /// Note the run's execution id (its start is recorded).
+    pub(super) fn set_execution(&self, id: i64) {
+        self.execution_id.store(id, Ordering::Release);
+    }
+
+    /// The run's execution id; 0 before its start is recorded.
+    pub(super) fn execution_id(&self) -> i64 {
+        self.execution_id.load(Ordering::Acquire)
+    }
+
     /// Ask the run to stop; the first reason given is kept.
     pub(super) fn stop(&self, reason: impl Into<String>) {
         self.reason().get_or_insert_with(|| reason.into());

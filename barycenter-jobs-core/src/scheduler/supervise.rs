@@ -32,7 +32,7 @@ use super::bounds::instant_after;
 use super::shared::Shared;
 use super::slot::Slot;
 use super::stop::StopSignal;
-use crate::job::{JobContext, JobError, JobOutput, Trigger};
+use crate::job::{JobContext, JobError, JobOutput, Progress, Trigger};
 use crate::lease::Lease;
 use crate::store::Outcome;
 
@@ -102,6 +102,27 @@ async fn cancel_watch(shared: Arc<Shared>, lease: Lease, stop: Arc<StopSignal>) 
             Err(e) => {
                 tracing::debug!(job = %lease.job_name, error = %e, "could not look for a cancel")
             }
+        }
+    }
+}
+
+/// How often a running run's reported progress is written to its row (when it changed):
+/// `jobLogs` and the dashboard show a growing count. Written by a task of its own, never on
+/// the job's path; a run shorter than this writes none.
+const PROGRESS_EVERY: Duration = Duration::from_secs(2);
+
+/// Write the progress of run `execution_id` to its row every [`PROGRESS_EVERY`], when it
+/// changed.
+async fn progress_writer(shared: Arc<Shared>, execution_id: i64, progress: Arc<Progress>) {
+    let mut written = None;
+    loop {
+        tokio::time::sleep(PROGRESS_EVERY).await;
+        let Some(done) = progress.get().filter(|n| Some(*n) != written) else {
+            continue;
+        };
+        match shared.store.record_progress(execution_id, done).await {
+            Ok(()) => written = Some(done),
+            Err(e) => tracing::debug!(execution_id, error = %e, "could not write the run's progress"),
         }
     }
 }
@@ -178,6 +199,13 @@ pub(super) async fn run_job(
             timed_out: false,
         };
     }
+    let _progress = shared.record_history.then(|| {
+        AbortOnDrop(tokio::spawn(progress_writer(
+            shared.clone(),
+            execution_id,
+            progress.clone(),
+        )))
+    });
     // Boxed: the supervision is larger than all the rest of a run, and only runs that wait
     // need it.
     let outcome = Box::pin(supervise(

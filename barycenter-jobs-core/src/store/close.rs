@@ -194,6 +194,22 @@ impl ExecutionStore {
         self.db.execute(&stmt).await
     }
 
+    /// Note that open run `id` has processed `records` so far (live progress, while it
+    /// runs); a closed row is left as it is. One `UPDATE` by primary key.
+    pub async fn record_progress(&self, id: i64, records: u64) -> Result<()> {
+        let stmt = Query::update()
+            .table(self.tables.executions.clone())
+            .value(
+                Exec::RecordsProcessed,
+                i64::try_from(records).unwrap_or(i64::MAX),
+            )
+            .and_where(Expr::col(Exec::Id).eq(id))
+            .and_where(Expr::col(Exec::CompletedAt).is_null())
+            .to_owned();
+        self.db.execute(&stmt).await?;
+        Ok(())
+    }
+
     /// Close the open runs with these ids as abandoned (rows already closed are left as they
     /// are). Returns how many rows were closed.
     pub async fn close_abandoned_ids(&self, ids: &[i64], now: DateTime<Utc>) -> Result<u64> {

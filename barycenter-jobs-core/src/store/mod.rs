@@ -28,6 +28,7 @@ mod execution;
 mod fleet;
 mod group;
 pub(crate) mod migrations;
+mod replicas;
 pub(crate) mod schema;
 
 use chrono::{DateTime, TimeZone, Utc};
@@ -41,6 +42,7 @@ use schema::Exec;
 pub use close::RunEnd;
 pub use execution::{Execution, ExecutionQuery, ExecutionStatus, NewExecution, Outcome};
 pub use fleet::JobSummary;
+pub use replicas::{Replica, ReplicaBeat};
 pub use migrations::{MIGRATIONS_TABLE, latest_version};
 
 /// Largest `limit` a listing accepts.
@@ -62,6 +64,8 @@ pub struct TableNames {
     /// When each job was first seen by this database (`job_registry`); see
     /// [`ExecutionStore::job_summaries`].
     pub registry: Identifier,
+    /// One row per running scheduler (`job_fleet`); see [`ExecutionStore::replicas`].
+    pub fleet: Identifier,
 }
 
 impl Default for TableNames {
@@ -72,6 +76,7 @@ impl Default for TableNames {
             settings: Identifier::new("job_settings").expect("valid"),
             audit: Identifier::new("job_audit").expect("valid"),
             registry: Identifier::new("job_registry").expect("valid"),
+            fleet: Identifier::new("job_fleet").expect("valid"),
         }
     }
 }

@@ -86,6 +86,21 @@ pub(crate) enum Settings {
     BackfillBy,
 }
 
+/// Columns of the fleet table (`job_fleet` by default): one row per running scheduler,
+/// refreshed while it runs, removed at a clean shutdown.
+#[derive(Iden, Clone, Copy, Debug)]
+pub(crate) enum Fleet {
+    Holder,
+    Instance,
+    Host,
+    Pid,
+    Version,
+    StartedAtMs,
+    LastSeenMs,
+    ClockSkewMs,
+    Running,
+}
+
 /// The job name of the settings table's version row; not a valid job name, so it never
 /// meets a job's row.
 pub(crate) const VERSION_ROW: &str = "*";

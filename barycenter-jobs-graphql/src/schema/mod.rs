@@ -13,6 +13,7 @@
 //!   viewer: Viewer
 //!   previewSchedule(schedule: String!, timeZone: String, count: Int! = 5): SchedulePreview!
 //!   previewBackfill(jobName: String!, from: String!, to: String!, count: Int! = 5): BackfillPreview!
+//!   fleet: [Replica!]!
 //! }
 //! type Mutation {
 //!   triggerJob(jobName: String!, dryRun: Boolean! = false): TriggerResult!
@@ -24,6 +25,7 @@
 //!     misfire: String, catchUpWindowSecs: Int, jitterSecs: Int, pauseAfterFailures: Int): ChangeResult!
 //!   backfillJob(jobName: String!, from: String!, to: String!): BackfillResult!
 //!   cancelBackfill(jobName: String!): ChangeResult!
+//!   cancelRun(executionId: ID!): ChangeResult!
 //! }
 //! type Job {
 //!   name: String!  description: String!  schedule: String!  scheduleDescription: String!
@@ -49,6 +51,10 @@
 //! type BackfillResult { success: Boolean!  message: String!  jobName: String!  ticks: Int! }
 //! type BackfillPreview { valid: Boolean!  message: String!  ticks: Int!  first: [String!]! }
 //! type Backfill { from: String!  to: String!  requestedBy: String! }
+//! type Replica {
+//!   instance: String!  host: String!  pid: Int!  version: String!  startedAt: String!
+//!   lastSeenAt: String!  clockSkewSecs: Float  running: Int!
+//! }
 //! type AuditEntry { id: ID!  at: String!  actor: String!  action: String!  jobName: String!  detail: String }
 //! ```
 //!
@@ -150,8 +156,8 @@ pub use mutation::MutationRoot;
 pub use query::{JOBS_COMPLEXITY_FACTOR, QueryRoot};
 pub(crate) use types::iso;
 pub use types::{
-    AuditEntry, BackfillInProgress, BackfillPreview, BackfillResult, ChangeResult, Health, Job,
-    JobExecution, OverdueJob, SchedulePreview, TriggerResult, Viewer,
+    AuditEntry, BackfillInProgress, BackfillPreview, BackfillResult, ChangeResult, FleetMember,
+    Health, Job, JobExecution, OverdueJob, SchedulePreview, TriggerResult, Viewer,
 };
 
 /// The admin schema type.

@@ -437,6 +437,37 @@ impl MutationRoot {
         Ok(change_result(job_name, "backfill cancelled", result))
     }
 
+    /// Cancel the running run `executionId`, whichever replica runs it: it stops within
+    /// about two seconds, recorded `cancelled` with the records it reported and "cancelled
+    /// by NAME", and its lease is released. An unknown id, a run that ended or one no
+    /// scheduler holds gives `success: false` with the reason. Audited (`cancel`).
+    async fn cancel_run(
+        &self,
+        ctx: &Context<'_>,
+        execution_id: ID,
+    ) -> async_graphql::Result<ChangeResult> {
+        let p = operator(ctx, AuditAction::Cancel, "").await?;
+        let state = JobsContext::of(ctx)?;
+        let Ok(id) = execution_id.parse::<i64>() else {
+            let message = format!(
+                "invalid executionId {:?}: expected a decimal integer",
+                execution_id.as_str()
+            );
+            return Ok(refused(state, &p, AuditAction::Cancel, String::new(), message).await);
+        };
+        let result = state.handle.cancel_run(id, &p.name).await;
+        Loads::of(ctx).invalidate();
+        Ok(match result {
+            Ok(job_name) => ChangeResult {
+                success: true,
+                message: format!("Run {id} of {job_name}: cancel asked"),
+                job: state.handle.job(&job_name).map(Job),
+                job_name,
+            },
+            Err(e) => change_result(String::new(), "", Err(e)),
+        })
+    }
+
     /// Drop every runtime setting of `jobName`: the host's configuration and the job's
     /// defaults apply again, on every replica.
     async fn reset_job(

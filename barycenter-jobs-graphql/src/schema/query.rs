@@ -5,7 +5,7 @@ use barycenter_jobs_core::{ExecutionQuery, FleetHealth};
 
 use super::iso;
 use super::types::{
-    AuditEntry, BackfillPreview, Health, Job, JobExecution, SchedulePreview, Viewer, parse_time,
+    AuditEntry, BackfillPreview, FleetMember, Health, Job, JobExecution, SchedulePreview, Viewer, parse_time,
     upcoming_count,
 };
 use super::{JobsContext, Loads, MAX_LIST_LIMIT, internal_error};
@@ -201,6 +201,18 @@ impl QueryRoot {
             Err(e) if e.is_invalid_input() => refused(e.to_string()),
             Err(e) => return Err(internal_error("previewBackfill", e)),
         })
+    }
+
+    /// The schedulers of the fleet seen in the last 30 s (each refreshes its row every 10 s;
+    /// a clean shutdown removes it), by instance label.
+    async fn fleet(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<FleetMember>> {
+        let state = JobsContext::of(ctx)?;
+        state
+            .reads
+            .run(state.handle.fleet())
+            .await
+            .map(|all| all.into_iter().map(FleetMember).collect())
+            .map_err(|e| internal_error("fleet", e))
     }
 
     /// One run by id; null when there is no such run.

@@ -434,6 +434,55 @@ pub struct SchedulePreview {
     pub upcoming: Vec<String>,
 }
 
+/// A scheduler of the fleet (`fleet`).
+#[derive(Debug)]
+pub struct FleetMember(pub(crate) barycenter_jobs_core::Replica);
+
+#[Object(name = "Replica")]
+impl FleetMember {
+    /// Its instance label (`HOST:PID` unless configured).
+    async fn instance(&self) -> &str {
+        &self.0.instance
+    }
+
+    /// The host it runs on.
+    async fn host(&self) -> &str {
+        &self.0.host
+    }
+
+    /// Its process id.
+    async fn pid(&self) -> i32 {
+        i32::try_from(self.0.pid).unwrap_or(i32::MAX)
+    }
+
+    /// The version of barycenter-jobs it runs.
+    async fn version(&self) -> &str {
+        &self.0.version
+    }
+
+    /// When it started (ISO 8601 UTC).
+    async fn started_at(&self) -> String {
+        iso(self.0.started_at)
+    }
+
+    /// Its last refresh, by the database's clock (every 10 s while it runs).
+    async fn last_seen_at(&self) -> String {
+        iso(self.0.last_seen_at)
+    }
+
+    /// Its clock minus the database's, in seconds; null until measured.
+    async fn clock_skew_secs(&self) -> Option<f64> {
+        self.0
+            .clock_skew
+            .map(|d| d.num_milliseconds() as f64 / 1000.0)
+    }
+
+    /// Runs in progress in it at its last refresh.
+    async fn running(&self) -> i32 {
+        i32::try_from(self.0.running).unwrap_or(i32::MAX)
+    }
+}
+
 /// A backfill in progress (`Job.backfill`).
 #[derive(SimpleObject, Debug, Clone, PartialEq, Eq)]
 #[graphql(name = "Backfill")]

@@ -13,6 +13,7 @@
 
 mod audit;
 mod executions;
+mod fleet;
 pub(crate) mod leases;
 mod registry;
 pub(crate) mod settings;
@@ -128,6 +129,12 @@ const MIGRATIONS: &[(i64, &str, Target, Step)] = &[
         "add_lease_run_control_columns",
         |t| &t.leases,
         |db, table| Box::pin(leases::add_run_control_columns(db, table)),
+    ),
+    (
+        15,
+        "create_job_fleet",
+        |t| &t.fleet,
+        |db, table| Box::pin(fleet::create(db, table)),
     ),
 ];
 
