@@ -62,7 +62,7 @@ async fn fresh_database_gets_every_table(t: &TestDb) {
     ExecutionStore::new(t.db.clone()).migrate().await.unwrap();
     let b = t.backend();
 
-    let tables: [(&str, &[(&str, Ty)]); 6] = [
+    let tables: [(&str, &[(&str, Ty)]); 7] = [
         (
             "barycenter_jobs_migrations",
             &[
@@ -149,6 +149,20 @@ async fn fresh_database_gets_every_table(t: &TestDb) {
         (
             "job_registry",
             &[("job_name", Varchar(191)), ("first_seen_at", BigInt)],
+        ),
+        (
+            "job_fleet",
+            &[
+                ("holder", Varchar(191)),
+                ("instance", Varchar(255)),
+                ("host", Varchar(255)),
+                ("pid", BigInt),
+                ("version", Varchar(64)),
+                ("started_at_ms", BigInt),
+                ("last_seen_ms", BigInt),
+                ("clock_skew_ms", BigInt),
+                ("running", BigInt),
+            ],
         ),
     ];
     for (table, cols) in tables {
@@ -243,6 +257,7 @@ async fn fresh_database_gets_every_table(t: &TestDb) {
             "add_settings_overlap_and_backfill_columns",
         ),
         ("job_leases", 14, "add_lease_run_control_columns"),
+        ("job_fleet", 15, "create_job_fleet"),
     ]
     .map(|(s, v, n)| (s.to_owned(), v, n.to_owned()));
     assert_eq!(applied, want);

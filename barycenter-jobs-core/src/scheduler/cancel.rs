@@ -16,7 +16,11 @@ use crate::settings::{AuditAction, NewAuditEntry};
 /// Cancel run `execution_id` as `actor`; the job's name when the cancel was asked of the
 /// run. [`Error::ExecutionNotFound`] for an id the history does not hold,
 /// [`Error::RunNotRunning`] for a run that ended or that no replica holds.
-pub(super) async fn cancel_run(shared: &Arc<Shared>, execution_id: i64, actor: &str) -> Result<String> {
+pub(super) async fn cancel_run(
+    shared: &Arc<Shared>,
+    execution_id: i64,
+    actor: &str,
+) -> Result<String> {
     let result = ask(shared, execution_id, actor).await;
     let (job, detail) = match &result {
         Ok(job) => (job.clone(), format!("cancel of run {execution_id} asked")),

@@ -69,9 +69,9 @@
 mod abandoned;
 mod backfill;
 mod cancel;
-mod heartbeat;
 mod claim;
 mod end;
+mod heartbeat;
 mod overlap;
 mod retry;
 mod run;

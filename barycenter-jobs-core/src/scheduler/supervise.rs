@@ -122,7 +122,9 @@ async fn progress_writer(shared: Arc<Shared>, execution_id: i64, progress: Arc<P
         };
         match shared.store.record_progress(execution_id, done).await {
             Ok(()) => written = Some(done),
-            Err(e) => tracing::debug!(execution_id, error = %e, "could not write the run's progress"),
+            Err(e) => {
+                tracing::debug!(execution_id, error = %e, "could not write the run's progress")
+            }
         }
     }
 }

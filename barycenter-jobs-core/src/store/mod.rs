@@ -42,8 +42,8 @@ use schema::Exec;
 pub use close::RunEnd;
 pub use execution::{Execution, ExecutionQuery, ExecutionStatus, NewExecution, Outcome};
 pub use fleet::JobSummary;
-pub use replicas::{Replica, ReplicaBeat};
 pub use migrations::{MIGRATIONS_TABLE, latest_version};
+pub use replicas::{Replica, ReplicaBeat};
 
 /// Largest `limit` a listing accepts.
 pub const MAX_LIST_LIMIT: u32 = 1000;

@@ -5,8 +5,8 @@ use barycenter_jobs_core::{ExecutionQuery, FleetHealth};
 
 use super::iso;
 use super::types::{
-    AuditEntry, BackfillPreview, FleetMember, Health, Job, JobExecution, SchedulePreview, Viewer, parse_time,
-    upcoming_count,
+    AuditEntry, BackfillPreview, FleetMember, Health, Job, JobExecution, SchedulePreview, Viewer,
+    parse_time, upcoming_count,
 };
 use super::{JobsContext, Loads, MAX_LIST_LIMIT, internal_error};
 use crate::service::Principal;
