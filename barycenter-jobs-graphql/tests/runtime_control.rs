@@ -669,6 +669,106 @@ async fn overlap_and_backfill_on_sqlite() {
     overlap_and_backfill(Backend::Sqlite).await;
 }
 
+/// `cancelRun` stops a running run (its row `cancelled`, "cancelled by" the principal),
+/// refuses a finished or unknown run and a malformed id with the reason and a read-only
+/// principal with an error; `fleet` lists the scheduler.
+async fn cancel_run_and_fleet(backend: Backend) {
+    let f = Fixture::on(barycenter_jobs_test_support::fresh(backend).await, true).await;
+    let svc = AdminService::builder(f.handle.clone())
+        .bearer_token("op")
+        .read_only_token("ro")
+        .build();
+    let run = f.handle.trigger("gated_job").await.unwrap();
+    f.started.notified().await;
+    let id = run.execution_id;
+    let cancel = |token: &'static str, id: String| {
+        let svc = svc.clone();
+        async move {
+            ask(
+                &svc,
+                token,
+                &format!(
+                    r#"mutation {{ cancelRun(executionId: "{id}") {{ success message jobName }} }}"#
+                ),
+            )
+            .await
+        }
+    };
+    let denied = cancel("ro", id.to_string()).await;
+    assert!(
+        denied["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("forbidden"),
+        "{denied}"
+    );
+    let d = cancel("op", id.to_string()).await;
+    assert_eq!(
+        d["data"]["cancelRun"],
+        json!({ "success": true, "message": format!("Run {id} of gated_job: cancel asked"), "jobName": "gated_job" })
+    );
+    let row = run.wait().await.unwrap();
+    assert_eq!(row.status.as_str(), "cancelled");
+    let d = data(
+        &svc,
+        "op",
+        &format!(r#"{{ jobExecution(id: "{id}") {{ status errorMessage }} }}"#),
+    )
+    .await;
+    assert_eq!(
+        d["jobExecution"],
+        json!({ "status": "cancelled", "errorMessage": "cancelled by admin-token" })
+    );
+    for (bad, reason) in [
+        (
+            id.to_string(),
+            format!("run {id} is not running: it ended (cancelled)"),
+        ),
+        (
+            (id + 1000).to_string(),
+            format!("execution {} is not in the history", id + 1000),
+        ),
+        (
+            "seven".to_owned(),
+            "invalid executionId \"seven\"".to_owned(),
+        ),
+    ] {
+        let d = cancel("op", bad.clone()).await;
+        assert_eq!(
+            d["data"]["cancelRun"]["success"],
+            json!(false),
+            "{bad}: {d}"
+        );
+        let message = d["data"]["cancelRun"]["message"].as_str().unwrap();
+        assert!(message.starts_with(&reason), "{bad}: {message}");
+    }
+    let d = data(
+        &svc,
+        "ro",
+        "{ fleet { instance host version running lastSeenAt } }",
+    )
+    .await;
+    let fleet = d["fleet"].as_array().unwrap();
+    assert_eq!(fleet.len(), 1, "{d}");
+    assert_eq!(fleet[0]["instance"], json!(f.handle.instance()));
+    assert_eq!(fleet[0]["version"], json!(env!("CARGO_PKG_VERSION")));
+    f.shutdown().await;
+}
+
+async fn cancel_run_and_fleet_on_postgres() {
+    cancel_run_and_fleet(Backend::Postgres).await;
+}
+async fn cancel_run_and_fleet_on_mysql() {
+    cancel_run_and_fleet(Backend::MySql).await;
+}
+barycenter_jobs_test_support::server_test!(postgres, cancel_run_and_fleet_on_postgres);
+barycenter_jobs_test_support::server_test!(mysql, cancel_run_and_fleet_on_mysql);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_run_and_fleet_on_sqlite() {
+    cancel_run_and_fleet(Backend::Sqlite).await;
+}
+
 fn with_host(mut req: Request<Full<bytes::Bytes>>, host: &str) -> Request<Full<bytes::Bytes>> {
     req.headers_mut().insert("host", host.parse().unwrap());
     req
