@@ -15,7 +15,11 @@
 //! they were sent from (each replica's runtime names its threads `replica-K`), the second
 //! they finished in and the statement's verb and table. A statement of replica K in second S
 //! belongs to tick S; the replica that ran tick S is its winner, the others are losers. The
-//! settings poll (`job_settings`, every 2 s, not per tick) is counted apart, per second.
+//! settings poll (`job_settings`, every 2 s, not per tick) and each scheduler's fleet row
+//! (`job_fleet`, every 10 s) are counted apart, per second. Last, one scheduler runs one
+//! 10-second job that reports progress every 100 ms, and the statements its run sent are
+//! listed by kind: what a long run costs (progress written every 2 s, the cancel watch's
+//! read every second, the lease renewed every 10 s).
 //! PostgreSQL's own counters (`pg_stat_database`, transactions over the window, all
 //! replicas together) are printed beside as a cross-check; `pg_stat_statements` is not
 //! installed on the test server, and `pg_stat_database` cannot tell replicas, winners and
@@ -86,11 +90,12 @@ static STATEMENTS: Mutex<Vec<Statement>> = Mutex::new(Vec::new());
 /// A `tracing` subscriber that only counts sqlx's per-statement events (`sqlx::query`).
 struct StatementCounter;
 
-const TABLES: [&str; 5] = [
+const TABLES: [&str; 6] = [
     "job_leases",
     "job_settings",
     "job_registry",
     "job_audit",
+    "job_fleet",
     "job_executions",
 ];
 
@@ -258,6 +263,7 @@ fn main() {
         "per loser (mean / max)",
         "whole fleet per tick",
         "settings poll per replica-second",
+        "fleet row per replica-second",
         "pg_stat_database transactions per tick (cross-check)",
     ]);
     let mut kinds_t = Table::new(&[
@@ -275,6 +281,103 @@ fn main() {
     kinds_t.print();
     println!("goals (issue 18):\n");
     goals.print();
+    long_run();
+}
+
+/// A job that runs for ten seconds, reporting a record every 100 ms.
+struct LongRun;
+
+#[async_trait]
+impl Job for LongRun {
+    fn name(&self) -> &str {
+        "long_run"
+    }
+    fn description(&self) -> &str {
+        "fleet bench: a long run"
+    }
+    fn schedule(&self) -> &str {
+        "0 0 0 1 1 *"
+    }
+    async fn run(&self, ctx: JobContext) -> Result<JobOutput, JobError> {
+        for _ in 0..100 {
+            ctx.report_processed(1);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Ok(JobOutput::processed(100))
+    }
+}
+
+/// One scheduler on a fresh database runs `long_run` once by hand; the statements its
+/// runtime sent from the trigger to the run's end, by kind.
+fn long_run() {
+    let setup = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let fresh = setup.block_on(async {
+        let fresh =
+            barycenter_jobs_test_support::postgres_on(&barycenter_jobs_benches::postgres_url())
+                .await;
+        fresh.db.close().await;
+        fresh
+    });
+    let url = fresh.url.clone();
+    let counted = std::thread::Builder::new()
+        .name("replica-0".into())
+        .spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .thread_name("replica-0")
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(async move {
+                let db = Database::connect(&url).await.expect("db");
+                let registry = Registry::builder()
+                    .register(LongRun)
+                    .build()
+                    .expect("registry");
+                let handle = Scheduler::builder(registry, db.clone())
+                    .start()
+                    .await
+                    .expect("start");
+                STATEMENTS.lock().unwrap().clear();
+                let started = std::time::Instant::now();
+                let row = handle
+                    .trigger("long_run")
+                    .await
+                    .expect("trigger")
+                    .wait()
+                    .await
+                    .expect("run");
+                let took = started.elapsed();
+                let statements = std::mem::take(&mut *STATEMENTS.lock().unwrap());
+                handle
+                    .shutdown(Duration::from_secs(5))
+                    .await
+                    .expect("shutdown");
+                db.close().await;
+                (row.records_processed, took, statements)
+            })
+        })
+        .expect("thread")
+        .join()
+        .expect("long run");
+    let (records, took, statements) = counted;
+    println!(
+        "\none 10 s run (records {records:?}, {:.1} s from the trigger to its recorded end), statements its scheduler sent meanwhile:\n",
+        took.as_secs_f64()
+    );
+    let mut kinds: BTreeMap<String, u32> = BTreeMap::new();
+    for (_, _, kind) in statements {
+        *kinds.entry(kind).or_default() += 1;
+    }
+    let mut t = Table::new(&["statement", "count"]);
+    for (kind, n) in kinds {
+        t.row(&[kind, n.to_string()]);
+    }
+    t.print();
+    setup.block_on(async move { drop(fresh) });
 }
 
 fn met(ok: bool) -> &'static str {
@@ -402,7 +505,7 @@ fn fleet(
     let statements = std::mem::take(&mut *STATEMENTS.lock().unwrap());
     let mut cells = vec![vec![0u32; replicas]; secs as usize];
     let mut kinds: BTreeMap<String, (u32, u32)> = BTreeMap::new();
-    let mut polls = 0u32;
+    let (mut polls, mut fleet_rows) = (0u32, 0u32);
     for (replica, sec, kind) in &statements {
         if *sec < w_start || *sec >= w_end {
             continue;
@@ -410,6 +513,11 @@ fn fleet(
         let i = (sec - w_start) as usize;
         if kind.ends_with("job_settings") {
             polls += 1;
+            continue;
+        }
+        // Each scheduler's own row, every 10 s: not a tick's work either.
+        if kind.ends_with("job_fleet") {
+            fleet_rows += 1;
             continue;
         }
         let Some(w) = winner[i] else { continue };
@@ -462,6 +570,7 @@ fn fleet(
         format!("{} / {}", f(mean(&lose), 2), f(max(&lose), 0)),
         f(mean(&fleet_total), 2),
         f(f64::from(polls) / (secs as f64 * replicas as f64), 2),
+        f(f64::from(fleet_rows) / (secs as f64 * replicas as f64), 2),
         f(xact / claimed, 1),
     ]);
     for (kind, (w, l)) in &kinds {
