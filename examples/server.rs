@@ -30,6 +30,13 @@
 //!
 //! [`allow_unauthenticated`]: barycenter_jobs::graphql::AdminServiceBuilder::allow_unauthenticated
 //!
+//! `BARYCENTER_JOBS_DEMO_SLOW_JOB=1` adds a fifth job, `demo_slow_run`, to try the run
+//! controls on (the dashboard's tests do): scheduled only once an hour, so it runs when
+//! triggered, it reports one record every 100 ms for up to 5 minutes, so its count grows
+//! while it runs, and stops with `cancelled` as soon as it is cancelled, printing
+//! `demo_slow_run: run ID cancelled after N records`. Without the variable the job does not
+//! exist.
+//!
 //! # Shutdown
 //!
 //! SIGINT or SIGTERM shut the server down within a fixed budget, 28 s by default, so that it
@@ -104,7 +111,10 @@ use std::time::{Duration, Instant};
 
 use barycenter_jobs::builtin::BuiltinConfig;
 use barycenter_jobs::graphql::{AdminService, Metrics, PeerAddr};
-use barycenter_jobs::{Database, Registry, Scheduler, SchedulerConfig};
+use barycenter_jobs::{
+    Database, Job, JobContext, JobError, JobOutput, Registry, Scheduler, SchedulerConfig,
+    async_trait,
+};
 use hyper::server::conn::http1;
 use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
@@ -233,9 +243,12 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         seed::demo_data(&db).await?;
     }
 
-    let registry =
-        barycenter_jobs::builtin::configure(Registry::builder().with_inventory(), &file.builtin)?
-            .build()?;
+    let mut registry =
+        barycenter_jobs::builtin::configure(Registry::builder().with_inventory(), &file.builtin)?;
+    if std::env::var("BARYCENTER_JOBS_DEMO_SLOW_JOB").is_ok_and(|v| v == "1") {
+        registry = registry.register(DemoSlowRun);
+    }
+    let registry = registry.build()?;
     // Prometheus metrics: one observer of the scheduler's runs, served on /admin/jobs/metrics.
     let metrics = Metrics::new();
     let scheduler = Scheduler::builder(registry, db)
@@ -383,6 +396,47 @@ async fn serve_connection(
     };
     if let Err(e) = result {
         tracing::debug!(error = %e, "connection closed");
+    }
+}
+
+/// `demo_slow_run` (only with `BARYCENTER_JOBS_DEMO_SLOW_JOB=1`): a run long enough to watch
+/// its count grow and to cancel it. One record every 100 ms, for at most 5 minutes.
+struct DemoSlowRun;
+
+#[async_trait]
+impl Job for DemoSlowRun {
+    fn name(&self) -> &str {
+        "demo_slow_run"
+    }
+
+    fn description(&self) -> &str {
+        "Demo: one record every 100 ms for up to 5 minutes, until cancelled"
+    }
+
+    fn schedule(&self) -> &str {
+        "0 0 * * * *"
+    }
+
+    async fn run(&self, ctx: JobContext) -> Result<JobOutput, JobError> {
+        const STEPS: u64 = 5 * 60 * 10;
+        let mut tick = tokio::time::interval(Duration::from_millis(100));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.tick().await; // the first tick is immediate
+        for _ in 0..STEPS {
+            tokio::select! {
+                _ = ctx.cancellation().cancelled() => {
+                    // What the history must say it did (the dashboard's test compares).
+                    println!(
+                        "demo_slow_run: run {} cancelled after {} records",
+                        ctx.execution_id(),
+                        ctx.processed_so_far().unwrap_or(0)
+                    );
+                    return Err(JobError::Cancelled);
+                }
+                _ = tick.tick() => ctx.report_processed(1),
+            }
+        }
+        Ok(JobOutput::processed(STEPS))
     }
 }
 

@@ -209,11 +209,16 @@ impl Browser {
 
     /// Open the dashboard at `url` and wait for its four job rows.
     async fn show_jobs(&self, url: &str) {
+        self.show_n_jobs(url, 4).await;
+    }
+
+    /// Open the dashboard at `url` and wait for `n` job rows.
+    async fn show_n_jobs(&self, url: &str, n: usize) {
         self.client.goto(&format!("{url}/ui")).await.unwrap();
         self.wait_until(
-            "document.querySelectorAll('#jobs-body tr[data-job]').length === 4",
+            &format!("document.querySelectorAll('#jobs-body tr[data-job]').length === {n}"),
             UI_HANG,
-            "four job rows",
+            &format!("{n} job rows"),
         )
         .await;
     }
@@ -1033,6 +1038,19 @@ async fn a_read_only_token_disables_the_operate_buttons() {
             "tooltip: {b}"
         );
     }
+    // Cancel (shown while a run is open) is disabled for this viewer too, with the reason.
+    let cancels = b
+        .js("return [...document.querySelectorAll('#jobs-body button[data-action=cancel-run]')].map(b => [b.disabled, b.title])")
+        .await;
+    let cancels = cancels.as_array().unwrap();
+    assert_eq!(cancels.len(), 4, "one Cancel per job row");
+    for c in cancels {
+        assert_eq!(c[0], true, "disabled: {c}");
+        assert!(
+            c[1].as_str().unwrap().contains("operate role"),
+            "tooltip: {c}"
+        );
+    }
     // Reading still works: the history opens.
     b.click(&format!(
         r#"{} button[data-action="history"]"#,
@@ -1116,6 +1134,240 @@ async fn a_read_only_token_disables_the_operate_buttons() {
             .contains("forbidden"),
         "{body}"
     );
+    b.client.clone().close().await.unwrap();
+}
+
+/// The example's `demo_slow_run` (one record every 100 ms), present with this variable.
+const SLOW: &str = "demo_slow_run";
+const SLOW_JOB_ENV: (&str, &str) = ("BARYCENTER_JOBS_DEMO_SLOW_JOB", "1");
+
+/// Run `id` as the API has it.
+fn execution(url: &str, id: &str) -> Value {
+    let (status, body) = graphql(
+        url,
+        &format!(
+            r#"{{ jobExecution(id: "{id}") {{ id jobName status completedAt recordsProcessed errorMessage }} }}"#
+        ),
+        &[],
+    );
+    assert_eq!(status, 200, "{body}");
+    body["data"]["jobExecution"].clone()
+}
+
+/// The `[data-role=live]` of `scope` as `[records, rate]` (null while not shown).
+async fn live_count(b: &Browser, scope: &str) -> Option<(u64, f64)> {
+    let v = b
+        .js(&format!(
+            "const l = document.querySelector('{scope} [data-role=live]'); \
+             return l && l.dataset.records !== '' && l.dataset.rate !== '' ? [Number(l.dataset.records), Number(l.dataset.rate)] : null"
+        ))
+        .await;
+    serde_json::from_value(v).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs chromium + chromedriver: run with --include-ignored (CI does)"]
+async fn cancel_a_running_run_and_watch_its_live_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut server, url) = server(dir.path(), &[SLOW_JOB_ENV]);
+    let b = Browser::start().await;
+    b.show_n_jobs(&url, 5).await;
+    // Nothing runs yet: no Cancel button is shown.
+    let job_cancel = format!(r#"{} button[data-action="cancel-run"]"#, row(SLOW));
+    assert_eq!(
+        b.js(&format!(
+            "return document.querySelector('{job_cancel}').hidden"
+        ))
+        .await,
+        json!(true)
+    );
+
+    // Run now, with the history open: the run shows up there and on the job's row.
+    let detail = b.open_detail(SLOW).await;
+    b.click(&format!(r#"{} button[data-action="run"]"#, row(SLOW)))
+        .await;
+    b.wait_until(
+        &format!("document.querySelector('{job_cancel}').offsetParent !== null && document.querySelector('{job_cancel}').dataset.execution !== ''"),
+        UI_HANG,
+        "the Cancel button of the running run on the job's row",
+    )
+    .await;
+    let id = b
+        .js(&format!(
+            "return document.querySelector('{job_cancel}').dataset.execution"
+        ))
+        .await
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(execution(&url, &id)["status"], "running");
+    let running_row = format!(r#"{detail} tbody tr[data-execution="{id}"]"#);
+
+    // The count grows while the run goes on, with a rate, in the row and in the history.
+    let job_row = row(SLOW);
+    b.wait_until(
+        &format!(
+            "(document.querySelector('{job_row} [data-role=live]')?.dataset.records ?? '') !== ''"
+        ),
+        UI_HANG,
+        "a first count on the job's row",
+    )
+    .await;
+    let deadline = Instant::now() + UI_HANG;
+    let (first, _) = loop {
+        if let Some(c) = live_count(&b, &job_row).await {
+            break c;
+        }
+        assert!(Instant::now() < deadline, "no rate shown");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let deadline = Instant::now() + UI_HANG;
+    let (second, rate) = loop {
+        if let Some((n, rate)) = live_count(&b, &job_row).await
+            && n > first
+        {
+            break (n, rate);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the count stuck at {first} for {UI_HANG:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    // One record per 100 ms: about 10 a second (generously bounded for a loaded machine;
+    // the count lags the clock by up to 2 s, and the start is stored to the second).
+    assert!(rate > 1.0 && rate <= 12.0, "rate {rate} records/s");
+    let text = b.text(&format!("{job_row} [data-role=live]")).await;
+    assert!(
+        text.contains("records so far")
+            && text.contains("running for")
+            && text.contains("records/s"),
+        "{text}"
+    );
+    eprintln!("the page showed {first}, then {second} records ({rate} records/s): {text}");
+    b.wait_until(
+        &format!("document.querySelector('{running_row} [data-role=live]') && document.querySelector('{running_row} button[data-action=cancel-run]')"),
+        UI_HANG,
+        "the live count and Cancel in the history",
+    )
+    .await;
+    b.screenshot("live-count.png").await;
+
+    // Cancel from the history: the outcome is said on the job's row.
+    let shown_before = live_count(&b, &running_row)
+        .await
+        .map_or(second, |(n, _)| n.max(second));
+    b.click(&format!(
+        r#"{running_row} button[data-action="cancel-run"]"#
+    ))
+    .await;
+    let msg = format!("{job_row} .msg");
+    b.wait_until(
+        &format!("document.querySelector('{msg}').classList.contains('ok') && document.querySelector('{msg}').innerText.includes('cancel asked')"),
+        UI_HANG,
+        "the cancel's outcome",
+    )
+    .await;
+    assert_eq!(
+        b.text(&msg).await,
+        format!("Run {id} of {SLOW}: cancel asked")
+    );
+    // The run stops within about 2 s; its row keeps exactly what the job reported.
+    let reported = server.wait_for(&format!("demo_slow_run: run {id} cancelled after"));
+    let reported: u64 = reported
+        .split_whitespace()
+        .nth(5)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no count in {reported:?}"));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let run = loop {
+        let run = execution(&url, &id);
+        if run["status"] != "running" {
+            break run;
+        }
+        assert!(Instant::now() < deadline, "still running: {run}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(run["status"], "cancelled", "{run}");
+    assert_eq!(run["errorMessage"], "cancelled by anonymous", "{run}");
+    assert_eq!(run["recordsProcessed"], json!(reported), "{run}");
+    assert!(
+        reported >= shown_before,
+        "the job reported {reported}, fewer than the {shown_before} the page showed"
+    );
+
+    // The page follows: the run is shown cancelled, with no live count and no Cancel.
+    b.wait_until(
+        &format!(
+            "document.querySelector('{job_row} td[data-label=\"Last run\"]').innerText.includes('cancelled') \
+             && !document.querySelector('{job_row} [data-role=live]') && document.querySelector('{job_cancel}').hidden \
+             && document.querySelector('{running_row}')?.dataset.status === 'cancelled' \
+             && !document.querySelector('{running_row} button[data-action=cancel-run]') \
+             && document.querySelector('{running_row}').innerText.includes('cancelled by anonymous')"
+        ),
+        UI_HANG,
+        "the run shown as cancelled",
+    )
+    .await;
+    let records = b
+        .text(&format!(r#"{running_row} td[data-label="Records"]"#))
+        .await;
+    assert_eq!(records, reported.to_string());
+    b.screenshot("cancelled.png").await;
+    b.client.clone().close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs chromium + chromedriver: run with --include-ignored (CI does)"]
+async fn the_fleet_panel_lists_the_running_scheduler() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_server, url) = server(dir.path(), &[]);
+    let (status, body) = graphql(&url, "{ fleet { instance host pid version running } }", &[]);
+    assert_eq!(status, 200, "{body}");
+    let fleet = body["data"]["fleet"].as_array().unwrap();
+    assert_eq!(fleet.len(), 1, "{body}");
+    let me = &fleet[0];
+    assert_eq!(me["version"], env!("CARGO_PKG_VERSION"), "{me}");
+
+    let b = Browser::start().await;
+    b.show_jobs(&url).await;
+    let panel = "section[data-role=fleet]";
+    b.wait_until(
+        &format!("document.querySelectorAll('{panel} tr[data-replica]').length === 1"),
+        UI_HANG,
+        "one scheduler in the fleet panel",
+    )
+    .await;
+    assert_eq!(b.text(&format!("{panel} h2")).await, "Fleet");
+    let shown = b
+        .js(&format!(
+            "const r = document.querySelector('{panel} tr[data-replica]'); \
+             const cell = (label) => r.querySelector(`td[data-label=\"${{label}}\"]`).innerText; \
+             return {{ replica: r.dataset.replica, instance: cell('Instance'), host: cell('Host'), version: cell('Version'), \
+                      started: cell('Started'), seen: cell('Last seen'), skew: cell('Clock skew'), running: cell('Running') }}"
+        ))
+        .await;
+    assert_eq!(shown["replica"], me["instance"], "{shown}");
+    assert!(
+        shown["instance"]
+            .as_str()
+            .unwrap()
+            .contains(me["instance"].as_str().unwrap()),
+        "{shown}"
+    );
+    assert_eq!(shown["host"], me["host"], "{shown}");
+    assert_eq!(shown["version"], me["version"], "{shown}");
+    assert_eq!(shown["running"], "0", "{shown}");
+    for when in ["started", "seen"] {
+        assert_ne!(shown[when], "—", "{when}: {shown}");
+    }
+    assert!(!shown["skew"].as_str().unwrap().is_empty(), "{shown}");
+    assert!(
+        b.text(&format!("{panel} #fleet-count"))
+            .await
+            .contains("1 scheduler seen"),
+    );
+    b.screenshot("fleet.png").await;
     b.client.clone().close().await.unwrap();
 }
 

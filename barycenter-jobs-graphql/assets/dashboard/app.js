@@ -10,6 +10,9 @@
   const GRAPHIQL = meta('barycenter-jobs-graphiql');
   const TOKEN_KEY = 'barycenter-jobs-token';
   const REFRESH_MS = 4000;
+  // While a run is open its count is written every 2 s: poll as often, so the live count
+  // moves with it.
+  const LIVE_REFRESH_MS = 2000;
   const HISTORY_LIMIT = 50;
   const CHART_RUNS = 30;
 
@@ -142,6 +145,7 @@
       lastExecution { id status startedAt completedAt durationMs recordsProcessed errorMessage }
     }
     auditLog(limit: 20) { id at actor action jobName detail }
+    fleet { instance host pid version startedAt lastSeenAt clockSkewSecs running }
   }`;
   const HISTORY = `query History($job: String!, $failures: Boolean!) {
     runs: jobLogs(jobName: $job, limit: ${HISTORY_LIMIT}, onlyFailures: $failures) {
@@ -155,6 +159,7 @@
   const noDryRun = new Set(); // jobs that said they have no dry run
   let refreshes = 0;
   let failingSince = null;
+  let liveRuns = false; // some run was open at the last refresh
 
   const mayOperate = () => viewer?.role === 'operate';
   const readOnlyTip = () => `Needs the operate role; ${viewer?.name ?? 'you'} has the ${viewer?.role ?? 'read'} role`;
@@ -180,6 +185,46 @@
       button.disabled = false;
       refresh();
     }
+  }
+
+  // ---- a run in progress: its count so far, and Cancel ----------------------------------
+  const isOpen = (run) => !!run && run.status === 'running' && !run.completedAt;
+  const CANCEL_RUN = 'mutation CancelRun($id: ID!) { cancelRun(executionId: $id) { success message jobName } }';
+
+  /** The records an open run reported so far, how long it has run and its average rate. */
+  function live(run) {
+    const records = run.recordsProcessed;
+    const ms = Math.max(0, Date.now() - Date.parse(run.startedAt));
+    // The start is stored to the second: no rate in the first second, rather than a wild one.
+    const rate = records !== null && ms >= 1000 ? records / (ms / 1000) : null;
+    const text = [
+      records === null ? 'no records reported yet' : `${plural(records, 'record')} so far`,
+      `running for ${duration(ms)}`,
+      rate === null ? '— records/s' : `${rate.toFixed(1)} records/s`,
+    ].join(' · ');
+    return el('span', {
+      class: 'sub live', 'data-role': 'live', 'data-execution': run.id,
+      'data-records': records ?? '', 'data-elapsed-ms': ms, 'data-rate': rate === null ? '' : rate.toFixed(2),
+      text,
+    });
+  }
+
+  /** A Cancel button for run `id` of `v`'s job; the outcome is said in the job's row. */
+  function cancelButton(v, id) {
+    const button = el('button', {
+      type: 'button', class: 'danger', 'data-action': 'cancel-run', 'data-execution': id, text: 'Cancel',
+      'aria-label': `Cancel run ${id} of ${v.name}`,
+      onclick: () => act(v, button, CANCEL_RUN, { id: button.dataset.execution }),
+    });
+    return button;
+  }
+
+  /** Operate buttons are disabled, with a tooltip saying why, for read-only viewers. */
+  function allowOperate(button) {
+    if (button.getAttribute('aria-busy') === 'true') return;
+    button.disabled = !mayOperate();
+    if (mayOperate()) button.removeAttribute('title');
+    else button.title = readOnlyTip();
   }
 
   // ---- one row per job -----------------------------------------------------------------
@@ -218,18 +263,23 @@
         if (!r.success && /dry run/i.test(r.message)) noDryRun.add(name);
       }),
     });
+    // Shown while the job's last run is open.
+    v.cancel = cancelButton(v, '');
+    v.cancel.hidden = true;
+    v.cancel.textContent = 'Cancel run';
     v.toggle = el('button', {
       type: 'button', 'data-action': 'history', text: 'History', 'aria-expanded': 'false',
       'aria-controls': `${id}-detail`, 'aria-label': `History: ${name}`,
       onclick: () => setOpen(v, !v.open),
     });
-    v.cells.actions.append(el('div', { class: 'actions' }, v.run, v.pause, v.dry, v.toggle), v.msg);
+    v.cells.actions.append(el('div', { class: 'actions' }, v.run, v.cancel, v.pause, v.dry, v.toggle), v.msg);
 
     // The detail row: chart, history, reschedule form.
     v.open = false;
     v.onlyFailures = false;
     v.charts = el('div', { class: 'charts' });
     v.historyBody = el('tbody');
+    v.runCancels = new Map(); // execution id -> its Cancel button, kept across redraws
     const failures = el('input', { type: 'checkbox', id: `${id}-failures`, 'data-action': 'only-failures' });
     failures.addEventListener('change', () => { v.onlyFailures = failures.checked; loadHistory(v); });
     const history = el('div', {},
@@ -239,7 +289,7 @@
       el('table', { class: 'history' },
         el('caption', { class: 'visually-hidden', text: `Runs of ${name}, newest first` }),
         el('thead', {}, el('tr', {},
-          ...['Started', 'Outcome', 'Duration', 'Records', 'Trigger', 'Error'].map((h) => el('th', { scope: 'col', text: h })))),
+          ...['Started', 'Outcome', 'Duration', 'Records', 'Trigger', 'Error', 'Actions'].map((h) => el('th', { scope: 'col', text: h })))),
         v.historyBody));
     v.form = rescheduleForm(v, id);
     v.pauseForm = pauseForm(v, id);
@@ -281,8 +331,11 @@
     });
     fill(c.next, job.nextRunAt || '', () => time(job.nextRunAt));
     const last = job.lastExecution;
-    fill(c.last, JSON.stringify(last), () => {
+    const running = isOpen(last);
+    // An open run's cell says how long it has run: redrawn at each refresh.
+    fill(c.last, JSON.stringify(running ? [last, Date.now()] : last), () => {
       if (!last) return el('span', { class: 'muted', text: 'never run' });
+      if (running) return [statusBadge(last.status), ' ', time(last.startedAt), live(last)];
       const bits = [];
       if (last.durationMs !== null) bits.push(duration(last.durationMs));
       if (last.recordsProcessed !== null) bits.push(plural(last.recordsProcessed, 'record'));
@@ -318,6 +371,10 @@
     setText(v.pause, job.paused ? 'Resume' : 'Pause');
     v.pause.dataset.action = job.paused ? 'resume' : 'pause';
     v.pause.setAttribute('aria-label', `${job.paused ? 'Resume' : 'Pause'}: ${job.name}`);
+    v.cancel.hidden = !running;
+    v.cancel.dataset.execution = running ? last.id : '';
+    if (running) v.cancel.setAttribute('aria-label', `Cancel run ${last.id} of ${job.name}`);
+    allowOperate(v.cancel);
     const f = v.backfillForm;
     for (const b of [v.run, v.pause, v.dry, v.form.save, v.pauseForm.save, v.policyForm.save, f.start, f.cancel]) {
       if (b.getAttribute('aria-busy') === 'true') continue;
@@ -342,17 +399,29 @@
       return;
     }
     if (asked !== v.onlyFailures) return;
-    fill(v.historyBody, JSON.stringify(data.runs), () => {
+    // Open runs keep their Cancel button across redraws (a click is never lost to a refresh);
+    // the buttons of runs that ended go.
+    const open = data.runs.filter(isOpen);
+    for (const id of [...v.runCancels.keys()]) {
+      if (!open.some((r) => r.id === id)) v.runCancels.delete(id);
+    }
+    for (const r of open) {
+      if (!v.runCancels.has(r.id)) v.runCancels.set(r.id, cancelButton(v, r.id));
+      allowOperate(v.runCancels.get(r.id));
+    }
+    // With a run open, its elapsed time changes at each refresh even when nothing else does.
+    fill(v.historyBody, JSON.stringify(open.length ? [data.runs, Date.now()] : data.runs), () => {
       if (!data.runs.length) {
-        return el('tr', {}, el('td', { colspan: 6, class: 'muted', text: asked ? 'No failed runs.' : 'No runs yet.' }));
+        return el('tr', {}, el('td', { colspan: 7, class: 'muted', text: asked ? 'No failed runs.' : 'No runs yet.' }));
       }
-      return data.runs.map((r) => el('tr', { 'data-execution': r.id, 'data-trigger': r.trigger, 'data-attempt': r.attempt },
+      return data.runs.map((r) => el('tr', { 'data-execution': r.id, 'data-trigger': r.trigger, 'data-attempt': r.attempt, 'data-status': r.status },
         el('td', { 'data-label': 'Started' }, time(r.startedAt)),
         el('td', { 'data-label': 'Outcome' }, statusBadge(r.status)),
         el('td', { 'data-label': 'Duration', text: duration(r.durationMs) }),
-        el('td', { 'data-label': 'Records', text: r.recordsProcessed ?? '—' }),
+        el('td', { 'data-label': 'Records' }, isOpen(r) ? live(r) : String(r.recordsProcessed ?? '—')),
         el('td', { 'data-label': 'Trigger', text: r.attempt > 1 ? `${r.trigger ?? '—'} (attempt ${r.attempt})` : (r.trigger ?? '—') }),
-        el('td', { 'data-label': 'Error' }, r.errorMessage ? el('span', { class: 'error', text: r.errorMessage }) : '')));
+        el('td', { 'data-label': 'Error' }, r.errorMessage ? el('span', { class: 'error', text: r.errorMessage }) : ''),
+        el('td', { 'data-label': 'Actions' }, isOpen(r) ? v.runCancels.get(r.id) : '')));
     });
     fill(v.charts, JSON.stringify(data.chart), () => {
       const runs = [...data.chart].reverse(); // oldest left
@@ -717,6 +786,9 @@
       }
     }
 
+    liveRuns = data.availableJobs.some((j) => j.running || isOpen(j.lastExecution));
+    renderFleet(data.fleet);
+
     fill($('audit-body'), JSON.stringify(data.auditLog), () => (data.auditLog.length ? data.auditLog.map((a) => el('tr', {},
       el('td', { 'data-label': 'When' }, time(a.at)),
       el('td', { 'data-label': 'Who', text: a.actor }),
@@ -725,10 +797,30 @@
       el('td', { 'data-label': 'Detail', text: a.detail ?? '' }))) : el('tr', {}, el('td', { colspan: 5, class: 'muted', text: 'No admin actions yet.' }))));
   }
 
+  // ---- the fleet: the schedulers seen in the last 30 s ---------------------------------
+  function skewText(secs) {
+    if (secs === null || secs === undefined) return 'not measured yet';
+    return `${secs > 0 ? '+' : ''}${secs.toFixed(2)} s`;
+  }
+
+  function renderFleet(fleet) {
+    setText($('fleet-count'), fleet.length ? `${plural(fleet.length, 'scheduler')} seen in the last 30 s` : '');
+    fill($('fleet-body'), JSON.stringify(fleet), () => (fleet.length ? fleet.map((r) => el('tr', { 'data-replica': r.instance },
+      el('td', { 'data-label': 'Instance' }, el('span', { class: 'mono', text: r.instance }), el('span', { class: 'sub', text: `pid ${r.pid}` })),
+      el('td', { 'data-label': 'Host', 'data-role': 'host', text: r.host }),
+      el('td', { 'data-label': 'Version', 'data-role': 'version', text: r.version }),
+      el('td', { 'data-label': 'Started' }, time(r.startedAt)),
+      el('td', { 'data-label': 'Last seen' }, time(r.lastSeenAt)),
+      el('td', { 'data-label': 'Clock skew', 'data-role': 'skew', text: skewText(r.clockSkewSecs) }),
+      el('td', { 'data-label': 'Running', 'data-role': 'running', text: String(r.running) })))
+      : el('tr', {}, el('td', { colspan: 7, class: 'muted', text: 'No scheduler has reported in the last 30 s.' }))));
+  }
+
   let timer = null;
   let inFlight = null;
   let again = false;
-  /** Fetch and draw everything; at most one at a time, then again in REFRESH_MS. */
+  /** Fetch and draw everything; at most one at a time, then again in REFRESH_MS (in
+   * LIVE_REFRESH_MS while a run is open). */
   function refresh() {
     if (inFlight) {
       again = true; // after an action: draw what the server has now, not what it had
@@ -755,7 +847,7 @@
       } finally {
         if ($('offline').hidden) delete document.body.dataset.offline;
         inFlight = null;
-        timer = setTimeout(refresh, again ? 0 : REFRESH_MS);
+        timer = setTimeout(refresh, again ? 0 : (liveRuns && $('offline').hidden ? LIVE_REFRESH_MS : REFRESH_MS));
         again = false;
       }
     })();
