@@ -102,8 +102,8 @@ pub use settings::{
     RuntimeSettings,
 };
 pub use store::{
-    Execution, ExecutionQuery, ExecutionStatus, ExecutionStore, JobSummary, NewExecution, Outcome,
-    RunEnd, TableNames,
+    Execution, ExecutionQuery, ExecutionStatus, ExecutionStore, JobSummary, LogLine, NewExecution,
+    Outcome, RunEnd, TableNames,
 };
 pub use tokio_util::sync::CancellationToken;
 

@@ -73,6 +73,7 @@ mod end;
 mod overlap;
 mod retry;
 mod run;
+mod run_log;
 mod stop;
 mod supervise;
 mod takeover;

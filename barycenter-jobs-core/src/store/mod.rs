@@ -27,6 +27,7 @@ mod close;
 mod execution;
 mod fleet;
 mod group;
+mod logs;
 pub(crate) mod migrations;
 pub(crate) mod schema;
 
@@ -36,11 +37,12 @@ use sea_query::{Cond, Expr, ExprTrait, Order, Query, SelectStatement};
 use crate::db::{Database, DbRow};
 use crate::error::Result;
 use crate::ident::Identifier;
-use schema::Exec;
+use schema::{Exec, ExecLog};
 
 pub use close::RunEnd;
 pub use execution::{Execution, ExecutionQuery, ExecutionStatus, NewExecution, Outcome};
 pub use fleet::JobSummary;
+pub use logs::LogLine;
 pub use migrations::{MIGRATIONS_TABLE, latest_version};
 
 /// Largest `limit` a listing accepts.
@@ -62,6 +64,9 @@ pub struct TableNames {
     /// When each job was first seen by this database (`job_registry`); see
     /// [`ExecutionStore::job_summaries`].
     pub registry: Identifier,
+    /// The runs' logs (`job_execution_logs`): what each run logged at `info` and above; see
+    /// [`ExecutionStore::run_log`]. Purged with the history.
+    pub logs: Identifier,
 }
 
 impl Default for TableNames {
@@ -72,6 +77,7 @@ impl Default for TableNames {
             settings: Identifier::new("job_settings").expect("valid"),
             audit: Identifier::new("job_audit").expect("valid"),
             registry: Identifier::new("job_registry").expect("valid"),
+            logs: Identifier::new("job_execution_logs").expect("valid"),
         }
     }
 }
@@ -269,14 +275,34 @@ impl ExecutionStore {
         Ok(out)
     }
 
-    /// Delete up to `batch` finished runs that started before `cutoff`; returns how many.
-    /// Call repeatedly until it returns less than `batch`.
+    /// Delete up to `batch` finished runs that started before `cutoff`, and their logs;
+    /// returns how many runs. Call repeatedly until it returns less than `batch`.
     pub async fn purge_batch(&self, cutoff: DateTime<Utc>, batch: u32) -> Result<u64> {
         let finished_before = Cond::all()
             .add(Expr::col(Exec::StartedAt).lt(ts(cutoff)))
             .add(Expr::col(Exec::CompletedAt).is_not_null());
+        let ids = self
+            .db
+            .oldest_ids(&self.tables.executions, Exec::Id, finished_before, batch)
+            .await?;
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        // The logs first: a purge cut short between the two statements leaves runs without
+        // their logs (purged again next time), never log lines no run owns.
         self.db
-            .delete_oldest(&self.tables.executions, Exec::Id, finished_before, batch)
+            .execute(
+                Query::delete()
+                    .from_table(self.tables.logs.clone())
+                    .and_where(Expr::col(ExecLog::ExecutionId).is_in(ids.iter().copied())),
+            )
+            .await?;
+        self.db
+            .execute(
+                Query::delete()
+                    .from_table(self.tables.executions.clone())
+                    .and_where(Expr::col(Exec::Id).is_in(ids)),
+            )
             .await
     }
 

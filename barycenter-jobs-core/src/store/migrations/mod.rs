@@ -14,6 +14,7 @@
 mod audit;
 mod executions;
 pub(crate) mod leases;
+mod logs;
 mod registry;
 pub(crate) mod settings;
 
@@ -128,6 +129,13 @@ const MIGRATIONS: &[(i64, &str, Target, Step)] = &[
         "add_lease_run_control_columns",
         |t| &t.leases,
         |db, table| Box::pin(leases::add_run_control_columns(db, table)),
+    ),
+    // 15 is taken by another change in flight; versions need not be consecutive.
+    (
+        16,
+        "create_job_execution_logs",
+        |t| &t.logs,
+        |db, table| Box::pin(logs::create(db, table)),
     ),
 ];
 
