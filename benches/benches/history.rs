@@ -62,6 +62,7 @@ fn tables(name: &str) -> TableNames {
         settings: Identifier::new(format!("{name}_settings")).expect("ident"),
         audit: Identifier::new(format!("{name}_audit")).expect("ident"),
         registry: Identifier::new(format!("{name}_registry")).expect("ident"),
+        logs: Identifier::new(format!("{name}_logs")).expect("ident"),
     }
 }
 

@@ -42,7 +42,7 @@ type Step =
 
 /// The table a migration creates or changes: its applied version is recorded under that
 /// table's name, so a table renamed in the configuration after the first start (`[tables]
-/// settings`, `audit`, `registry`, `leases`) is created under its new name on the next
+/// settings`, `audit`, `registry`, `leases`, `logs`) is created under its new name on the next
 /// start, while the others are not migrated again.
 type Target = fn(&TableNames) -> &Identifier;
 
