@@ -55,10 +55,7 @@ fn main() {
         .with_writer(std::io::sink)
         .init();
     let rt = barycenter_jobs_benches::runtime();
-    println!(
-        "# a run's log: {}",
-        barycenter_jobs_benches::machine_line()
-    );
+    println!("# a run's log: {}", barycenter_jobs_benches::machine_line());
     println!(
         "a job logging {LINES} info lines, host subscriber fmt at info to a sink; {runs} runs per side, alternating; time = trigger to recorded end\n"
     );
@@ -79,7 +76,11 @@ fn main() {
     t.print();
 }
 
-async fn start(db: &barycenter_jobs_core::Database, name: &'static str, capture: bool) -> SchedulerHandle {
+async fn start(
+    db: &barycenter_jobs_core::Database,
+    name: &'static str,
+    capture: bool,
+) -> SchedulerHandle {
     let registry = Registry::builder()
         .register(Chatty(name))
         .build()
@@ -163,5 +164,7 @@ async fn bench_db(backend: Backend, runs: usize, t: &mut Table) {
         if ratio <= 1.05 { "met" } else { "missed" }.to_owned(),
     ]);
     on.shutdown(Duration::from_secs(5)).await.expect("shutdown");
-    off.shutdown(Duration::from_secs(5)).await.expect("shutdown");
+    off.shutdown(Duration::from_secs(5))
+        .await
+        .expect("shutdown");
 }
