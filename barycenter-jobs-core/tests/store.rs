@@ -60,7 +60,11 @@ async fn create_barycenter_table(t: &TestDb) {
 
 /// Every migration this build knows, in order: what a first `migrate` applies.
 fn every_version() -> Vec<i64> {
-    (1..=barycenter_jobs_core::store::latest_version()).collect()
+    // 15 belongs to the run-control change made alongside the run logs (16); until both
+    // are in, this build has no 15. Once it does, this is the whole range again.
+    (1..=barycenter_jobs_core::store::latest_version())
+        .filter(|v| *v != 15)
+        .collect()
 }
 
 async fn upgrades_barycenter_table_in_place(t: &TestDb) {
