@@ -517,12 +517,12 @@ impl BatchedDelete {
             report.unflushed = Duration::ZERO;
         }
         conn.finish().await?;
-        tracing::debug!(
+        tracing::info!(
             table = %self.batch.table,
             deleted = report.deleted,
             statements = report.statements,
-            longest_ms = report.longest_statement.as_secs_f64() * 1e3,
-            "batched delete done"
+            longest_ms = report.longest_statement.as_millis() as u64,
+            "table done"
         );
         Ok(report)
     }
@@ -615,15 +615,17 @@ impl BatchedDelete {
         report.statements += 1;
         report.longest_statement = report.longest_statement.max(elapsed);
         report.lock_held += elapsed;
-        tracing::trace!(
-            table = %self.batch.table,
-            deleted,
-            elapsed_us = elapsed.as_micros() as u64,
-            "batch"
-        );
         if deleted == 0 {
+            // The last, empty batch of every pass says nothing the pass's end does not.
+            tracing::trace!(table = %self.batch.table, "empty batch");
             return Ok((0, elapsed));
         }
+        tracing::info!(
+            table = %self.batch.table,
+            deleted,
+            lock_ms = elapsed.as_millis() as u64,
+            "batch deleted"
+        );
         // The pause runs from the end of the statement; the checkpoint, which does not hold
         // the write lock, happens during it.
         let resume = tokio::time::Instant::from_std(ended)

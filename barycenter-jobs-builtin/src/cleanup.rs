@@ -221,8 +221,16 @@ impl<K: CleanupKind> Job for Cleanup<K> {
         let now = earlier(ctx.cutoff_now().await?, self.kind.keep_if_younger());
         let mut total = DeleteReport::default();
         for pass in self.kind.passes(ctx.db().backend(), now) {
+            // One line per phase (what, each batch, the end) at `info`: the run's log, kept
+            // with its execution, then says what this run did without the host's debug logs.
+            tracing::info!(table = %pass.table(), cutoff = %now.to_rfc3339(), "deleting expired rows");
             total = total.merge(pass.with_batching(&self.batching).run(&ctx).await?);
         }
+        tracing::info!(
+            deleted = total.deleted,
+            statements = total.statements,
+            "cleanup done"
+        );
         self.set_last_report(Some(total));
         Ok(JobOutput::processed(total.deleted))
     }

@@ -102,8 +102,8 @@ pub use settings::{
     RuntimeSettings,
 };
 pub use store::{
-    Execution, ExecutionQuery, ExecutionStatus, ExecutionStore, JobSummary, NewExecution, Outcome,
-    Replica, ReplicaBeat, RunEnd, TableNames,
+    Execution, ExecutionQuery, ExecutionStatus, ExecutionStore, JobSummary, LogLine, NewExecution,
+    Outcome, Replica, ReplicaBeat, RunEnd, TableNames,
 };
 pub use tokio_util::sync::CancellationToken;
 

@@ -62,7 +62,7 @@ async fn fresh_database_gets_every_table(t: &TestDb) {
     ExecutionStore::new(t.db.clone()).migrate().await.unwrap();
     let b = t.backend();
 
-    let tables: [(&str, &[(&str, Ty)]); 7] = [
+    let tables: [(&str, &[(&str, Ty)]); 8] = [
         (
             "barycenter_jobs_migrations",
             &[
@@ -164,6 +164,17 @@ async fn fresh_database_gets_every_table(t: &TestDb) {
                 ("running", BigInt),
             ],
         ),
+        (
+            "job_execution_logs",
+            &[
+                ("id", BigInt),
+                ("execution_id", BigInt),
+                ("seq", BigInt),
+                ("at_ms", BigInt),
+                ("level", Varchar(8)),
+                ("message", Text),
+            ],
+        ),
     ];
     for (table, cols) in tables {
         assert_eq!(
@@ -181,6 +192,11 @@ async fn fresh_database_gets_every_table(t: &TestDb) {
     assert_eq!(
         t.indexes_on("job_audit", "at_ms").await,
         vec!["job_audit_at_idx".to_owned()]
+    );
+    // A run's log is read, and purged, by its run's id.
+    assert_eq!(
+        t.indexes_on("job_execution_logs", "execution_id").await,
+        vec!["job_execution_logs_execution_idx".to_owned()]
     );
     // The tables keyed by job name: their primary key, and no second index.
     for table in ["job_leases", "job_settings", "job_registry"] {
@@ -258,6 +274,7 @@ async fn fresh_database_gets_every_table(t: &TestDb) {
         ),
         ("job_leases", 14, "add_lease_run_control_columns"),
         ("job_fleet", 15, "create_job_fleet"),
+        ("job_execution_logs", 16, "create_job_execution_logs"),
     ]
     .map(|(s, v, n)| (s.to_owned(), v, n.to_owned()));
     assert_eq!(applied, want);

@@ -367,9 +367,9 @@ impl Database {
     }
 
     /// Delete up to `batch` rows of `table` that match `filter`, lowest `id` first, and say
-    /// how many went: one SELECT of their ids (with `LIMIT`), then one DELETE by id, since
-    /// PostgreSQL's `DELETE` takes no `LIMIT`. What retention uses for the history and the
-    /// audit log; call it until it returns less than `batch`.
+    /// how many went: one SELECT of their ids (with `LIMIT`, [`oldest_ids`](Self::oldest_ids)),
+    /// then one DELETE by id, since PostgreSQL's `DELETE` takes no `LIMIT`. What retention
+    /// uses for the audit log; call it until it returns less than `batch`.
     pub(crate) async fn delete_oldest(
         &self,
         table: &Identifier,
@@ -378,19 +378,7 @@ impl Database {
         batch: u32,
     ) -> Result<u64> {
         let id = id.into_iden();
-        let ids: Vec<i64> = self
-            .fetch_all(
-                Query::select()
-                    .column(id.clone())
-                    .from(table.clone())
-                    .cond_where(filter)
-                    .order_by(id.clone(), Order::Asc)
-                    .limit(u64::from(Ord::max(batch, 1))),
-            )
-            .await?
-            .iter()
-            .map(|r| r.i64_at(0))
-            .collect::<Result<_>>()?;
+        let ids = self.oldest_ids(table, id.clone(), filter, batch).await?;
         if ids.is_empty() {
             return Ok(0);
         }
@@ -400,6 +388,31 @@ impl Database {
                 .and_where(sea_query::ExprTrait::is_in(sea_query::Expr::col(id), ids)),
         )
         .await
+    }
+
+    /// The ids of up to `batch` rows of `table` that match `filter`, lowest first: what
+    /// [`delete_oldest`](Self::delete_oldest) deletes, for a caller that deletes what hangs
+    /// off those rows too (the history's logs).
+    pub(crate) async fn oldest_ids(
+        &self,
+        table: &Identifier,
+        id: impl IntoIden + Clone,
+        filter: Condition,
+        batch: u32,
+    ) -> Result<Vec<i64>> {
+        let id = id.into_iden();
+        self.fetch_all(
+            Query::select()
+                .column(id.clone())
+                .from(table.clone())
+                .cond_where(filter)
+                .order_by(id, Order::Asc)
+                .limit(u64::from(Ord::max(batch, 1))),
+        )
+        .await?
+        .iter()
+        .map(|r| r.i64_at(0))
+        .collect()
     }
 
     /// Run a SELECT and return its first row, if any.

@@ -219,6 +219,7 @@ impl SchedulerBuilder {
             cancel_runs: CancellationToken::new(),
             tracker: TaskTracker::new(),
             record_history,
+            capture_run_logs: config.capture_run_logs,
             local_ids: AtomicI64::new(0),
             observers: Observers::new(observers),
             time_source: match config.clock.cutoffs {

@@ -40,6 +40,11 @@ pub struct SchedulerConfig {
     pub cancel_grace_secs: u64,
     /// How operators' runtime settings reach this scheduler (see [`crate::settings`]).
     pub runtime_settings: RuntimeConfig,
+    /// Whether each run's tracing events at `info` and above are kept with its execution
+    /// (default true): at most 200 lines and 64 KiB per run, read with
+    /// [`ExecutionStore::run_log`](crate::ExecutionStore::run_log). The host's own logging
+    /// is the same either way; off, a run's log is empty. Without history nothing is kept.
+    pub capture_run_logs: bool,
 }
 
 impl Default for SchedulerConfig {
@@ -53,6 +58,7 @@ impl Default for SchedulerConfig {
             clock: ClockConfig::default(),
             cancel_grace_secs: 5,
             runtime_settings: RuntimeConfig::default(),
+            capture_run_logs: true,
         }
     }
 }

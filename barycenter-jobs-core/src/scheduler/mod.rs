@@ -75,6 +75,7 @@ mod heartbeat;
 mod overlap;
 mod retry;
 mod run;
+mod run_log;
 mod stop;
 mod supervise;
 mod takeover;

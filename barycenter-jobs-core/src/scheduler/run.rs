@@ -16,7 +16,7 @@ use super::end::{Ended, close_after_panic, record, release};
 use super::shared::Shared;
 use super::slot::Slot;
 use super::supervise::{panic_message, run_job};
-use super::{backfill, overlap, retry};
+use super::{backfill, overlap, retry, run_log};
 use crate::error::{Error, Result};
 use crate::job::Trigger;
 use crate::observe::RunStarted;
@@ -163,6 +163,7 @@ async fn run_and_record(claimed: Claimed) {
         running.stop_signal(),
     )
     .await;
+    let log = supervised.log;
     let ended = Ended {
         execution_id,
         trigger,
@@ -184,6 +185,9 @@ async fn run_and_record(claimed: Claimed) {
     let retry = retry::after(&shared, &slot, trigger, &ended.outcome);
     release(&shared, lease.as_ref(), open, retry).await;
     drop(running);
+    // After the release (no lease is held through this write) and before observers and
+    // waiters are told (whoever awaits the run can read its log at once).
+    run_log::write(&shared, execution_id, log).await;
     // After the row is written (an observer may read the history) and before waiters are
     // woken (whoever awaits the run sees its observers already told).
     ended.observe(&shared, &slot);

@@ -54,6 +54,8 @@ pub(super) struct Shared {
     pub(super) cancel_runs: CancellationToken,
     pub(super) tracker: TaskTracker,
     pub(super) record_history: bool,
+    /// Whether runs' logs are captured (see `run_log.rs`).
+    pub(super) capture_run_logs: bool,
     pub(super) local_ids: AtomicI64,
     /// Where runs take their cut-offs from.
     pub(super) time_source: TimeSource,

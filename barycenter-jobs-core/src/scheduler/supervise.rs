@@ -29,6 +29,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::bounds::instant_after;
+use super::run_log::{self, RunLog};
 use super::shared::Shared;
 use super::slot::Slot;
 use super::stop::StopSignal;
@@ -148,6 +149,8 @@ pub(super) struct Supervised {
     pub(super) partial: Option<u64>,
     /// Stopped by its timeout (recorded as failed).
     pub(super) timed_out: bool,
+    /// What it logged, when logs are captured (`run_log.rs`).
+    pub(super) log: Option<Arc<RunLog>>,
 }
 
 /// Run the job of `slot` as run `execution_id` under its timeout, the shutdown and its
@@ -179,13 +182,17 @@ pub(super) async fn run_job(
     let deadline = instant_after(Instant::now(), timeout);
     // Polled in this task rather than spawned: one task per run. A panic is caught here,
     // also one raised by `run` itself before it returns its future (a hand-written impl).
-    let run = match std::panic::catch_unwind(AssertUnwindSafe(|| slot.job.run(ctx))) {
+    let log = RunLog::for_run(shared);
+    let run = match std::panic::catch_unwind(AssertUnwindSafe(|| {
+        run_log::capture(slot.job.run(ctx), log.as_ref())
+    })) {
         Ok(run) => run,
         Err(panic) => {
             return Supervised {
                 outcome: outcome_of(Err(panic)),
                 partial: progress.get(),
                 timed_out: false,
+                log,
             };
         }
     };
@@ -199,6 +206,7 @@ pub(super) async fn run_job(
             outcome: outcome_of(result),
             partial: progress.get(),
             timed_out: false,
+            log,
         };
     }
     let _progress = shared.record_history.then(|| {
@@ -227,6 +235,7 @@ pub(super) async fn run_job(
         outcome: outcome.0,
         partial: progress.get(),
         timed_out: outcome.1,
+        log,
     }
 }
 

@@ -27,6 +27,7 @@ mod close;
 mod execution;
 mod fleet;
 mod group;
+mod logs;
 pub(crate) mod migrations;
 mod replicas;
 pub(crate) mod schema;
@@ -37,11 +38,12 @@ use sea_query::{Cond, Expr, ExprTrait, Order, Query, SelectStatement};
 use crate::db::{Database, DbRow};
 use crate::error::Result;
 use crate::ident::Identifier;
-use schema::Exec;
+use schema::{Exec, ExecLog};
 
 pub use close::RunEnd;
 pub use execution::{Execution, ExecutionQuery, ExecutionStatus, NewExecution, Outcome};
 pub use fleet::JobSummary;
+pub use logs::LogLine;
 pub use migrations::{MIGRATIONS_TABLE, latest_version};
 pub use replicas::{Replica, ReplicaBeat};
 
@@ -66,6 +68,9 @@ pub struct TableNames {
     pub registry: Identifier,
     /// One row per running scheduler (`job_fleet`); see [`ExecutionStore::replicas`].
     pub fleet: Identifier,
+    /// The runs' logs (`job_execution_logs`): what each run logged at `info` and above; see
+    /// [`ExecutionStore::run_log`]. Purged with the history.
+    pub logs: Identifier,
 }
 
 impl Default for TableNames {
@@ -77,6 +82,7 @@ impl Default for TableNames {
             audit: Identifier::new("job_audit").expect("valid"),
             registry: Identifier::new("job_registry").expect("valid"),
             fleet: Identifier::new("job_fleet").expect("valid"),
+            logs: Identifier::new("job_execution_logs").expect("valid"),
         }
     }
 }
@@ -274,14 +280,34 @@ impl ExecutionStore {
         Ok(out)
     }
 
-    /// Delete up to `batch` finished runs that started before `cutoff`; returns how many.
-    /// Call repeatedly until it returns less than `batch`.
+    /// Delete up to `batch` finished runs that started before `cutoff`, and their logs;
+    /// returns how many runs. Call repeatedly until it returns less than `batch`.
     pub async fn purge_batch(&self, cutoff: DateTime<Utc>, batch: u32) -> Result<u64> {
         let finished_before = Cond::all()
             .add(Expr::col(Exec::StartedAt).lt(ts(cutoff)))
             .add(Expr::col(Exec::CompletedAt).is_not_null());
+        let ids = self
+            .db
+            .oldest_ids(&self.tables.executions, Exec::Id, finished_before, batch)
+            .await?;
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        // The logs first: a purge cut short between the two statements leaves runs without
+        // their logs (purged again next time), never log lines no run owns.
         self.db
-            .delete_oldest(&self.tables.executions, Exec::Id, finished_before, batch)
+            .execute(
+                Query::delete()
+                    .from_table(self.tables.logs.clone())
+                    .and_where(Expr::col(ExecLog::ExecutionId).is_in(ids.iter().copied())),
+            )
+            .await?;
+        self.db
+            .execute(
+                Query::delete()
+                    .from_table(self.tables.executions.clone())
+                    .and_where(Expr::col(Exec::Id).is_in(ids)),
+            )
             .await
     }
 

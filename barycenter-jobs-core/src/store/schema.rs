@@ -123,3 +123,15 @@ pub(crate) enum JobRegistry {
     JobName,
     FirstSeenAt,
 }
+
+/// Columns of the runs' logs (`job_execution_logs` by default, migration 16): one row per
+/// line, `seq` its place in its run's log, `at_ms` when it was logged (epoch milliseconds).
+#[derive(Iden, Clone, Copy, Debug)]
+pub(crate) enum ExecLog {
+    Id,
+    ExecutionId,
+    Seq,
+    AtMs,
+    Level,
+    Message,
+}

@@ -41,7 +41,9 @@
 //!   id: ID!  jobName: String!  startedAt: String!  completedAt: String  success: Boolean
 //!   errorMessage: String  recordsProcessed: Int  status: String!  trigger: String
 //!   instance: String  durationMs: Int  scheduledFor: String
+//!   logs: [LogLine!]!
 //! }
+//! type LogLine { at: String!  level: String!  message: String! }
 //! type TriggerResult {
 //!   success: Boolean!  message: String!  jobName: String!  executionId: ID  wouldProcess: Int
 //! }
@@ -157,7 +159,8 @@ pub use query::{JOBS_COMPLEXITY_FACTOR, QueryRoot};
 pub(crate) use types::iso;
 pub use types::{
     AuditEntry, BackfillInProgress, BackfillPreview, BackfillResult, ChangeResult, FleetMember,
-    Health, Job, JobExecution, OverdueJob, SchedulePreview, TriggerResult, Viewer,
+    Health, Job, JobExecution, LOGS_COMPLEXITY, LogLine, OverdueJob, SchedulePreview,
+    TriggerResult, Viewer,
 };
 
 /// The admin schema type.

@@ -5,7 +5,7 @@ use barycenter_jobs_core::JobPolicy;
 use barycenter_jobs_core::{Execution, FleetHealth, JobHealth, JobInfo};
 use chrono::{DateTime, SecondsFormat, Utc};
 
-use super::{JobsContext, Loads};
+use super::{JobsContext, Loads, internal_error};
 
 /// An ISO 8601 UTC timestamp with second precision, `2026-01-01T00:00:00Z`.
 pub(crate) fn iso(t: DateTime<Utc>) -> String {
@@ -342,6 +342,47 @@ impl JobExecution {
     /// Which attempt at its tick the run was: 1, or more for a retry.
     async fn attempt(&self) -> i32 {
         i32::try_from(self.0.attempt).unwrap_or(i32::MAX)
+    }
+
+    /// What the run logged at `info` and above, in order: at most 200 lines and 64 KiB,
+    /// then one line saying how many more were dropped. Empty while the run is running (its
+    /// log is written at its end), for a run that logged nothing, and when the scheduler
+    /// captures no logs. One read per run; its complexity counts it as
+    /// [`LOGS_COMPLEXITY`] fields, so that many aliased runs' logs are refused.
+    #[graphql(complexity = "LOGS_COMPLEXITY + child_complexity")]
+    async fn logs(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<LogLine>> {
+        let state = JobsContext::of(ctx)?;
+        let lines = state
+            .reads
+            .run(state.handle.store().run_log(self.0.id))
+            .await
+            .map_err(|e| internal_error("logs", e))?;
+        Ok(lines.into_iter().map(LogLine).collect())
+    }
+}
+
+/// The complexity of a run's `logs` beyond its fields: one read of up to 201 rows.
+pub const LOGS_COMPLEXITY: usize = 10;
+
+/// One line of a run's log.
+pub struct LogLine(pub(crate) barycenter_jobs_core::LogLine);
+
+/// One line a run logged at `info` and above.
+#[Object]
+impl LogLine {
+    /// When it was logged (ISO 8601 UTC).
+    async fn at(&self) -> String {
+        iso(self.0.at)
+    }
+
+    /// `ERROR`, `WARN` or `INFO`.
+    async fn level(&self) -> &str {
+        &self.0.level
+    }
+
+    /// The message, then ` key=value` for each of the event's other fields.
+    async fn message(&self) -> &str {
+        &self.0.message
     }
 }
 

@@ -45,7 +45,7 @@ pub const SEED_JOBS: [(&str, &str, &str); 4] = [
     ),
 ];
 
-/// A job with a seed name that deletes nothing and reports 7 rows.
+/// A job with a seed name that deletes nothing, reports 7 rows and logs one line.
 struct SeedJob(&'static str, &'static str, &'static str);
 
 #[async_trait]
@@ -60,6 +60,9 @@ impl Job for SeedJob {
         self.2
     }
     async fn run(&self, _ctx: JobContext) -> Result<JobOutput, JobError> {
+        // The run's log (`jobExecution { logs }`): one line kept, one below `info`.
+        tracing::debug!("not kept");
+        tracing::info!(rows = 7, "deleted nothing");
         Ok(JobOutput::processed(7))
     }
 }

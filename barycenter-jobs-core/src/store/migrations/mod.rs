@@ -15,6 +15,7 @@ mod audit;
 mod executions;
 mod fleet;
 pub(crate) mod leases;
+mod logs;
 mod registry;
 pub(crate) mod settings;
 
@@ -42,7 +43,7 @@ type Step =
 
 /// The table a migration creates or changes: its applied version is recorded under that
 /// table's name, so a table renamed in the configuration after the first start (`[tables]
-/// settings`, `audit`, `registry`, `leases`) is created under its new name on the next
+/// settings`, `audit`, `registry`, `leases`, `logs`) is created under its new name on the next
 /// start, while the others are not migrated again.
 type Target = fn(&TableNames) -> &Identifier;
 
@@ -135,6 +136,12 @@ const MIGRATIONS: &[(i64, &str, Target, Step)] = &[
         "create_job_fleet",
         |t| &t.fleet,
         |db, table| Box::pin(fleet::create(db, table)),
+    ),
+    (
+        16,
+        "create_job_execution_logs",
+        |t| &t.logs,
+        |db, table| Box::pin(logs::create(db, table)),
     ),
 ];
 
