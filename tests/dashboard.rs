@@ -1489,3 +1489,67 @@ async fn page_load_with_a_million_history_rows() {
     b.screenshot("million-rows.png").await;
     b.client.clone().close().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs chromium + chromedriver: run with --include-ignored (CI does)"]
+async fn a_runs_log_in_its_detail() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_server, url) = server(dir.path(), &[]);
+    let b = Browser::start().await;
+    b.show_jobs(&url).await;
+    let detail = b.open_detail(SESSIONS).await;
+    // A manual run of the sessions cleanup, which logs its table, its batches and its end.
+    b.click(&format!(r#"{} button[data-action="run"]"#, row(SESSIONS)))
+        .await;
+    b.wait_until(
+        &format!(
+            r#"[...document.querySelectorAll('{detail} tr[data-execution]')].some(r => r.dataset.trigger === 'manual' && r.dataset.status === 'succeeded')"#
+        ),
+        UI_HANG,
+        "the manual run in the history",
+    )
+    .await;
+    let id = b
+        .js(&format!(
+            r#"return [...document.querySelectorAll('{detail} tr[data-execution]')].find(r => r.dataset.trigger === 'manual').dataset.execution"#
+        ))
+        .await;
+    let id = id.as_str().unwrap().to_owned();
+    b.click(&format!(
+        r#"{detail} tr[data-execution="{id}"] button[data-action="show-log"]"#
+    ))
+    .await;
+    b.wait_until(
+        &format!(
+            r#"document.querySelector('{detail} [data-role="run-log"]').innerText.includes('cleanup done')"#
+        ),
+        UI_HANG,
+        "the run's log shown",
+    )
+    .await;
+    let shown = b.text(&format!(r#"{detail} [data-role="run-log"]"#)).await;
+    assert!(shown.contains(&format!("Log of run {id}")), "{shown}");
+    assert!(shown.contains("deleting expired rows"), "{shown}");
+    // The page shows what the API keeps, line for line.
+    let (status, body) = graphql(
+        &url,
+        &format!(r#"{{ jobExecution(id: "{id}") {{ logs {{ level message }} }} }}"#),
+        &[],
+    );
+    assert_eq!(status, 200, "{body}");
+    let lines = body["data"]["jobExecution"]["logs"].as_array().unwrap();
+    assert!(!lines.is_empty());
+    let shown_lines = b
+        .js(&format!(
+            r#"return document.querySelectorAll('{detail} [data-role="run-log"] li').length"#
+        ))
+        .await;
+    assert_eq!(shown_lines, json!(lines.len()));
+    for line in lines {
+        assert!(
+            shown.contains(line["message"].as_str().unwrap()),
+            "{shown} lacks {line}"
+        );
+    }
+    b.client.clone().close().await.unwrap();
+}

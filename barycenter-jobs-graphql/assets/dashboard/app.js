@@ -219,6 +219,37 @@
     return button;
   }
 
+  const RUN_LOG = 'query RunLog($id: ID!) { jobExecution(id: $id) { id status logs { at level message } } }';
+
+  /** A Log button for run `id`: shows what the run logged below the history. */
+  function logButton(v, id) {
+    return el('button', {
+      type: 'button', 'data-action': 'show-log', 'data-execution': id, text: 'Log',
+      'aria-label': `Log of run ${id} of ${v.name}`,
+      onclick: () => showLog(v, id),
+    });
+  }
+
+  /** Fetch run `id`'s log lines and show them in `v`'s log panel. */
+  async function showLog(v, id) {
+    let run;
+    try {
+      run = (await api(RUN_LOG, { id: String(id) })).jobExecution;
+    } catch (e) {
+      say(v, `Could not read the log of run ${id}: ${e.message}`, false);
+      return;
+    }
+    v.runLog.hidden = false;
+    v.runLog.dataset.execution = id;
+    const lines = run ? run.logs : [];
+    v.runLog.replaceChildren(
+      el('h4', { text: `Log of run ${id}${run ? ` (${run.status})` : ''}` }),
+      lines.length
+        ? el('ol', { class: 'log-lines' }, ...lines.map((l) => el('li', { 'data-level': l.level },
+          time(l.at), ' ', el('strong', { text: l.level }), ' ', el('span', { text: l.message }))))
+        : el('p', { class: 'muted', text: run ? 'Nothing logged at info or above.' : 'No such run.' }));
+  }
+
   /** Operate buttons are disabled, with a tooltip saying why, for read-only viewers. */
   function allowOperate(button) {
     if (button.getAttribute('aria-busy') === 'true') return;
@@ -279,6 +310,7 @@
     v.onlyFailures = false;
     v.charts = el('div', { class: 'charts' });
     v.historyBody = el('tbody');
+    v.runLog = el('section', { class: 'run-log', 'data-role': 'run-log', 'aria-live': 'polite', hidden: true });
     v.runCancels = new Map(); // execution id -> its Cancel button, kept across redraws
     const failures = el('input', { type: 'checkbox', id: `${id}-failures`, 'data-action': 'only-failures' });
     failures.addEventListener('change', () => { v.onlyFailures = failures.checked; loadHistory(v); });
@@ -290,7 +322,8 @@
         el('caption', { class: 'visually-hidden', text: `Runs of ${name}, newest first` }),
         el('thead', {}, el('tr', {},
           ...['Started', 'Outcome', 'Duration', 'Records', 'Trigger', 'Error', 'Actions'].map((h) => el('th', { scope: 'col', text: h })))),
-        v.historyBody));
+        v.historyBody),
+      v.runLog);
     v.form = rescheduleForm(v, id);
     v.pauseForm = pauseForm(v, id);
     v.policyForm = policyForm(v, id);
@@ -421,7 +454,7 @@
         el('td', { 'data-label': 'Records' }, isOpen(r) ? live(r) : String(r.recordsProcessed ?? '—')),
         el('td', { 'data-label': 'Trigger', text: r.attempt > 1 ? `${r.trigger ?? '—'} (attempt ${r.attempt})` : (r.trigger ?? '—') }),
         el('td', { 'data-label': 'Error' }, r.errorMessage ? el('span', { class: 'error', text: r.errorMessage }) : ''),
-        el('td', { 'data-label': 'Actions' }, isOpen(r) ? v.runCancels.get(r.id) : '')));
+        el('td', { 'data-label': 'Actions' }, isOpen(r) ? v.runCancels.get(r.id) : '', logButton(v, r.id))));
     });
     fill(v.charts, JSON.stringify(data.chart), () => {
       const runs = [...data.chart].reverse(); // oldest left
