@@ -52,7 +52,7 @@ async fn a_runs_log_is_kept_with_its_execution(t: &TestDb) {
             ("INFO", "line i=0"),
             ("INFO", "line i=1"),
             ("INFO", "line i=2"),
-            ("WARN", "the end table=\"sessions\""),
+            ("WARN", "the end table=sessions"),
         ]
     );
     assert!(log.iter().all(|l| l.at >= before && l.at <= Utc::now()));

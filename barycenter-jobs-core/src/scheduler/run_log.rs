@@ -62,7 +62,9 @@ pub(crate) struct RunLog {
 
 #[derive(Debug, Default)]
 struct Kept {
-    lines: Vec<LogLine>,
+    /// (when, level, message): the level stays a static name until the lines are taken,
+    /// so keeping a line allocates its message only.
+    lines: Vec<(chrono::DateTime<chrono::Utc>, &'static str, String)>,
     bytes: usize,
 }
 
@@ -90,14 +92,10 @@ impl RunLog {
         }
         // Formatted and timed before the lock: the lock covers the push only.
         let message = cut(format_event(event), MAX_LINE_BYTES);
-        let line = LogLine {
-            at: self.clock.now(),
-            level: event.metadata().level().as_str().to_owned(),
-            message,
-        };
+        let line = (self.clock.now(), event.metadata().level().as_str(), message);
         let mut kept = lock(&self.kept);
-        if kept.lines.len() < MAX_LINES && kept.bytes + line.message.len() <= MAX_BYTES {
-            kept.bytes += line.message.len();
+        if kept.lines.len() < MAX_LINES && kept.bytes + line.2.len() <= MAX_BYTES {
+            kept.bytes += line.2.len();
             kept.lines.push(line);
         } else {
             // The log stays a prefix of the run's events: once one line is dropped, every
@@ -110,17 +108,20 @@ impl RunLog {
     /// The lines kept, in order, then (if any were dropped) one line saying how many.
     /// Leaves the buffer empty.
     pub(crate) fn take(&self) -> Vec<LogLine> {
-        let mut lines = std::mem::take(&mut lock(&self.kept).lines);
+        let mut lines: Vec<LogLine> = std::mem::take(&mut lock(&self.kept).lines)
+            .into_iter()
+            .map(|(at, level, message)| LogLine::new(at, level, message))
+            .collect();
         let dropped = self.dropped.swap(0, Ordering::Relaxed);
         if dropped > 0 {
-            lines.push(LogLine {
-                at: self.clock.now(),
-                level: Level::WARN.as_str().to_owned(),
-                message: format!(
+            lines.push(LogLine::new(
+                self.clock.now(),
+                Level::WARN.as_str(),
+                format!(
                     "{dropped} more line(s) dropped: a run keeps at most {MAX_LINES} lines and {} KiB",
                     MAX_BYTES / 1024
                 ),
-            });
+            ));
         }
         lines
     }
@@ -144,7 +145,12 @@ fn cut(mut s: String, max: usize) -> String {
 /// The event's `message`, then ` key=value` for each other field (values as `Debug`, as
 /// `tracing-subscriber`'s formatter writes them).
 fn format_event(event: &Event<'_>) -> String {
-    let mut visitor = Fields::default();
+    // One allocation in the usual case: the message first (`tracing`'s macros record it
+    // first), the other fields after it in the same string.
+    let mut visitor = Fields {
+        message: String::with_capacity(128),
+        rest: String::new(),
+    };
     event.record(&mut visitor);
     let mut out = visitor.message;
     if out.is_empty() {
@@ -155,18 +161,36 @@ fn format_event(event: &Event<'_>) -> String {
     out
 }
 
-#[derive(Default)]
 struct Fields {
     message: String,
+    /// Fields recorded before the message (rare): kept apart so the message leads.
     rest: String,
 }
 
 impl Visit for Fields {
     fn record_str(&mut self, field: &Field, value: &str) {
-        if field.name() == "message" {
-            self.message.push_str(value);
-        } else {
-            self.record_debug(field, &value);
+        // A plain word as it is, unquoted: escaping every value (`Debug`) would cost each
+        // kept line more than the rest of its formatting. Anything a reader could misparse
+        // (spaces, `=`, quotes, control characters, nothing at all) is quoted as `Debug` does.
+        let plain = !value.is_empty()
+            && value
+                .bytes()
+                .all(|b| b.is_ascii_graphic() && b != b'=' && b != b'"' && b != b'\\');
+        match field.name() {
+            "message" => self.message.push_str(value),
+            name if name.starts_with("log.") => {}
+            _ if !plain => self.record_debug(field, &value),
+            name => {
+                let out = if self.message.is_empty() {
+                    &mut self.rest
+                } else {
+                    &mut self.message
+                };
+                out.push(' ');
+                out.push_str(name);
+                out.push('=');
+                out.push_str(value);
+            }
         }
     }
 
@@ -177,6 +201,10 @@ impl Visit for Fields {
                 let _ = write!(self.message, "{value:?}");
             }
             name if name.starts_with("log.") => {}
+            // After the message, straight into its string; before it, set apart.
+            name if !self.message.is_empty() => {
+                let _ = write!(self.message, " {name}={value:?}");
+            }
             name => {
                 let _ = write!(self.rest, " {name}={value:?}");
             }
@@ -388,7 +416,7 @@ mod tests {
         assert_eq!(
             got,
             [
-                ("INFO", "deleted a batch table=\"sessions\" rows=3"),
+                ("INFO", "deleted a batch table=sessions rows=3"),
                 ("WARN", "odd name=\"x y\""),
                 ("ERROR", "failed"),
                 ("INFO", "answer=42"),
