@@ -62,7 +62,7 @@ async fn fresh_database_gets_every_table(t: &TestDb) {
     ExecutionStore::new(t.db.clone()).migrate().await.unwrap();
     let b = t.backend();
 
-    let tables: [(&str, &[(&str, Ty)]); 6] = [
+    let tables: [(&str, &[(&str, Ty)]); 8] = [
         (
             "barycenter_jobs_migrations",
             &[
@@ -150,6 +150,37 @@ async fn fresh_database_gets_every_table(t: &TestDb) {
             "job_registry",
             &[("job_name", Varchar(191)), ("first_seen_at", BigInt)],
         ),
+        (
+            "job_fleet",
+            &[
+                ("holder", Varchar(191)),
+                ("instance", Varchar(255)),
+                ("host", Varchar(255)),
+                ("pid", BigInt),
+                ("version", Varchar(64)),
+                ("started_at_ms", BigInt),
+                ("last_seen_ms", BigInt),
+                ("clock_skew_ms", BigInt),
+                ("running", BigInt),
+            ],
+        ),
+        (
+            "job_alerts",
+            &[
+                ("alert_key", Varchar(191)),
+                ("event", Varchar(32)),
+                ("job_name", Varchar(191)),
+                ("payload", Text),
+                ("state", Varchar(16)),
+                ("attempts", BigInt),
+                ("created_ms", BigInt),
+                ("next_attempt_ms", BigInt),
+                ("claimed_by", Varchar(255)),
+                ("claimed_until_ms", BigInt),
+                ("delivered_at_ms", BigInt),
+                ("last_error", Text),
+            ],
+        ),
     ];
     for (table, cols) in tables {
         assert_eq!(
@@ -167,6 +198,15 @@ async fn fresh_database_gets_every_table(t: &TestDb) {
     assert_eq!(
         t.indexes_on("job_audit", "at_ms").await,
         vec!["job_audit_at_idx".to_owned()]
+    );
+    // The alert deliveries: the senders' poll of due rows, and a job's newest alert.
+    assert_eq!(
+        t.indexes_on("job_alerts", "state").await,
+        vec!["job_alerts_due_idx".to_owned()]
+    );
+    assert_eq!(
+        t.indexes_on("job_alerts", "job_name").await,
+        vec!["job_alerts_job_idx".to_owned()]
     );
     // The tables keyed by job name: their primary key, and no second index.
     for table in ["job_leases", "job_settings", "job_registry"] {
@@ -243,6 +283,9 @@ async fn fresh_database_gets_every_table(t: &TestDb) {
             "add_settings_overlap_and_backfill_columns",
         ),
         ("job_leases", 14, "add_lease_run_control_columns"),
+        ("job_fleet", 15, "create_job_fleet"),
+        // 16 is the run logs' (another branch).
+        ("job_alerts", 17, "create_job_alerts"),
     ]
     .map(|(s, v, n)| (s.to_owned(), v, n.to_owned()));
     assert_eq!(applied, want);

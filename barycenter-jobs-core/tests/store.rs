@@ -394,6 +394,8 @@ async fn custom_table_names(t: &TestDb) {
         settings: Identifier::new("myapp_job_settings").unwrap(),
         audit: Identifier::new("myapp_job_audit").unwrap(),
         registry: Identifier::new("myapp_job_registry").unwrap(),
+        fleet: Identifier::new("myapp_job_fleet").unwrap(),
+        alerts: Identifier::new("myapp_job_alerts").unwrap(),
     };
     let store = ExecutionStore::with_tables(t.db.clone(), tables);
     store.migrate().await.unwrap();

@@ -42,8 +42,8 @@ use schema::Exec;
 pub use close::RunEnd;
 pub use execution::{Execution, ExecutionQuery, ExecutionStatus, NewExecution, Outcome};
 pub use fleet::JobSummary;
-pub use replicas::{Replica, ReplicaBeat};
 pub use migrations::{MIGRATIONS_TABLE, latest_version};
+pub use replicas::{Replica, ReplicaBeat};
 
 /// Largest `limit` a listing accepts.
 pub const MAX_LIST_LIMIT: u32 = 1000;
@@ -66,6 +66,8 @@ pub struct TableNames {
     pub registry: Identifier,
     /// One row per running scheduler (`job_fleet`); see [`ExecutionStore::replicas`].
     pub fleet: Identifier,
+    /// The alert deliveries, one row per event (`job_alerts`); see [`crate::alert`].
+    pub alerts: Identifier,
 }
 
 impl Default for TableNames {
@@ -77,6 +79,7 @@ impl Default for TableNames {
             audit: Identifier::new("job_audit").expect("valid"),
             registry: Identifier::new("job_registry").expect("valid"),
             fleet: Identifier::new("job_fleet").expect("valid"),
+            alerts: Identifier::new("job_alerts").expect("valid"),
         }
     }
 }

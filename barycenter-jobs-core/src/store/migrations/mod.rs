@@ -11,6 +11,7 @@
 //! the stores that read and write those tables (`lease`, `settings`) take only their names
 //! and columns from [`schema`](super::schema), and nothing here calls into them.
 
+mod alerts;
 mod audit;
 mod executions;
 mod fleet;
@@ -135,6 +136,13 @@ const MIGRATIONS: &[(i64, &str, Target, Step)] = &[
         "create_job_fleet",
         |t| &t.fleet,
         |db, table| Box::pin(fleet::create(db, table)),
+    ),
+    // 16 is another branch's (the run logs); the runner skips nothing for a gap.
+    (
+        17,
+        "create_job_alerts",
+        |t| &t.alerts,
+        |db, table| Box::pin(alerts::create(db, table)),
     ),
 ];
 
