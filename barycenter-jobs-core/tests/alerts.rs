@@ -21,6 +21,7 @@ backend_tests!(
     three_replicas_send_one_failure_per_failed_run_and_one_recovery,
     a_receiver_that_answers_500_then_200_gets_the_event_once,
     a_receiver_that_hangs_delays_no_run,
+    a_system_pause_is_alerted_and_the_success_after_it_recovers,
 );
 
 const HANG: Duration = Duration::from_secs(60);
@@ -352,6 +353,65 @@ async fn a_receiver_that_hangs_delays_no_run(t: &TestDb) {
         seen.iter().any(|r| r.path == "/ping/ticker/start"),
         "{seen:?}"
     );
+}
+
+/// Two replicas, a job paused by the system after two failed ticks (alerted from the
+/// second on): `failure` for the second run only, one `paused` with the pause's note; after
+/// an operator's resume the next success sends one `recovery` of that failure.
+async fn a_system_pause_is_alerted_and_the_success_after_it_recovers(t: &TestDb) {
+    let hook = Receiver::start(Answer::Ok).await;
+    let runs = Arc::new(AtomicUsize::new(0));
+    let job = JobConfig {
+        pause_after_failures: Some(2),
+        alert_after_failures: Some(2),
+        ..JobConfig::default()
+    };
+    let mut fleet = Vec::new();
+    for name in ["a", "b"] {
+        let config = config(name, &hook.url("/hook")).job("flaky", job.clone());
+        fleet.push(start(t, flaky(&runs, 2), config).await);
+    }
+    eventually(HANG, "the pause is delivered", || async {
+        !hook.events("paused").is_empty()
+    })
+    .await;
+    fleet[0].resume("flaky", "alice").await.unwrap();
+    eventually(HANG, "a recovery is delivered", || async {
+        !hook.events("recovery").is_empty()
+    })
+    .await;
+    eventually(HANG, "three deliveries are audited", || async {
+        audited(&fleet[0], "delivered").await.len() >= 3
+    })
+    .await;
+    for handle in &fleet {
+        handle.shutdown(GRACE).await.unwrap();
+    }
+    let failed: Vec<i64> = fleet[0]
+        .store()
+        .list(&ExecutionQuery::new().job("flaky").failures().limit(100))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.id)
+        .collect();
+    assert_eq!(failed.len(), 2, "two failed runs");
+    let failures = hook.events("failure");
+    assert_eq!(failures.len(), 1, "only the second failure: {failures:?}");
+    // Newest first: the second failed run.
+    assert_eq!(failures[0]["executionId"], failed[0]);
+    let paused = hook.events("paused");
+    assert_eq!(paused.len(), 1, "{paused:?}");
+    assert!(paused[0]["executionId"].is_null());
+    assert!(
+        paused[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("after 2 consecutive failed runs"),
+        "{paused:?}"
+    );
+    assert_eq!(hook.events("recovery").len(), 1);
+    assert_eq!(hook.alerts().len(), 3, "{:?}", hook.all());
 }
 
 /// A bad URL is refused at start with a typed error that does not repeat it.

@@ -41,7 +41,9 @@
 //! attempt 1 s, 2 s, 4 s ... later, until 10 minutes after the event, when it is marked
 //! `failed`. Either end is written to the audit log (action `alert`, actor `system`). A
 //! replica stopped in the middle of a POST leaves the row claimed for 30 s, after which
-//! any replica tries again: a receiver may then see that event twice, never none.
+//! any replica tries again: a receiver may then see that event twice, never none. At
+//! shutdown the events already queued are recorded for the rest of the fleet to send; a run
+//! that ends after that (during the shutdown's grace period) is not alerted.
 //!
 //! The webhook's URL is never logged nor audited, only its host: Slack's carry a secret.
 //!

@@ -102,12 +102,15 @@ impl AlertStore {
         Ok(())
     }
 
-    /// The key and event of the newest alert of `job_name`, if any.
+    /// The key and event of the newest `failure`, `overdue` or `recovery` alert of
+    /// `job_name`, if any: what a success may recover. (A `paused` alert follows the failure
+    /// that caused it, and must not hide it.)
     pub(crate) async fn newest_of(&self, job_name: &str) -> Result<Option<(String, String)>> {
         let q = Query::select()
             .columns([Col::AlertKey, Col::Event])
             .from(self.table.clone())
             .and_where(Expr::col(Col::JobName).eq(clip(job_name, 191)))
+            .and_where(Expr::col(Col::Event).is_in(["failure", "overdue", "recovery"]))
             .order_by(Col::CreatedMs, Order::Desc)
             .order_by(Col::AlertKey, Order::Desc)
             .limit(1)
@@ -222,7 +225,95 @@ impl AlertStore {
     }
 }
 
+impl AlertStore {
+    /// Delete up to `batch` settled rows (delivered or failed) created before `cutoff_ms`
+    /// (epoch milliseconds), oldest first; returns how many. Pending rows stay, whatever
+    /// their age: they are given up 10 minutes after their event anyway.
+    pub(crate) async fn purge_batch(&self, cutoff_ms: i64, batch: u32) -> Result<u64> {
+        let keys: Vec<String> = self
+            .db
+            .fetch_all(
+                Query::select()
+                    .column(Col::AlertKey)
+                    .from(self.table.clone())
+                    .and_where(Expr::col(Col::State).ne(PENDING))
+                    .and_where(Expr::col(Col::CreatedMs).lt(cutoff_ms))
+                    .order_by(Col::CreatedMs, Order::Asc)
+                    .limit(u64::from(Ord::max(batch, 1))),
+            )
+            .await?
+            .iter()
+            .map(|r| Ok(r.opt_string("alert_key")?.unwrap_or_default()))
+            .collect::<Result<_>>()?;
+        if keys.is_empty() {
+            return Ok(0);
+        }
+        self.db
+            .execute(
+                Query::delete()
+                    .from_table(self.table.clone())
+                    .and_where(Expr::col(Col::AlertKey).is_in(keys)),
+            )
+            .await
+    }
+}
+
 /// At most `max` characters of `s` (the column's width).
 fn clip(s: &str, max: usize) -> String {
     s.chars().take(max).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{ExecutionStore, TableNames};
+
+    async fn store() -> (AlertStore, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("a.db").display());
+        let db = Database::connect(&url).await.unwrap();
+        ExecutionStore::new(db.clone()).migrate().await.unwrap();
+        (AlertStore::new(db, TableNames::default().alerts), dir)
+    }
+
+    #[tokio::test]
+    async fn one_row_per_key_one_claim_per_attempt_and_settled_rows_purged() {
+        let (s, _dir) = store().await;
+        s.record("failure:1", "failure", "j", "{}").await.unwrap();
+        // A second replica seeing the same event changes nothing.
+        s.record("failure:1", "failure", "j", "{\"other\":1}")
+            .await
+            .unwrap();
+        let due = s.due(10).await.unwrap();
+        assert_eq!(due.len(), 1);
+        assert_eq!((due[0].payload.as_str(), due[0].attempts), ("{}", 0));
+        assert!(s.claim("failure:1", "a#1", 30_000).await.unwrap());
+        assert!(
+            !s.claim("failure:1", "b#2", 30_000).await.unwrap(),
+            "claimed"
+        );
+        assert!(
+            s.due(10).await.unwrap().is_empty(),
+            "claimed rows are not due"
+        );
+        // Only the claimant settles it.
+        s.delivered("failure:1", "b#2").await.unwrap();
+        s.retry("failure:1", "a#1", 0, "answered 500")
+            .await
+            .unwrap();
+        assert_eq!(s.due(10).await.unwrap()[0].attempts, 1);
+        assert!(s.claim("failure:1", "b#2", 30_000).await.unwrap());
+        s.delivered("failure:1", "b#2").await.unwrap();
+        assert!(s.due(10).await.unwrap().is_empty());
+        assert_eq!(
+            s.newest_of("j").await.unwrap(),
+            Some(("failure:1".to_owned(), "failure".to_owned()))
+        );
+        s.record("paused:j:5", "paused", "j", "{}").await.unwrap();
+        // A pause never hides the failure a success recovers.
+        assert_eq!(s.newest_of("j").await.unwrap().unwrap().1, "failure");
+        // Pending rows stay; settled ones older than the cut-off go.
+        assert_eq!(s.purge_batch(i64::MAX, 10).await.unwrap(), 1);
+        assert_eq!(s.due(10).await.unwrap().len(), 1);
+    }
 }

@@ -35,6 +35,10 @@ const CLAIM_MS: i64 = 30_000;
 const GIVE_UP_AFTER_MS: i64 = 10 * 60 * 1000;
 /// The longest pause between two attempts.
 const MAX_BACKOFF_MS: i64 = 60_000;
+/// The longest shutdown waits to record the alerts still queued.
+const SHUTDOWN_DRAIN: Duration = Duration::from_secs(2);
+/// How often settled rows past the retention are deleted.
+const PURGE: Duration = Duration::from_secs(3600);
 
 /// The alerts' task's configuration.
 pub(super) struct Alerting {
@@ -43,6 +47,9 @@ pub(super) struct Alerting {
     pub(super) store: AlertStore,
     /// `alert_after_failures` of each job that sets one (default 1).
     pub(super) after_failures: BTreeMap<String, u32>,
+    /// Settled rows are kept as long as the history (`retention.keep_days`; `None`:
+    /// forever), with the history's batch size.
+    pub(super) keep: Option<(chrono::Duration, u32)>,
 }
 
 impl Shared {
@@ -66,6 +73,7 @@ impl Shared {
 pub(super) async fn alert_loop(shared: Arc<Shared>, mut rx: mpsc::Receiver<Signal>, a: Alerting) {
     let mut next_poll = Instant::now();
     let mut next_health = Instant::now() + OVERDUE_CHECK;
+    let mut next_purge = Instant::now() + OVERDUE_CHECK;
     tracing::info!(webhook_host = %a.webhook.host(), "alerts on");
     loop {
         let wake = next_poll.min(next_health);
@@ -88,15 +96,31 @@ pub(super) async fn alert_loop(shared: Arc<Shared>, mut rx: mpsc::Receiver<Signa
                     tracing::warn!(error = %e, "could not check for overdue jobs");
                 }
             }
+            if Instant::now() >= next_purge {
+                next_purge = Instant::now() + PURGE;
+                purge(&shared, &a).await;
+            }
             next_poll = Instant::now() + deliver_due(&shared, &a).await;
             true
         };
         // Shutdown does not wait for a receiver: an attempt cut short is tried again (by
         // another replica, or after a restart) once its claim lapses.
         tokio::select! {
-            _ = shared.stop_firing.cancelled() => return,
+            _ = shared.stop_firing.cancelled() => break,
             go_on = step => if !go_on { return },
         }
+    }
+    // The events already queued are recorded (not sent) for the rest of the fleet, or this
+    // replica's next start, to deliver; bounded, so shutdown keeps its budget.
+    let drain = async {
+        while let Ok(signal) = rx.try_recv() {
+            if let Err(e) = record(&shared, &a, signal).await {
+                tracing::warn!(error = %e, "could not record an alert at shutdown");
+            }
+        }
+    };
+    if tokio::time::timeout(SHUTDOWN_DRAIN, drain).await.is_err() {
+        tracing::warn!("alerts still queued at shutdown were dropped");
     }
 }
 
@@ -147,7 +171,7 @@ async fn record(shared: &Shared, a: &Alerting, signal: Signal) -> Result<()> {
                     }
                 }
                 RunStatus::Failed | RunStatus::TimedOut if !retry_follows => {
-                    if !enough_failures(shared, a, &job, trigger).await? {
+                    if !enough_failures(shared, a, &job, execution_id, trigger).await? {
                         return Ok(());
                     }
                     let alert = Alert::new(
@@ -169,11 +193,13 @@ async fn record(shared: &Shared, a: &Alerting, signal: Signal) -> Result<()> {
     }
 }
 
-/// Whether a final failure of `job` makes `alert_after_failures` consecutive failed ticks.
+/// Whether the final failure `execution_id` of `job` makes `alert_after_failures`
+/// consecutive failed ticks (counted up to that run: the next tick may have started).
 async fn enough_failures(
     shared: &Shared,
     a: &Alerting,
     job: &str,
+    execution_id: i64,
     trigger: Trigger,
 ) -> Result<bool> {
     let n = a.after_failures.get(job).copied().unwrap_or(1);
@@ -187,7 +213,10 @@ async fn enough_failures(
         return Ok(false);
     };
     let attempts = slot.settings().policy.retry_attempts.saturating_add(1);
-    let statuses = shared.store.recent_tick_statuses(job, n, attempts).await?;
+    let statuses = shared
+        .store
+        .tick_statuses_up_to(job, n, attempts, Some(execution_id))
+        .await?;
     Ok(statuses.len() >= n as usize
         && statuses
             .iter()
@@ -226,6 +255,22 @@ async fn record_overdue(shared: &Arc<Shared>, a: &Alerting) -> Result<()> {
             .await?;
     }
     Ok(())
+}
+
+/// Delete settled rows older than the history is kept.
+async fn purge(shared: &Shared, a: &Alerting) {
+    let Some((keep, batch)) = a.keep else { return };
+    let cutoff = (shared.clock.now() - keep).timestamp_millis();
+    loop {
+        match a.store.purge_batch(cutoff, batch).await {
+            Ok(n) if n < u64::from(batch.max(1)) => return,
+            Ok(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not purge old alerts; will retry next interval");
+                return;
+            }
+        }
+    }
 }
 
 /// Deliver every due row this replica can claim; returns when to look again.

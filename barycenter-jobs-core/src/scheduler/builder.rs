@@ -380,6 +380,13 @@ fn alerting(config: &SchedulerConfig, record_history: bool, db: &Database) -> Re
                 client: client.clone(),
                 store: AlertStore::new(db.clone(), config.tables.alerts.clone()),
                 after_failures,
+                // `keep_days = 0` keeps everything, as for the history.
+                keep: config.retention.keep_days.filter(|d| *d > 0).map(|d| {
+                    (
+                        chrono::Duration::days(i64::from(d)),
+                        config.retention.batch_size,
+                    )
+                }),
             };
             (Some(tx), Some((rx, task)))
         }
