@@ -67,15 +67,16 @@ impl Target {
     /// This URL with `suffix` appended to its path (`/start`, `/fail`).
     pub(crate) fn with_suffix(&self, suffix: &str) -> Self {
         let mut parts = self.uri.clone().into_parts();
-        if let Some(pq) = &parts.path_and_query {
-            let (path, query) = (pq.path().trim_end_matches('/'), pq.query());
-            let joined = match query {
-                Some(q) => format!("{path}{suffix}?{q}"),
-                None => format!("{path}{suffix}"),
-            };
-            if let Ok(pq) = joined.parse() {
-                parts.path_and_query = Some(pq);
-            }
+        let (path, query) = parts
+            .path_and_query
+            .as_ref()
+            .map_or(("", None), |pq| (pq.path(), pq.query()));
+        let joined = match query {
+            Some(q) => format!("{}{suffix}?{q}", path.trim_end_matches('/')),
+            None => format!("{}{suffix}", path.trim_end_matches('/')),
+        };
+        if let Ok(pq) = joined.parse() {
+            parts.path_and_query = Some(pq);
         }
         Self {
             uri: Uri::from_parts(parts).unwrap_or_else(|_| self.uri.clone()),
@@ -179,5 +180,10 @@ mod tests {
             "http://user:pw@hc.example:8000/ping/abc/fail?x=1"
         );
         assert!(!format!("{t:?}").contains("abc"));
+        let bare = Target::parse("http://hc.example").unwrap();
+        assert_eq!(
+            bare.with_suffix("/start").uri.to_string(),
+            "http://hc.example/start"
+        );
     }
 }

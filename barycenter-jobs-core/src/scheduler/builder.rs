@@ -316,12 +316,10 @@ impl SchedulerBuilder {
                 .tracker
                 .spawn(alerts::alert_loop(shared.clone(), rx, task));
         }
-        if let Some(rx) = alerting.pings {
-            shared.tracker.spawn(alerts::ping_loop(
-                shared.clone(),
-                rx,
-                alerting.client.clone(),
-            ));
+        if let Some((rx, client)) = alerting.pings {
+            shared
+                .tracker
+                .spawn(alerts::ping_loop(shared.clone(), rx, client));
         }
         tracing::info!(
             instance = %shared.instance,
@@ -340,14 +338,15 @@ struct AlertParts {
     observer: Option<AlertObserver>,
     events: Option<mpsc::Sender<Signal>>,
     task: Option<(mpsc::Receiver<Signal>, Alerting)>,
-    pings: Option<mpsc::Receiver<Ping>>,
-    client: HttpClient,
+    pings: Option<(mpsc::Receiver<Ping>, HttpClient)>,
 }
 
 /// Check the alerts' URLs (already validated: parsed again for their targets) and build
 /// the observer and the tasks' queues.
 fn alerting(config: &SchedulerConfig, record_history: bool, db: &Database) -> Result<AlertParts> {
-    let client = HttpClient::new();
+    // Built once, and only when something is sent: with `alerts-https` it loads the roots.
+    let mut client: Option<HttpClient> = None;
+    let mut client = move || client.get_or_insert_with(HttpClient::new).clone();
     let parse = |key: String, url: &str| {
         Target::parse(url).map_err(|reason| Error::InvalidSetting {
             key,
@@ -377,7 +376,7 @@ fn alerting(config: &SchedulerConfig, record_history: bool, db: &Database) -> Re
             let (tx, rx) = mpsc::channel(alerts::QUEUE);
             let task = Alerting {
                 webhook,
-                client: client.clone(),
+                client: client(),
                 store: AlertStore::new(db.clone(), config.tables.alerts.clone()),
                 after_failures,
                 // `keep_days = 0` keeps everything, as for the history.
@@ -396,7 +395,7 @@ fn alerting(config: &SchedulerConfig, record_history: bool, db: &Database) -> Re
         (None, None)
     } else {
         let (tx, rx) = mpsc::channel(alerts::QUEUE);
-        (Some(tx), Some(rx))
+        (Some(tx), Some((rx, client())))
     };
     let observer = (events.is_some() || ping_tx.is_some()).then(|| AlertObserver {
         events: events.clone(),
@@ -408,6 +407,5 @@ fn alerting(config: &SchedulerConfig, record_history: bool, db: &Database) -> Re
         events,
         task,
         pings,
-        client,
     })
 }
