@@ -63,6 +63,7 @@ fn tables(name: &str) -> TableNames {
         audit: Identifier::new(format!("{name}_audit")).expect("ident"),
         registry: Identifier::new(format!("{name}_registry")).expect("ident"),
         fleet: Identifier::new(format!("{name}_fleet")).expect("ident"),
+        alerts: Identifier::new(format!("{name}_alerts")).expect("ident"),
     }
 }
 
