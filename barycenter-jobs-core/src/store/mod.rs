@@ -42,7 +42,7 @@ use schema::Exec;
 pub use close::RunEnd;
 pub use execution::{Execution, ExecutionQuery, ExecutionStatus, NewExecution, Outcome};
 pub use fleet::JobSummary;
-pub use migrations::{MIGRATIONS_TABLE, latest_version};
+pub use migrations::{MIGRATIONS_TABLE, known_versions, latest_version};
 pub use replicas::{Replica, ReplicaBeat};
 
 /// Largest `limit` a listing accepts.

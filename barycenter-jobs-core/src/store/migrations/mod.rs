@@ -151,6 +151,13 @@ pub fn latest_version() -> i64 {
     MIGRATIONS.last().map(|m| m.0).unwrap_or(0)
 }
 
+/// Every schema version this build knows, in order: what a first migration applies. Not
+/// necessarily `1..=latest_version()`: a version given to work that is not in this build is
+/// skipped.
+pub fn known_versions() -> Vec<i64> {
+    MIGRATIONS.iter().map(|m| m.0).collect()
+}
+
 /// Versions that belong to the runtime control (settings and audit tables), the only ones a
 /// scheduler without history needs; every other version is the history's.
 const CONTROL_VERSIONS: &[i64] = &[5, 6, 9, 10, 13];
