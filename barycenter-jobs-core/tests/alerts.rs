@@ -22,6 +22,7 @@ backend_tests!(
     a_receiver_that_answers_500_then_200_gets_the_event_once,
     a_receiver_that_hangs_delays_no_run,
     a_system_pause_is_alerted_and_the_success_after_it_recovers,
+    an_overdue_job_is_alerted_once_per_missed_tick,
 );
 
 const HANG: Duration = Duration::from_secs(60);
@@ -412,6 +413,37 @@ async fn a_system_pause_is_alerted_and_the_success_after_it_recovers(t: &TestDb)
     );
     assert_eq!(hook.events("recovery").len(), 1);
     assert_eq!(hook.alerts().len(), 3, "{:?}", hook.all());
+}
+
+/// A job that never succeeds, with a one-second grace and failures not alerted (below
+/// their threshold): the health check (every 30 s) finds it overdue and the receiver gets
+/// one `overdue` with no run, saying what it missed.
+async fn an_overdue_job_is_alerted_once_per_missed_tick(t: &TestDb) {
+    let hook = Receiver::start(Answer::Ok).await;
+    let job = JobConfig {
+        overdue_after_secs: Some(1),
+        alert_after_failures: Some(1000),
+        ..JobConfig::default()
+    };
+    let config = config("a", &hook.url("/hook")).job("flaky", job);
+    let a = start(t, flaky(&Arc::new(AtomicUsize::new(0)), usize::MAX), config).await;
+    eventually(HANG, "an overdue alert is delivered", || async {
+        !hook.events("overdue").is_empty()
+    })
+    .await;
+    a.shutdown(GRACE).await.unwrap();
+    let overdue = hook.events("overdue");
+    assert_eq!(overdue.len(), 1, "{overdue:?}");
+    assert_eq!(overdue[0]["job"], "flaky");
+    assert!(overdue[0]["executionId"].is_null());
+    assert!(
+        overdue[0]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("no successful run since"),
+        "{overdue:?}"
+    );
+    assert!(hook.events("failure").is_empty(), "below the threshold");
 }
 
 /// A bad URL is refused at start with a typed error that does not repeat it.
