@@ -78,18 +78,21 @@ pub(super) async fn alert_loop(shared: Arc<Shared>, mut rx: mpsc::Receiver<Signa
     loop {
         let wake = next_poll.min(next_health);
         let step = async {
-            tokio::select! {
+            // Whether to look for due rows now: an event was recorded here, or it is time.
+            let look = tokio::select! {
                 signal = rx.recv() => match signal {
-                    Some(signal) => {
-                        if let Err(e) = record(&shared, &a, signal).await {
+                    Some(signal) => match record(&shared, &a, signal).await {
+                        Ok(recorded) => recorded,
+                        Err(e) => {
                             tracing::warn!(error = %e, "could not record an alert");
+                            false
                         }
-                    }
+                    },
                     // The scheduler is gone.
                     None => return false,
                 },
-                _ = tokio::time::sleep_until(wake) => {}
-            }
+                _ = tokio::time::sleep_until(wake) => true,
+            };
             if Instant::now() >= next_health {
                 next_health = Instant::now() + OVERDUE_CHECK;
                 if let Err(e) = record_overdue(&shared, &a).await {
@@ -100,7 +103,11 @@ pub(super) async fn alert_loop(shared: Arc<Shared>, mut rx: mpsc::Receiver<Signa
                 next_purge = Instant::now() + PURGE;
                 purge(&shared, &a).await;
             }
-            next_poll = Instant::now() + deliver_due(&shared, &a).await;
+            // Most run ends are no event (a success with nothing to recover): they cost the
+            // one read that says so, not a look for due rows as well.
+            if look || Instant::now() >= next_poll {
+                next_poll = Instant::now() + deliver_due(&shared, &a).await;
+            }
             true
         };
         // Shutdown does not wait for a receiver: an attempt cut short is tried again (by
@@ -124,8 +131,8 @@ pub(super) async fn alert_loop(shared: Arc<Shared>, mut rx: mpsc::Receiver<Signa
     }
 }
 
-/// Turn one signal into its delivery row, if it is an event.
-async fn record(shared: &Shared, a: &Alerting, signal: Signal) -> Result<()> {
+/// Turn one signal into its delivery row, if it is an event; returns whether it was.
+async fn record(shared: &Shared, a: &Alerting, signal: Signal) -> Result<bool> {
     match signal {
         Signal::Paused { job, note, at } => {
             let key = format!("paused:{job}:{}", at.timestamp_millis());
@@ -137,7 +144,10 @@ async fn record(shared: &Shared, a: &Alerting, signal: Signal) -> Result<()> {
                 at,
                 &shared.instance,
             );
-            a.store.record(&key, "paused", &job, &alert.to_json()).await
+            a.store
+                .record(&key, "paused", &job, &alert.to_json())
+                .await?;
+            Ok(true)
         }
         Signal::Ended {
             job,
@@ -165,14 +175,15 @@ async fn record(shared: &Shared, a: &Alerting, signal: Signal) -> Result<()> {
                             let key = format!("recovery:{key}");
                             a.store
                                 .record(&key, "recovery", &job, &alert.to_json())
-                                .await
+                                .await?;
+                            Ok(true)
                         }
-                        _ => Ok(()),
+                        _ => Ok(false),
                     }
                 }
                 RunStatus::Failed | RunStatus::TimedOut if !retry_follows => {
                     if !enough_failures(shared, a, &job, execution_id, trigger).await? {
-                        return Ok(());
+                        return Ok(false);
                     }
                     let alert = Alert::new(
                         AlertEvent::Failure,
@@ -185,9 +196,10 @@ async fn record(shared: &Shared, a: &Alerting, signal: Signal) -> Result<()> {
                     let key = format!("failure:{execution_id}");
                     a.store
                         .record(&key, "failure", &job, &alert.to_json())
-                        .await
+                        .await?;
+                    Ok(true)
                 }
-                _ => Ok(()),
+                _ => Ok(false),
             }
         }
     }
