@@ -171,6 +171,28 @@ fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
 mod tests {
     use super::*;
 
+    /// The https path is wired (rustls, a handshake attempted): a plain-TCP server that
+    /// answers garbage is a failed delivery with a reason, not a panic nor a hang.
+    #[cfg(feature = "alerts-https")]
+    #[tokio::test]
+    async fn https_talks_tls_and_reports_a_bad_handshake() {
+        use tokio::io::AsyncWriteExt;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut conn, _)) = listener.accept().await {
+                let _ = conn.write_all(b"HTTP/1.1 200 OK\r\n\r\n").await;
+            }
+        });
+        let target = Target::parse(&format!("https://{addr}/hook")).unwrap();
+        let err = HttpClient::new()
+            .post(&target, "application/json", "{}".into())
+            .await
+            .unwrap_err();
+        assert!(err.starts_with("request failed"), "{err}");
+        assert!(!err.contains("/hook"), "{err}");
+    }
+
     #[test]
     fn suffixes_go_on_the_path_and_hosts_hide_the_rest() {
         let t = Target::parse("http://user:pw@hc.example:8000/ping/abc/?x=1").unwrap();
