@@ -84,6 +84,10 @@
 //! enabled = true
 //! lease_ttl_secs = 30
 //!
+//! [alerts]                             # one POST per event per fleet (https is on here)
+//! # webhook_url = "https://hooks.slack.com/services/T000/B000/XXXX"
+//! # (per job: alert_after_failures = 3, ping_url = "https://hc-ping.com/UUID")
+//!
 //! [clock]                              # where cut-offs come from
 //! cutoffs = "database"
 //!

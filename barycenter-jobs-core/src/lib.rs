@@ -62,6 +62,7 @@ compile_error!(
      `postgres` or `mysql` feature"
 );
 
+pub mod alert;
 mod clock;
 mod db;
 mod error;
@@ -97,6 +98,9 @@ pub use scheduler::{
 };
 // Runtime control (issue 15).
 pub use scheduler::{DryRun, RuntimeConfig};
+// Alerts (issue 26).
+pub use alert::{Alert, AlertEvent};
+pub use scheduler::AlertsConfig;
 pub use settings::{
     AuditAction, AuditEntry, AuditQuery, Backfill, PauseRequest, PolicyRequest, RescheduleRequest,
     RuntimeSettings,

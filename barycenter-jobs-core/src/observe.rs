@@ -192,6 +192,9 @@ pub struct RunEnded<'a> {
     pub started_at: DateTime<Utc>,
     /// The scheduler instance that ran it.
     pub instance: &'a str,
+    /// Another attempt at the same tick follows (`retry_attempts`): a failure that is not
+    /// the tick's last word.
+    pub retry_follows: bool,
 }
 
 /// Runs that a dead process left open, closed as abandoned by this scheduler.

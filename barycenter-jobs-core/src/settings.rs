@@ -347,11 +347,13 @@ pub enum AuditAction {
     Backfill,
     /// A running run cancelled.
     Cancel,
+    /// An alert delivered to the webhook, or given up (by the actor `system`).
+    Alert,
 }
 
 impl AuditAction {
     /// The label stored in the `action` column: `trigger`, `dry_run`, `pause`, `resume`,
-    /// `reschedule`, `reset`, `policy`, `backfill`, `cancel`.
+    /// `reschedule`, `reset`, `policy`, `backfill`, `cancel`, `alert`.
     pub fn as_str(&self) -> &'static str {
         match self {
             AuditAction::Trigger => "trigger",
@@ -363,6 +365,7 @@ impl AuditAction {
             AuditAction::Policy => "policy",
             AuditAction::Backfill => "backfill",
             AuditAction::Cancel => "cancel",
+            AuditAction::Alert => "alert",
         }
     }
 }

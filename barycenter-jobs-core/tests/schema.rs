@@ -62,7 +62,7 @@ async fn fresh_database_gets_every_table(t: &TestDb) {
     ExecutionStore::new(t.db.clone()).migrate().await.unwrap();
     let b = t.backend();
 
-    let tables: [(&str, &[(&str, Ty)]); 8] = [
+    let tables: [(&str, &[(&str, Ty)]); 9] = [
         (
             "barycenter_jobs_migrations",
             &[
@@ -175,6 +175,23 @@ async fn fresh_database_gets_every_table(t: &TestDb) {
                 ("message", Text),
             ],
         ),
+        (
+            "job_alerts",
+            &[
+                ("alert_key", Varchar(191)),
+                ("event", Varchar(32)),
+                ("job_name", Varchar(191)),
+                ("payload", Text),
+                ("state", Varchar(16)),
+                ("attempts", BigInt),
+                ("created_ms", BigInt),
+                ("next_attempt_ms", BigInt),
+                ("claimed_by", Varchar(255)),
+                ("claimed_until_ms", BigInt),
+                ("delivered_at_ms", BigInt),
+                ("last_error", Text),
+            ],
+        ),
     ];
     for (table, cols) in tables {
         assert_eq!(
@@ -197,6 +214,15 @@ async fn fresh_database_gets_every_table(t: &TestDb) {
     assert_eq!(
         t.indexes_on("job_execution_logs", "execution_id").await,
         vec!["job_execution_logs_execution_idx".to_owned()]
+    );
+    // The alert deliveries: the senders' poll of due rows, and a job's newest alert.
+    assert_eq!(
+        t.indexes_on("job_alerts", "state").await,
+        vec!["job_alerts_due_idx".to_owned()]
+    );
+    assert_eq!(
+        t.indexes_on("job_alerts", "job_name").await,
+        vec!["job_alerts_job_idx".to_owned()]
     );
     // The tables keyed by job name: their primary key, and no second index.
     for table in ["job_leases", "job_settings", "job_registry"] {
@@ -275,6 +301,7 @@ async fn fresh_database_gets_every_table(t: &TestDb) {
         ("job_leases", 14, "add_lease_run_control_columns"),
         ("job_fleet", 15, "create_job_fleet"),
         ("job_execution_logs", 16, "create_job_execution_logs"),
+        ("job_alerts", 17, "create_job_alerts"),
     ]
     .map(|(s, v, n)| (s.to_owned(), v, n.to_owned()));
     assert_eq!(applied, want);

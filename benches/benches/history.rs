@@ -64,6 +64,7 @@ fn tables(name: &str) -> TableNames {
         registry: Identifier::new(format!("{name}_registry")).expect("ident"),
         fleet: Identifier::new(format!("{name}_fleet")).expect("ident"),
         logs: Identifier::new(format!("{name}_logs")).expect("ident"),
+        alerts: Identifier::new(format!("{name}_alerts")).expect("ident"),
     }
 }
 

@@ -16,6 +16,7 @@
 //! | `retention.interval_secs` | 1 ..= 2,592,000 (30 days) |
 //! | `retention.batch_size` | 1 ..= 10,000 (a bound every backend's bind-parameter limit takes) |
 //! | `runtime_settings.poll_interval_ms` | 0 ..= 3,600,000 (below 1,000 counts as 1,000) |
+//! | `jobs.NAME.alert_after_failures` | 1 ..= 1,000 |
 //!
 //! ```
 //! use barycenter_jobs_core::{Error, SchedulerConfig};
@@ -60,6 +61,8 @@ pub const MAX_JITTER_SECS: u64 = 3600;
 pub const MAX_CATCH_UP_WINDOW_SECS: u64 = MAX_TIMEOUT_SECS;
 /// Most consecutive failures before an automatic pause.
 pub const MAX_PAUSE_AFTER_FAILURES: u32 = 1000;
+/// Largest `alert_after_failures` (the history read that counts them stays small).
+pub const MAX_ALERT_AFTER_FAILURES: u32 = 1000;
 /// Most missed ticks [`MisfirePolicy::RunAll`](super::MisfirePolicy::RunAll) runs (the
 /// newest of them).
 pub const MAX_CATCH_UP_TICKS: usize = 100;
@@ -161,6 +164,17 @@ impl SchedulerConfig {
                     MAX_OVERDUE_AFTER_SECS,
                 )?;
             }
+            if let Some(n) = job.alert_after_failures {
+                check(
+                    format!("jobs.{name}.alert_after_failures"),
+                    u64::from(n),
+                    1,
+                    u64::from(MAX_ALERT_AFTER_FAILURES),
+                )?;
+            }
+            if let Some(url) = &job.ping_url {
+                crate::alert::check_url(&format!("jobs.{name}.ping_url"), url)?;
+            }
             check_policy(
                 &format!("jobs.{name}."),
                 job.catch_up_window_secs,
@@ -168,6 +182,9 @@ impl SchedulerConfig {
                 job.pause_after_failures,
                 (job.retry_attempts, job.retry_backoff_secs),
             )?;
+        }
+        if let Some(url) = &self.alerts.webhook_url {
+            crate::alert::check_url("alerts.webhook_url", url)?;
         }
         check(
             "cancel_grace_secs",

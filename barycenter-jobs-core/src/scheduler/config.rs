@@ -45,6 +45,8 @@ pub struct SchedulerConfig {
     /// [`ExecutionStore::run_log`](crate::ExecutionStore::run_log). The host's own logging
     /// is the same either way; off, a run's log is empty. Without history nothing is kept.
     pub capture_run_logs: bool,
+    /// Where alerts go (see [`crate::alert`]); off unless `webhook_url` is set.
+    pub alerts: AlertsConfig,
 }
 
 impl Default for SchedulerConfig {
@@ -59,6 +61,7 @@ impl Default for SchedulerConfig {
             cancel_grace_secs: 5,
             runtime_settings: RuntimeConfig::default(),
             capture_run_logs: true,
+            alerts: AlertsConfig::default(),
         }
     }
 }
@@ -112,6 +115,12 @@ pub struct JobConfig {
     /// since (see [`SchedulerHandle::health`](crate::SchedulerHandle::health)). Default: the
     /// smaller of the schedule's interval and one hour, at least 60 s.
     pub overdue_after_secs: Option<u64>,
+    /// A `failure` alert is sent from this many consecutive failed ticks on (default 1: for
+    /// every failed run); see [`crate::alert`].
+    pub alert_after_failures: Option<u32>,
+    /// A Healthchecks-style ping URL: `{url}/start` when a run starts, `{url}` when it
+    /// succeeds, `{url}/fail` when it fails or times out (best effort, off the run path).
+    pub ping_url: Option<String>,
 }
 
 impl JobConfig {
@@ -217,6 +226,25 @@ impl OverlapPolicy {
         [Self::Skip, Self::BufferOne, Self::CancelRunning]
             .into_iter()
             .find(|p| p.as_str() == name)
+    }
+}
+
+/// Alerts (`[alerts]`): one JSON POST per event per fleet; see [`crate::alert`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AlertsConfig {
+    /// The webhook the events are POSTed to (`http://` or, with the `alerts-https` feature,
+    /// `https://`); a Slack or Mattermost incoming webhook shows the payload's `text`. Unset
+    /// (the default): no alerts. Only its host is ever logged: such URLs carry a secret.
+    pub webhook_url: Option<String>,
+}
+
+impl AlertsConfig {
+    /// Alerts to `url`.
+    pub fn webhook(url: impl Into<String>) -> Self {
+        Self {
+            webhook_url: Some(url.into()),
+        }
     }
 }
 

@@ -46,8 +46,9 @@ impl Ended {
         }
     }
 
-    /// Tell the observers how the run ended.
-    pub(super) fn observe(&self, shared: &Shared, slot: &Slot) {
+    /// Tell the observers how the run ended; `retry_follows`: another attempt at its tick
+    /// is waiting on the lease row.
+    pub(super) fn observe(&self, shared: &Shared, slot: &Slot, retry_follows: bool) {
         let partial = self.partial;
         let (status, message, records_processed) = match &self.outcome {
             Outcome::Succeeded { records_processed } => {
@@ -71,6 +72,7 @@ impl Ended {
             records_processed,
             started_at: self.started_at,
             instance: &shared.instance,
+            retry_follows,
         });
     }
 
@@ -206,7 +208,7 @@ pub(super) async fn close_after_panic(
     ended.log();
     let open = shared.record_history && !record(shared, &ended).await;
     release(shared, lease.as_ref(), open, None).await;
-    ended.observe(shared, slot);
+    ended.observe(shared, slot, false);
 }
 
 #[cfg(test)]

@@ -88,7 +88,8 @@ mod identity;
 mod shared;
 mod slot;
 
-// Time: the timer groups and their tasks, start-up recovery, history retention.
+// Time: the timer groups and their tasks, start-up recovery, history retention, alerts.
+mod alerts;
 mod recovery;
 mod retention;
 mod timer_groups;
@@ -108,8 +109,8 @@ mod info;
 
 pub use builder::{Scheduler, SchedulerBuilder};
 pub use config::{
-    ClockConfig, CoordinationConfig, CutoffClock, JobConfig, MisfirePolicy, OverlapPolicy,
-    RetentionConfig, RuntimeConfig, SchedulerConfig,
+    AlertsConfig, ClockConfig, CoordinationConfig, CutoffClock, JobConfig, MisfirePolicy,
+    OverlapPolicy, RetentionConfig, RuntimeConfig, SchedulerConfig,
 };
 pub use handle::{DryRun, SchedulerHandle};
 pub use health::{FleetHealth, HealthStatus, JobHealth, default_overdue_after};

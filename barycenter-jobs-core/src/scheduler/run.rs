@@ -190,7 +190,7 @@ async fn run_and_record(claimed: Claimed) {
     run_log::write(&shared, execution_id, log).await;
     // After the row is written (an observer may read the history) and before waiters are
     // woken (whoever awaits the run sees its observers already told).
-    ended.observe(&shared, &slot);
+    ended.observe(&shared, &slot, retry.is_some());
     if let Some(retry) = retry {
         retry::start_at_its_time(&shared, &slot, retry);
     }

@@ -240,6 +240,7 @@ impl Shared {
         match store.pause_unless_paused(name, SYSTEM, &note).await {
             Ok(true) => {
                 tracing::error!(job = %name, failures = after, "job paused after consecutive failures");
+                self.alert_paused(name, &note);
                 let pause = Change::Pause(PauseRequest::new().note(note));
                 // Recorded before it is applied here: whoever sees the pause finds its entry.
                 self.audit(NewAuditEntry {

@@ -61,6 +61,9 @@ pub(super) struct Shared {
     pub(super) time_source: TimeSource,
     /// The host's run observers (see [`crate::observe`]).
     pub(super) observers: Observers,
+    /// The alerts' task's queue (`None`: no webhook), for the events that are not a run's
+    /// end (the system's pauses).
+    pub(super) alerts: Option<tokio::sync::mpsc::Sender<crate::alert::Signal>>,
 }
 
 /// `Shared::skew_us` before the first measurement.

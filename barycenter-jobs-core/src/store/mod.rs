@@ -44,7 +44,7 @@ pub use close::RunEnd;
 pub use execution::{Execution, ExecutionQuery, ExecutionStatus, NewExecution, Outcome};
 pub use fleet::JobSummary;
 pub use logs::LogLine;
-pub use migrations::{MIGRATIONS_TABLE, latest_version};
+pub use migrations::{MIGRATIONS_TABLE, known_versions, latest_version};
 pub use replicas::{Replica, ReplicaBeat};
 
 /// Largest `limit` a listing accepts.
@@ -71,6 +71,8 @@ pub struct TableNames {
     /// The runs' logs (`job_execution_logs`): what each run logged at `info` and above; see
     /// [`ExecutionStore::run_log`]. Purged with the history.
     pub logs: Identifier,
+    /// The alert deliveries, one row per event (`job_alerts`); see [`crate::alert`].
+    pub alerts: Identifier,
 }
 
 impl Default for TableNames {
@@ -83,6 +85,7 @@ impl Default for TableNames {
             registry: Identifier::new("job_registry").expect("valid"),
             fleet: Identifier::new("job_fleet").expect("valid"),
             logs: Identifier::new("job_execution_logs").expect("valid"),
+            alerts: Identifier::new("job_alerts").expect("valid"),
         }
     }
 }
@@ -230,8 +233,22 @@ impl ExecutionStore {
         n: u32,
         attempts_per_tick: u32,
     ) -> Result<Vec<ExecutionStatus>> {
+        self.tick_statuses_up_to(job_name, n, attempts_per_tick, None)
+            .await
+    }
+
+    /// [`recent_tick_statuses`](Self::recent_tick_statuses) of the runs up to run `up_to`
+    /// (its id) when given: the streak that run ended, not one a later run (already
+    /// started) has changed.
+    pub(crate) async fn tick_statuses_up_to(
+        &self,
+        job_name: &str,
+        n: u32,
+        attempts_per_tick: u32,
+        up_to: Option<i64>,
+    ) -> Result<Vec<ExecutionStatus>> {
         let rows = n.saturating_mul(Ord::max(attempts_per_tick, 1));
-        let q = Query::select()
+        let mut q = Query::select()
             // Qualified, as in `select`.
             .columns(
                 [
@@ -248,6 +265,9 @@ impl ExecutionStore {
             .order_by(Exec::Id, Order::Desc)
             .limit(u64::from(rows.clamp(1, MAX_LIST_LIMIT)))
             .to_owned();
+        if let Some(id) = up_to {
+            q.and_where(Expr::col(Exec::Id).lte(id));
+        }
         let mut seen = std::collections::BTreeSet::new();
         let mut out = Vec::new();
         for row in self.db.fetch_all(&q).await? {

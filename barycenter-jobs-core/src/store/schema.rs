@@ -135,3 +135,22 @@ pub(crate) enum ExecLog {
     Level,
     Message,
 }
+
+/// Columns of the alert deliveries table (`job_alerts` by default; migration 17): one row per
+/// alert event, keyed by a key every replica computes alike, so the fleet delivers it once
+/// (see [`crate::alert`]).
+#[derive(Iden, Clone, Copy, Debug)]
+pub(crate) enum Alerts {
+    AlertKey,
+    Event,
+    JobName,
+    Payload,
+    State,
+    Attempts,
+    CreatedMs,
+    NextAttemptMs,
+    ClaimedBy,
+    ClaimedUntilMs,
+    DeliveredAtMs,
+    LastError,
+}

@@ -11,6 +11,7 @@
 //! the stores that read and write those tables (`lease`, `settings`) take only their names
 //! and columns from [`schema`](super::schema), and nothing here calls into them.
 
+mod alerts;
 mod audit;
 mod executions;
 mod fleet;
@@ -143,11 +144,24 @@ const MIGRATIONS: &[(i64, &str, Target, Step)] = &[
         |t| &t.logs,
         |db, table| Box::pin(logs::create(db, table)),
     ),
+    (
+        17,
+        "create_job_alerts",
+        |t| &t.alerts,
+        |db, table| Box::pin(alerts::create(db, table)),
+    ),
 ];
 
 /// The newest schema version this build knows.
 pub fn latest_version() -> i64 {
     MIGRATIONS.last().map(|m| m.0).unwrap_or(0)
+}
+
+/// Every schema version this build knows, in order: what a first migration applies. Not
+/// necessarily `1..=latest_version()`: a version given to work that is not in this build is
+/// skipped.
+pub fn known_versions() -> Vec<i64> {
+    MIGRATIONS.iter().map(|m| m.0).collect()
 }
 
 /// Versions that belong to the runtime control (settings and audit tables), the only ones a
