@@ -284,6 +284,18 @@ fn main() {
     long_run();
 }
 
+/// A fresh PostgreSQL database (test support's, as the tests use), dropped with the value;
+/// its setup connection closed, so every statement counted is a scheduler's.
+fn fresh_postgres(setup: &tokio::runtime::Runtime) -> barycenter_jobs_test_support::TestDb {
+    setup.block_on(async {
+        let fresh =
+            barycenter_jobs_test_support::postgres_on(&barycenter_jobs_benches::postgres_url())
+                .await;
+        fresh.db.close().await;
+        fresh
+    })
+}
+
 /// A job that runs for ten seconds, reporting a record every 100 ms.
 struct LongRun;
 
@@ -314,13 +326,7 @@ fn long_run() {
         .enable_all()
         .build()
         .expect("runtime");
-    let fresh = setup.block_on(async {
-        let fresh =
-            barycenter_jobs_test_support::postgres_on(&barycenter_jobs_benches::postgres_url())
-                .await;
-        fresh.db.close().await;
-        fresh
-    });
+    let fresh = fresh_postgres(&setup);
     let url = fresh.url.clone();
     let counted = std::thread::Builder::new()
         .name("replica-0".into())
@@ -396,14 +402,7 @@ fn fleet(
         .enable_all()
         .build()
         .expect("runtime");
-    // A fresh database, dropped at the end (test support's, as the tests use).
-    let fresh = setup.block_on(async {
-        let fresh =
-            barycenter_jobs_test_support::postgres_on(&barycenter_jobs_benches::postgres_url())
-                .await;
-        fresh.db.close().await;
-        fresh
-    });
+    let fresh = fresh_postgres(&setup);
     let url = fresh.url.clone();
     STATEMENTS.lock().unwrap().clear();
 

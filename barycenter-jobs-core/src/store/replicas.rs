@@ -73,6 +73,18 @@ pub struct Replica {
     pub running: u32,
 }
 
+/// What a row says of its scheduler (all but the key), in the order written and read.
+const SEEN: [Fleet; 8] = [
+    Fleet::Instance,
+    Fleet::Host,
+    Fleet::Pid,
+    Fleet::Version,
+    Fleet::StartedAtMs,
+    Fleet::LastSeenMs,
+    Fleet::ClockSkewMs,
+    Fleet::Running,
+];
+
 fn clip(s: &str, max: usize) -> String {
     s.chars().take(max).collect()
 }
@@ -85,17 +97,7 @@ impl ExecutionStore {
         let skew = beat.clock_skew.map(|d| d.num_milliseconds());
         let stmt = Query::insert()
             .into_table(self.tables.fleet.clone())
-            .columns([
-                Fleet::Holder,
-                Fleet::Instance,
-                Fleet::Host,
-                Fleet::Pid,
-                Fleet::Version,
-                Fleet::StartedAtMs,
-                Fleet::LastSeenMs,
-                Fleet::ClockSkewMs,
-                Fleet::Running,
-            ])
+            .columns(std::iter::once(Fleet::Holder).chain(SEEN))
             .values_panic([
                 clip(&beat.holder, 191).into(),
                 clip(&beat.instance, 255).into(),
@@ -121,19 +123,7 @@ impl ExecutionStore {
     pub async fn replicas(&self, within: Duration) -> Result<Vec<Replica>> {
         let within_ms = i64::try_from(within.as_millis()).unwrap_or(i64::MAX / 4);
         let stmt = Query::select()
-            .columns(
-                [
-                    Fleet::Instance,
-                    Fleet::Host,
-                    Fleet::Pid,
-                    Fleet::Version,
-                    Fleet::StartedAtMs,
-                    Fleet::LastSeenMs,
-                    Fleet::ClockSkewMs,
-                    Fleet::Running,
-                ]
-                .map(|col| (self.tables.fleet.clone(), col)),
-            )
+            .columns(SEEN.map(|col| (self.tables.fleet.clone(), col)))
             .from(self.tables.fleet.clone())
             .and_where(Expr::col(Fleet::LastSeenMs).gte(self.db.now_ms_expr().sub(within_ms)))
             .order_by(Fleet::Instance, Order::Asc)
