@@ -204,6 +204,36 @@ async fn store_fields_load_once_per_request(backend: Backend) {
         assert!(cost <= 50, "the {name} batch cost {cost} statements");
     }
 
+    // The fleet and a run's log: read once per request, however many aliases name them.
+    let aliases: String = (0..70)
+        .map(|i| format!("f{i}: fleet {{ instance }} "))
+        .collect();
+    let logs: String = (0..70)
+        .map(|i| format!("l{i}: logs {{ message }} "))
+        .collect();
+    let query = format!(
+        r#"{{ {aliases} run: jobExecution(id: "{}") {{ {logs} }} }}"#,
+        run.id
+    );
+    let before = statements();
+    let answer = send(svc.clone(), post_query(&query)).await;
+    let cost = statements() - before;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
+    let answer = answer.json();
+    assert!(answer.get("errors").is_none(), "{}", short(&answer));
+    assert_eq!(answer["data"]["f69"], answer["data"]["f0"]);
+    assert_eq!(
+        answer["data"]["f0"].as_array().map(Vec::len),
+        Some(1),
+        "{}",
+        short(&answer)
+    );
+    assert_eq!(answer["data"]["run"]["l69"], answer["data"]["run"]["l0"]);
+    assert!(
+        cost <= 3,
+        "70 aliases of fleet and of logs cost {cost} statements"
+    );
+
     // `/health` and `/metrics`: one read each.
     for path in ["/admin/jobs/health", "/admin/jobs/metrics"] {
         let before = statements();

@@ -21,7 +21,7 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 
 use async_graphql::Context;
-use barycenter_jobs_core::{Execution, FleetHealth};
+use barycenter_jobs_core::{Execution, FleetHealth, LogLine, Replica};
 use tokio::sync::{OnceCell, Semaphore};
 
 use super::{INTERNAL_ERROR, JobsContext};
@@ -37,6 +37,26 @@ type Cell<T> = Arc<OnceCell<Result<T, Failed>>>;
 struct Generation {
     health: Cell<Arc<FleetHealth>>,
     latest: Mutex<HashMap<String, Cell<Option<Arc<Execution>>>>>,
+    fleet: Cell<Arc<Vec<Replica>>>,
+    logs: Mutex<HashMap<i64, Cell<Arc<Vec<LogLine>>>>>,
+}
+
+/// Read `cell` once with `read`; a failure is logged once (as `what`) and remembered.
+async fn once<T: Clone, E: std::fmt::Display>(
+    cell: Cell<T>,
+    state: &JobsContext,
+    what: &'static str,
+    read: impl Future<Output = Result<T, E>>,
+) -> async_graphql::Result<T> {
+    cell.get_or_init(|| async {
+        state.reads.run(read).await.map_err(|e| {
+            tracing::error!(error = %e, "admin GraphQL request could not read {what}");
+            Failed
+        })
+    })
+    .await
+    .clone()
+    .map_err(internal)
 }
 
 /// The store reads of one request (a batch included), each made at most once. Cheap to
@@ -79,20 +99,36 @@ impl Loads {
         state: &JobsContext,
     ) -> async_graphql::Result<Arc<FleetHealth>> {
         let cell = Arc::clone(&self.generation().health);
-        cell.get_or_init(|| async {
-            state
-                .reads
-                .run(state.handle.health())
-                .await
-                .map(Arc::new)
-                .map_err(|e| {
-                    tracing::error!(error = %e, "admin GraphQL request could not read the fleet's health");
-                    Failed
-                })
+        once(cell, state, "the fleet's health", async {
+            state.handle.health().await.map(Arc::new)
         })
         .await
-        .clone()
-        .map_err(internal)
+    }
+
+    /// The fleet's schedulers, read once (one statement).
+    pub(crate) async fn fleet(
+        &self,
+        state: &JobsContext,
+    ) -> async_graphql::Result<Arc<Vec<Replica>>> {
+        let cell = Arc::clone(&self.generation().fleet);
+        once(cell, state, "the fleet", async {
+            state.handle.fleet().await.map(Arc::new)
+        })
+        .await
+    }
+
+    /// The log of run `id`, read once per run (one indexed read).
+    pub(crate) async fn run_log(
+        &self,
+        state: &JobsContext,
+        id: i64,
+    ) -> async_graphql::Result<Arc<Vec<LogLine>>> {
+        let generation = self.generation();
+        let cell = Arc::clone(lock(&generation.logs).entry(id).or_default());
+        once(cell, state, "a run's log", async {
+            state.handle.store().run_log(id).await.map(Arc::new)
+        })
+        .await
     }
 
     /// The newest recorded run of `job`, read once per job (one indexed probe).
@@ -103,20 +139,15 @@ impl Loads {
     ) -> async_graphql::Result<Option<Arc<Execution>>> {
         let generation = self.generation();
         let cell = Arc::clone(lock(&generation.latest).entry(job.to_owned()).or_default());
-        cell.get_or_init(|| async {
+        once(cell, state, "the last execution", async {
             state
-                .reads
-                .run(state.handle.store().latest(job))
+                .handle
+                .store()
+                .latest(job)
                 .await
                 .map(|e| e.map(Arc::new))
-                .map_err(|e| {
-                    tracing::error!(job, error = %e, "admin GraphQL request could not read the last execution");
-                    Failed
-                })
         })
         .await
-        .clone()
-        .map_err(internal)
     }
 }
 

@@ -204,15 +204,11 @@ impl QueryRoot {
     }
 
     /// The schedulers of the fleet seen in the last 30 s (each refreshes its row every 10 s;
-    /// a clean shutdown removes it), by instance label.
+    /// a clean shutdown removes it), by instance label. Read once per request.
     async fn fleet(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<FleetMember>> {
         let state = JobsContext::of(ctx)?;
-        state
-            .reads
-            .run(state.handle.fleet())
-            .await
-            .map(|all| all.into_iter().map(FleetMember).collect())
-            .map_err(|e| internal_error("fleet", e))
+        let fleet = Loads::of(ctx).fleet(state).await?;
+        Ok(fleet.iter().cloned().map(FleetMember).collect())
     }
 
     /// One run by id; null when there is no such run.

@@ -5,7 +5,7 @@ use barycenter_jobs_core::JobPolicy;
 use barycenter_jobs_core::{Execution, FleetHealth, JobHealth, JobInfo};
 use chrono::{DateTime, SecondsFormat, Utc};
 
-use super::{JobsContext, Loads, internal_error};
+use super::{JobsContext, Loads};
 
 /// An ISO 8601 UTC timestamp with second precision, `2026-01-01T00:00:00Z`.
 pub(crate) fn iso(t: DateTime<Utc>) -> String {
@@ -347,17 +347,14 @@ impl JobExecution {
     /// What the run logged at `info` and above, in order: at most 200 lines and 64 KiB,
     /// then one line saying how many more were dropped. Empty while the run is running (its
     /// log is written at its end), for a run that logged nothing, and when the scheduler
-    /// captures no logs. One read per run; its complexity counts it as
+    /// captures no logs. One read per run and request, however many aliases name it; its
+    /// complexity counts it as
     /// [`LOGS_COMPLEXITY`] fields, so that many aliased runs' logs are refused.
     #[graphql(complexity = "LOGS_COMPLEXITY + child_complexity")]
     async fn logs(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<LogLine>> {
         let state = JobsContext::of(ctx)?;
-        let lines = state
-            .reads
-            .run(state.handle.store().run_log(self.0.id))
-            .await
-            .map_err(|e| internal_error("logs", e))?;
-        Ok(lines.into_iter().map(LogLine).collect())
+        let lines = Loads::of(ctx).run_log(state, self.0.id).await?;
+        Ok(lines.iter().cloned().map(LogLine).collect())
     }
 }
 
