@@ -224,7 +224,7 @@ async fn enough_failures(
     let Some(slot) = shared.slots.get(job) else {
         return Ok(false);
     };
-    let attempts = slot.settings().policy.retry_attempts.saturating_add(1);
+    let attempts = slot.policy().retry_attempts.saturating_add(1);
     let statuses = shared
         .store
         .tick_statuses_up_to(job, n, attempts, Some(execution_id))

@@ -107,7 +107,7 @@ pub(super) fn validate(
 /// Called when a backfill is asked for, when any run of the job ends, and by the look-out
 /// for waiting work; cheap when there is none.
 pub(super) fn advance(shared: &Arc<Shared>, slot: &Arc<Slot>) {
-    if slot.runtime().backfill.is_none() || shared.stop_firing.is_cancelled() {
+    if !slot.is_backfilling() || shared.stop_firing.is_cancelled() {
         return;
     }
     let (shared2, slot) = (shared.clone(), slot.clone());

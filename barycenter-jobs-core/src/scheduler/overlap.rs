@@ -41,7 +41,7 @@ pub(super) async fn tick_while_running(
     slot: &Arc<Slot>,
     tick: DateTime<Utc>,
 ) -> bool {
-    let policy = slot.settings().policy.overlap;
+    let policy = slot.policy().overlap;
     if policy == OverlapPolicy::Skip {
         return false;
     }
@@ -89,7 +89,7 @@ pub(super) async fn tick_while_running(
 /// After a run of `slot`'s job ended and gave its lease back: start the tick buffered
 /// meanwhile, if the policy buffers and one waits. Costs nothing under `overlap = skip`.
 pub(super) fn after_run(shared: &Arc<Shared>, slot: &Arc<Slot>) {
-    if slot.settings().policy.overlap != OverlapPolicy::Skip {
+    if slot.policy().overlap != OverlapPolicy::Skip {
         start_buffered(shared, slot);
     }
 }

@@ -202,7 +202,7 @@ async fn run_and_record(claimed: Claimed) {
     // for the next tick at once.
     let scheduled = !matches!(trigger, Trigger::Manual | Trigger::Backfill { .. });
     if let (Outcome::Failed { message }, true, None) = (&ended.outcome, scheduled, retry) {
-        let after = slot.settings().policy.pause_after_failures;
+        let after = slot.policy().pause_after_failures;
         if after > 0 {
             let (shared, slot, message) = (shared.clone(), slot.clone(), message.clone());
             shared.clone().tracker.spawn(async move {

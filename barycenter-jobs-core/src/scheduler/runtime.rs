@@ -210,7 +210,7 @@ impl Shared {
             return;
         }
         let name = slot.job.name();
-        let attempts = slot.settings().policy.retry_attempts.saturating_add(1);
+        let attempts = slot.policy().retry_attempts.saturating_add(1);
         let statuses = match self.store.recent_tick_statuses(name, after, attempts).await {
             Ok(statuses) => statuses,
             Err(e) => {

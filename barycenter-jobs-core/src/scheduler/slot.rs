@@ -24,7 +24,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::Notify;
 
 use super::effective::{Base, GroupKey, Settings};
-use super::info::{JobInfo, jitter_offset};
+use super::info::{JobInfo, JobPolicy, jitter_offset};
 use super::stop::StopSignal;
 use crate::error::Result;
 use crate::job::Job;
@@ -247,6 +247,17 @@ impl Slot {
     /// The runtime settings in force.
     pub(super) fn runtime(&self) -> RuntimeSettings {
         lock(&self.state).settings.runtime.clone()
+    }
+
+    /// The policies in force (a copy of a few numbers: read where a run ends, so it does not
+    /// clone the whole settings).
+    pub(super) fn policy(&self) -> JobPolicy {
+        lock(&self.state).settings.policy.clone()
+    }
+
+    /// Whether a backfill is in progress (read where every run ends).
+    pub(super) fn is_backfilling(&self) -> bool {
+        lock(&self.state).settings.runtime.backfill.is_some()
     }
 
     /// Whether ticks start runs (not disabled, not paused).

@@ -99,7 +99,7 @@ async fn tick_loop(
             }
         });
         for slot in skipped {
-            if slot.settings().policy.overlap == OverlapPolicy::Skip {
+            if slot.policy().overlap == OverlapPolicy::Skip {
                 tick_skipped_running(&shared, &slot, next);
             } else {
                 // Buffered (and the running run perhaps cancelled) off the timer.
@@ -218,7 +218,7 @@ async fn fire(shared: &Arc<Shared>, slot: &Arc<Slot>, due: Due) {
                 observed(TickOutcome::Lost);
                 // Held by a run elsewhere: buffered under `overlap` (a tick another
                 // replica took is left alone: the buffer writes only an unclaimed tick).
-                if slot.settings().policy.overlap != OverlapPolicy::Skip {
+                if slot.policy().overlap != OverlapPolicy::Skip {
                     Box::pin(overlap::tick_while_running(shared, slot, tick)).await;
                     return;
                 }
