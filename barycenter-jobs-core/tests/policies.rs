@@ -498,8 +498,13 @@ async fn a_retry_outlives_the_replica_that_left_it(t: &TestDb) {
     .await;
     a.shutdown(GRACE).await.unwrap();
     let b = start(t, registry("b"), retrying("b")).await;
+    // Waits for the retry's end, not its start row: the row is written before the job's body
+    // runs, and the body is what records the run in `log`.
     eventually(HANG, "the retry ran on B", || async {
-        attempts_of_first_tick(&b).await.len() >= 2
+        attempts_of_first_tick(&b)
+            .await
+            .get(1)
+            .is_some_and(|retry| retry.4.is_some())
     })
     .await;
     let attempts = attempts_of_first_tick(&b).await;

@@ -206,7 +206,9 @@ async fn run_and_record(claimed: Claimed) {
         if after > 0 {
             let (shared, slot, message) = (shared.clone(), slot.clone(), message.clone());
             shared.clone().tracker.spawn(async move {
-                shared.pause_after_failures(&slot, after, &message).await;
+                shared
+                    .pause_after_failures(&slot, execution_id, after, &message)
+                    .await;
             });
         }
     }

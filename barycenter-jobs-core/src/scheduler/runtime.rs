@@ -197,11 +197,14 @@ impl Shared {
     }
 
     /// After a failed scheduled run of `slot`'s job whose retries are over: pause it as the
-    /// actor `system` when its newest `after` ticks all failed (each by its last attempt). Reads the history only on failure, so a
-    /// successful tick costs nothing more.
+    /// actor `system` when its newest `after` ticks up to that run (`execution_id`) all
+    /// failed (each by its last attempt). Counted up to that run, not to the newest row: the
+    /// next tick may already have started, and its open row would hide the streak. Reads the
+    /// history only on failure, so a successful tick costs nothing more.
     pub(super) async fn pause_after_failures(
         self: &Arc<Self>,
         slot: &Slot,
+        execution_id: i64,
         after: u32,
         last_error: &str,
     ) {
@@ -211,7 +214,11 @@ impl Shared {
         }
         let name = slot.job.name();
         let attempts = slot.policy().retry_attempts.saturating_add(1);
-        let statuses = match self.store.recent_tick_statuses(name, after, attempts).await {
+        let statuses = match self
+            .store
+            .tick_statuses_up_to(name, after, attempts, Some(execution_id))
+            .await
+        {
             Ok(statuses) => statuses,
             Err(e) => {
                 tracing::warn!(job = %name, error = %e, "could not count consecutive failures");
