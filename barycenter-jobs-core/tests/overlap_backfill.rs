@@ -279,7 +279,13 @@ async fn a_backfill_runs_each_tick_once_oldest_first_within_its_bounds(t: &TestD
         [(hour(1), ok, 1), (hour(2), ok, 1), (hour(3), ok, 1)]
     );
     one_at_a_time_and_once_per_tick(&runs(&h).await);
-    let seen: Vec<_> = log.of("long").into_iter().map(|s| s.trigger).collect();
+    // The backfill's runs (the job's own hourly tick may come due while the test runs).
+    let seen: Vec<_> = log
+        .of("long")
+        .into_iter()
+        .map(|s| s.trigger)
+        .filter(|t| matches!(t, Trigger::Backfill { .. }))
+        .collect();
     assert_eq!(
         seen,
         [1, 2, 3].map(|n| Trigger::Backfill { fire_time: hour(n) })

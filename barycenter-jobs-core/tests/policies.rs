@@ -262,8 +262,8 @@ fn jittered_runs(log: &RunLog, from: DateTime<Utc>) -> Vec<(DateTime<Utc>, DateT
 }
 
 /// Three daily jobs whose last run was four and a half days ago: `run_all` runs the five
-/// missed ticks, oldest first, one at a time; with a window of two and a half days, the
-/// three within it; `run_once` with a window shorter than the age of its newest missed tick,
+/// missed ticks, oldest first, one at a time; with a window that holds the newest three, those
+/// three; `run_once` with a window shorter than the age of its newest missed tick,
 /// none.
 async fn run_all_catches_up_each_missed_tick_in_order_within_the_window(t: &TestDb) {
     let daily = Schedule::parse("0 0 0 * * *").unwrap();
@@ -291,9 +291,12 @@ async fn run_all_catches_up_each_missed_tick_in_order_within_the_window(t: &Test
     config
         .jobs
         .insert("all".into(), job(MisfirePolicy::RunAll, None));
+    // A window reaching half a day past the third newest tick, measured from now (the age of
+    // a tick depends on the time of day the test runs): three ticks in it, the fourth out.
+    let window = (now - (newest - chrono::Duration::days(2))).num_seconds() + 43_200;
     config.jobs.insert(
         "windowed".into(),
-        job(MisfirePolicy::RunAll, Some(2 * 86_400 + 43_200)),
+        job(MisfirePolicy::RunAll, Some(window.try_into().unwrap())),
     );
     config
         .jobs
