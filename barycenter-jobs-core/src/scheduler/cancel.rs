@@ -1,7 +1,7 @@
 //! An operator's cancel of one running run (`cancelRun`): whichever replica runs it stops it
 //! within about two seconds. The run in this process is stopped at once; any other is asked
 //! through its job's lease row ([`LeaseStore::request_cancel`]), which the run's supervision
-//! reads once a second while it lasts (see [`super::supervise`]). The run ends `cancelled`,
+//! reads once a second while it lasts (see [`super::beside`]). The run ends `cancelled`,
 //! with the records it reported and the principal in its message, and gives its lease back
 //! as any run does. Every attempt is audited (`cancel`), refusals included.
 //!

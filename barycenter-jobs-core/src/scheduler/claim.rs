@@ -12,9 +12,9 @@ use tokio::time::Instant;
 
 use super::abandoned::close_abandoned;
 use super::bounds::instant_after;
+use super::renew::LeaseState;
 use super::shared::Shared;
 use super::slot::{Running, Slot};
-use super::supervise::LeaseState;
 use crate::error::{Error, Result};
 use crate::job::Trigger;
 use crate::lease::{ClaimKind, Lease, LeaseStore};

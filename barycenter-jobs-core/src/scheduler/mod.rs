@@ -68,11 +68,13 @@
 // The run path, one concept per module: claim -> supervise -> end, put together by `run`.
 mod abandoned;
 mod backfill;
+mod beside;
 mod cancel;
 mod claim;
 mod end;
 mod heartbeat;
 mod overlap;
+mod renew;
 mod retry;
 mod run;
 mod run_log;

@@ -1,19 +1,8 @@
 //! The supervision of a running run: the job's future is polled beside its timeout, the
 //! scheduler's shutdown and its lease, which a task of its own renews. This is where a run
-//! is stopped from outside: the place run controls hook into.
-//!
-//! # Fencing
-//! A run with a lease knows until when the lease is surely valid: the instant the last
-//! successful claim or renewal was *sent*, plus the TTL (the database computes the expiry
-//! from its own clock when the statement executes, which is later). The renewal runs in a
-//! task of its own, beside the run, so a renewal waiting on the database (a lock held by
-//! another session, a dead connection, an exhausted pool, or SQLite's write lock held by the
-//! run's own statement) never stops the run from being polled, and the run never waits for
-//! the renewal. When the lease cannot be confirmed in time, the run is cancelled a fifth of
-//! the TTL before the lease would expire, and its future is dropped a tenth of the TTL before
-//! it, whatever the job does: no other replica can claim the job before that, so two
-//! replicas never work on one job at once. Cancel graces (timeouts, shutdown) never extend
-//! past the lease either; the renewal goes on during them.
+//! is stopped from outside: the place run controls hook into. How the lease is renewed, and
+//! why the run stops before it could lapse, is in [`super::renew`]; the other tasks beside a
+//! run are in [`super::beside`].
 
 use std::any::Any;
 use std::future::Future as _;
@@ -28,116 +17,16 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::beside::{AbortOnDrop, cancel_watch, progress_writer};
 use super::bounds::instant_after;
+use super::renew::{LeaseState, renew_loop, stop_at};
 use super::run_log::{self, RunLog};
 use super::shared::Shared;
 use super::slot::Slot;
 use super::stop::StopSignal;
-use crate::job::{JobContext, JobError, JobOutput, Progress, Trigger};
+use crate::job::{JobContext, JobError, JobOutput, Trigger};
 use crate::lease::Lease;
 use crate::store::Outcome;
-
-/// How sure a run is of its lease, as the renewal task sees it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum LeaseState {
-    /// Coordination is off: nothing to confirm.
-    NotLeased,
-    /// Valid at least until this instant.
-    ValidUntil(Instant),
-    /// Another replica holds it now.
-    Lost,
-}
-
-/// Aborts the renewal task when the run is over, however it ends.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
-/// Renew `lease` every third of the TTL and publish until when it is surely valid.
-async fn renew_loop(shared: Arc<Shared>, lease: Lease, state: watch::Sender<LeaseState>) {
-    let Some(leases) = &shared.leases else { return };
-    let every = shared.lease_ttl / 3;
-    let mut next = instant_after(Instant::now(), every);
-    loop {
-        tokio::time::sleep_until(next).await;
-        let sent = Instant::now();
-        match leases.renew(&lease, shared.lease_ttl).await {
-            Ok(true) => {
-                state.send_replace(LeaseState::ValidUntil(instant_after(
-                    sent,
-                    shared.lease_ttl,
-                )));
-                next = instant_after(sent, every);
-            }
-            Ok(false) => {
-                state.send_replace(LeaseState::Lost);
-                // Stay alive (the run watches this channel) until the run is over.
-                std::future::pending::<()>().await;
-            }
-            Err(e) => {
-                tracing::warn!(job = %lease.job_name, error = %e, "could not renew lease; retrying");
-                next = instant_after(Instant::now(), every / 2);
-            }
-        }
-    }
-}
-
-/// How often a run that holds a lease looks for a cancel asked through the database (by an
-/// operator, or by a tick on another replica under `overlap = cancel_running`): one
-/// primary-key read a second, only while a run lasts, so a cancel lands within about a
-/// second wherever it was asked.
-const CANCEL_POLL: Duration = Duration::from_secs(1);
-
-/// Look for a cancel asked of the run holding `lease` every [`CANCEL_POLL`], and stop it.
-async fn cancel_watch(shared: Arc<Shared>, lease: Lease, stop: Arc<StopSignal>) {
-    let Some(leases) = &shared.leases else { return };
-    loop {
-        tokio::time::sleep(CANCEL_POLL).await;
-        match leases.cancel_requested(&lease).await {
-            Ok(Some(by)) => return stop.stop(by),
-            Ok(None) => {}
-            Err(e) => {
-                tracing::debug!(job = %lease.job_name, error = %e, "could not look for a cancel")
-            }
-        }
-    }
-}
-
-/// How often a running run's reported progress is written to its row (when it changed):
-/// `jobLogs` and the dashboard show a growing count. Written by a task of its own, never on
-/// the job's path; a run shorter than this writes none.
-const PROGRESS_EVERY: Duration = Duration::from_secs(2);
-
-/// Write the progress of run `execution_id` to its row every [`PROGRESS_EVERY`], when it
-/// changed.
-async fn progress_writer(shared: Arc<Shared>, execution_id: i64, progress: Arc<Progress>) {
-    let mut written = None;
-    loop {
-        tokio::time::sleep(PROGRESS_EVERY).await;
-        let Some(done) = progress.get().filter(|n| Some(*n) != written) else {
-            continue;
-        };
-        match shared.store.record_progress(execution_id, done).await {
-            Ok(()) => written = Some(done),
-            Err(e) => {
-                tracing::debug!(execution_id, error = %e, "could not write the run's progress")
-            }
-        }
-    }
-}
-
-/// When to give up on a run for want of a confirmed lease: `soon` before it expires.
-fn stop_at(state: LeaseState, soon: Duration) -> Option<Instant> {
-    match state {
-        LeaseState::NotLeased => None,
-        LeaseState::ValidUntil(until) => Some(until.checked_sub(soon).unwrap_or(until)),
-        LeaseState::Lost => Some(Instant::now()),
-    }
-}
 
 /// A job's future's output, or its panic.
 type RunResult = std::result::Result<std::result::Result<JobOutput, JobError>, Box<dyn Any + Send>>;
@@ -149,7 +38,7 @@ pub(super) struct Supervised {
     pub(super) partial: Option<u64>,
     /// Stopped by its timeout (recorded as failed).
     pub(super) timed_out: bool,
-    /// What it logged, when logs are captured (`run_log.rs`).
+    /// What it logged, when logs are captured (`run_log/`).
     pub(super) log: Option<Arc<RunLog>>,
 }
 
@@ -466,17 +355,5 @@ mod tests {
             "{:?}",
             out.outcome
         );
-    }
-
-    #[test]
-    fn fencing_stops_a_run_before_its_lease_could_lapse() {
-        let now = Instant::now();
-        let until = now + SECS(30);
-        assert_eq!(stop_at(LeaseState::NotLeased, SECS(6)), None);
-        assert_eq!(
-            stop_at(LeaseState::ValidUntil(until), SECS(6)),
-            Some(until - SECS(6))
-        );
-        assert!(stop_at(LeaseState::Lost, SECS(6)).is_some_and(|at| at <= Instant::now()));
     }
 }
