@@ -54,7 +54,7 @@ pub(super) struct Shared {
     pub(super) cancel_runs: CancellationToken,
     pub(super) tracker: TaskTracker,
     pub(super) record_history: bool,
-    /// Whether runs' logs are captured (see `run_log.rs`).
+    /// Whether runs' logs are captured (see `run_log/`).
     pub(super) capture_run_logs: bool,
     pub(super) local_ids: AtomicI64,
     /// Where runs take their cut-offs from.

@@ -1,5 +1,5 @@
 //! Runs' logs (`job_execution_logs` by default): the lines a run logged at `info` and above,
-//! kept by the scheduler's capture (see `scheduler/run_log.rs`), written in one statement
+//! kept by the scheduler's capture (see `scheduler/run_log/`), written in one statement
 //! at the run's end and purged with the history.
 
 use chrono::{DateTime, Utc};
