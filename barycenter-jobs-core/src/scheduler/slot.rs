@@ -16,6 +16,11 @@
 //!   writes only atomics, the next fire time and the runner's mailbox (leaf locks, held for
 //!   a copy).
 
+mod member;
+mod running;
+#[cfg(test)]
+pub(super) mod tests;
+
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -30,6 +35,9 @@ use crate::error::Result;
 use crate::job::Job;
 use crate::schedule::Schedule;
 use crate::settings::RuntimeSettings;
+
+pub(super) use member::Member;
+pub(super) use running::{CatchingUp, Running};
 
 /// Take `mutex` even if a panicking thread poisoned it: every value guarded here is
 /// replaced whole, so a half-done update cannot be observed.
@@ -104,32 +112,6 @@ pub(super) struct Regroup {
 /// Proof that the timer groups' registry is locked: [`Slot::regroup`] asks for it, so a
 /// slot's group changes only in the registry's order. Made by [`super::timer_groups`] alone.
 pub(super) struct RegistryHeld<'a, T>(pub(super) MutexGuard<'a, T>);
-
-/// Clears the slot's catching-up flag when the catch-up is over, however it ends.
-pub(super) struct CatchingUp(Arc<Slot>);
-
-impl Drop for CatchingUp {
-    fn drop(&mut self) {
-        self.0.catching_up.store(false, Ordering::Release);
-    }
-}
-
-/// Clears the slot's running flag however the run ends; holds the run's stop signal.
-pub(super) struct Running(Arc<Slot>, Arc<StopSignal>);
-
-impl Running {
-    /// How to stop this run from outside.
-    pub(super) fn stop_signal(&self) -> &Arc<StopSignal> {
-        &self.1
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        *lock(&self.0.current) = None;
-        self.0.running.store(false, Ordering::Release);
-    }
-}
 
 impl Slot {
     /// A slot with the host's settings in force (runtime settings are applied later).
@@ -286,49 +268,6 @@ impl Slot {
         self.is_running() || self.catching_up.load(Ordering::Acquire)
     }
 
-    /// Mark missed ticks as being caught up until the guard is dropped.
-    pub(super) fn start_catching_up(self: &Arc<Self>) -> CatchingUp {
-        self.catching_up.store(true, Ordering::Release);
-        CatchingUp(self.clone())
-    }
-
-    /// Mark a run in progress, unless one is already: the guard clears the mark when the
-    /// run is over, however it ends.
-    pub(super) fn start_running(self: &Arc<Self>) -> Option<Running> {
-        if self
-            .running
-            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
-            .is_err()
-        {
-            return None;
-        }
-        let stop = Arc::new(StopSignal::default());
-        *lock(&self.current) = Some(stop.clone());
-        Some(Running(self.clone(), stop))
-    }
-
-    /// Stop the run in progress here, if any, for `reason`; whether there was one.
-    pub(super) fn stop_running(&self, reason: &str) -> bool {
-        match lock(&self.current).as_ref() {
-            Some(stop) => {
-                stop.stop(reason);
-                true
-            }
-            None => false,
-        }
-    }
-
-    /// Stop the run in progress here if it is `execution_id`, for `reason`; whether it was.
-    pub(super) fn stop_execution(&self, execution_id: i64, reason: &str) -> bool {
-        match lock(&self.current).as_ref() {
-            Some(stop) if stop.execution_id() == execution_id => {
-                stop.stop(reason);
-                true
-            }
-            _ => false,
-        }
-    }
-
     /// Without coordination: keep `tick` to run once the run here ends (the newest wins).
     pub(super) fn buffer(&self, tick: DateTime<Utc>) {
         let mut buffered = lock(&self.buffered);
@@ -384,41 +323,3 @@ impl Slot {
         !self.mailbox.started.swap(true, Ordering::AcqRel)
     }
 }
-
-/// A slot as a timer pass sees it while it holds its group's member list: no way to the
-/// settings lock (see the module docs).
-pub(super) struct Member<'a>(pub(super) &'a Arc<Slot>);
-
-impl Member<'_> {
-    pub(super) fn fires(&self) -> bool {
-        self.0.fires()
-    }
-
-    pub(super) fn is_paused(&self) -> bool {
-        self.0.is_paused()
-    }
-
-    pub(super) fn is_busy(&self) -> bool {
-        self.0.is_busy()
-    }
-
-    pub(super) fn set_next(&self, next: Option<DateTime<Utc>>) {
-        self.0.set_next(next);
-    }
-
-    pub(super) fn hand(&self, due: Due) {
-        self.0.hand(due);
-    }
-
-    pub(super) fn name(&self) -> &str {
-        self.0.job.name()
-    }
-
-    /// The slot itself, for use once the pass is over (the list's lock released).
-    pub(super) fn after_pass(&self) -> Arc<Slot> {
-        self.0.clone()
-    }
-}
-
-#[cfg(test)]
-pub(super) mod tests;
