@@ -2,7 +2,10 @@
 //! trimmed, what is refused), the columns it writes, what it does to the settings in
 //! force, and how the audit log describes it, each written once.
 
-use sea_query::Expr;
+mod audit;
+mod columns;
+#[cfg(test)]
+mod tests;
 
 use chrono::{DateTime, Utc};
 
@@ -10,10 +13,7 @@ use super::bounds::{MAX_PAUSE_NOTE_CHARS, MAX_PAUSE_SECS, check_policy, check_ti
 use super::slot::Slot;
 use crate::error::{Error, Result};
 use crate::schedule::Schedule;
-use crate::settings::{
-    AuditAction, Backfill, PauseRequest, PolicyRequest, RescheduleRequest, RuntimeSettings,
-};
-use crate::store::schema::Settings;
+use crate::settings::{Backfill, PauseRequest, PolicyRequest, RescheduleRequest, RuntimeSettings};
 
 /// The longest cron expression a runtime setting stores (the settings column's size).
 const MAX_STORED_SCHEDULE_CHARS: usize = 255;
@@ -129,126 +129,6 @@ impl Change {
         }
     }
 
-    /// Its action in the audit log.
-    pub(super) fn action(&self) -> AuditAction {
-        match self {
-            Change::Pause(_) => AuditAction::Pause,
-            Change::Resume => AuditAction::Resume,
-            Change::Reschedule(_) => AuditAction::Reschedule,
-            Change::Policy(_) => AuditAction::Policy,
-            Change::Reset => AuditAction::Reset,
-            Change::Backfill(_) | Change::CancelBackfill => AuditAction::Backfill,
-        }
-    }
-
-    /// The settings columns it writes, with their values (of a [normalized](Self::normalized)
-    /// change made by `actor`).
-    pub(super) fn assignments(&self, actor: &str) -> Vec<(Settings, Expr)> {
-        let null_int = || Expr::val(Option::<i64>::None);
-        let null_text = || Expr::val(Option::<String>::None);
-        let int = |n: u64| Expr::val(i64::try_from(n).unwrap_or(i64::MAX));
-        let no_backfill = || {
-            vec![
-                (Settings::BackfillFrom, null_int()),
-                (Settings::BackfillTo, null_int()),
-                (Settings::BackfillBy, null_text()),
-            ]
-        };
-        match self {
-            Change::Backfill(req) => vec![
-                (Settings::BackfillFrom, req.from.timestamp().into()),
-                (Settings::BackfillTo, req.to.timestamp().into()),
-                (
-                    Settings::BackfillBy,
-                    actor.chars().take(255).collect::<String>().into(),
-                ),
-            ],
-            Change::CancelBackfill => no_backfill(),
-            Change::Pause(req) => [
-                (Settings::Paused, 1i64.into()),
-                (Settings::PauseNote, Expr::val(req.note.clone())),
-                (
-                    Settings::PausedUntilMs,
-                    Expr::val(req.until.map(|t| t.timestamp_millis())),
-                ),
-                (
-                    Settings::PausedBy,
-                    actor.chars().take(255).collect::<String>().into(),
-                ),
-            ]
-            .into_iter()
-            // A pause stops a backfill in progress.
-            .chain(no_backfill())
-            .collect(),
-            Change::Resume => vec![
-                (Settings::Paused, 0i64.into()),
-                (Settings::PauseNote, null_text()),
-                (Settings::PausedUntilMs, null_int()),
-                (Settings::PausedBy, null_text()),
-            ],
-            Change::Policy(req) => {
-                let mut set = Vec::new();
-                if let Some(misfire) = req.misfire {
-                    set.push((Settings::Misfire, misfire.as_str().into()));
-                }
-                if let Some(overlap) = req.overlap {
-                    set.push((Settings::Overlap, overlap.as_str().into()));
-                }
-                if let Some(secs) = req.catch_up_window_secs {
-                    set.push((Settings::CatchUpWindowSecs, int(secs)));
-                }
-                if let Some(secs) = req.jitter_secs {
-                    set.push((Settings::JitterSecs, int(secs)));
-                }
-                if let Some(n) = req.pause_after_failures {
-                    set.push((Settings::PauseAfterFailures, int(u64::from(n))));
-                }
-                if let Some(n) = req.retry_attempts {
-                    set.push((Settings::RetryAttempts, int(u64::from(n))));
-                }
-                if let Some(secs) = req.retry_backoff_secs {
-                    set.push((Settings::RetryBackoffSecs, int(secs)));
-                }
-                set
-            }
-            Change::Reschedule(req) => {
-                let mut set = Vec::new();
-                if let Some(expr) = &req.schedule {
-                    set.push((Settings::Schedule, expr.as_str().into()));
-                }
-                if let Some(tz) = &req.time_zone {
-                    set.push((Settings::TimeZone, tz.as_str().into()));
-                }
-                if let Some(secs) = req.timeout_secs {
-                    let secs = i64::try_from(secs).unwrap_or(i64::MAX);
-                    set.push((Settings::TimeoutSecs, secs.into()));
-                }
-                set
-            }
-            // Every override NULL rather than the row deleted: the row keeps who reset the
-            // job and when, and health judges the job from that change on.
-            Change::Reset => [
-                (Settings::Paused, null_int()),
-                (Settings::Overlap, null_text()),
-                (Settings::Schedule, null_text()),
-                (Settings::TimeZone, null_text()),
-                (Settings::TimeoutSecs, null_int()),
-                (Settings::Misfire, null_text()),
-                (Settings::CatchUpWindowSecs, null_int()),
-                (Settings::JitterSecs, null_int()),
-                (Settings::PauseAfterFailures, null_int()),
-                (Settings::RetryAttempts, null_int()),
-                (Settings::RetryBackoffSecs, null_int()),
-                (Settings::PauseNote, null_text()),
-                (Settings::PausedUntilMs, null_int()),
-                (Settings::PausedBy, null_text()),
-            ]
-            .into_iter()
-            .chain(no_backfill())
-            .collect(),
-        }
-    }
-
     /// Apply it, made by `actor`, to `runtime`, as storing it would (of a normalized change).
     pub(super) fn apply_to(&self, runtime: &mut RuntimeSettings, actor: &str) {
         match self {
@@ -309,76 +189,6 @@ impl Change {
             Change::Reset => *runtime = RuntimeSettings::default(),
         }
     }
-
-    /// The audit detail of a change that was made (of a normalized change).
-    pub(super) fn describe(&self) -> String {
-        match self {
-            Change::Pause(req) => {
-                let mut out = "paused".to_owned();
-                if let Some(until) = req.until {
-                    out.push_str(&format!(" until {}", until.to_rfc3339()));
-                }
-                if let Some(note) = &req.note {
-                    out.push_str(&format!(": {note:?}"));
-                }
-                out
-            }
-            Change::Resume => "resumed".to_owned(),
-            Change::Policy(req) => {
-                let mut parts = Vec::new();
-                if let Some(misfire) = req.misfire {
-                    parts.push(format!("misfire={}", misfire.as_str()));
-                }
-                if let Some(overlap) = req.overlap {
-                    parts.push(format!("overlap={}", overlap.as_str()));
-                }
-                if let Some(secs) = req.catch_up_window_secs {
-                    parts.push(format!("catch_up_window_secs={secs}"));
-                }
-                if let Some(secs) = req.jitter_secs {
-                    parts.push(format!("jitter_secs={secs}"));
-                }
-                if let Some(n) = req.pause_after_failures {
-                    parts.push(format!("pause_after_failures={n}"));
-                }
-                if let Some(n) = req.retry_attempts {
-                    parts.push(format!("retry_attempts={n}"));
-                }
-                if let Some(secs) = req.retry_backoff_secs {
-                    parts.push(format!("retry_backoff_secs={secs}"));
-                }
-                if parts.is_empty() {
-                    "nothing to change".to_owned()
-                } else {
-                    parts.join(" ")
-                }
-            }
-            Change::Reset => "runtime settings dropped".to_owned(),
-            Change::Backfill(req) => format!(
-                "backfill from {} to {}",
-                req.from.to_rfc3339(),
-                req.to.to_rfc3339()
-            ),
-            Change::CancelBackfill => "backfill cancelled".to_owned(),
-            Change::Reschedule(req) => {
-                let mut parts = Vec::new();
-                if let Some(expr) = &req.schedule {
-                    parts.push(format!("schedule={expr:?}"));
-                }
-                if let Some(tz) = &req.time_zone {
-                    parts.push(format!("time_zone={tz:?}"));
-                }
-                if let Some(secs) = req.timeout_secs {
-                    parts.push(format!("timeout_secs={secs}"));
-                }
-                if parts.is_empty() {
-                    "nothing to change".to_owned()
-                } else {
-                    parts.join(" ")
-                }
-            }
-        }
-    }
 }
 
 /// A pause ends in the future and within its bound; its note fits its column.
@@ -418,6 +228,3 @@ fn validate_pause(req: &PauseRequest, now: DateTime<Utc>) -> Result<()> {
     }
     Ok(())
 }
-
-#[cfg(test)]
-mod tests;
