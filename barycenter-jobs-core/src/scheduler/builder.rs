@@ -6,11 +6,10 @@ use std::sync::atomic::AtomicI64;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::alerts::{self, Alerting};
+use super::alerts;
 use super::config::{AlertsConfig, CutoffClock, SchedulerConfig};
 use super::effective::Base;
 use super::handle::SchedulerHandle;
@@ -20,8 +19,6 @@ use super::shared::{NO_SKEW, Shared, SkewState};
 use super::slot::Slot;
 use super::timer_groups::TimerGroups;
 use super::{backfill, heartbeat, recovery, retention, runtime, takeover, timers};
-use crate::alert::store::AlertStore;
-use crate::alert::{AlertObserver, HttpClient, Ping, Signal, Target};
 use crate::clock::{SharedClock, SystemClock};
 use crate::db::Database;
 use crate::error::{Error, Result};
@@ -130,7 +127,7 @@ impl SchedulerBuilder {
         }
 
         config.validate()?;
-        let alerting = alerting(&config, record_history, &db)?;
+        let alerting = alerts::parts(&config, record_history, &db)?;
         for name in config.jobs.keys() {
             if registry.get(name).is_none() {
                 return Err(Error::UnknownJob(name.clone()));
@@ -331,82 +328,4 @@ impl SchedulerBuilder {
         );
         Ok(SchedulerHandle { shared })
     }
-}
-
-/// The alerts' parts, built from the configuration before anything starts.
-struct AlertParts {
-    /// `None` when there is neither a webhook nor a ping URL.
-    observer: Option<AlertObserver>,
-    events: Option<mpsc::Sender<Signal>>,
-    task: Option<(mpsc::Receiver<Signal>, Alerting)>,
-    pings: Option<(mpsc::Receiver<Ping>, HttpClient)>,
-}
-
-/// Check the alerts' URLs (already validated: parsed again for their targets) and build
-/// the observer and the tasks' queues.
-fn alerting(config: &SchedulerConfig, record_history: bool, db: &Database) -> Result<AlertParts> {
-    // Built once, and only when something is sent: with `alerts-https` it loads the roots.
-    let mut client: Option<HttpClient> = None;
-    let mut client = move || client.get_or_insert_with(HttpClient::new).clone();
-    let parse = |key: String, url: &str| {
-        Target::parse(url).map_err(|reason| Error::InvalidSetting {
-            key,
-            reason: reason.to_owned(),
-        })
-    };
-    let mut ping_urls = BTreeMap::new();
-    let mut after_failures = BTreeMap::new();
-    for (name, job) in &config.jobs {
-        if let Some(url) = &job.ping_url {
-            ping_urls.insert(name.clone(), parse(format!("jobs.{name}.ping_url"), url)?);
-        }
-        if let Some(n) = job.alert_after_failures {
-            after_failures.insert(name.clone(), n);
-        }
-    }
-    let (events, task) = match &config.alerts.webhook_url {
-        Some(url) => {
-            let webhook = parse("alerts.webhook_url".to_owned(), url)?;
-            if !record_history {
-                // The deliveries table and the failure counts are the history's.
-                return Err(Error::InvalidSetting {
-                    key: "alerts.webhook_url".to_owned(),
-                    reason: "alerts need the execution history (without_history is set)".to_owned(),
-                });
-            }
-            let (tx, rx) = mpsc::channel(alerts::QUEUE);
-            let task = Alerting {
-                webhook,
-                client: client(),
-                store: AlertStore::new(db.clone(), config.tables.alerts.clone()),
-                after_failures,
-                // `keep_days = 0` keeps everything, as for the history.
-                keep: config.retention.keep_days.filter(|d| *d > 0).map(|d| {
-                    (
-                        chrono::Duration::days(i64::from(d)),
-                        config.retention.batch_size,
-                    )
-                }),
-            };
-            (Some(tx), Some((rx, task)))
-        }
-        None => (None, None),
-    };
-    let (ping_tx, pings) = if ping_urls.is_empty() {
-        (None, None)
-    } else {
-        let (tx, rx) = mpsc::channel(alerts::QUEUE);
-        (Some(tx), Some((rx, client())))
-    };
-    let observer = (events.is_some() || ping_tx.is_some()).then(|| AlertObserver {
-        events: events.clone(),
-        pings: ping_tx,
-        ping_urls,
-    });
-    Ok(AlertParts {
-        observer,
-        events,
-        task,
-        pings,
-    })
 }

@@ -3,6 +3,10 @@
 //! fleet's health for overdue jobs now and then; the other sends the pings. Both run on the
 //! scheduler's tracker, off the run path, until shutdown.
 
+mod deliver;
+mod parts;
+mod pings;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,15 +15,16 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::handle::SchedulerHandle;
-use super::identity::SYSTEM;
 use super::shared::Shared;
-use crate::alert::store::{AlertStore, Due};
-use crate::alert::{Alert, AlertEvent, HttpClient, Ping, Signal, Target};
+use crate::alert::store::AlertStore;
+use crate::alert::{Alert, AlertEvent, HttpClient, Signal, Target};
 use crate::error::Result;
 use crate::job::Trigger;
 use crate::observe::RunStatus;
-use crate::settings::{AuditAction, NewAuditEntry};
 use crate::store::ExecutionStatus;
+use deliver::deliver_due;
+pub(super) use parts::parts;
+pub(super) use pings::ping_loop;
 
 /// Signals the run path may queue before it starts dropping them.
 pub(super) const QUEUE: usize = 1024;
@@ -28,13 +33,6 @@ pub(super) const QUEUE: usize = 1024;
 const POLL: Duration = Duration::from_secs(5);
 /// How often the fleet's health is checked for overdue jobs.
 const OVERDUE_CHECK: Duration = Duration::from_secs(30);
-/// How long a claim of one attempt lasts: past the request's timeout, so a live claimant
-/// always settles its attempt before anyone else may take it.
-const CLAIM_MS: i64 = 30_000;
-/// Delivery is given up this long after the event.
-const GIVE_UP_AFTER_MS: i64 = 10 * 60 * 1000;
-/// The longest pause between two attempts.
-const MAX_BACKOFF_MS: i64 = 60_000;
 /// The longest shutdown waits to record the alerts still queued.
 const SHUTDOWN_DRAIN: Duration = Duration::from_secs(2);
 /// How often settled rows past the retention are deleted.
@@ -282,133 +280,5 @@ async fn purge(shared: &Shared, a: &Alerting) {
                 return;
             }
         }
-    }
-}
-
-/// Deliver every due row this replica can claim; returns when to look again.
-async fn deliver_due(shared: &Shared, a: &Alerting) -> Duration {
-    let mut soonest = POLL;
-    let due = match a.store.due(20).await {
-        Ok(due) => due,
-        Err(e) => {
-            tracing::warn!(error = %e, "could not read the alerts due");
-            return POLL;
-        }
-    };
-    for row in due {
-        match a.store.claim(&row.key, &shared.holder, CLAIM_MS).await {
-            Ok(true) => {
-                if let Some(retry) = attempt(shared, a, &row).await {
-                    soonest = soonest.min(retry);
-                }
-            }
-            Ok(false) => {}
-            Err(e) => tracing::warn!(error = %e, key = %row.key, "could not claim an alert"),
-        }
-    }
-    soonest
-}
-
-/// POST one claimed row and settle it; returns the delay of its next attempt, if any.
-async fn attempt(shared: &Shared, a: &Alerting, row: &Due) -> Option<Duration> {
-    let attempts = row.attempts + 1;
-    let sent = a
-        .client
-        .post(&a.webhook, "application/json", row.payload.clone())
-        .await;
-    let host = a.webhook.host();
-    let (settled, audit, retry) = match sent {
-        Ok(()) => {
-            tracing::info!(key = %row.key, webhook_host = %host, attempts, "alert delivered");
-            (
-                a.store.delivered(&row.key, &shared.holder).await,
-                Some(format!(
-                    "delivered {} ({}) to {host} after {attempts} attempt(s)",
-                    row.event, row.key
-                )),
-                None,
-            )
-        }
-        Err(why) => {
-            let delay = backoff_ms(attempts);
-            let elapsed = row.now_ms.saturating_sub(row.created_ms);
-            if elapsed.saturating_add(delay) > GIVE_UP_AFTER_MS {
-                tracing::error!(key = %row.key, webhook_host = %host, attempts, error = %why, "alert given up");
-                (
-                    a.store.give_up(&row.key, &shared.holder, &why).await,
-                    Some(format!(
-                        "failed: {} ({}) to {host} after {attempts} attempt(s): {why}",
-                        row.event, row.key
-                    )),
-                    None,
-                )
-            } else {
-                tracing::warn!(key = %row.key, webhook_host = %host, attempts, error = %why, retry_in_ms = delay, "alert not delivered; retrying");
-                let delay_std = Duration::from_millis(u64::try_from(delay).unwrap_or(0));
-                (
-                    a.store.retry(&row.key, &shared.holder, delay, &why).await,
-                    None,
-                    Some(delay_std),
-                )
-            }
-        }
-    };
-    if let Err(e) = settled {
-        tracing::warn!(key = %row.key, error = %e, "could not settle an alert; it is tried again once its claim lapses");
-    }
-    if let Some(detail) = audit {
-        shared
-            .audit(NewAuditEntry {
-                actor: SYSTEM.to_owned(),
-                action: AuditAction::Alert,
-                job_name: row.job_name.clone(),
-                detail: Some(detail),
-            })
-            .await;
-    }
-    retry
-}
-
-/// 1 s, 2 s, 4 s ... after the `attempts`-th attempt, at most a minute.
-fn backoff_ms(attempts: i64) -> i64 {
-    let doublings = u32::try_from(attempts.saturating_sub(1).clamp(0, 16)).unwrap_or(16);
-    1000i64.saturating_mul(1 << doublings).min(MAX_BACKOFF_MS)
-}
-
-/// The pings' task: send each ping once, in order, until shutdown.
-pub(super) async fn ping_loop(
-    shared: Arc<Shared>,
-    mut rx: mpsc::Receiver<Ping>,
-    client: HttpClient,
-) {
-    loop {
-        let ping = tokio::select! {
-            _ = shared.stop_firing.cancelled() => return,
-            ping = rx.recv() => match ping {
-                Some(ping) => ping,
-                None => return,
-            },
-        };
-        let sent = tokio::select! {
-            _ = shared.stop_firing.cancelled() => return,
-            sent = client.post(&ping.target, "text/plain; charset=utf-8", ping.body) => sent,
-        };
-        if let Err(why) = sent {
-            tracing::warn!(ping_host = %ping.target.host(), error = %why, "ping not delivered");
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_doubles_from_a_second_up_to_a_minute() {
-        assert_eq!(
-            (1..=8).map(backoff_ms).collect::<Vec<_>>(),
-            [1000, 2000, 4000, 8000, 16000, 32000, 60000, 60000]
-        );
-        assert_eq!(backoff_ms(i64::MAX), 60000);
     }
 }
