@@ -1,7 +1,7 @@
 //! Runtime settings in the scheduler: a change is audited, written, applied to its slot
 //! and its timer group, and every replica is kept in step with the settings table by one
 //! task. (What a change is and its rules: [`super::change`]; the precedence of settings:
-//! [`super::slot::Settings::derive`].)
+//! [`super::effective::Settings::derive`].)
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
