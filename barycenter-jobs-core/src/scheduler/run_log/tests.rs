@@ -45,6 +45,14 @@ impl Subscriber for Host {
     fn exit(&self, _: &Id) {}
 }
 
+/// The events `host` (a [`Host`]) was given.
+fn events_seen(host: &Dispatch) -> usize {
+    host.downcast_ref::<Host>()
+        .unwrap()
+        .events
+        .load(Ordering::Relaxed)
+}
+
 /// Poll `run` to its end under `host`, with capture into `log`.
 fn run_under<F: Future<Output = ()> + Unpin>(host: &Dispatch, log: &Arc<RunLog>, run: F) {
     dispatcher::with_default(host, || {
@@ -90,13 +98,7 @@ fn info_and_above_are_kept_with_their_fields_and_everything_reaches_the_host() {
     );
     assert_eq!(lines[0].at, Utc.timestamp_opt(1_700_000_000, 0).unwrap());
     // The host saw its four events (the debug one it does not want).
-    assert_eq!(
-        host.downcast_ref::<Host>()
-            .unwrap()
-            .events
-            .load(Ordering::Relaxed),
-        4
-    );
+    assert_eq!(events_seen(&host), 4);
 }
 
 #[test]
@@ -114,13 +116,7 @@ fn debug_reaches_a_host_that_wants_it_but_not_the_log() {
         }),
     );
     assert!(log.take().is_empty());
-    assert_eq!(
-        host.downcast_ref::<Host>()
-            .unwrap()
-            .events
-            .load(Ordering::Relaxed),
-        1
-    );
+    assert_eq!(events_seen(&host), 1);
 }
 
 #[test]
@@ -148,13 +144,7 @@ fn past_its_lines_the_log_counts_what_it_drops() {
         lines[MAX_LINES].message
     );
     // All of them reached the host.
-    assert_eq!(
-        host.downcast_ref::<Host>()
-            .unwrap()
-            .events
-            .load(Ordering::Relaxed),
-        1000
-    );
+    assert_eq!(events_seen(&host), 1000);
 }
 
 #[test]
@@ -199,13 +189,7 @@ fn without_a_log_the_future_is_polled_as_it_is() {
                 .is_ready()
         );
     });
-    assert_eq!(
-        host.downcast_ref::<Host>()
-            .unwrap()
-            .events
-            .load(Ordering::Relaxed),
-        1
-    );
+    assert_eq!(events_seen(&host), 1);
 }
 
 #[test]
