@@ -175,6 +175,17 @@ async fn start(t: &TestDb, registry: Registry, config: SchedulerConfig) -> Sched
     common::start(t, registry, config).await
 }
 
+/// The ids of the failed runs of `flaky`, newest first.
+async fn failed_runs(h: &SchedulerHandle) -> Vec<i64> {
+    h.store()
+        .list(&ExecutionQuery::new().job("flaky").failures().limit(100))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.id)
+        .collect()
+}
+
 /// `alert` audit entries whose detail starts with `prefix`.
 async fn audited(handle: &SchedulerHandle, prefix: &str) -> Vec<String> {
     handle
@@ -216,14 +227,7 @@ async fn three_replicas_send_one_failure_per_failed_run_and_one_recovery(t: &Tes
         handle.shutdown(GRACE).await.unwrap();
     }
 
-    let failed: Vec<i64> = fleet[0]
-        .store()
-        .list(&ExecutionQuery::new().job("flaky").failures().limit(100))
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|e| e.id)
-        .collect();
+    let failed = failed_runs(&fleet[0]).await;
     assert_eq!(failed.len(), 2, "two failed runs");
     let mut alerted: Vec<i64> = hook
         .events("failure")
@@ -388,14 +392,7 @@ async fn a_system_pause_is_alerted_and_the_success_after_it_recovers(t: &TestDb)
     for handle in &fleet {
         handle.shutdown(GRACE).await.unwrap();
     }
-    let failed: Vec<i64> = fleet[0]
-        .store()
-        .list(&ExecutionQuery::new().job("flaky").failures().limit(100))
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|e| e.id)
-        .collect();
+    let failed = failed_runs(&fleet[0]).await;
     assert_eq!(failed.len(), 2, "two failed runs");
     let failures = hook.events("failure");
     assert_eq!(failures.len(), 1, "only the second failure: {failures:?}");
